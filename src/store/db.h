@@ -1,0 +1,62 @@
+/*
+ * The data file memchat.db (DESIGN.md, "Contract: files"): SQLite in WAL
+ * mode with synchronous=FULL, an application id that marks it as memchat's,
+ * and a schema_version table with forward migrations applied in order, each
+ * in its own transaction. A damaged file, a foreign database or one written
+ * by a newer memchat is a clear error and is never modified.
+ */
+#ifndef MEMCHAT_STORE_DB_H
+#define MEMCHAT_STORE_DB_H
+
+#include <stddef.h>
+
+struct sqlite3;
+struct db;
+
+/* 'MCHT': PRAGMA application_id of every memchat data file. */
+#define DB_APPLICATION_ID 0x4d434854
+
+/* One forward migration: the SQL that takes the schema from version-1 to
+ * version. Versions start at 1 and are consecutive. */
+struct db_migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+
+/* Why db_open failed. */
+enum db_error {
+    DB_OK = 0,
+    DB_ERR_IO,      /* cannot create or open (permissions, missing dir) */
+    DB_ERR_CORRUPT, /* damaged, or not an SQLite file */
+    DB_ERR_FOREIGN, /* an SQLite database that is not memchat's */
+    DB_ERR_NEWER,   /* schema newer than this build knows */
+    DB_ERR_MIGRATE, /* a migration failed (rolled back) */
+};
+
+/* memchat's migrations, in order, and how many. */
+extern const struct db_migration db_migrations[];
+extern const size_t db_migrations_count;
+
+/* Opens or creates path and brings its schema up to date with memchat's
+ * migrations. NULL on failure with *why set and a message naming the file,
+ * what is wrong and what to do in err. Close with db_close(). */
+struct db *db_open(const char *path, enum db_error *why, char *err, size_t errlen);
+/* The same with a given migration list (tests). */
+struct db *db_open_with(const char *path, const struct db_migration *migrations, size_t n,
+                        enum db_error *why, char *err, size_t errlen);
+/* Closes the connection; NULL is a no-op. */
+void db_close(struct db *db);
+/* The underlying connection, for the modules of store/. */
+struct sqlite3 *db_handle(struct db *db);
+/* The schema version the file is at. */
+int db_schema_version(struct db *db);
+/* The path the database was opened from. */
+const char *db_path(const struct db *db);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. 0, or -1 with a message. */
+int db_begin(struct db *db, char *err, size_t errlen);
+int db_commit(struct db *db, char *err, size_t errlen);
+void db_rollback(struct db *db);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * The per-turn metrics table: one row per turn (tenant, user, agent,
+ * provider, model, memory on/off, each stage's latency, status, tokens, and
+ * whether the turn's memory was stored). The turn worker inserts the row
+ * when the turn ends; the background worker records the store result.
+ * The rollout view and `memchat rollout` read these rows.
+ */
+#ifndef MEMCHAT_STORE_METRICS_H
+#define MEMCHAT_STORE_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memchat/event.h"
+
+struct db;
+
+struct turn_metrics {
+    const char *turn; /* UUIDv7, the primary key */
+    int64_t ts_ms;    /* when the turn started, Unix ms */
+    const char *tenant, *user, *agent, *provider, *model;
+    bool memory;                                /* memory on for this turn */
+    double latency_ms[MC_STAGE__COUNT];         /* a negative value is stored as NULL */
+    const char *status;                         /* "ok", "error:<code>" or "cancelled" */
+    long long prompt_tokens, completion_tokens; /* -1 is NULL */
+    double cost_usd;                            /* negative is NULL (no price) */
+};
+
+/* Inserts one row. 0, or -1 with a message in err. */
+int metrics_insert_turn(struct db *db, const struct turn_metrics *m, char *err, size_t errlen);
+/* Records the memory store outcome of a turn: stored = 1, failed = 0,
+ * skipped = -1 (NULL), and its latency (negative = NULL). 0 or -1. */
+int metrics_set_store(struct db *db, const char *turn, int stored, double latency_ms, char *err,
+                      size_t errlen);
+
+/* One row read back (tests, rollout figures). Strings point into storage
+ * owned by the caller's struct via metrics_row_free(). */
+struct metrics_row {
+    char *turn, *tenant, *user, *agent, *provider, *model, *status;
+    int64_t ts_ms;
+    bool memory;
+    double latency_ms[MC_STAGE__COUNT]; /* -1 for NULL */
+    long long prompt_tokens, completion_tokens;
+    double cost_usd;
+    int stored; /* 1, 0, or -1 for NULL */
+    double store_latency_ms;
+};
+
+/* Reads the row of turn into *row. 0 found, 1 not found, -1 error. */
+int metrics_get_turn(struct db *db, const char *turn, struct metrics_row *row, char *err,
+                     size_t errlen);
+/* Frees the strings of a row read by metrics_get_turn(). */
+void metrics_row_free(struct metrics_row *row);
+
+#endif

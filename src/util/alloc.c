@@ -1,0 +1,150 @@
+/*
+ * The allocation layer: thin wrappers over the C library with an injection
+ * seam for allocation-failure tests and the project's out-of-memory policy
+ * (see alloc.h). The counters are process-wide atomics on purpose: faults
+ * must reach allocations made inside cJSON and SQLite on any thread.
+ */
+#include "config.h"
+
+#include "util/alloc.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static atomic_ulong alloc_total;
+static atomic_ulong fail_at; /* 0 = disarmed, else the alloc_total value that fails */
+static atomic_int fail_sticky;
+static void (*fatal_hook)(void);
+
+static int fault_now(void)
+{
+    unsigned long n = atomic_fetch_add(&alloc_total, 1) + 1;
+    unsigned long at = atomic_load(&fail_at);
+    if (at == 0)
+        return 0;
+    if (n == at)
+        return 1;
+    return n > at && atomic_load(&fail_sticky);
+}
+
+void alloc_fail_after(unsigned long n, int sticky)
+{
+    atomic_store(&fail_sticky, sticky);
+    atomic_store(&fail_at, n ? atomic_load(&alloc_total) + n : 0);
+}
+
+unsigned long alloc_count(void)
+{
+    return atomic_load(&alloc_total);
+}
+
+void alloc_set_fatal_hook(void (*hook)(void))
+{
+    fatal_hook = hook;
+}
+
+void alloc_die(const char *what)
+{
+    if (fatal_hook != NULL)
+        fatal_hook();
+    fprintf(stderr, "memchat: out of memory (%s)\n", what);
+    abort();
+}
+
+void *try_malloc(size_t n)
+{
+    if (fault_now())
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *try_calloc(size_t nmemb, size_t size)
+{
+    if (fault_now())
+        return NULL;
+    if (nmemb == 0 || size == 0)
+        nmemb = size = 1;
+    return calloc(nmemb, size);
+}
+
+void *try_realloc(void *p, size_t n)
+{
+    if (fault_now())
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = try_malloc(n);
+    if (p == NULL)
+        alloc_die("malloc");
+    return p;
+}
+
+void *xcalloc(size_t nmemb, size_t size)
+{
+    void *p = try_calloc(nmemb, size);
+    if (p == NULL)
+        alloc_die("calloc");
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = try_realloc(p, n);
+    if (q == NULL)
+        alloc_die("realloc");
+    return q;
+}
+
+void *xreallocarray(void *p, size_t nmemb, size_t size)
+{
+    if (size != 0 && nmemb > SIZE_MAX / size)
+        alloc_die("size overflow");
+    return xrealloc(p, nmemb * size);
+}
+
+char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    char *p = xmalloc(len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        alloc_die("format");
+    char *p = xmalloc((size_t)n + 1);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *p = xvasprintf(fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+void xfree(void *p)
+{
+    free(p);
+}

@@ -1,0 +1,51 @@
+/*
+ * The allocation layer. Every allocation of memchat, cJSON and SQLite goes
+ * through here (engine/global.c installs the hooks), so one seam can inject
+ * failures for the hardening tests.
+ *
+ * Out-of-memory policy: small internal allocations (structs, strings, lists)
+ * use the x* functions, which never return NULL: on failure they run the
+ * registered fatal hook (which restores the terminal) and abort with a
+ * message. Allocations whose size comes from outside (network bodies, files,
+ * user input) use the try_* functions and handle NULL as an ordinary error.
+ */
+#ifndef MEMCHAT_UTIL_ALLOC_H
+#define MEMCHAT_UTIL_ALLOC_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#define MC_MALLOC_LIKE  __attribute__((malloc, warn_unused_result))
+#define MC_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* malloc/calloc/realloc that may return NULL (also when a fault is injected). */
+void *try_malloc(size_t n) MC_MALLOC_LIKE;
+void *try_calloc(size_t nmemb, size_t size) MC_MALLOC_LIKE;
+void *try_realloc(void *p, size_t n) __attribute__((warn_unused_result));
+
+/* Never NULL: aborts through the fatal hook on failure or overflow. */
+void *xmalloc(size_t n) MC_MALLOC_LIKE;
+void *xcalloc(size_t nmemb, size_t size) MC_MALLOC_LIKE;
+void *xrealloc(void *p, size_t n) __attribute__((warn_unused_result));
+void *xreallocarray(void *p, size_t nmemb, size_t size) __attribute__((warn_unused_result));
+char *xstrdup(const char *s) MC_MALLOC_LIKE;
+char *xstrndup(const char *s, size_t n) MC_MALLOC_LIKE;
+char *xasprintf(const char *fmt, ...) MC_PRINTF(1, 2) MC_MALLOC_LIKE;
+char *xvasprintf(const char *fmt, va_list ap) MC_PRINTF(1, 0) MC_MALLOC_LIKE;
+/* free(); the counterpart of every allocator above. */
+void xfree(void *p);
+
+/* Called once before aborting on out-of-memory; NULL clears it. The TUI sets
+ * one that ends curses so the message lands on a sane terminal. */
+void alloc_set_fatal_hook(void (*hook)(void));
+/* Prints "memchat: out of memory (what)" to stderr and aborts. */
+void alloc_die(const char *what) __attribute__((noreturn));
+
+/* Fault injection: the n-th allocation from now (1 = the next) fails, and so
+ * does every one after it when sticky is nonzero; n = 0 disarms. Counts all
+ * allocations through this layer in all threads. */
+void alloc_fail_after(unsigned long n, int sticky);
+/* How many allocations went through the layer since start (for sweeps). */
+unsigned long alloc_count(void);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * Whole-file I/O that loses nothing: reading with a size bound, and atomic
+ * replacement (a temporary file in the same directory, write all, fsync,
+ * rename over the target, fsync the directory), so a reader or a crash sees
+ * the old content or the new, never a mix.
+ */
+#ifndef MEMCHAT_UTIL_FILEIO_H
+#define MEMCHAT_UTIL_FILEIO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Writes all n bytes to fd, retrying on EINTR and short writes. 0 or -1
+ * (errno set). */
+int fileio_write_all(int fd, const void *p, size_t n);
+/* Replaces path with data[0..n) atomically, the new file created with mode.
+ * 0, or -1 with a message naming the path and the failing step in err; on
+ * failure the old file is untouched and no temporary file is left. */
+int fileio_replace(const char *path, const void *data, size_t n, mode_t mode, char *err,
+                   size_t errlen);
+/* Reads the whole of path into *out (NUL-terminated; free with xfree) and
+ * its length into *len. Fails (-1, message in err) when the file is larger
+ * than max bytes or unreadable. Returns -2 when the file does not exist. */
+int fileio_read_all(const char *path, size_t max, char **out, size_t *len, char *err,
+                    size_t errlen);
+
+#endif
