@@ -46,8 +46,12 @@ void mc_engine_free(struct mc_engine *eng);
  * -1 with a message in err when the request is invalid (bad id, bad UTF-8). */
 int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *req,
                           char turn_id[MC_UUID_STRLEN + 1], char *err, size_t errlen);
-/* Asks the running turn to stop; safe from any thread. The turn ends with
- * turn.cancelled and turn.done. No-op when nothing runs. */
+/* Cancels the running turn and every turn submitted before this call that
+ * has not started yet; turns submitted afterwards run normally. Safe from
+ * any thread (not from a signal handler). Each cancelled turn still sends
+ * turn.start, turn.cancelled ({partial} says whether a delta was sent) and
+ * turn.done, then its store-stage memory.skipped. No-op when nothing runs
+ * or waits. */
 void mc_engine_cancel(struct mc_engine *eng);
 /* Forgets the session's conversation history (chat's /new). Runs as a job,
  * after the turns already queued. */

@@ -1,8 +1,283 @@
+/*
+ * memchat's command line. Options may stand before or after the verb;
+ * "--" ends them (so a question may start with a dash). Options that set
+ * configuration (--set, --tenant, --user, --agent) become "flag"-level
+ * sources of config_load, the strongest. A verb refuses options it does not
+ * take, so a typo never silently changes nothing.
+ */
 #include "config.h"
+
 #include "cli/cli.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/session.h"
+#include "config/config.h"
+#include "memchat/error.h"
+#include "util/alloc.h"
+
+enum opt_bit {
+    OPT_JSON = 1 << 0,
+    OPT_PLAIN = 1 << 1,
+    OPT_IDS = 1 << 2, /* --tenant --user --agent */
+    OPT_NO_MEMORY = 1 << 3,
+};
+
+struct verb {
+    const char *name;
+    int (*run)(const struct config *cfg, const struct cli_opts *o);
+    unsigned opts; /* enum opt_bit the verb accepts (--set and --help: all) */
+    const char *usage;
+    const char *summary;
+    const char *help;
+};
+
+static const struct verb verbs[] = {
+    {"ask", cmd_ask, OPT_JSON | OPT_IDS | OPT_NO_MEMORY, "ask [OPTIONS] [QUESTION...]",
+     "ask one question and print the answer",
+     "The question comes from the arguments, from standard input, or both\n"
+     "(cat notes.txt | memchat ask \"summarise\": the arguments, a blank line, then stdin).\n"
+     "The reply streams to stdout; errors go to stderr. ask waits until the turn's\n"
+     "memory has been stored or skipped before it exits. Ctrl-C cancels (exit 130).\n"
+     "\n"
+     "  --tenant T, --user U, --agent A   who asks and who answers\n"
+     "  --no-memory                       neither recall nor store memories\n"
+     "  --json                            print every event as one JSON line\n"},
+    {"chat", cmd_chat, OPT_JSON | OPT_PLAIN | OPT_IDS | OPT_NO_MEMORY, "chat --plain [OPTIONS]",
+     "chat line by line (for pipes and screen readers)",
+     "Each input line is one message; the reply follows it. Chosen automatically when\n"
+     "stdin or stdout is not a terminal. Commands: /help, /quit, /new (forget the\n"
+     "conversation), /memory on|off|default, /tenant ID, /user ID, /agent ID.\n"
+     "Ctrl-C cancels a running reply; at the prompt it ends the chat.\n"
+     "\n"
+     "  --plain                           the line interface (the only one until the TUI)\n"
+     "  --tenant T, --user U, --agent A   who chats and who answers\n"
+     "  --no-memory                       neither recall nor store memories\n"
+     "  --json                            print every event as one JSON line\n"},
+    {"config", cmd_config, OPT_JSON, "config [--json]",
+     "print every setting, its effective value and where it came from",
+     "Sources, strongest last: default < config.env < .env < environment < flags.\n"
+     "Secrets are masked to their last 4 characters.\n"
+     "\n"
+     "  --json   one JSON object per setting: name, value, source, default\n"},
+};
+
+#define VERB_COUNT (sizeof verbs / sizeof verbs[0])
+
+static const struct verb *verb_find(const char *name)
+{
+    for (size_t i = 0; i < VERB_COUNT; i++)
+        if (strcmp(verbs[i].name, name) == 0)
+            return &verbs[i];
+    return NULL;
+}
+
+static void cli_usage(FILE *f)
+{
+    fprintf(f, "usage: memchat [OPTIONS] [VERB [ARGS...]]\n"
+               "\n"
+               "memchat is a terminal chat for memory-enabled LLM agents. With no verb it\n"
+               "starts a chat on the terminal.\n"
+               "\n"
+               "Verbs:\n");
+    for (size_t i = 0; i < VERB_COUNT; i++)
+        fprintf(f, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
+    fprintf(f, "\n"
+               "Options:\n"
+               "  --set NAME=VALUE  set a configuration variable (see memchat config)\n"
+               "  -h, --help        this help; memchat VERB --help for a verb\n"
+               "  -V, --version     print the version\n"
+               "\n"
+               "Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error,\n"
+               "3 provider or network error, 4 refused by a rate limit or budget, 130 cancelled.\n"
+               "Documentation: man memchat, docs/ in the source tree.\n");
+}
+
+static void verb_usage(const struct verb *v, FILE *f)
+{
+    fprintf(f, "usage: memchat %s\n\n%s.\n\n%s", v->usage, v->summary, v->help);
+    fprintf(f, "  --set NAME=VALUE                  set a configuration variable\n");
+}
+
+/* Parsed command line before the configuration is loaded. */
+struct cli_parse {
+    struct cli_opts o;
+    unsigned seen; /* enum opt_bit of options given */
+    const char *verb;
+    const char **flags; /* "NAME=VALUE" for config_load */
+    size_t n_flags;
+    bool help, version;
+};
+
+static void cli_flag_add(struct cli_parse *p, char *owned)
+{
+    p->flags = xreallocarray(p->flags, p->n_flags + 1, sizeof *p->flags);
+    p->flags[p->n_flags++] = owned;
+}
+
+/* The value of an option given as "--name VALUE" or "--name=VALUE". */
+static const char *cli_opt_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (*i + 1 >= argc)
+        return NULL;
+    return argv[++*i];
+}
+
+static bool cli_opt_is(const char *arg, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
+}
+
+static int cli_parse(int argc, char **argv, struct cli_parse *p)
+{
+    static const char *const id_opts[][2] = {
+        {"--tenant", "MEMCHAT_TENANT"}, {"--user", "MEMCHAT_USER"}, {"--agent", "MEMCHAT_AGENT"}};
+    bool options_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options_done || a[0] != '-' || a[1] == '\0') {
+            if (p->verb == NULL && !options_done)
+                p->verb = a;
+            else
+                p->o.args[p->o.n_args++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            p->help = true;
+        } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            p->version = true;
+        } else if (strcmp(a, "--json") == 0) {
+            p->o.json = true;
+            p->seen |= OPT_JSON;
+        } else if (strcmp(a, "--plain") == 0) {
+            p->o.plain = true;
+            p->seen |= OPT_PLAIN;
+        } else if (strcmp(a, "--no-memory") == 0) {
+            p->o.memory = MC_MEMORY_OFF;
+            p->seen |= OPT_NO_MEMORY;
+        } else if (cli_opt_is(a, "--set")) {
+            const char *v = cli_opt_value(argc, argv, &i, "--set");
+            if (v == NULL || strchr(v, '=') == NULL || v[0] == '=') {
+                session_error("--set needs NAME=VALUE");
+                return MC_EXIT_USAGE;
+            }
+            cli_flag_add(p, xstrdup(v));
+        } else {
+            size_t k = 0;
+            while (k < 3 && !cli_opt_is(a, id_opts[k][0]))
+                k++;
+            if (k == 3) {
+                session_error("unknown option %s (try memchat --help)", a);
+                return MC_EXIT_USAGE;
+            }
+            const char *v = cli_opt_value(argc, argv, &i, id_opts[k][0]);
+            if (v == NULL) {
+                session_error("%s needs a value", id_opts[k][0]);
+                return MC_EXIT_USAGE;
+            }
+            cli_flag_add(p, xasprintf("%s=%s", id_opts[k][1], v));
+            p->seen |= OPT_IDS;
+        }
+    }
+    return MC_EXIT_OK;
+}
+
+static void cli_parse_free(struct cli_parse *p)
+{
+    for (size_t i = 0; i < p->n_flags; i++)
+        xfree((char *)(uintptr_t)p->flags[i]);
+    xfree(p->flags);
+    xfree(p->o.args);
+}
+
+static const char *const option_names[] = {"--json", "--plain", "--tenant/--user/--agent",
+                                           "--no-memory"};
+
+/* Refuses options the verb does not take. */
+static int cli_check_opts(const struct verb *v, unsigned seen)
+{
+    unsigned extra = seen & ~v->opts;
+    for (unsigned bit = 0; extra != 0; bit++, extra >>= 1)
+        if (extra & 1) {
+            session_error("memchat %s does not take %s (see memchat %s --help)", v->name,
+                          option_names[bit], v->name);
+            return MC_EXIT_USAGE;
+        }
+    return MC_EXIT_OK;
+}
+
+static int cli_run(struct cli_parse *p)
+{
+    if (p->version) {
+        printf("memchat %s\n", PACKAGE_VERSION);
+        return MC_EXIT_OK;
+    }
+    const struct verb *v = NULL;
+    if (p->verb != NULL && strcmp(p->verb, "help") == 0) {
+        v = p->o.n_args > 0 ? verb_find(p->o.args[0]) : NULL;
+        if (v != NULL)
+            verb_usage(v, stdout);
+        else
+            cli_usage(stdout);
+        return MC_EXIT_OK;
+    }
+    if (p->verb != NULL && (v = verb_find(p->verb)) == NULL) {
+        session_error("unknown verb '%s' (memchat --help lists them)", p->verb);
+        return MC_EXIT_USAGE;
+    }
+    if (p->help) {
+        if (v != NULL)
+            verb_usage(v, stdout);
+        else
+            cli_usage(stdout);
+        return MC_EXIT_OK;
+    }
+    if (v == NULL) {
+        /* No verb: the chat. The TUI takes this place when it lands; until
+         * then the line chat serves terminals too. */
+        v = verb_find("chat");
+        p->o.plain = true;
+    }
+    int rc = cli_check_opts(v, p->seen);
+    if (rc != MC_EXIT_OK)
+        return rc;
+
+    struct config *cfg = config_new_memchat();
+    struct config_load_opts lo = {.flags = p->flags, .n_flags = p->n_flags};
+    char err[1024] = "";
+    if (config_load(cfg, &lo, err, sizeof err) != 0) {
+        session_error("%s", err);
+        config_free(cfg);
+        return MC_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < config_warning_count(cfg); i++)
+        session_error("warning: %s", config_warning(cfg, i));
+    rc = v->run(cfg, &p->o);
+    config_free(cfg);
+    return rc;
+}
+
 int cli_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return 0;
+    struct cli_parse p;
+    memset(&p, 0, sizeof p);
+    p.o.args = xcalloc((size_t)argc + 1, sizeof *p.o.args);
+    int rc = cli_parse(argc, argv, &p);
+    if (rc == MC_EXIT_OK)
+        rc = cli_run(&p);
+    cli_parse_free(&p);
+    if (fflush(stdout) != 0 && rc == MC_EXIT_OK)
+        rc = MC_EXIT_RUNTIME;
+    return rc;
 }

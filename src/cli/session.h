@@ -1,1 +1,47 @@
-/* placeholder */
+/*
+ * What the line front ends (ask, chat --plain) share: an engine started on
+ * the loaded configuration, signals turned into bytes on a self-pipe, and
+ * the loop that waits for a turn's events, prints them and works out the
+ * exit code. The UI thread never runs a turn itself: it submits jobs and
+ * renders events (DESIGN.md, Threads).
+ */
+#ifndef MEMCHAT_CLI_SESSION_H
+#define MEMCHAT_CLI_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "memchat/engine.h"
+
+struct config;
+
+struct session {
+    const struct config *cfg;
+    struct mc_engine *eng;
+    bool json;     /* print every event as NDJSON instead of the reply */
+    bool sanitize; /* stdout is a terminal: strip escapes from model text */
+    int last_exit; /* exit code of the most recent turn */
+};
+
+/* Installs the signal self-pipe and starts the engine. 0, or the exit code
+ * to end with after printing the reason to stderr. */
+int session_start(struct session *s, const struct config *cfg, bool json);
+/* Stops the engine and restores the signal handlers. */
+void session_stop(struct session *s);
+
+/* Runs one turn and prints it: the reply's deltas (or every event with
+ * --json) to stdout, errors to stderr. Returns once the turn is done and its
+ * memory store has been reported. Ctrl-C cancels the turn. Returns the
+ * turn's exit code (memchat/error.h). */
+int session_turn(struct session *s, const struct mc_turn_request *req);
+
+/* The read end of the signal self-pipe, for front ends that poll stdin. */
+int session_signal_fd(void);
+/* The signal number waiting on the self-pipe (consumed), or 0. */
+int session_take_signal(void);
+
+/* Prints "memchat: MESSAGE" to stderr. */
+void session_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,3 +1,166 @@
-/* placeholder until its module lands */
+/*
+ * The event helpers of emit.h. Each helper adds the contract's fields in
+ * the contract's order, so NDJSON output reads the same way every time.
+ * Allocation failure while building an event is fatal (alloc_die): events
+ * are small, and a turn that silently lost one would break the contract
+ * that front ends rely on (one turn.done, a gap-free seq).
+ */
 #include "config.h"
-typedef int mc_placeholder_src_client_emit_c;
+
+#include "client/emit.h"
+
+#include <cJSON.h>
+#include <string.h>
+
+#include "util/alloc.h"
+
+static cJSON *emit_check(cJSON *item)
+{
+    if (item == NULL)
+        alloc_die("cJSON event field");
+    return item;
+}
+
+/* The event's header with an unset seq and time; the sink stamps both. */
+static struct mc_event *emit_new(const struct emit *em, enum mc_event_kind kind)
+{
+    return mc_event_new(kind, em->turn, -1, 0);
+}
+
+static void emit_send(const struct emit *em, struct mc_event *ev)
+{
+    em->sink(em->sink_ud, ev, em->seq);
+}
+
+static void emit_str(cJSON *obj, const char *name, const char *value)
+{
+    if (value != NULL)
+        emit_check(cJSON_AddStringToObject(obj, name, value));
+    else
+        emit_check(cJSON_AddNullToObject(obj, name));
+}
+
+static void emit_bool(cJSON *obj, const char *name, bool value)
+{
+    emit_check(cJSON_AddBoolToObject(obj, name, value));
+}
+
+/* A number, or null when negative (the contract's "not computed"). */
+static void emit_num_or_null(cJSON *obj, const char *name, double value)
+{
+    if (value >= 0)
+        emit_check(cJSON_AddNumberToObject(obj, name, value));
+    else
+        emit_check(cJSON_AddNullToObject(obj, name));
+}
+
+/* Replaces the number named name in obj, which mc_event_new created. */
+static void emit_set_number(cJSON *obj, const char *name, double value)
+{
+    cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (cJSON_IsNumber(it))
+        cJSON_SetNumberValue(it, value);
+    else
+        emit_check(cJSON_AddNumberToObject(obj, name, value));
+}
+
+void emit_stamp(struct mc_event *ev, int64_t seq, int64_t ts_ms)
+{
+    ev->seq = seq;
+    ev->ts_ms = ts_ms;
+    emit_set_number(ev->json, "seq", (double)seq);
+    emit_set_number(ev->json, "ts_ms", (double)ts_ms);
+}
+
+void emit_turn_start(const struct emit *em, const char *tenant, const char *user, const char *agent,
+                     const char *provider, const char *model, bool memory)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_TURN_START);
+    emit_str(ev->json, "tenant", tenant);
+    emit_str(ev->json, "user", user);
+    emit_str(ev->json, "agent", agent);
+    emit_str(ev->json, "provider", provider);
+    emit_str(ev->json, "model", model);
+    emit_bool(ev->json, "memory", memory);
+    emit_check(cJSON_AddNullToObject(ev->json, "step"));
+    emit_send(em, ev);
+}
+
+void emit_rollout(const struct emit *em, bool memory, const char *reason)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_ROLLOUT);
+    emit_bool(ev->json, "memory", memory);
+    emit_str(ev->json, "reason", reason);
+    emit_send(em, ev);
+}
+
+void emit_memory_skipped(const struct emit *em, const char *stage, const char *reason)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_MEMORY_SKIPPED);
+    emit_str(ev->json, "stage", stage);
+    emit_str(ev->json, "reason", reason);
+    emit_send(em, ev);
+}
+
+void emit_delta(const struct emit *em, const char *text, size_t len)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_DELTA);
+    char *copy = xstrndup(text, len);
+    emit_str(ev->json, "text", copy);
+    xfree(copy);
+    emit_send(em, ev);
+}
+
+void emit_usage(const struct emit *em, const struct llm_usage *usage)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_USAGE);
+    emit_num_or_null(ev->json, "prompt_tokens", (double)usage->prompt_tokens);
+    emit_num_or_null(ev->json, "completion_tokens", (double)usage->completion_tokens);
+    emit_num_or_null(ev->json, "cached_tokens", (double)usage->cached_tokens);
+    emit_bool(ev->json, "estimated", usage->estimated);
+    emit_send(em, ev);
+}
+
+void emit_cost(const struct emit *em, double usd, const char *model)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_COST);
+    emit_num_or_null(ev->json, "usd", usd);
+    emit_str(ev->json, "model", model);
+    emit_send(em, ev);
+}
+
+void emit_turn_cancelled(const struct emit *em, bool partial)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_TURN_CANCELLED);
+    emit_bool(ev->json, "partial", partial);
+    emit_send(em, ev);
+}
+
+void emit_turn_done(const struct emit *em, const double latency_ms[MC_STAGE__COUNT])
+{
+    struct mc_event *ev = emit_new(em, MC_EV_TURN_DONE);
+    cJSON *lat = emit_check(cJSON_AddObjectToObject(ev->json, "latency_ms"));
+    for (int s = 0; s < MC_STAGE__COUNT; s++)
+        emit_num_or_null(lat, mc_stage_name((enum mc_stage)s), latency_ms[s]);
+    emit_send(em, ev);
+}
+
+void emit_error(const struct emit *em, enum mc_error code, const char *message)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_ERROR);
+    emit_str(ev->json, "code", mc_error_code(code));
+    emit_str(ev->json, "message", message);
+    emit_send(em, ev);
+}
+
+void emit_result(const struct emit *em, const char *job, const char *kind, struct cJSON *items)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_RESULT);
+    emit_str(ev->json, "job", job);
+    emit_str(ev->json, "kind", kind);
+    if (items == NULL)
+        items = emit_check(cJSON_CreateArray());
+    if (!cJSON_AddItemToObject(ev->json, "items", items))
+        alloc_die("cJSON event field");
+    emit_send(em, ev);
+}

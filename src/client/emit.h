@@ -1,1 +1,64 @@
-/* placeholder */
+/*
+ * The emitter a turn writes its events through: one typed helper per event
+ * of the contract (DESIGN.md, "Contract: events"), each building exactly the
+ * contract's fields, with JSON null for what a stage did not compute. The
+ * helpers build the event with its seq and ts_ms unset and hand it to the
+ * sink, which numbers it: both workers write events of the same turn, and
+ * the contract wants seq gap-free and in queue order, so the number must be
+ * taken and the event queued under one lock. The engine's sink does that
+ * with the turn's counter (emit.seq); a test sink can number as it likes.
+ */
+#ifndef MEMCHAT_CLIENT_EMIT_H
+#define MEMCHAT_CLIENT_EMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llm/provider.h"
+#include "memchat/error.h"
+#include "memchat/event.h"
+
+struct cJSON;
+
+/* Takes ownership of ev; sets ev->seq from *seq (then advancing it, or from
+ * its own counter when seq is NULL) and ev->ts_ms (emit_stamp()), and
+ * delivers it. Must be safe from the thread that calls the helpers. */
+typedef void (*emit_sink_fn)(void *ud, struct mc_event *ev, int64_t *seq);
+
+struct emit {
+    const char *turn; /* the turn's UUIDv7; NULL for events outside a turn */
+    int64_t *seq;     /* the turn's counter, shared by both workers; the
+                         sink reads and advances it under its lock */
+    emit_sink_fn sink;
+    void *sink_ud;
+};
+
+/* Sets ev's seq and ts_ms, in the struct and in its JSON (the sink's job). */
+void emit_stamp(struct mc_event *ev, int64_t seq, int64_t ts_ms);
+
+/* turn.start; step is null (agent steps arrive with agents). */
+void emit_turn_start(const struct emit *em, const char *tenant, const char *user, const char *agent,
+                     const char *provider, const char *model, bool memory);
+/* rollout: which rule decided whether memory is on. */
+void emit_rollout(const struct emit *em, bool memory, const char *reason);
+/* memory.skipped: stage "retrieve" or "store", and why. */
+void emit_memory_skipped(const struct emit *em, const char *stage, const char *reason);
+/* delta: text[0..len) of the reply (valid UTF-8). */
+void emit_delta(const struct emit *em, const char *text, size_t len);
+/* usage: each count, null when negative (not reported). */
+void emit_usage(const struct emit *em, const struct llm_usage *usage);
+/* cost: usd, null when negative (the model has no price). */
+void emit_cost(const struct emit *em, double usd, const char *model);
+/* turn.cancelled: partial says whether any delta was emitted. */
+void emit_turn_cancelled(const struct emit *em, bool partial);
+/* turn.done: latency_ms holds every stage of MC_STAGE_LIST, null where the
+ * value is negative (the stage was not computed). */
+void emit_turn_done(const struct emit *em, const double latency_ms[MC_STAGE__COUNT]);
+/* error: code (mc_error_code(code)) and a message for humans. */
+void emit_error(const struct emit *em, enum mc_error code, const char *message);
+/* result: the answer to a job that is not a turn; takes ownership of items
+ * (an array; NULL gives an empty one). */
+void emit_result(const struct emit *em, const char *job, const char *kind, struct cJSON *items);
+
+#endif

@@ -1,3 +1,316 @@
-/* placeholder until its module lands */
+/*
+ * The turn pipeline of turn.h. The order of events is part of the contract
+ * front ends and tests rely on: turn.start, rollout, the retrieve outcome,
+ * deltas, usage and cost (or error, or turn.cancelled), then turn.done.
+ * turn.start carries whether memory is on, so the rollout decision is taken
+ * (and timed) before turn.start is sent and reported right after it.
+ *
+ * The metrics row is written after turn.done, so the user never waits for
+ * a data-file write to see the turn end; the engine hands the store stage
+ * to the background worker only after this function returns, so the row
+ * exists by the time the store outcome is recorded.
+ */
 #include "config.h"
-typedef int mc_placeholder_src_client_turn_c;
+
+#include "client/turn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "config/vars.h"
+#include "llm/tokens.h"
+#include "store/metrics.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* The reply is kept for the conversation up to this size; a longer one is
+ * still shown in full but not carried into later turns. */
+#define TURN_REPLY_MAX (4u << 20)
+
+/* The answer to "is memory on for this turn?" and which rule gave it. */
+struct turn_rollout {
+    bool memory;
+    const char *reason; /* as in the rollout event */
+};
+
+/* One rule of DESIGN.md's list; returns true when it decides. */
+typedef bool (*turn_rule_fn)(const struct turn_env *env, const struct turn_input *in,
+                             struct turn_rollout *d);
+
+/* Rule 1: the session (--no-memory, /memory off|on). */
+static bool turn_rule_session(const struct turn_env *env, const struct turn_input *in,
+                              struct turn_rollout *d)
+{
+    (void)env;
+    if (in->memory == MC_MEMORY_DEFAULT)
+        return false;
+    d->memory = in->memory == MC_MEMORY_ON;
+    d->reason = "session";
+    return true;
+}
+
+/* Rule 6: RAG_ENABLED, which always decides. */
+static bool turn_rule_env(const struct turn_env *env, const struct turn_input *in,
+                          struct turn_rollout *d)
+{
+    (void)in;
+    d->memory = config_bool(env->cfg, CFG_RAG_ENABLED);
+    d->reason = "env";
+    return true;
+}
+
+/* Strongest first. Rules 2-5 (the agent's memory flag, the tenant's own
+ * setting, the percentage rollout, the persisted global setting) come with
+ * the rollout issue and slot in between these two. */
+static const turn_rule_fn turn_rules[] = {
+    turn_rule_session,
+    turn_rule_env,
+};
+
+static void turn_rollout_decide(const struct turn_env *env, const struct turn_input *in,
+                                struct turn_rollout *d)
+{
+    for (size_t i = 0; i < sizeof turn_rules / sizeof turn_rules[0]; i++)
+        if (turn_rules[i](env, in, d))
+            return;
+}
+
+char *client_turn_agent_prompt(const char *agent)
+{
+    /* Agents as data (a file per agent with its own prompt) arrive later;
+     * until then the default agent has a built-in prompt and any other id
+     * gets one that names it. */
+    if (strcmp(agent, "assistant") == 0)
+        return xstrdup("You are memchat's assistant: a helpful, honest assistant that answers "
+                       "clearly and remembers what the user told it in past conversations.");
+    return xasprintf("You are the memchat agent \"%s\": answer the user helpfully and honestly.",
+                     agent);
+}
+
+/* The messages a turn sends: system, the carried history, the user's. */
+struct turn_prompt {
+    struct llm_message *msgs;
+    size_t n;
+    char *system; /* owned */
+};
+
+/* Where the carried history starts. With memory on, memory stands in for
+ * older exchanges, so only the last MEMORY_HISTORY_TURNS are carried; with
+ * memory off, the newest messages that fit the context window once the
+ * system message, the user's message and the reply's room are counted.
+ * Both limits apply with memory on, so no setting can overflow the window. */
+static size_t turn_history_start(const struct turn_env *env, const struct turn_input *in,
+                                 bool memory, const struct llm_message *system,
+                                 const struct llm_message *user)
+{
+    const struct conversation *c = env->conv;
+    if (!in->continue_conversation || c == NULL)
+        return c != NULL ? conversation_count(c) : 0;
+    long long budget = env->provider->context_window - env->provider->reply_reserve -
+                       TOKENS_PER_REQUEST - tokens_estimate_message(system) -
+                       tokens_estimate_message(user);
+    size_t start = conversation_start_within_budget(c, budget < 0 ? 0 : budget);
+    if (memory) {
+        long long turns = config_int(env->cfg, CFG_MEMORY_HISTORY_TURNS);
+        size_t last = conversation_start_last_exchanges(c, (size_t)(turns < 0 ? 0 : turns));
+        if (last > start)
+            start = last;
+    }
+    return start;
+}
+
+static void turn_prompt_build(const struct turn_env *env, const struct turn_input *in, bool memory,
+                              struct turn_prompt *p)
+{
+    p->system = client_turn_agent_prompt(in->agent);
+    struct llm_message system = {.role = "system", .content = p->system};
+    struct llm_message user = {.role = "user", .content = in->text};
+    size_t start = turn_history_start(env, in, memory, &system, &user);
+    size_t total = env->conv != NULL ? conversation_count(env->conv) : 0;
+    size_t carried = total - start;
+    p->msgs = xcalloc(carried + 2, sizeof *p->msgs);
+    p->n = 0;
+    p->msgs[p->n++] = system;
+    for (size_t i = start; i < total; i++)
+        p->msgs[p->n++] = conversation_messages(env->conv)[i];
+    p->msgs[p->n++] = user;
+}
+
+static void turn_prompt_free(struct turn_prompt *p)
+{
+    xfree(p->msgs);
+    xfree(p->system);
+}
+
+/* The state of the send stage, shared with the delta callback. */
+struct turn_stream {
+    const struct emit *em;
+    const atomic_bool *cancel;
+    int64_t send_start_ns;
+    double first_token_ms; /* -1 until the first delta */
+    size_t deltas;         /* delta events emitted */
+    bool refused;          /* a delta arrived after cancel and was dropped */
+    struct buf reply;      /* the reply so far, for the conversation */
+    bool reply_lost;       /* the reply outgrew TURN_REPLY_MAX or memory */
+};
+
+static int turn_on_delta(void *ud, const char *text, size_t len)
+{
+    struct turn_stream *s = ud;
+    /* Once cancelled, nothing more is shown: a delta after turn.cancelled
+     * would contradict what the user was told. */
+    if (atomic_load(s->cancel)) {
+        s->refused = true;
+        return 1;
+    }
+    if (len == 0)
+        return 0;
+    if (s->deltas == 0)
+        s->first_token_ms = clock_since_ms(s->send_start_ns);
+    s->deltas++;
+    emit_delta(s->em, text, len);
+    if (!s->reply_lost && buf_append(&s->reply, text, len) != BUF_OK)
+        s->reply_lost = true;
+    return 0;
+}
+
+/* Writes the metrics row. A failure is logged and not reported as the
+ * turn's failure: the user has already seen the whole reply and turn.done,
+ * and the metrics only feed the rollout figures, which tolerate a missing
+ * row far better than a user tolerates a good answer turned into an error. */
+static void turn_record_metrics(const struct turn_env *env, const struct turn_input *in,
+                                int64_t started_wall_ms, bool memory, const char *status,
+                                const struct llm_usage *usage, double cost,
+                                const double lat[MC_STAGE__COUNT])
+{
+    if (env->db == NULL)
+        return;
+    struct turn_metrics m = {
+        .turn = in->turn,
+        .ts_ms = started_wall_ms,
+        .tenant = in->tenant,
+        .user = in->user,
+        .agent = in->agent,
+        .provider = env->provider->name,
+        .model = env->model,
+        .memory = memory,
+        .status = status,
+        .prompt_tokens = usage->prompt_tokens,
+        .completion_tokens = usage->completion_tokens,
+        .cost_usd = cost,
+    };
+    memcpy(m.latency_ms, lat, sizeof m.latency_ms);
+    char err[512] = "";
+    if (metrics_insert_turn(env->db, &m, err, sizeof err) != 0)
+        log_warn("turn %s: metrics row not written: %s", in->turn, err);
+}
+
+void client_turn_run(const struct turn_env *env, const struct turn_input *in, const struct emit *em,
+                     struct turn_outcome *out)
+{
+    int64_t start_ns = clock_mono_ns();
+    int64_t started_wall_ms = clock_wall_ms();
+    double lat[MC_STAGE__COUNT];
+    for (int i = 0; i < MC_STAGE__COUNT; i++)
+        lat[i] = -1.0;
+    struct llm_usage usage = {.prompt_tokens = -1, .completion_tokens = -1, .cached_tokens = -1};
+    double cost = -1.0;
+
+    /* 1. rollout */
+    int64_t t = clock_mono_ns();
+    struct turn_rollout d = {.memory = false, .reason = "env"};
+    turn_rollout_decide(env, in, &d);
+    lat[MC_STAGE_ROLLOUT] = clock_since_ms(t);
+    out->memory = d.memory;
+    out->status = TURN_OK;
+    out->error = MC_ERR_NONE;
+    emit_turn_start(em, in->tenant, in->user, in->agent, env->provider->name, env->model, d.memory);
+
+    struct turn_stream s = {.em = em, .cancel = env->cancel, .first_token_ms = -1.0};
+    buf_init(&s.reply, TURN_REPLY_MAX);
+    if (atomic_load(env->cancel)) {
+        /* Cancelled while queued: it never ran, so nothing else is reported. */
+        out->status = TURN_CANCELLED;
+        emit_turn_cancelled(em, false);
+    } else {
+        emit_rollout(em, d.memory, d.reason);
+
+        /* 2. retrieve: this build has no memory store. With memory off there
+         * is nothing to skip here; the store stage reports memory_off. */
+        if (d.memory)
+            emit_memory_skipped(em, "retrieve", "no_memory_store");
+
+        /* 3. inject */
+        t = clock_mono_ns();
+        struct turn_prompt prompt;
+        turn_prompt_build(env, in, d.memory, &prompt);
+        lat[MC_STAGE_INJECT] = clock_since_ms(t);
+
+        /* 4-7 (minify, cache, rate limit, key) arrive with their issues and
+         * stay null in turn.done until then. */
+
+        /* 8. send */
+        struct llm_request req = {
+            .model = env->model,
+            .messages = prompt.msgs,
+            .n_messages = prompt.n,
+        };
+        struct llm_result res;
+        memset(&res, 0, sizeof res);
+        res.usage = usage;
+        char err[512] = "";
+        s.send_start_ns = clock_mono_ns();
+        enum mc_error rc = MC_ERR_CANCELLED;
+        if (!atomic_load(env->cancel))
+            rc = env->provider->chat(env->provider, &req, turn_on_delta, &s, env->cancel, &res, err,
+                                     sizeof err);
+        lat[MC_STAGE_SEND] = clock_since_ms(s.send_start_ns);
+        lat[MC_STAGE_FIRST_TOKEN] = s.first_token_ms;
+        turn_prompt_free(&prompt);
+        usage = res.usage;
+
+        /* A provider that finished although a delta was refused after
+         * cancel did not deliver what the user would have seen: cancelled. */
+        if (rc == MC_ERR_NONE && s.refused)
+            rc = MC_ERR_CANCELLED;
+        if (rc == MC_ERR_NONE) {
+            /* 10. cost */
+            cost = llm_provider_cost(env->provider, env->model, &usage);
+            emit_usage(em, &usage);
+            emit_cost(em, cost, env->model);
+        } else if (rc == MC_ERR_CANCELLED || atomic_load(env->cancel)) {
+            /* A transfer aborted by cancel may surface as any error. */
+            out->status = TURN_CANCELLED;
+            emit_turn_cancelled(em, s.deltas > 0);
+        } else {
+            out->status = TURN_FAILED;
+            out->error = rc;
+            emit_error(em, rc, err[0] ? err : mc_error_doc(rc));
+        }
+    }
+
+    lat[MC_STAGE_TOTAL] = clock_since_ms(start_ns);
+    emit_turn_done(em, lat);
+
+    char status[64];
+    if (out->status == TURN_OK)
+        snprintf(status, sizeof status, "ok");
+    else if (out->status == TURN_CANCELLED)
+        snprintf(status, sizeof status, "cancelled");
+    else
+        snprintf(status, sizeof status, "error:%s", mc_error_code(out->error));
+    turn_record_metrics(env, in, started_wall_ms, d.memory, status, &usage, cost, lat);
+
+    if (out->status == TURN_OK && in->continue_conversation && env->conv != NULL) {
+        if (s.reply_lost) {
+            log_warn("turn %s: reply too large to keep in the conversation", in->turn);
+        } else {
+            conversation_append(env->conv, "user", in->text);
+            conversation_append(env->conv, "assistant", buf_cstr(&s.reply));
+        }
+    }
+    buf_free(&s.reply);
+}

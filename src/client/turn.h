@@ -1,1 +1,71 @@
-/* placeholder */
+/*
+ * The pipeline of one turn (DESIGN.md, "The pipeline of one turn"), as far
+ * as this build goes: rollout (is memory on?), retrieve (no memory store
+ * yet: reported as skipped), inject (the agent's prompt, the history the
+ * turn carries, the user's message), send (streamed deltas), usage and
+ * cost, then turn.done and the per-turn metrics row. Every stage is timed;
+ * stages this build does not run are null in turn.done. The memory store
+ * stage runs later on the background worker, so the turn returns what it
+ * needs (memory on?, how the turn ended).
+ */
+#ifndef MEMCHAT_CLIENT_TURN_H
+#define MEMCHAT_CLIENT_TURN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "client/conversation.h"
+#include "client/emit.h"
+#include "llm/provider.h"
+#include "memchat/engine.h"
+#include "memchat/error.h"
+
+struct config;
+struct db;
+
+/* What the turn worker lends every turn. */
+struct turn_env {
+    const struct config *cfg;
+    const struct llm_provider *provider;
+    const char *model;         /* the configured model, or the provider's default */
+    struct conversation *conv; /* the session's history; completed chat turns append */
+    struct db *db;             /* the turn worker's connection (metrics row) */
+    const atomic_bool *cancel; /* set from any thread to cancel this turn */
+};
+
+/* One turn as submitted, already validated (ids, UTF-8, size). */
+struct turn_input {
+    const char *turn; /* UUIDv7 */
+    const char *tenant, *user, *agent;
+    const char *text;
+    enum mc_memory_override memory;
+    bool continue_conversation; /* carry and record the session's history */
+};
+
+/* How a turn ended. */
+enum turn_status {
+    TURN_OK,
+    TURN_FAILED,    /* an error event was sent */
+    TURN_CANCELLED, /* a turn.cancelled event was sent */
+};
+
+/* What the engine's store stage needs to know about a finished turn. */
+struct turn_outcome {
+    bool memory; /* memory was on for this turn */
+    enum turn_status status;
+    enum mc_error error; /* MC_ERR_NONE unless status is TURN_FAILED */
+};
+
+/* Runs one turn, writing its events through em (turn.start first, exactly
+ * one turn.done last), inserting its metrics row through env->db, and,
+ * when it completes with continue_conversation set, appending the exchange
+ * to env->conv. A turn whose cancel flag is already set sends turn.start,
+ * turn.cancelled {partial: false} and turn.done. Fills *out. */
+void client_turn_run(const struct turn_env *env, const struct turn_input *in, const struct emit *em,
+                     struct turn_outcome *out);
+
+/* The system prompt of agent (a built-in prompt for "assistant", a generic
+ * one naming any other agent). Caller frees with xfree. */
+char *client_turn_agent_prompt(const char *agent);
+
+#endif

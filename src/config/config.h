@@ -50,10 +50,12 @@ struct config;
 
 /* Inputs of config_load(). Every field may be NULL/0 for the default. */
 struct config_load_opts {
-    const char *config_dir;   /* overrides MEMCHAT_CONFIG_DIR resolution (tests) */
-    const char *dotenv_path;  /* default "./.env"; "" skips it */
-    char *const *environ;     /* default: the process environment */
-    const char *const *flags; /* "NAME=VALUE" strings from the command line */
+    /* The config dir, overriding MEMCHAT_CONFIG_DIR (tests); when given, the
+     * table's MEMCHAT_CONFIG_DIR reports it with source "flag". */
+    const char *config_dir;
+    const char *dotenv_path;    /* default "./.env"; "" skips it */
+    const char *const *environ; /* default: the process environment */
+    const char *const *flags;   /* "NAME=VALUE" strings from the command line */
     size_t n_flags;
 };
 
@@ -65,7 +67,11 @@ struct config *config_new_memchat(void);
 /* NULL is a no-op. */
 void config_free(struct config *cfg);
 
-/* Reads every source in precedence order. 0 on success; -1 on the first bad
+/* Reads every source in precedence order. The config dir holding
+ * config.env is opts->config_dir, else MEMCHAT_CONFIG_DIR from the flags,
+ * else from the environment, else $XDG_CONFIG_HOME/memchat or
+ * ~/.config/memchat. Starts afresh on each call (values and warnings of an
+ * earlier load are dropped). 0 on success; -1 on the first bad
  * input with one message in err naming the variable, the file and line, and
  * what is accepted (the caller exits 2). Unknown names in a file are errors
  * suggesting the closest known name; unknown MEMCHAT_* names in the
@@ -97,9 +103,45 @@ const char *config_display(const struct config *cfg, int id, char *out, size_t o
 const char *config_source(const struct config *cfg, int id, char *out, size_t outlen);
 enum cfg_origin config_origin(const struct config *cfg, int id);
 
+/* The default as text: the table's, or the one computed while loading
+ * (memchat's user, data dir and config dir); "" when there is none. */
+const char *config_default(const struct config *cfg, int id);
+
 /* Warnings collected while loading (unknown MEMCHAT_* names in the
  * environment, a user name that fell back to "user"); front ends print them. */
 size_t config_warning_count(const struct config *cfg);
 const char *config_warning(const struct config *cfg, size_t i);
+
+/* Checks value against v's type, range and choices as config_load() does
+ * for a source (source names it in the message, e.g. "config.env:3"), without
+ * storing it and without expanding ~/. 0, or -1 with the message. */
+int config_check_value(const struct cfg_var *v, const char *value, const char *source, char *err,
+                       size_t errlen);
+/* value as it may appear in a message: masked like config_display() when v
+ * is secret (v may be NULL), control characters and invalid UTF-8 escaped
+ * as \xNN, long values shortened. Written into out. */
+const char *config_quote(const struct cfg_var *v, const char *value, char *out, size_t outlen);
+
+/* --- for tables with computed defaults (memchat's, in vars.c) --- */
+
+/* Computes a table's defaults that depend on the environment being loaded.
+ * config_load() calls it after every source was read, with that environment
+ * (NULL: the process environment) and the config dir it used; it records
+ * them with config_set_default(). 0, or -1 with a message. */
+typedef int (*config_defaults_fn)(struct config *cfg, const char *const *envp,
+                                  const char *config_dir, char *err, size_t errlen);
+void config_set_defaults_fn(struct config *cfg, config_defaults_fn fn);
+/* Records value (validated) as id's default; it becomes the value only when
+ * no source set the variable. 0, or -1 with a message. */
+int config_set_default(struct config *cfg, int id, const char *value, char *err, size_t errlen);
+/* Adds a printf-formatted warning (never put a secret in one). */
+void config_add_warning(struct config *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The value of name in envp (NULL: the process environment); NULL when unset. */
+const char *config_getenv(const char *const *envp, const char *name);
+/* util/paths.h's XDG rule evaluated in envp rather than the process
+ * environment: $xdg_var/memchat when that is absolute, else
+ * $HOME/home_fallback/memchat; NULL when neither is usable. Caller frees. */
+char *config_xdg_dir(const char *const *envp, const char *xdg_var, const char *home_fallback);
 
 #endif

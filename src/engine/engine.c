@@ -1,3 +1,615 @@
-/* placeholder until its module lands */
+/*
+ * The engine of include/memchat/engine.h (DESIGN.md, Threads).
+ *
+ * Two workers, each with its own data-file connection:
+ * - the turn worker pops jobs (turns, conversation resets) from an
+ *   unbounded queue, so a submitter never waits, and runs them one at a
+ *   time in submission order;
+ * - the background worker pops store jobs from a queue bounded by
+ *   MEMORY_STORE_QUEUE_MAX and reports each turn's memory store stage, so a
+ *   slow store never delays the next turn.
+ *
+ * Events go to one unbounded list under ev_lock. A turn's seq counter lives
+ * in its store job, which the turn worker hands to the background worker
+ * when the turn ends; both number events from it under ev_lock at the
+ * moment they queue them, so a turn's seq is gap-free and in queue order
+ * whichever worker sends. Every push writes one byte to the wake-up pipe.
+ *
+ * Cancel: every job gets a serial number at submission. mc_engine_cancel
+ * records the last serial handed out; the turn worker treats every job at
+ * or below it as cancelled, and the running turn sees turn_cancel, which
+ * its provider checks (and may be woken for through its interrupt hook).
+ * So one cancel stops the running turn and everything queued behind it,
+ * and nothing submitted afterwards.
+ */
 #include "config.h"
-typedef int mc_placeholder_src_engine_engine_c;
+
+#include "memchat/engine.h"
+#include "engine/engine_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/conversation.h"
+#include "client/emit.h"
+#include "client/turn.h"
+#include "config/config.h"
+#include "config/vars.h"
+#include "engine/queue.h"
+#include "llm/provider.h"
+#include "store/db.h"
+#include "store/metrics.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/ident.h"
+#include "util/log.h"
+#include "util/paths.h"
+#include "util/utf8.h"
+#include "util/uuid.h"
+
+enum engine_job_kind {
+    ENGINE_JOB_TURN,
+    ENGINE_JOB_RESET,
+};
+
+/* A job of the turn worker; owns its strings. */
+struct engine_job {
+    enum engine_job_kind kind;
+    uint64_t serial; /* from 1, in submission order */
+    char turn[MC_UUID_STRLEN + 1];
+    char *tenant, *user, *agent, *text;
+    enum mc_memory_override memory;
+    bool continue_conversation;
+};
+
+/* A turn's store stage, and the turn's seq counter, which outlives the turn
+ * worker's part of the turn. Owned by whichever queue or worker holds it. */
+struct engine_store_job {
+    char turn[MC_UUID_STRLEN + 1];
+    int64_t seq; /* guarded by ev_lock */
+    bool memory;
+    enum turn_status status;
+};
+
+struct engine_event {
+    struct mc_event *ev;
+    struct engine_event *next;
+};
+
+struct mc_engine {
+    const struct config *cfg;
+    struct llm_provider *provider;
+    char *model;
+    struct db *db_turn, *db_bg;
+    struct conversation *conv; /* the turn worker's only */
+
+    struct queue *jobs;
+    struct queue *stores;
+    pthread_t turn_thread, bg_thread;
+    bool turn_started, bg_started;
+
+    pthread_mutex_t lock; /* serials and cancel state */
+    uint64_t last_serial;
+    uint64_t cancel_upto;
+    uint64_t running_serial; /* 0 when no turn runs */
+    atomic_bool turn_cancel; /* the running turn's flag */
+
+    pthread_mutex_t ev_lock; /* the event list and the counters below */
+    struct engine_event *ev_head, *ev_tail;
+    int64_t global_seq; /* events outside a turn */
+    int64_t last_ts_ms;
+    int wake[2];
+
+    bool log_ref; /* holds a reference on the process log */
+};
+
+/* The process log is shared by every engine of the process: the first one
+ * opens it in its data dir and the last one closes it. util/log has no
+ * query for "already open", so a front end that opens the log itself must
+ * do so after the engine or not at all. */
+static pthread_mutex_t engine_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int engine_log_users;
+
+static void engine_log_acquire(struct mc_engine *eng, const char *data_dir)
+{
+    pthread_mutex_lock(&engine_log_lock);
+    if (engine_log_users == 0) {
+        char *path = paths_join(data_dir, "memchat.log");
+        int level = log_level_from_name(config_str(eng->cfg, CFG_MEMCHAT_LOG_LEVEL));
+        char err[512];
+        /* A log that cannot be opened is not a reason to refuse to chat. */
+        if (log_open(path, level < 0 ? LOG_INFO : (enum log_level)level, err, sizeof err) == 0) {
+            engine_log_users = 1;
+            eng->log_ref = true;
+        }
+        xfree(path);
+    } else {
+        engine_log_users++;
+        eng->log_ref = true;
+    }
+    pthread_mutex_unlock(&engine_log_lock);
+}
+
+static void engine_log_release(struct mc_engine *eng)
+{
+    if (!eng->log_ref)
+        return;
+    pthread_mutex_lock(&engine_log_lock);
+    if (--engine_log_users == 0)
+        log_close();
+    pthread_mutex_unlock(&engine_log_lock);
+    eng->log_ref = false;
+}
+
+/* --- events ---------------------------------------------------------------- */
+
+/* The emit sink: numbers ev and queues it under one lock (see the top of
+ * the file), then wakes the reader. ts_ms never goes backwards in queue
+ * order, even if the wall clock is stepped back. */
+static void engine_sink(void *ud, struct mc_event *ev, int64_t *seq)
+{
+    struct mc_engine *eng = ud;
+    struct engine_event *node = xmalloc(sizeof *node);
+    node->ev = ev;
+    node->next = NULL;
+    pthread_mutex_lock(&eng->ev_lock);
+    int64_t n = seq != NULL ? (*seq)++ : eng->global_seq++;
+    int64_t ts = clock_wall_ms();
+    if (ts < eng->last_ts_ms)
+        ts = eng->last_ts_ms;
+    eng->last_ts_ms = ts;
+    emit_stamp(ev, n, ts);
+    if (eng->ev_tail != NULL)
+        eng->ev_tail->next = node;
+    else
+        eng->ev_head = node;
+    eng->ev_tail = node;
+    pthread_mutex_unlock(&eng->ev_lock);
+    /* One byte per event; when the pipe is full (EAGAIN) the reader is
+     * already woken, and it drains the list, not the pipe. */
+    ssize_t w;
+    do
+        w = write(eng->wake[1], "e", 1);
+    while (w < 0 && errno == EINTR);
+}
+
+static struct mc_event *engine_pop_event(struct mc_engine *eng)
+{
+    pthread_mutex_lock(&eng->ev_lock);
+    struct engine_event *node = eng->ev_head;
+    if (node != NULL) {
+        eng->ev_head = node->next;
+        if (eng->ev_head == NULL)
+            eng->ev_tail = NULL;
+    }
+    pthread_mutex_unlock(&eng->ev_lock);
+    if (node == NULL)
+        return NULL;
+    struct mc_event *ev = node->ev;
+    xfree(node);
+    return ev;
+}
+
+static void engine_drain_wake(struct mc_engine *eng)
+{
+    char sink[256];
+    for (;;) {
+        ssize_t r = read(eng->wake[0], sink, sizeof sink);
+        if (r > 0)
+            continue;
+        if (r < 0 && errno == EINTR)
+            continue;
+        break; /* EAGAIN: empty */
+    }
+}
+
+struct mc_event *mc_engine_next_event(struct mc_engine *eng)
+{
+    struct mc_event *ev = engine_pop_event(eng);
+    if (ev != NULL)
+        return ev;
+    /* The list looked empty: drain the pipe, then look again. A byte
+     * written after the drain belongs to an event pushed after it, which
+     * either is found by the second look or wakes the next poll(); so a
+     * reader never sleeps while an event waits. */
+    engine_drain_wake(eng);
+    return engine_pop_event(eng);
+}
+
+int mc_engine_wake_fd(const struct mc_engine *eng)
+{
+    return eng->wake[0];
+}
+
+/* --- workers --------------------------------------------------------------- */
+
+static void engine_job_free(void *p)
+{
+    struct engine_job *job = p;
+    if (job == NULL)
+        return;
+    xfree(job->tenant);
+    xfree(job->user);
+    xfree(job->agent);
+    xfree(job->text);
+    xfree(job);
+}
+
+/* Why the store stage stores nothing for sj. Memory off comes first: the
+ * contract promises memory_off for every memory-off turn. */
+static const char *engine_store_reason(const struct engine_store_job *sj)
+{
+    if (!sj->memory)
+        return "memory_off";
+    if (sj->status == TURN_CANCELLED)
+        return "turn_cancelled";
+    if (sj->status == TURN_FAILED)
+        return "turn_failed";
+    return "no_memory_store"; /* this build has no memory store yet */
+}
+
+/* Records the store outcome in the metrics row (the row counts as "not
+ * stored" in the rollout figures) and reports the store stage. A failed
+ * metrics write is logged, not reported: the turn itself is over. */
+static void engine_store_report(struct mc_engine *eng, struct db *db, struct engine_store_job *sj,
+                                const char *reason)
+{
+    char err[512] = "";
+    if (metrics_set_store(db, sj->turn, -1, -1.0, err, sizeof err) != 0)
+        log_warn("turn %s: store outcome not recorded: %s", sj->turn, err);
+    struct emit em = {.turn = sj->turn, .seq = &sj->seq, .sink = engine_sink, .sink_ud = eng};
+    emit_memory_skipped(&em, "store", reason);
+}
+
+static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
+{
+    struct engine_store_job *sj = xcalloc(1, sizeof *sj);
+    memcpy(sj->turn, job->turn, sizeof sj->turn);
+
+    pthread_mutex_lock(&eng->lock);
+    eng->running_serial = job->serial;
+    atomic_store(&eng->turn_cancel, job->serial <= eng->cancel_upto);
+    pthread_mutex_unlock(&eng->lock);
+
+    struct emit em = {.turn = job->turn, .seq = &sj->seq, .sink = engine_sink, .sink_ud = eng};
+    struct turn_env env = {
+        .cfg = eng->cfg,
+        .provider = eng->provider,
+        .model = eng->model,
+        .conv = eng->conv,
+        .db = eng->db_turn,
+        .cancel = &eng->turn_cancel,
+    };
+    struct turn_input in = {
+        .turn = job->turn,
+        .tenant = job->tenant,
+        .user = job->user,
+        .agent = job->agent,
+        .text = job->text,
+        .memory = job->memory,
+        .continue_conversation = job->continue_conversation,
+    };
+    struct turn_outcome out;
+    client_turn_run(&env, &in, &em, &out);
+
+    pthread_mutex_lock(&eng->lock);
+    eng->running_serial = 0;
+    pthread_mutex_unlock(&eng->lock);
+
+    sj->memory = out.memory;
+    sj->status = out.status;
+    /* From here the background worker owns sj (and the turn's counter). */
+    if (queue_try_push(eng->stores, sj) == 0)
+        return;
+    /* The store queue is full (or closed). With memory on and the turn
+     * complete there was something to store: the memory issue writes it to
+     * pending_memories in the turn's transaction, for the background worker
+     * to retry, so none is lost; this build has no memory store, so it is
+     * reported as skipped. Otherwise the reason is the one the background
+     * worker would have given. */
+    const char *reason = engine_store_reason(sj);
+    if (strcmp(reason, "no_memory_store") == 0)
+        reason = "queue_full";
+    engine_store_report(eng, eng->db_turn, sj, reason);
+    xfree(sj);
+}
+
+static void *engine_turn_main(void *arg)
+{
+    struct mc_engine *eng = arg;
+    struct engine_job *job;
+    while ((job = queue_pop(eng->jobs)) != NULL) {
+        if (job->kind == ENGINE_JOB_RESET)
+            conversation_clear(eng->conv);
+        else
+            engine_run_turn(eng, job);
+        engine_job_free(job);
+    }
+    return NULL;
+}
+
+static void *engine_bg_main(void *arg)
+{
+    struct mc_engine *eng = arg;
+    struct engine_store_job *sj;
+    while ((sj = queue_pop(eng->stores)) != NULL) {
+        engine_store_report(eng, eng->db_bg, sj, engine_store_reason(sj));
+        xfree(sj);
+    }
+    return NULL;
+}
+
+/* Starts a worker with every signal blocked, so signals reach the UI
+ * thread's handlers and never interrupt a worker's system calls. */
+static int engine_start_thread(pthread_t *t, void *(*fn)(void *), struct mc_engine *eng)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(t, NULL, fn, eng);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* --- life cycle ------------------------------------------------------------ */
+
+static void engine_fail(int *code, enum mc_error e)
+{
+    if (code != NULL)
+        *code = (int)e;
+}
+
+static struct db *engine_open_db(const char *path, int *code, char *err, size_t errlen)
+{
+    enum db_error why = DB_OK;
+    struct db *db = db_open(path, &why, err, errlen);
+    if (db == NULL)
+        engine_fail(code, why == DB_ERR_IO ? MC_ERR_IO : MC_ERR_DATA_FILE);
+    return db;
+}
+
+struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_provider *provider,
+                                           int *code, char *err, size_t errlen)
+{
+    struct mc_engine *eng = xcalloc(1, sizeof *eng);
+    eng->cfg = cfg;
+    eng->provider = provider;
+    eng->wake[0] = eng->wake[1] = -1;
+    pthread_mutex_init(&eng->lock, NULL);
+    pthread_mutex_init(&eng->ev_lock, NULL);
+    atomic_init(&eng->turn_cancel, false);
+    eng->conv = conversation_new();
+
+    const char *data_dir = config_str(cfg, CFG_MEMCHAT_DATA_DIR);
+    if (data_dir[0] == '\0') {
+        snprintf(err, errlen,
+                 "MEMCHAT_DATA_DIR is not set, and neither XDG_DATA_HOME nor HOME "
+                 "gives a default: set MEMCHAT_DATA_DIR to a directory");
+        engine_fail(code, MC_ERR_CONFIG);
+        goto fail;
+    }
+    if (paths_mkdir_p(data_dir, 0700, err, errlen) != 0) {
+        engine_fail(code, MC_ERR_IO);
+        goto fail;
+    }
+    engine_log_acquire(eng, data_dir);
+
+    if (eng->provider == NULL) {
+        eng->provider =
+            llm_provider_resolve(config_str(cfg, CFG_MEMCHAT_PROVIDER), cfg, err, errlen);
+        if (eng->provider == NULL) {
+            engine_fail(code, MC_ERR_CONFIG);
+            goto fail;
+        }
+    }
+    const char *model = config_str(cfg, CFG_MEMCHAT_MODEL);
+    eng->model = xstrdup(model[0] != '\0' ? model : eng->provider->default_model);
+
+    char *db_path = paths_join(data_dir, "memchat.db");
+    eng->db_turn = engine_open_db(db_path, code, err, errlen);
+    if (eng->db_turn != NULL)
+        eng->db_bg = engine_open_db(db_path, code, err, errlen);
+    xfree(db_path);
+    if (eng->db_bg == NULL)
+        goto fail;
+
+    if (pipe2(eng->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "cannot create the engine's wake-up pipe: %s", strerror(errno));
+        eng->wake[0] = eng->wake[1] = -1;
+        engine_fail(code, MC_ERR_INTERNAL);
+        goto fail;
+    }
+
+    eng->jobs = queue_new(SIZE_MAX);
+    eng->stores = queue_new((size_t)config_int(cfg, CFG_MEMORY_STORE_QUEUE_MAX));
+    int rc = engine_start_thread(&eng->turn_thread, engine_turn_main, eng);
+    eng->turn_started = rc == 0;
+    if (rc == 0) {
+        rc = engine_start_thread(&eng->bg_thread, engine_bg_main, eng);
+        eng->bg_started = rc == 0;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the engine's workers: %s", strerror(rc));
+        engine_fail(code, MC_ERR_INTERNAL);
+        goto fail;
+    }
+    engine_fail(code, MC_ERR_NONE);
+    log_info("engine started: provider %s, model %s, data dir %s", eng->provider->name, eng->model,
+             data_dir);
+    return eng;
+
+fail:
+    mc_engine_free(eng);
+    return NULL;
+}
+
+struct mc_engine *mc_engine_new(const struct config *cfg, int *code, char *err, size_t errlen)
+{
+    return engine_new_with_provider(cfg, NULL, code, err, errlen);
+}
+
+void mc_engine_free(struct mc_engine *eng)
+{
+    if (eng == NULL)
+        return;
+    /* Cancel the running turn and every queued one: they still report
+     * turn.start, turn.cancelled and turn.done (quickly), then the workers
+     * see their closed queues and end. The turn worker is joined before the
+     * store queue closes because it feeds that queue. */
+    mc_engine_cancel(eng);
+    if (eng->jobs != NULL)
+        queue_close(eng->jobs);
+    if (eng->turn_started)
+        pthread_join(eng->turn_thread, NULL);
+    if (eng->stores != NULL)
+        queue_close(eng->stores);
+    if (eng->bg_started)
+        pthread_join(eng->bg_thread, NULL);
+    queue_free(eng->jobs, engine_job_free);
+    queue_free(eng->stores, xfree);
+
+    struct engine_event *node = eng->ev_head;
+    while (node != NULL) {
+        struct engine_event *next = node->next;
+        mc_event_free(node->ev);
+        xfree(node);
+        node = next;
+    }
+    if (eng->wake[0] >= 0)
+        close(eng->wake[0]);
+    if (eng->wake[1] >= 0)
+        close(eng->wake[1]);
+    db_close(eng->db_bg);
+    db_close(eng->db_turn);
+    conversation_free(eng->conv);
+    llm_provider_free(eng->provider);
+    xfree(eng->model);
+    engine_log_release(eng);
+    pthread_mutex_destroy(&eng->ev_lock);
+    pthread_mutex_destroy(&eng->lock);
+    xfree(eng);
+}
+
+/* --- jobs ------------------------------------------------------------------ */
+
+/* Writes a printable excerpt of s (at most 64 bytes, other bytes as '?')
+ * into out, for messages about a rejected id. */
+static const char *engine_excerpt(const char *s, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (; s[n] != '\0' && n < 64 && n + 1 < outlen; n++)
+        out[n] = (s[n] >= 0x20 && s[n] < 0x7f) ? s[n] : '?';
+    out[n] = '\0';
+    return out;
+}
+
+/* The id to use for one of tenant/user/agent: the request's, else the
+ * configured default. NULL with a message when invalid. */
+static const char *engine_pick_id(const struct mc_engine *eng, const char *what, const char *given,
+                                  int dflt_var, char *err, size_t errlen)
+{
+    const char *id = given != NULL ? given : config_str(eng->cfg, dflt_var);
+    if (ident_valid(id))
+        return id;
+    char shown[80];
+    snprintf(err, errlen,
+             "%s id \"%s\" is not valid: use 1 to %d characters from A-Z a-z 0-9 _ -%s", what,
+             engine_excerpt(id, shown, sizeof shown), IDENT_MAX,
+             given != NULL ? "" : " (check the configured default)");
+    return NULL;
+}
+
+/* Queues job with the next serial. Under eng->lock, so serial order and
+ * queue order agree; the job queue is unbounded, so this never waits. */
+static int engine_enqueue(struct mc_engine *eng, struct engine_job *job)
+{
+    pthread_mutex_lock(&eng->lock);
+    job->serial = ++eng->last_serial;
+    int rc = queue_push(eng->jobs, job);
+    pthread_mutex_unlock(&eng->lock);
+    return rc;
+}
+
+int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *req,
+                          char turn_id[MC_UUID_STRLEN + 1], char *err, size_t errlen)
+{
+    const char *tenant =
+        engine_pick_id(eng, "tenant", req->tenant, CFG_MEMCHAT_TENANT, err, errlen);
+    if (tenant == NULL)
+        return -1;
+    const char *user = engine_pick_id(eng, "user", req->user, CFG_MEMCHAT_USER, err, errlen);
+    if (user == NULL)
+        return -1;
+    const char *agent = engine_pick_id(eng, "agent", req->agent, CFG_MEMCHAT_AGENT, err, errlen);
+    if (agent == NULL)
+        return -1;
+    if (req->text == NULL) {
+        snprintf(err, errlen, "input: the turn has no message text");
+        return -1;
+    }
+    size_t len = strlen(req->text);
+    long long max = config_int(eng->cfg, CFG_MEMCHAT_MAX_INPUT_BYTES);
+    if ((long long)len > max) {
+        snprintf(err, errlen,
+                 "input: the message is %zu bytes; MEMCHAT_MAX_INPUT_BYTES allows at most %lld",
+                 len, max);
+        return -1;
+    }
+    size_t bad = 0;
+    if (!utf8_valid(req->text, len, &bad)) {
+        snprintf(err, errlen,
+                 "input: the message is not valid UTF-8 (first bad byte at offset %zu)", bad);
+        return -1;
+    }
+    if (req->memory != MC_MEMORY_DEFAULT && req->memory != MC_MEMORY_OFF &&
+        req->memory != MC_MEMORY_ON) {
+        snprintf(err, errlen, "the turn's memory setting %d is not one of default, off, on",
+                 (int)req->memory);
+        return -1;
+    }
+
+    struct engine_job *job = xcalloc(1, sizeof *job);
+    job->kind = ENGINE_JOB_TURN;
+    uuid7_new(job->turn);
+    job->tenant = xstrdup(tenant);
+    job->user = xstrdup(user);
+    job->agent = xstrdup(agent);
+    job->text = xstrdup(req->text);
+    job->memory = req->memory;
+    job->continue_conversation = req->continue_conversation;
+    memcpy(turn_id, job->turn, MC_UUID_STRLEN + 1);
+    if (engine_enqueue(eng, job) != 0) {
+        engine_job_free(job);
+        snprintf(err, errlen, "the engine is shutting down");
+        return -1;
+    }
+    return 0;
+}
+
+void mc_engine_reset_conversation(struct mc_engine *eng)
+{
+    struct engine_job *job = xcalloc(1, sizeof *job);
+    job->kind = ENGINE_JOB_RESET;
+    if (engine_enqueue(eng, job) != 0)
+        engine_job_free(job);
+}
+
+void mc_engine_cancel(struct mc_engine *eng)
+{
+    pthread_mutex_lock(&eng->lock);
+    eng->cancel_upto = eng->last_serial;
+    if (eng->running_serial != 0)
+        atomic_store(&eng->turn_cancel, true);
+    pthread_mutex_unlock(&eng->lock);
+    /* After the flag, so a provider woken here sees it set. Harmless when
+     * nothing runs. */
+    if (eng->provider != NULL && eng->provider->interrupt != NULL)
+        eng->provider->interrupt(eng->provider);
+}

@@ -27,7 +27,7 @@ struct db_migration {
 /* Why db_open failed. */
 enum db_error {
     DB_OK = 0,
-    DB_ERR_IO,      /* cannot create or open (permissions, missing dir) */
+    DB_ERR_IO,      /* cannot create, open or lock (permissions, missing dir) */
     DB_ERR_CORRUPT, /* damaged, or not an SQLite file */
     DB_ERR_FOREIGN, /* an SQLite database that is not memchat's */
     DB_ERR_NEWER,   /* schema newer than this build knows */
@@ -38,9 +38,12 @@ enum db_error {
 extern const struct db_migration db_migrations[];
 extern const size_t db_migrations_count;
 
-/* Opens or creates path and brings its schema up to date with memchat's
- * migrations. NULL on failure with *why set and a message naming the file,
- * what is wrong and what to do in err. Close with db_close(). */
+/* Opens or creates path (its directory must exist) and brings its schema up
+ * to date with memchat's migrations. NULL on failure with *why set and a
+ * message naming the file, what is wrong and what to do in err; a file
+ * refused as CORRUPT, FOREIGN or NEWER is left unmodified. The connection
+ * may be used by one thread at a time; each thread opens its own. Several
+ * connections may open the same file at once. Close with db_close(). */
 struct db *db_open(const char *path, enum db_error *why, char *err, size_t errlen);
 /* The same with a given migration list (tests). */
 struct db *db_open_with(const char *path, const struct db_migration *migrations, size_t n,
@@ -54,7 +57,9 @@ int db_schema_version(struct db *db);
 /* The path the database was opened from. */
 const char *db_path(const struct db *db);
 
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. 0, or -1 with a message. */
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. 0, or -1 with a message naming the
+ * file. A failed COMMIT may leave the transaction open: call db_rollback(),
+ * which does nothing when no transaction is open. */
 int db_begin(struct db *db, char *err, size_t errlen);
 int db_commit(struct db *db, char *err, size_t errlen);
 void db_rollback(struct db *db);

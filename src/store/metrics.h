@@ -27,30 +27,36 @@ struct turn_metrics {
     double cost_usd;                            /* negative is NULL (no price) */
 };
 
-/* Inserts one row. 0, or -1 with a message in err. */
+/* Inserts one row (turn, tenant, user, agent and status required; provider
+ * and model may be NULL). 0, or -1 with a message in err (also when the
+ * turn already has a row). */
 int metrics_insert_turn(struct db *db, const struct turn_metrics *m, char *err, size_t errlen);
 /* Records the memory store outcome of a turn: stored = 1, failed = 0,
- * skipped = -1 (NULL), and its latency (negative = NULL). 0 or -1. */
+ * skipped = -1 (NULL), and its latency (negative = NULL). 0 updated, 1 when
+ * the turn has no row (its insert failed or has not happened yet), -1 error;
+ * err holds a message for both 1 and -1. */
 int metrics_set_store(struct db *db, const char *turn, int stored, double latency_ms, char *err,
                       size_t errlen);
 
-/* One row read back (tests, rollout figures). Strings point into storage
- * owned by the caller's struct via metrics_row_free(). */
+/* One row read back (tests, rollout figures). The strings are the caller's,
+ * freed by metrics_row_free(); provider and model are NULL when unset. */
 struct metrics_row {
     char *turn, *tenant, *user, *agent, *provider, *model, *status;
     int64_t ts_ms;
     bool memory;
-    double latency_ms[MC_STAGE__COUNT]; /* -1 for NULL */
-    long long prompt_tokens, completion_tokens;
-    double cost_usd;
-    int stored; /* 1, 0, or -1 for NULL */
-    double store_latency_ms;
+    double latency_ms[MC_STAGE__COUNT];         /* -1 for NULL */
+    long long prompt_tokens, completion_tokens; /* -1 for NULL */
+    double cost_usd;                            /* -1 for NULL */
+    int stored;                                 /* 1, 0, or -1 for NULL */
+    double store_latency_ms;                    /* -1 for NULL */
 };
 
-/* Reads the row of turn into *row. 0 found, 1 not found, -1 error. */
+/* Reads the row of turn into *row (zeroed first). 0 found, 1 not found,
+ * -1 error; free a found row with metrics_row_free(). */
 int metrics_get_turn(struct db *db, const char *turn, struct metrics_row *row, char *err,
                      size_t errlen);
-/* Frees the strings of a row read by metrics_get_turn(). */
+/* Frees the strings of a row read by metrics_get_turn() and zeroes it;
+ * NULL is a no-op. */
 void metrics_row_free(struct metrics_row *row);
 
 #endif

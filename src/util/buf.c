@@ -16,7 +16,10 @@ void buf_init(struct buf *b, size_t max)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
-    b->max = max;
+    /* One byte is always needed for the NUL, so the largest usable bound is
+     * SIZE_MAX - 1; clamping here keeps len + extra + 1 and max + 1 from
+     * wrapping in buf_grow() when a caller passes SIZE_MAX for "no bound". */
+    b->max = max < SIZE_MAX ? max : SIZE_MAX - 1;
 }
 
 void buf_free(struct buf *b)

@@ -9,6 +9,7 @@
 #include "memchat/event.h"
 
 #include <cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -88,6 +89,17 @@ char *mc_event_to_json(const struct mc_event *ev)
     return s;
 }
 
+/* True when item is a JSON number holding an integer that a double
+ * represents exactly (|v| <= 2^53), so converting it to int64_t is defined
+ * and loses nothing; a hostile line could carry 1e300 or 1.5. */
+static bool event_json_is_int(const cJSON *item)
+{
+    if (!cJSON_IsNumber(item))
+        return false;
+    double v = item->valuedouble;
+    return v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == floor(v);
+}
+
 struct mc_event *mc_event_parse(const char *line, char *err, size_t errlen)
 {
     cJSON *root = cJSON_Parse(line);
@@ -101,9 +113,17 @@ struct mc_event *mc_event_parse(const char *line, char *err, size_t errlen)
     const cJSON *seq = cJSON_GetObjectItemCaseSensitive(root, "seq");
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "ts_ms");
     const cJSON *turn = cJSON_GetObjectItemCaseSensitive(root, "turn");
-    if (kind < 0 || !cJSON_IsNumber(seq) || !cJSON_IsNumber(ts) ||
-        !(cJSON_IsString(turn) || cJSON_IsNull(turn))) {
-        snprintf(err, errlen, "missing or unknown event header");
+    const char *why = NULL;
+    if (kind < 0)
+        why = cJSON_IsString(name) ? "unknown \"event\" name" : "no \"event\" string";
+    else if (!event_json_is_int(seq))
+        why = "\"seq\" is missing or not an integer";
+    else if (!event_json_is_int(ts))
+        why = "\"ts_ms\" is missing or not an integer";
+    else if (!cJSON_IsString(turn) && !cJSON_IsNull(turn))
+        why = "\"turn\" is missing or neither a string nor null";
+    if (why != NULL) {
+        snprintf(err, errlen, "not a memchat event: %s", why);
         cJSON_Delete(root);
         return NULL;
     }

@@ -1,3 +1,227 @@
-/* placeholder until its module lands */
+/*
+ * Whole-file I/O (see fileio.h). fileio_replace() is the classic
+ * write-temp-fsync-rename-fsync-dir sequence: the temporary file lives in
+ * the target's directory (rename is only atomic within one file system), is
+ * chmod'ed explicitly (mkstemp creates 0600 and the umask must not decide a
+ * keystore's mode), and is synced before the rename so the rename can never
+ * publish a file whose blocks are not on disk. Syncing the directory makes
+ * the rename itself durable.
+ */
 #include "config.h"
-typedef int mc_placeholder_src_util_fileio_c;
+
+#include "util/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+
+int fileio_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (w == 0) {
+            /* No progress and no error: retrying could spin forever. */
+            errno = EIO;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The directory part of path ("." when there is none); caller frees. */
+static char *fileio_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return xstrdup(".");
+    while (slash > path && slash[-1] == '/')
+        slash--;
+    if (slash == path)
+        return xstrdup("/");
+    return xstrndup(path, (size_t)(slash - path));
+}
+
+/* Makes a completed rename durable. */
+static int fileio_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+int fileio_replace(const char *path, const void *data, size_t n, mode_t mode, char *err,
+                   size_t errlen)
+{
+    char *tmp = xasprintf("%s.tmp.XXXXXX", path);
+    const char *step = NULL;
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        step = "create temporary file";
+    else if (fchmod(fd, mode) != 0)
+        step = "fchmod";
+    else if (fileio_write_all(fd, data, n) != 0)
+        step = "write";
+    else if (fsync(fd) != 0)
+        step = "fsync";
+    if (fd >= 0) {
+        int rc = close(fd);
+        if (rc != 0 && step == NULL)
+            step = "close";
+        else if (step == NULL && rename(tmp, path) != 0)
+            step = "rename";
+        if (step != NULL) {
+            int saved = errno;
+            unlink(tmp);
+            errno = saved;
+        }
+    }
+    if (step != NULL) {
+        snprintf(err, errlen, "cannot write %s: %s: %s", path, step, strerror(errno));
+        xfree(tmp);
+        return -1;
+    }
+    xfree(tmp);
+    char *dir = fileio_dirname(path);
+    int rc = 0;
+    if (fileio_sync_dir(dir) != 0) {
+        snprintf(err, errlen,
+                 "cannot write %s: fsync directory %s: %s (the new content is in place but "
+                 "may not survive a crash)",
+                 path, dir, strerror(errno));
+        rc = -1;
+    }
+    xfree(dir);
+    return rc;
+}
+
+/* Reads fd to the end into a new buffer of at most max bytes (+ NUL).
+ * 0, -1 with errno set on a read or allocation error (ENOMEM), or -3 when
+ * there is more than max. */
+static int fileio_slurp(int fd, size_t size_hint, size_t max, char **out, size_t *len)
+{
+    size_t cap = (size_hint < max ? size_hint : max) + 1; /* room + NUL */
+    char *p = try_malloc(cap);
+    if (p == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t n = 0;
+    for (;;) {
+        if (n == cap - 1) {
+            if (n >= max) {
+                /* Full at the limit: one more byte means the file is too big. */
+                char probe;
+                ssize_t r = read(fd, &probe, 1);
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r < 0) {
+                    xfree(p);
+                    return -1;
+                }
+                if (r > 0) {
+                    xfree(p);
+                    return -3;
+                }
+                break;
+            }
+            size_t room = cap - 1 < 128 ? 256 : 2 * (cap - 1);
+            if (cap - 1 > max / 2 || room > max)
+                room = max;
+            size_t ncap = room + 1;
+            char *q = try_realloc(p, ncap);
+            if (q == NULL) {
+                xfree(p);
+                errno = ENOMEM;
+                return -1;
+            }
+            p = q;
+            cap = ncap;
+        }
+        ssize_t r = read(fd, p + n, cap - 1 - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int saved = errno;
+            xfree(p);
+            errno = saved;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    p[n] = '\0';
+    *out = p;
+    *len = n;
+    return 0;
+}
+
+int fileio_read_all(const char *path, size_t max, char **out, size_t *len, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (len != NULL)
+        *len = 0;
+    if (max == SIZE_MAX)
+        max--; /* room for the NUL */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return errno == ENOENT ? -2 : -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "cannot read %s: fstat: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "cannot read %s: it is a directory", path);
+        close(fd);
+        return -1;
+    }
+    /* st_size is only a hint (the file may change, and is 0 for pipes and
+     * proc files); the read loop enforces the limit either way. */
+    if (S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size > max) {
+        snprintf(err, errlen, "cannot read %s: larger than the limit of %zu bytes", path, max);
+        close(fd);
+        return -1;
+    }
+    size_t hint = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size : 0;
+    char *data;
+    size_t n;
+    int rc = fileio_slurp(fd, hint, max, &data, &n);
+    int saved = errno;
+    close(fd);
+    if (rc == -3) {
+        snprintf(err, errlen, "cannot read %s: larger than the limit of %zu bytes", path, max);
+        return -1;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(saved));
+        return -1;
+    }
+    *out = data;
+    if (len != NULL)
+        *len = n;
+    return 0;
+}

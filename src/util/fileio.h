@@ -13,14 +13,20 @@
 /* Writes all n bytes to fd, retrying on EINTR and short writes. 0 or -1
  * (errno set). */
 int fileio_write_all(int fd, const void *p, size_t n);
-/* Replaces path with data[0..n) atomically, the new file created with mode.
- * 0, or -1 with a message naming the path and the failing step in err; on
- * failure the old file is untouched and no temporary file is left. */
+/* Replaces path with data[0..n) atomically, the new file created with mode
+ * (exactly: the umask does not apply). 0, or -1 with a message naming the
+ * path and the failing step in err ("cannot write P: fsync: ..."); on
+ * failure the old file is untouched and no temporary file is left. The one
+ * exception is a failure to sync the directory after the rename: the new
+ * content is then in place, and the message says it may not survive a
+ * crash. */
 int fileio_replace(const char *path, const void *data, size_t n, mode_t mode, char *err,
                    size_t errlen);
 /* Reads the whole of path into *out (NUL-terminated; free with xfree) and
- * its length into *len. Fails (-1, message in err) when the file is larger
- * than max bytes or unreadable. Returns -2 when the file does not exist. */
+ * its length into *len (len may be NULL). Fails (-1, message in err naming
+ * the path, and the limit when that is the cause) when the file is larger
+ * than max bytes, a directory or unreadable. Returns -2 (message set too)
+ * when the file does not exist. *out is NULL on every failure. */
 int fileio_read_all(const char *path, size_t max, char **out, size_t *len, char *err,
                     size_t errlen);
 

@@ -41,15 +41,24 @@ char *paths_default_config_dir(void)
 char *paths_join(const char *dir, const char *name)
 {
     size_t n = strlen(dir);
-    while (n > 1 && dir[n - 1] == '/')
+    while (n > 0 && dir[n - 1] == '/')
         n--;
     while (name[0] == '/')
         name++;
+    /* n == 0 is the root ("/", "//") when dir had slashes, and then the one
+     * slash below is all there is; an empty dir leaves name relative. */
+    if (n == 0 && dir[0] == '\0')
+        return xstrdup(name);
     return xasprintf("%.*s/%s", (int)n, dir, name);
 }
 
 int paths_mkdir_p(const char *path, unsigned mode, char *err, size_t errlen)
 {
+    if (path[0] == '\0') {
+        /* The loop below starts at the second byte. */
+        snprintf(err, errlen, "cannot create a directory with an empty name");
+        return -1;
+    }
     char *p = xstrdup(path);
     int rc = 0;
     for (char *s = p + 1;; s++) {

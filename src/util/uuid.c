@@ -8,8 +8,10 @@
 
 #include "util/uuid.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -19,12 +21,26 @@ static pthread_mutex_t uuid_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t uuid_last_ms;
 static unsigned uuid_counter;
 
+/* Fills p with n random bytes. getrandom() only fails before the kernel's
+ * pool is seeded (it then blocks) or on a kernel without it (ENOSYS), where
+ * /dev/urandom serves; with neither, ids cannot be unique, so we abort. */
 static void uuid_random(unsigned char *p, size_t n)
 {
     while (n > 0) {
         ssize_t got = getrandom(p, n, 0);
-        if (got <= 0)
-            continue; /* EINTR; getrandom never fails otherwise once seeded */
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            FILE *f = fopen("/dev/urandom", "rb");
+            size_t r = f != NULL ? fread(p, 1, n, f) : 0;
+            if (f != NULL)
+                fclose(f);
+            if (r != n) {
+                fprintf(stderr, "memchat: no source of randomness for ids\n");
+                abort();
+            }
+            return;
+        }
         p += got;
         n -= (size_t)got;
     }
@@ -90,7 +106,9 @@ bool uuid_valid(const char *s)
 
 int64_t uuid7_time_ms(const char *s)
 {
-    if (!uuid_valid(s) || s[14] != '7')
+    /* A UUIDv7 has version nibble 7 and RFC 9562's variant (10xx, the
+     * digit 8, 9, a or b); other variants give the nibble other meanings. */
+    if (!uuid_valid(s) || s[14] != '7' || strchr("89abAB", s[19]) == NULL)
         return -1;
     int64_t ms = 0;
     for (int i = 0; i < 13; i++) {

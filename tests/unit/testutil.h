@@ -49,9 +49,12 @@ static inline void tu_rmtree(const char *path)
             while ((de = readdir(dir)) != NULL) {
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                     continue;
-                char child[4096];
-                snprintf(child, sizeof child, "%s/%s", path, de->d_name);
+                size_t n = strlen(path) + strlen(de->d_name) + 2;
+                char *child = malloc(n);
+                assert_non_null(child);
+                snprintf(child, n, "%s/%s", path, de->d_name);
                 tu_rmtree(child);
+                free(child);
             }
             closedir(dir);
         }
