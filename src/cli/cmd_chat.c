@@ -110,11 +110,14 @@ static enum read_status reader_next(struct line_reader *r, struct buf *line)
 static void chat_help(void)
 {
     printf("Commands:\n"
-           "  /help                 this list\n"
-           "  /quit, /exit          end the chat (so does end of input)\n"
-           "  /new                  forget the conversation so far\n"
-           "  /memory on|off|default  memory for the next turns\n"
-           "  /tenant ID, /user ID, /agent ID  switch who chats and who answers\n");
+           "  /help                    this list\n"
+           "  /quit, /exit             end the chat (so does end of input, Ctrl-D)\n"
+           "  /new                     forget the conversation so far\n"
+           "  /memory on|off|default   memory for the next messages\n"
+           "  /tenant ID               switch tenant\n"
+           "  /user ID                 switch user\n"
+           "  /agent ID                switch agent\n"
+           "Ctrl-C cancels a reply that is running; at the prompt it ends the chat.\n");
 }
 
 /* Sets one of the session's ids from a slash command argument. */

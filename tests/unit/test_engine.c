@@ -9,7 +9,7 @@
  * hook) drives the cancel paths. Nothing sleeps: the tests wait on the
  * engine's wake-up descriptor, with a 30 s timeout only as a hang guard.
  */
-#include "testutil.h"
+#include "tu_config.h"
 
 #include <cJSON.h>
 #include <poll.h>
@@ -118,31 +118,13 @@ struct fixture {
     size_t n, cap;
 };
 
-static struct config *fixture_config(const char *dir, const char *const *extra, size_t n_extra)
-{
-    char data[4200], conf[4200];
-    snprintf(data, sizeof data, "MEMCHAT_DATA_DIR=%s/data", dir);
-    snprintf(conf, sizeof conf, "MEMCHAT_CONFIG_DIR=%s/config", dir);
-    const char *flags[16] = {data, conf};
-    size_t n = 2;
-    for (size_t i = 0; i < n_extra && n < 16; i++)
-        flags[n++] = extra[i];
-    const char *env[] = {"LOGNAME=tester", NULL};
-    struct config *cfg = config_new_memchat();
-    struct config_load_opts opts = {
-        .dotenv_path = "", .environ = env, .flags = flags, .n_flags = n};
-    char err[512] = "";
-    if (config_load(cfg, &opts, err, sizeof err) != 0)
-        fail_msg("config_load: %s", err);
-    return cfg;
-}
 
 /* An engine on a fresh data dir; with_fake selects the fake provider. */
 static struct fixture *fixture_new(bool with_fake, const char *const *flags, size_t n_flags)
 {
     struct fixture *f = xcalloc(1, sizeof *f);
     f->dir = tu_mkdtemp();
-    f->cfg = fixture_config(f->dir, flags, n_flags);
+    f->cfg = tu_config(f->dir, flags, n_flags);
     f->has_fake = with_fake;
     char err[512] = "";
     int code = -1;
@@ -692,7 +674,7 @@ static void a_damaged_data_file_fails_with_data_file(void **state)
 {
     (void)state;
     char *dir = tu_mkdtemp();
-    struct config *cfg = fixture_config(dir, NULL, 0);
+    struct config *cfg = tu_config(dir, NULL, 0);
     char data[4200];
     snprintf(data, sizeof data, "%s/data", dir);
     char err[512] = "";
@@ -724,7 +706,7 @@ static void an_unusable_data_dir_fails_with_io(void **state)
 {
     (void)state;
     char *dir = tu_mkdtemp();
-    struct config *cfg = fixture_config(dir, NULL, 0);
+    struct config *cfg = tu_config(dir, NULL, 0);
     char *blocker = tu_write_file(dir, "data", "not a directory");
     char err[512] = "";
     int code = -1;

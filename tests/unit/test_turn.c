@@ -5,7 +5,7 @@
  * and client_turn_run itself driven with a collecting sink (event order,
  * cancel before start, chat continuation and history trimming).
  */
-#include "testutil.h"
+#include "tu_config.h"
 
 #include <cJSON.h>
 #include <stdatomic.h>
@@ -77,27 +77,6 @@ static bool has_terminal_controls(const char *s, size_t n)
     return false;
 }
 
-/* A config over memchat's variables, with a controlled environment and the
- * given extra flags; dirs point at dir. */
-static struct config *test_config(const char *dir, const char *const *extra, size_t n_extra)
-{
-    char data[4200], conf[4200];
-    snprintf(data, sizeof data, "MEMCHAT_DATA_DIR=%s", dir);
-    snprintf(conf, sizeof conf, "MEMCHAT_CONFIG_DIR=%s", dir);
-    const char *flags[16] = {data, conf};
-    size_t n = 2;
-    for (size_t i = 0; i < n_extra && n < 16; i++)
-        flags[n++] = extra[i];
-    const char *env[] = {"LOGNAME=tester", NULL};
-    struct config *cfg = config_new_memchat();
-    struct config_load_opts opts = {
-        .config_dir = dir, .dotenv_path = "", .environ = env, .flags = flags, .n_flags = n};
-    char err[512] = "";
-    int rc = config_load(cfg, &opts, err, sizeof err);
-    if (rc != 0)
-        fail_msg("config_load: %s", err);
-    return cfg;
-}
 
 /* A sink that numbers events itself and keeps them in order. */
 struct collector {
@@ -442,7 +421,7 @@ static struct turn_fixture *fixture_new(const char *const *flags, size_t n_flags
 {
     struct turn_fixture *f = xcalloc(1, sizeof *f);
     f->dir = tu_mkdtemp();
-    f->cfg = test_config(f->dir, flags, n_flags);
+    f->cfg = tu_config(f->dir, flags, n_flags);
     f->provider = llm_offline_new();
     f->conv = conversation_new();
     atomic_init(&f->cancel, false);
