@@ -118,7 +118,6 @@ struct fixture {
     size_t n, cap;
 };
 
-
 /* An engine on a fresh data dir; with_fake selects the fake provider. */
 static struct fixture *fixture_new(bool with_fake, const char *const *flags, size_t n_flags)
 {

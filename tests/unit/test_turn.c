@@ -77,7 +77,6 @@ static bool has_terminal_controls(const char *s, size_t n)
     return false;
 }
 
-
 /* A sink that numbers events itself and keeps them in order. */
 struct collector {
     struct mc_event *evs[512];
