@@ -57,6 +57,11 @@ void mc_engine_cancel(struct mc_engine *eng);
  * after the turns already queued. */
 void mc_engine_reset_conversation(struct mc_engine *eng);
 
+/* "PROVIDER MODEL (detail)": which model answers and, for `auto`, why
+ * (e.g. "openai mock-model (local OpenAI-compatible server at ...)").
+ * Written into out; never contains a key. */
+const char *mc_engine_describe(const struct mc_engine *eng, char *out, size_t outlen);
+
 /* A descriptor that becomes readable when events are waiting. */
 int mc_engine_wake_fd(const struct mc_engine *eng);
 /* The next event, or NULL when none waits. Caller frees with mc_event_free().

@@ -24,6 +24,7 @@ enum opt_bit {
     OPT_PLAIN = 1 << 1,
     OPT_IDS = 1 << 2, /* --tenant --user --agent */
     OPT_NO_MEMORY = 1 << 3,
+    OPT_MODEL = 1 << 4, /* --provider --model --temperature --max-tokens */
 };
 
 struct verb {
@@ -36,7 +37,7 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-    {"ask", cmd_ask, OPT_JSON | OPT_IDS | OPT_NO_MEMORY, "ask [OPTIONS] [QUESTION...]",
+    {"ask", cmd_ask, OPT_JSON | OPT_IDS | OPT_NO_MEMORY | OPT_MODEL, "ask [OPTIONS] [QUESTION...]",
      "ask one question and print the answer",
      "The question comes from the arguments, from standard input, or both\n"
      "(cat notes.txt | memchat ask \"summarise\": the arguments, a blank line, then stdin).\n"
@@ -45,9 +46,13 @@ static const struct verb verbs[] = {
      "\n"
      "  --tenant T, --user U, --agent A   who asks and who answers\n"
      "  --no-memory                       neither recall nor store memories\n"
+     "  --provider P                      auto, offline, openai, anthropic or ollama\n"
+     "  --model M                         the model (default: the provider's)\n"
+     "  --temperature T                   sampling temperature, 0 to 2\n"
+     "  --max-tokens N                    cap on the reply's tokens\n"
      "  --json                            print every event as one JSON line\n"},
-    {"chat", cmd_chat, OPT_JSON | OPT_PLAIN | OPT_IDS | OPT_NO_MEMORY, "chat --plain [OPTIONS]",
-     "chat line by line (for pipes and screen readers)",
+    {"chat", cmd_chat, OPT_JSON | OPT_PLAIN | OPT_IDS | OPT_NO_MEMORY | OPT_MODEL,
+     "chat --plain [OPTIONS]", "chat line by line (for pipes and screen readers)",
      "Each input line is one message; the reply follows it. Chosen automatically when\n"
      "stdin or stdout is not a terminal. Commands: /help, /quit, /new (forget the\n"
      "conversation), /memory on|off|default, /tenant ID, /user ID, /agent ID.\n"
@@ -56,6 +61,10 @@ static const struct verb verbs[] = {
      "  --plain                           the line interface (the only one until the TUI)\n"
      "  --tenant T, --user U, --agent A   who chats and who answers\n"
      "  --no-memory                       neither recall nor store memories\n"
+     "  --provider P                      auto, offline, openai, anthropic or ollama\n"
+     "  --model M                         the model (default: the provider's)\n"
+     "  --temperature T                   sampling temperature, 0 to 2\n"
+     "  --max-tokens N                    cap on the reply's tokens\n"
      "  --json                            print every event as one JSON line\n"},
     {"config", cmd_config, OPT_JSON, "config [--json]",
      "print every setting, its effective value and where it came from",
@@ -137,8 +146,20 @@ static bool cli_opt_is(const char *arg, const char *name)
 
 static int cli_parse(int argc, char **argv, struct cli_parse *p)
 {
-    static const char *const id_opts[][2] = {
-        {"--tenant", "MEMCHAT_TENANT"}, {"--user", "MEMCHAT_USER"}, {"--agent", "MEMCHAT_AGENT"}};
+    /* Options that are shorthands for --set NAME=VALUE, and their bit. */
+    static const struct {
+        const char *opt, *var;
+        unsigned bit;
+    } set_opts[] = {
+        {"--tenant", "MEMCHAT_TENANT", OPT_IDS},
+        {"--user", "MEMCHAT_USER", OPT_IDS},
+        {"--agent", "MEMCHAT_AGENT", OPT_IDS},
+        {"--provider", "MEMCHAT_PROVIDER", OPT_MODEL},
+        {"--model", "MEMCHAT_MODEL", OPT_MODEL},
+        {"--temperature", "MEMCHAT_TEMPERATURE", OPT_MODEL},
+        {"--max-tokens", "MEMCHAT_MAX_TOKENS", OPT_MODEL},
+    };
+    const size_t n_set_opts = sizeof set_opts / sizeof set_opts[0];
     bool options_done = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -175,19 +196,19 @@ static int cli_parse(int argc, char **argv, struct cli_parse *p)
             cli_flag_add(p, xstrdup(v));
         } else {
             size_t k = 0;
-            while (k < 3 && !cli_opt_is(a, id_opts[k][0]))
+            while (k < n_set_opts && !cli_opt_is(a, set_opts[k].opt))
                 k++;
-            if (k == 3) {
+            if (k == n_set_opts) {
                 session_error("unknown option %s (try memchat --help)", a);
                 return MC_EXIT_USAGE;
             }
-            const char *v = cli_opt_value(argc, argv, &i, id_opts[k][0]);
+            const char *v = cli_opt_value(argc, argv, &i, set_opts[k].opt);
             if (v == NULL) {
-                session_error("%s needs a value", id_opts[k][0]);
+                session_error("%s needs a value", set_opts[k].opt);
                 return MC_EXIT_USAGE;
             }
-            cli_flag_add(p, xasprintf("%s=%s", id_opts[k][1], v));
-            p->seen |= OPT_IDS;
+            cli_flag_add(p, xasprintf("%s=%s", set_opts[k].var, v));
+            p->seen |= set_opts[k].bit;
         }
     }
     return MC_EXIT_OK;
@@ -202,7 +223,8 @@ static void cli_parse_free(struct cli_parse *p)
 }
 
 static const char *const option_names[] = {"--json", "--plain", "--tenant/--user/--agent",
-                                           "--no-memory"};
+                                           "--no-memory",
+                                           "--provider/--model/--temperature/--max-tokens"};
 
 /* Refuses options the verb does not take. */
 static int cli_check_opts(const struct verb *v, unsigned seen)

@@ -101,7 +101,7 @@ int cmd_ask(const struct config *cfg, const struct cli_opts *o)
     rc = session_start(&s, cfg, o->json);
     if (rc == MC_EXIT_OK) {
         struct mc_turn_request req = {.text = buf_cstr(&q), .memory = o->memory};
-        rc = session_turn(&s, &req);
+        rc = session_turn(&s, &req, true);
         session_stop(&s);
     }
     buf_free(&q);

@@ -191,7 +191,7 @@ static void chat_line(struct session *s, struct chat_state *st, struct buf *line
                                   .text = line->data,
                                   .memory = st->memory,
                                   .continue_conversation = true};
-    session_turn(s, &req);
+    session_turn(s, &req, false);
 }
 
 static void chat_loop(struct session *s, struct chat_state *st, size_t max)
@@ -247,10 +247,13 @@ int cmd_chat(const struct config *cfg, const struct cli_opts *o)
     int rc = session_start(&s, cfg, o->json);
     if (rc != MC_EXIT_OK)
         return rc;
-    if (st.interactive && !o->json)
-        printf("memchat %s: tenant %s, user %s. /help for commands, Ctrl-D to leave.\n",
-               PACKAGE_VERSION, st.tenant, st.user);
+    if (st.interactive && !o->json) {
+        char who[512];
+        printf("memchat %s: tenant %s, user %s, %s.\n/help for commands, Ctrl-D to leave.\n",
+               PACKAGE_VERSION, st.tenant, st.user, mc_engine_describe(s.eng, who, sizeof who));
+    }
     chat_loop(&s, &st, (size_t)config_int(cfg, CFG_MEMCHAT_MAX_INPUT_BYTES));
+    session_drain(&s);
     rc = s.last_exit;
     session_stop(&s);
     return rc;

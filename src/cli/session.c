@@ -145,15 +145,20 @@ static bool session_is_store_report(const struct mc_event *ev)
 
 static void session_handle_event(struct session *s, struct turn_watch *w, const struct mc_event *ev)
 {
-    bool ours = strcmp(ev->turn, w->turn) == 0;
+    bool ours = w->turn != NULL && strcmp(ev->turn, w->turn) == 0;
     if (s->json) {
         char *line = mc_event_to_json(ev);
         fputs(line, stdout);
         fputc('\n', stdout);
         xfree(line);
     }
-    if (!ours)
+    if (!ours) {
+        /* An earlier turn's store report, arriving while this one runs. */
+        if (session_is_store_report(ev))
+            s->awaiting--;
+        fflush(stdout);
         return;
+    }
     switch (ev->kind) {
     case MC_EV_DELTA:
         if (!s->json) {
@@ -179,12 +184,44 @@ static void session_handle_event(struct session *s, struct turn_watch *w, const 
     default:
         break;
     }
-    if (session_is_store_report(ev))
+    if (session_is_store_report(ev)) {
         w->stored = true;
+        s->awaiting--;
+    }
     fflush(stdout);
 }
 
-int session_turn(struct session *s, const struct mc_turn_request *req)
+/* Takes and handles every waiting event. */
+static void session_pump(struct session *s, struct turn_watch *w)
+{
+    struct mc_event *ev;
+    while ((ev = mc_engine_next_event(s->eng)) != NULL) {
+        session_handle_event(s, w, ev);
+        mc_event_free(ev);
+    }
+}
+
+/* Waits for events or a signal; SIGINT/SIGTERM cancel the running turn.
+ * Returns the signal seen (0 for none), or -1 when poll fails. */
+static int session_wait(struct session *s)
+{
+    struct pollfd pfd[2] = {
+        {.fd = mc_engine_wake_fd(s->eng), .events = POLLIN},
+        {.fd = sig_pipe[0], .events = POLLIN},
+    };
+    if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+        session_error("poll: %s", strerror(errno));
+        return -1;
+    }
+    if (!(pfd[1].revents & POLLIN))
+        return 0;
+    int sig = session_take_signal();
+    if (sig == SIGINT || sig == SIGTERM)
+        mc_engine_cancel(s->eng);
+    return sig;
+}
+
+int session_turn(struct session *s, const struct mc_turn_request *req, bool wait_store)
 {
     char turn[MC_UUID_STRLEN + 1];
     char err[512] = "";
@@ -193,30 +230,30 @@ int session_turn(struct session *s, const struct mc_turn_request *req)
         s->last_exit = MC_EXIT_USAGE;
         return MC_EXIT_USAGE;
     }
+    s->awaiting++;
     struct turn_watch w = {.turn = turn, .exit_code = MC_EXIT_OK};
-    struct pollfd pfd[2] = {
-        {.fd = mc_engine_wake_fd(s->eng), .events = POLLIN},
-        {.fd = sig_pipe[0], .events = POLLIN},
-    };
-    while (!(w.done && w.stored)) {
-        struct mc_event *ev;
-        while ((ev = mc_engine_next_event(s->eng)) != NULL) {
-            session_handle_event(s, &w, ev);
-            mc_event_free(ev);
-        }
-        if (w.done && w.stored)
+    for (;;) {
+        session_pump(s, &w);
+        if (w.done && (w.stored || !wait_store))
             break;
-        if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-            session_error("poll: %s", strerror(errno));
+        if (session_wait(s) < 0) {
             w.exit_code = MC_EXIT_RUNTIME;
             break;
-        }
-        if (pfd[1].revents & POLLIN) {
-            int sig = session_take_signal();
-            if (sig == SIGINT || sig == SIGTERM)
-                mc_engine_cancel(s->eng);
         }
     }
     s->last_exit = w.exit_code;
     return w.exit_code;
+}
+
+void session_drain(struct session *s)
+{
+    struct turn_watch w = {.turn = NULL};
+    while (s->awaiting > 0) {
+        session_pump(s, &w);
+        if (s->awaiting <= 0)
+            break;
+        int sig = session_wait(s);
+        if (sig < 0 || sig == SIGINT || sig == SIGTERM)
+            break;
+    }
 }

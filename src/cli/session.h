@@ -22,6 +22,7 @@ struct session {
     bool json;     /* print every event as NDJSON instead of the reply */
     bool sanitize; /* stdout is a terminal: strip escapes from model text */
     int last_exit; /* exit code of the most recent turn */
+    int awaiting;  /* turns whose store stage has not reported yet */
 };
 
 /* Installs the signal self-pipe and starts the engine. 0, or the exit code
@@ -31,10 +32,14 @@ int session_start(struct session *s, const struct config *cfg, bool json);
 void session_stop(struct session *s);
 
 /* Runs one turn and prints it: the reply's deltas (or every event with
- * --json) to stdout, errors to stderr. Returns once the turn is done and its
- * memory store has been reported. Ctrl-C cancels the turn. Returns the
- * turn's exit code (memchat/error.h). */
-int session_turn(struct session *s, const struct mc_turn_request *req);
+ * --json) to stdout, errors to stderr. Returns once the turn is done and,
+ * when wait_store is set, its memory store has been reported (ask exits
+ * right after; the chat takes the next line at once). Ctrl-C cancels the
+ * turn. Returns the turn's exit code (memchat/error.h). */
+int session_turn(struct session *s, const struct mc_turn_request *req, bool wait_store);
+/* Waits until every submitted turn's store stage has reported, printing
+ * what arrives; a second Ctrl-C stops waiting. */
+void session_drain(struct session *s);
 
 /* The read end of the signal self-pipe, for front ends that poll stdin. */
 int session_signal_fd(void);

@@ -129,6 +129,17 @@ void emit_cost(const struct emit *em, double usd, const char *model)
     emit_send(em, ev);
 }
 
+void emit_retry(const struct emit *em, int attempt, long status, const char *error,
+                long long delay_ms)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_RETRY);
+    emit_check(cJSON_AddNumberToObject(ev->json, "attempt", attempt));
+    emit_num_or_null(ev->json, "status", status > 0 ? (double)status : -1.0);
+    emit_str(ev->json, "error", error);
+    emit_check(cJSON_AddNumberToObject(ev->json, "delay_ms", (double)delay_ms));
+    emit_send(em, ev);
+}
+
 void emit_turn_cancelled(const struct emit *em, bool partial)
 {
     struct mc_event *ev = emit_new(em, MC_EV_TURN_CANCELLED);

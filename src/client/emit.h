@@ -50,6 +50,10 @@ void emit_delta(const struct emit *em, const char *text, size_t len);
 void emit_usage(const struct emit *em, const struct llm_usage *usage);
 /* cost: usd, null when negative (the model has no price). */
 void emit_cost(const struct emit *em, double usd, const char *model);
+/* retry: attempt (1 for the first retry), the HTTP status (0 = null), the
+ * transport error's name (NULL = null), and the wait before it in ms. */
+void emit_retry(const struct emit *em, int attempt, long status, const char *error,
+                long long delay_ms);
 /* turn.cancelled: partial says whether any delta was emitted. */
 void emit_turn_cancelled(const struct emit *em, bool partial);
 /* turn.done: latency_ms holds every stage of MC_STAGE_LIST, null where the

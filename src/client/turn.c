@@ -16,11 +16,12 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "config/config.h"
 #include "config/vars.h"
 #include "llm/tokens.h"
-#include "store/metrics.h"
+#include "net/retry.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -177,35 +178,84 @@ static int turn_on_delta(void *ud, const char *text, size_t len)
     return 0;
 }
 
-/* Writes the metrics row. A failure is logged and not reported as the
- * turn's failure: the user has already seen the whole reply and turn.done,
- * and the metrics only feed the rollout figures, which tolerate a missing
- * row far better than a user tolerates a good answer turned into an error. */
-static void turn_record_metrics(const struct turn_env *env, const struct turn_input *in,
-                                int64_t started_wall_ms, bool memory, const char *status,
-                                const struct llm_usage *usage, double cost,
-                                const double lat[MC_STAGE__COUNT])
+/* r in [0, 1) for the retry jitter; a failed getrandom() only loses the
+ * jitter, not the retry. */
+static double turn_jitter(void)
 {
-    if (env->db == NULL)
-        return;
-    struct turn_metrics m = {
-        .turn = in->turn,
-        .ts_ms = started_wall_ms,
-        .tenant = in->tenant,
-        .user = in->user,
-        .agent = in->agent,
-        .provider = env->provider->name,
-        .model = env->model,
-        .memory = memory,
-        .status = status,
-        .prompt_tokens = usage->prompt_tokens,
-        .completion_tokens = usage->completion_tokens,
-        .cost_usd = cost,
-    };
-    memcpy(m.latency_ms, lat, sizeof m.latency_ms);
-    char err[512] = "";
-    if (metrics_insert_turn(env->db, &m, err, sizeof err) != 0)
-        log_warn("turn %s: metrics row not written: %s", in->turn, err);
+    uint32_t u = 0;
+    if (getrandom(&u, sizeof u, GRND_NONBLOCK) != (ssize_t)sizeof u)
+        return 0.0;
+    return (double)u / 4294967296.0;
+}
+
+/* Only failures of the provider or the network are worth another try;
+ * a configuration or input error fails the same way every time. */
+static bool turn_error_retryable(enum mc_error rc)
+{
+    return rc == MC_ERR_PROVIDER || rc == MC_ERR_NETWORK;
+}
+
+/* Stage 8: one provider call, retried as DESIGN.md says (net/retry.h), each
+ * retry announced by a `retry` event and waited for through env->backoff so
+ * that a cancel ends the wait at once. Never retries once a delta was
+ * shown: the user would see the reply start twice. */
+static enum mc_error turn_send(const struct turn_env *env, const struct llm_request *req,
+                               struct turn_stream *s, struct llm_result *res, char *err,
+                               size_t errlen)
+{
+    int max_retries = (int)config_int(env->cfg, CFG_MEMCHAT_MAX_RETRIES);
+    for (int retries = 0;; retries++) {
+        memset(res, 0, sizeof *res);
+        res->usage = (struct llm_usage){-1, -1, -1, false};
+        res->should_retry = -1;
+        res->server_delay_ms = -1;
+        err[0] = '\0';
+        if (atomic_load(env->cancel))
+            return MC_ERR_CANCELLED;
+        enum mc_error rc = env->provider->chat(env->provider, req, turn_on_delta, s, env->cancel,
+                                               res, err, errlen);
+        if (rc == MC_ERR_NONE || rc == MC_ERR_CANCELLED || !turn_error_retryable(rc))
+            return rc;
+        struct retry_failure f = {
+            .status = res->http_status,
+            .transport = res->transport_error,
+            .should_retry = res->should_retry,
+            .server_delay_ms = res->server_delay_ms,
+            .delta_shown = s->deltas > 0,
+        };
+        if (!retry_should(&f, retries, max_retries)) {
+            if (retries > 0) {
+                size_t n = strlen(err);
+                snprintf(err + n, errlen - n, " (gave up after %d %s)", retries,
+                         retries == 1 ? "retry" : "retries");
+            }
+            return rc;
+        }
+        long long delay = retry_delay_ms(retries + 1, f.server_delay_ms, turn_jitter());
+        emit_retry(s->em, retries + 1, f.status,
+                   res->transport_error && res->transport[0] ? res->transport : NULL, delay);
+        log_info("retry %d of %d in %lld ms: %s", retries + 1, max_retries, delay, err);
+        if (env->backoff != NULL && !env->backoff(env->backoff_ud, delay))
+            return MC_ERR_CANCELLED;
+    }
+}
+
+/* A provider that reported no usage (some local servers, a stream cut
+ * before its usage chunk) gets memchat's estimate, marked as such, so cost
+ * and limits never silently count zero. */
+static void turn_usage_complete(struct llm_usage *u, const struct turn_prompt *p,
+                                const struct turn_stream *s)
+{
+    if (u->prompt_tokens < 0) {
+        u->prompt_tokens = tokens_estimate_messages(p->msgs, p->n);
+        u->estimated = true;
+    }
+    if (u->completion_tokens < 0) {
+        u->completion_tokens = tokens_estimate(buf_cstr(&s->reply), s->reply.len);
+        u->estimated = true;
+    }
+    if (u->cached_tokens < 0)
+        u->cached_tokens = 0;
 }
 
 void client_turn_run(const struct turn_env *env, const struct turn_input *in, const struct emit *em,
@@ -257,20 +307,19 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
             .model = env->model,
             .messages = prompt.msgs,
             .n_messages = prompt.n,
+            .max_tokens = config_int(env->cfg, CFG_MEMCHAT_MAX_TOKENS),
+            .temperature = config_number(env->cfg, CFG_MEMCHAT_TEMPERATURE),
         };
         struct llm_result res;
-        memset(&res, 0, sizeof res);
-        res.usage = usage;
-        char err[512] = "";
+        char err[1024] = "";
         s.send_start_ns = clock_mono_ns();
-        enum mc_error rc = MC_ERR_CANCELLED;
-        if (!atomic_load(env->cancel))
-            rc = env->provider->chat(env->provider, &req, turn_on_delta, &s, env->cancel, &res, err,
-                                     sizeof err);
+        enum mc_error rc = turn_send(env, &req, &s, &res, err, sizeof err);
         lat[MC_STAGE_SEND] = clock_since_ms(s.send_start_ns);
         lat[MC_STAGE_FIRST_TOKEN] = s.first_token_ms;
-        turn_prompt_free(&prompt);
         usage = res.usage;
+        if (rc == MC_ERR_NONE)
+            turn_usage_complete(&usage, &prompt, &s);
+        turn_prompt_free(&prompt);
 
         /* A provider that finished although a delta was refused after
          * cancel did not deliver what the user would have seen: cancelled. */
@@ -295,14 +344,16 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
     lat[MC_STAGE_TOTAL] = clock_since_ms(start_ns);
     emit_turn_done(em, lat);
 
-    char status[64];
     if (out->status == TURN_OK)
-        snprintf(status, sizeof status, "ok");
+        snprintf(out->status_text, sizeof out->status_text, "ok");
     else if (out->status == TURN_CANCELLED)
-        snprintf(status, sizeof status, "cancelled");
+        snprintf(out->status_text, sizeof out->status_text, "cancelled");
     else
-        snprintf(status, sizeof status, "error:%s", mc_error_code(out->error));
-    turn_record_metrics(env, in, started_wall_ms, d.memory, status, &usage, cost, lat);
+        snprintf(out->status_text, sizeof out->status_text, "error:%s", mc_error_code(out->error));
+    out->started_ms = started_wall_ms;
+    memcpy(out->latency_ms, lat, sizeof out->latency_ms);
+    out->usage = usage;
+    out->cost_usd = cost;
 
     if (out->status == TURN_OK && in->continue_conversation && env->conv != NULL) {
         if (s.reply_lost) {

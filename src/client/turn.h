@@ -21,7 +21,6 @@
 #include "memchat/error.h"
 
 struct config;
-struct db;
 
 /* What the turn worker lends every turn. */
 struct turn_env {
@@ -29,8 +28,12 @@ struct turn_env {
     const struct llm_provider *provider;
     const char *model;         /* the configured model, or the provider's default */
     struct conversation *conv; /* the session's history; completed chat turns append */
-    struct db *db;             /* the turn worker's connection (metrics row) */
     const atomic_bool *cancel; /* set from any thread to cancel this turn */
+    /* Waits ms before a retry; returns false when the turn was cancelled
+     * meanwhile (the engine wakes it at once). NULL: retry without waiting
+     * (tests of the pipeline). */
+    bool (*backoff)(void *ud, long long ms);
+    void *backoff_ud;
 };
 
 /* One turn as submitted, already validated (ids, UTF-8, size). */
@@ -54,10 +57,17 @@ struct turn_outcome {
     bool memory; /* memory was on for this turn */
     enum turn_status status;
     enum mc_error error; /* MC_ERR_NONE unless status is TURN_FAILED */
+    /* The figures of the turn's metrics row, which the engine writes once
+     * the store stage has run (store/metrics.h). */
+    int64_t started_ms;                 /* wall clock, Unix ms */
+    double latency_ms[MC_STAGE__COUNT]; /* -1 for stages not run */
+    struct llm_usage usage;
+    double cost_usd;      /* -1 when the model has no price */
+    char status_text[64]; /* "ok", "error:<code>" or "cancelled" */
 };
 
 /* Runs one turn, writing its events through em (turn.start first, exactly
- * one turn.done last), inserting its metrics row through env->db, and,
+ * one turn.done last), filling out with its figures for the metrics row, and,
  * when it completes with continue_conversation set, appending the exchange
  * to env->conv. A turn whose cancel flag is already set sends turn.start,
  * turn.cancelled {partial: false} and turn.done. Fills *out. */

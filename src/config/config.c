@@ -30,6 +30,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -208,6 +209,27 @@ static int cfg_parse_ll(const char *s, bool allow_minus, long long *out)
     return 0;
 }
 
+/* A plain decimal number ("0.7", "2", "-1.5e-3" is refused: no exponent,
+ * no sign but '-', no hex, no inf/nan) into *out. 0 or -1. */
+static int cfg_parse_number(const char *s, double *out)
+{
+    const char *p = s[0] == '-' ? s + 1 : s;
+    size_t int_digits = strspn(p, "0123456789");
+    const char *q = p + int_digits;
+    size_t frac_digits = 0;
+    if (*q == '.')
+        frac_digits = strspn(q + 1, "0123456789");
+    if (int_digits + frac_digits == 0 || q[*q == '.' ? frac_digits + 1 : 0] != '\0')
+        return -1;
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
 /* ms as the largest unit that divides it exactly: "7d", "90s", "250ms". */
 static void cfg_fmt_ms(long long ms, char *out, size_t outlen)
 {
@@ -364,6 +386,20 @@ static int cfg_parse(const struct cfg_var *v, const char *value, const char *sou
             cfg_duration_accepted(v, acc, sizeof acc);
             snprintf(err, errlen, "%s: %s: '%s' is not %s (accepted: %s)", source, v->name, shown,
                      rc == -2 ? "in range" : "a duration", acc);
+            return -1;
+        }
+        break;
+    }
+    case CFG_NUMBER: {
+        double d = 0;
+        if (value[0] == '\0')
+            break; /* unset: the consumer's default */
+        if (cfg_parse_number(value, &d) != 0 || d < (double)v->min || d > (double)v->max) {
+            snprintf(err, errlen,
+                     "%s: %s: '%s' is not %s (accepted: a decimal number %lld..%lld, "
+                     "or empty for the default)",
+                     source, v->name, shown,
+                     cfg_parse_number(value, &d) != 0 ? "a number" : "in range", v->min, v->max);
             return -1;
         }
         break;
@@ -976,11 +1012,20 @@ long long config_duration_ms(const struct config *cfg, int id)
     return cfg_val(cfg, id, CFG_DURATION)->num;
 }
 
+double config_number(const struct config *cfg, int id)
+{
+    const char *text = cfg_val(cfg, id, CFG_NUMBER)->text;
+    double d = NAN;
+    if (text[0] != '\0' && cfg_parse_number(text, &d) != 0)
+        d = NAN;
+    return d;
+}
+
 const char *config_str(const struct config *cfg, int id)
 {
     assert(id >= 0 && (size_t)id < cfg->n);
     enum cfg_type t = cfg->vars[id].type;
-    assert(t == CFG_STRING || t == CFG_ID || t == CFG_ENUM || t == CFG_PATH);
+    assert(t == CFG_STRING || t == CFG_ID || t == CFG_ENUM || t == CFG_PATH || t == CFG_NUMBER);
     (void)t;
     return cfg->vals[id].text;
 }

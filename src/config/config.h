@@ -20,6 +20,7 @@ enum cfg_type {
     CFG_ID,       /* [A-Za-z0-9_-]{1,64} */
     CFG_ENUM,     /* one of `choices`, "a|b|c" */
     CFG_PATH,     /* a filesystem path; ~/ expanded */
+    CFG_NUMBER,   /* a decimal number within [min, max]; empty means unset */
 };
 
 enum cfg_flags {
@@ -88,8 +89,10 @@ int config_set(struct config *cfg, int id, const char *value, char *err, size_t 
 bool config_bool(const struct config *cfg, int id);
 long long config_int(const struct config *cfg, int id);
 long long config_duration_ms(const struct config *cfg, int id);
-/* Strings, ids, enums and paths; never NULL ("" when unset). */
+/* Strings, ids, enums, paths and numbers as text; never NULL ("" when unset). */
 const char *config_str(const struct config *cfg, int id);
+/* A CFG_NUMBER; NAN when it is unset (empty). */
+double config_number(const struct config *cfg, int id);
 
 /* The index of the variable called name; -1 when unknown. */
 int config_find(const struct config *cfg, const char *name);

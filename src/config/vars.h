@@ -17,10 +17,37 @@
       "user id; defaults to $LOGNAME, or \"user\" when that is not a valid id")                    \
     X(CFG_MEMCHAT_AGENT, "MEMCHAT_AGENT", CFG_ID, "assistant", 0, 0, NULL, 0,                      \
       "agent that answers")                                                                        \
-    X(CFG_MEMCHAT_PROVIDER, "MEMCHAT_PROVIDER", CFG_ENUM, "auto", 0, 0, "auto|offline", 0,         \
+    X(CFG_MEMCHAT_PROVIDER, "MEMCHAT_PROVIDER", CFG_ENUM, "auto", 0, 0,                            \
+      "auto|offline|openai|anthropic|ollama", 0,                                                   \
       "model provider; auto picks the best one available")                                         \
     X(CFG_MEMCHAT_MODEL, "MEMCHAT_MODEL", CFG_STRING, "", 0, 0, NULL, 0,                           \
       "model name; empty means the provider's default")                                            \
+    X(CFG_MEMCHAT_TEMPERATURE, "MEMCHAT_TEMPERATURE", CFG_NUMBER, "", 0, 2, NULL, 0,               \
+      "sampling temperature; empty means the provider's default")                                  \
+    X(CFG_MEMCHAT_MAX_TOKENS, "MEMCHAT_MAX_TOKENS", CFG_INT, "0", 0, 1000000, NULL, 0,             \
+      "cap on reply tokens; 0 means the provider's default (4096 for Anthropic)")                  \
+    X(CFG_OPENAI_API_KEY, "OPENAI_API_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,              \
+      "key for the openai provider; auto picks openai when it is set")                             \
+    X(CFG_OPENAI_BASE_URL, "OPENAI_BASE_URL", CFG_STRING, "https://api.openai.com/v1", 0, 0, NULL, \
+      0, "base URL of the openai provider (any OpenAI-compatible server)")                         \
+    X(CFG_ANTHROPIC_API_KEY, "ANTHROPIC_API_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,        \
+      "key for the anthropic provider; auto picks it when set and OPENAI_API_KEY is not")          \
+    X(CFG_ANTHROPIC_BASE_URL, "ANTHROPIC_BASE_URL", CFG_STRING, "https://api.anthropic.com", 0, 0, \
+      NULL, 0, "base URL of the anthropic provider")                                               \
+    X(CFG_OLLAMA_BASE_URL, "OLLAMA_BASE_URL", CFG_STRING, "http://127.0.0.1:11434", 0, 0, NULL, 0, \
+      "base URL of the ollama provider (native /api/chat)")                                        \
+    X(CFG_MEMCHAT_LOCAL_BASE_URL, "MEMCHAT_LOCAL_BASE_URL", CFG_STRING, "", 0, 0, NULL, 0,         \
+      "local OpenAI-compatible server auto tries; empty: 127.0.0.1:11434, then :8080")             \
+    X(CFG_MEMCHAT_MAX_RETRIES, "MEMCHAT_MAX_RETRIES", CFG_INT, "2", 0, 10, NULL, 0,                \
+      "retries of a failed model call (connection errors, timeouts, 408, 409, 429, 5xx)")          \
+    X(CFG_MEMCHAT_CONNECT_TIMEOUT_MS, "MEMCHAT_CONNECT_TIMEOUT_MS", CFG_DURATION, "5000", 1,       \
+      600000, NULL, 0, "time allowed to connect to a provider")                                    \
+    X(CFG_MEMCHAT_TIMEOUT_S, "MEMCHAT_TIMEOUT_S", CFG_DURATION, "600", 1000, 86400000, NULL, 0,    \
+      "time allowed for one whole model call")                                                     \
+    X(CFG_MEMCHAT_STALL_TIMEOUT_S, "MEMCHAT_STALL_TIMEOUT_S", CFG_DURATION, "60", 1000, 3600000,   \
+      NULL, 0, "a response that sends nothing for this long is abandoned")                         \
+    X(CFG_MEMCHAT_MAX_RESPONSE_BYTES, "MEMCHAT_MAX_RESPONSE_BYTES", CFG_INT, "16777216", 1024,     \
+      1073741824, NULL, 0, "largest response body accepted from a provider")                       \
     X(CFG_MEMCHAT_DATA_DIR, "MEMCHAT_DATA_DIR", CFG_PATH, NULL, 0, 0, NULL, 0,                     \
       "data dir: memchat.db, keystore, index/, traces/, memchat.log, history/")                    \
     X(CFG_MEMCHAT_CONFIG_DIR, "MEMCHAT_CONFIG_DIR", CFG_PATH, NULL, 0, 0, NULL, CFG_F_NO_FILE,     \

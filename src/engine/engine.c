@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/conversation.h"
@@ -74,8 +75,8 @@ struct engine_job {
 struct engine_store_job {
     char turn[MC_UUID_STRLEN + 1];
     int64_t seq; /* guarded by ev_lock */
-    bool memory;
-    enum turn_status status;
+    char tenant[IDENT_MAX + 1], user[IDENT_MAX + 1], agent[IDENT_MAX + 1];
+    struct turn_outcome out; /* the turn's figures for its metrics row */
 };
 
 struct engine_event {
@@ -87,7 +88,8 @@ struct mc_engine {
     const struct config *cfg;
     struct llm_provider *provider;
     char *model;
-    struct db *db_turn, *db_bg;
+    struct db *db_turn, *db_bg; /* db_bg is opened by the background worker itself */
+    char *db_path;
     struct conversation *conv; /* the turn worker's only */
 
     struct queue *jobs;
@@ -98,8 +100,9 @@ struct mc_engine {
     pthread_mutex_t lock; /* serials and cancel state */
     uint64_t last_serial;
     uint64_t cancel_upto;
-    uint64_t running_serial; /* 0 when no turn runs */
-    atomic_bool turn_cancel; /* the running turn's flag */
+    uint64_t running_serial;    /* 0 when no turn runs */
+    atomic_bool turn_cancel;    /* the running turn's flag */
+    pthread_cond_t cancel_cond; /* signalled by cancel; a retry's backoff waits on it */
 
     pthread_mutex_t ev_lock; /* the event list and the counters below */
     struct engine_event *ev_head, *ev_tail;
@@ -246,32 +249,76 @@ static void engine_job_free(void *p)
  * contract promises memory_off for every memory-off turn. */
 static const char *engine_store_reason(const struct engine_store_job *sj)
 {
-    if (!sj->memory)
+    if (!sj->out.memory)
         return "memory_off";
-    if (sj->status == TURN_CANCELLED)
+    if (sj->out.status == TURN_CANCELLED)
         return "turn_cancelled";
-    if (sj->status == TURN_FAILED)
+    if (sj->out.status == TURN_FAILED)
         return "turn_failed";
     return "no_memory_store"; /* this build has no memory store yet */
 }
 
-/* Records the store outcome in the metrics row (the row counts as "not
- * stored" in the rollout figures) and reports the store stage. A failed
- * metrics write is logged, not reported: the turn itself is over. */
+/* Writes the turn's metrics row, store outcome included, in one commit,
+ * then reports the store stage, so a front end that has seen the report
+ * can read the row. The row is written here, after the store stage and off
+ * the turn worker, so that its fsync never delays the next turn; a crash in
+ * between loses that row of statistics, never a reply, a memory or a
+ * ledger row. A failed write is logged, not reported: the turn is over. */
 static void engine_store_report(struct mc_engine *eng, struct db *db, struct engine_store_job *sj,
                                 const char *reason)
 {
+    const struct turn_outcome *o = &sj->out;
+    struct turn_metrics m = {
+        .turn = sj->turn,
+        .ts_ms = o->started_ms,
+        .tenant = sj->tenant,
+        .user = sj->user,
+        .agent = sj->agent,
+        .provider = eng->provider->name,
+        .model = eng->model,
+        .memory = o->memory,
+        .status = o->status_text,
+        .prompt_tokens = o->usage.prompt_tokens,
+        .completion_tokens = o->usage.completion_tokens,
+        .cost_usd = o->cost_usd,
+        .store = METRICS_STORE_UNKNOWN, /* skipped: no memory store yet */
+    };
+    memcpy(m.latency_ms, o->latency_ms, sizeof m.latency_ms);
     char err[512] = "";
-    if (metrics_set_store(db, sj->turn, -1, -1.0, err, sizeof err) != 0)
-        log_warn("turn %s: store outcome not recorded: %s", sj->turn, err);
+    if (db != NULL && metrics_insert_turn(db, &m, err, sizeof err) != 0)
+        log_warn("turn %s: metrics row not written: %s", sj->turn, err);
     struct emit em = {.turn = sj->turn, .seq = &sj->seq, .sink = engine_sink, .sink_ud = eng};
     emit_memory_skipped(&em, "store", reason);
+}
+
+/* The wait before a retry (turn_env.backoff): sleeps ms on the cancel
+ * condition, so a cancel ends it at once. False when cancelled. */
+static bool engine_backoff(void *ud, long long ms)
+{
+    struct mc_engine *eng = ud;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&eng->lock);
+    int rc = 0;
+    while (!atomic_load(&eng->turn_cancel) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&eng->cancel_cond, &eng->lock, &until);
+    pthread_mutex_unlock(&eng->lock);
+    return !atomic_load(&eng->turn_cancel);
 }
 
 static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
 {
     struct engine_store_job *sj = xcalloc(1, sizeof *sj);
     memcpy(sj->turn, job->turn, sizeof sj->turn);
+    snprintf(sj->tenant, sizeof sj->tenant, "%s", job->tenant);
+    snprintf(sj->user, sizeof sj->user, "%s", job->user);
+    snprintf(sj->agent, sizeof sj->agent, "%s", job->agent);
 
     pthread_mutex_lock(&eng->lock);
     eng->running_serial = job->serial;
@@ -284,8 +331,9 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
         .provider = eng->provider,
         .model = eng->model,
         .conv = eng->conv,
-        .db = eng->db_turn,
         .cancel = &eng->turn_cancel,
+        .backoff = engine_backoff,
+        .backoff_ud = eng,
     };
     struct turn_input in = {
         .turn = job->turn,
@@ -296,15 +344,12 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
         .memory = job->memory,
         .continue_conversation = job->continue_conversation,
     };
-    struct turn_outcome out;
-    client_turn_run(&env, &in, &em, &out);
+    client_turn_run(&env, &in, &em, &sj->out);
 
     pthread_mutex_lock(&eng->lock);
     eng->running_serial = 0;
     pthread_mutex_unlock(&eng->lock);
 
-    sj->memory = out.memory;
-    sj->status = out.status;
     /* From here the background worker owns sj (and the turn's counter). */
     if (queue_try_push(eng->stores, sj) == 0)
         return;
@@ -339,6 +384,14 @@ static void *engine_bg_main(void *arg)
 {
     struct mc_engine *eng = arg;
     struct engine_store_job *sj;
+    /* Opened here rather than in mc_engine_new: the file was checked by the
+     * turn worker's connection already, and this open (some milliseconds)
+     * then overlaps the first turn instead of delaying it. */
+    enum db_error why = DB_OK;
+    char err[512] = "";
+    eng->db_bg = db_open(eng->db_path, &why, err, sizeof err);
+    if (eng->db_bg == NULL)
+        log_error("background worker: metrics rows will not be written: %s", err);
     while ((sj = queue_pop(eng->stores)) != NULL) {
         engine_store_report(eng, eng->db_bg, sj, engine_store_reason(sj));
         xfree(sj);
@@ -383,6 +436,11 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
     eng->provider = provider;
     eng->wake[0] = eng->wake[1] = -1;
     pthread_mutex_init(&eng->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&eng->cancel_cond, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&eng->ev_lock, NULL);
     atomic_init(&eng->turn_cancel, false);
     eng->conv = conversation_new();
@@ -412,12 +470,11 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
     const char *model = config_str(cfg, CFG_MEMCHAT_MODEL);
     eng->model = xstrdup(model[0] != '\0' ? model : eng->provider->default_model);
 
-    char *db_path = paths_join(data_dir, "memchat.db");
-    eng->db_turn = engine_open_db(db_path, code, err, errlen);
-    if (eng->db_turn != NULL)
-        eng->db_bg = engine_open_db(db_path, code, err, errlen);
-    xfree(db_path);
-    if (eng->db_bg == NULL)
+    /* The turn worker's connection is opened here, so that a damaged,
+     * foreign or newer data file stops the front end before any turn. */
+    eng->db_path = paths_join(data_dir, "memchat.db");
+    eng->db_turn = engine_open_db(eng->db_path, code, err, errlen);
+    if (eng->db_turn == NULL)
         goto fail;
 
     if (pipe2(eng->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
@@ -487,12 +544,14 @@ void mc_engine_free(struct mc_engine *eng)
     if (eng->wake[1] >= 0)
         close(eng->wake[1]);
     db_close(eng->db_bg);
+    xfree(eng->db_path);
     db_close(eng->db_turn);
     conversation_free(eng->conv);
     llm_provider_free(eng->provider);
     xfree(eng->model);
     engine_log_release(eng);
     pthread_mutex_destroy(&eng->ev_lock);
+    pthread_cond_destroy(&eng->cancel_cond);
     pthread_mutex_destroy(&eng->lock);
     xfree(eng);
 }
@@ -601,12 +660,23 @@ void mc_engine_reset_conversation(struct mc_engine *eng)
         engine_job_free(job);
 }
 
+const char *mc_engine_describe(const struct mc_engine *eng, char *out, size_t outlen)
+{
+    const char *detail = eng->provider->detail;
+    if (detail != NULL && detail[0] != '\0')
+        snprintf(out, outlen, "%s %s (%s)", eng->provider->name, eng->model, detail);
+    else
+        snprintf(out, outlen, "%s %s", eng->provider->name, eng->model);
+    return out;
+}
+
 void mc_engine_cancel(struct mc_engine *eng)
 {
     pthread_mutex_lock(&eng->lock);
     eng->cancel_upto = eng->last_serial;
     if (eng->running_serial != 0)
         atomic_store(&eng->turn_cancel, true);
+    pthread_cond_broadcast(&eng->cancel_cond);
     pthread_mutex_unlock(&eng->lock);
     /* After the flag, so a provider woken here sees it set. Harmless when
      * nothing runs. */

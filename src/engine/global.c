@@ -1,7 +1,7 @@
 /*
- * Process-wide set-up (mc_global_init): cJSON and SQLite allocate through
- * util/alloc, so one seam sees every allocation of the process and the
- * fault-injection tests reach inside both libraries. SQLite accepts a
+ * Process-wide set-up (mc_global_init): cJSON, SQLite and libcurl allocate
+ * through util/alloc, so one seam sees every allocation of the process and
+ * the fault-injection tests reach inside the libraries. SQLite accepts a
  * custom allocator only before it is first used, so this runs once, first,
  * from every program and test; pthread_once makes repeated calls return the
  * first call's result.
@@ -19,6 +19,7 @@
 #include <malloc.h>
 #endif
 
+#include "net/http.h"
 #include "util/alloc.h"
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -118,6 +119,9 @@ static void global_init_once(void)
      * gets the fallible allocator. */
     cJSON_Hooks hooks = {.malloc_fn = try_malloc, .free_fn = xfree};
     cJSON_InitHooks(&hooks);
+    /* libcurl too, before any handle exists (it cannot switch later). */
+    if (http_global_init() != 0)
+        return;
     /* SQLite copies the table; a non-const copy matches the type it reads. */
     sqlite3_mem_methods mem = global_sqlite_mem;
     if (sqlite3_config(SQLITE_CONFIG_MALLOC, &mem) != SQLITE_OK)

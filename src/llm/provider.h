@@ -2,11 +2,15 @@
  * The model provider interface. A provider turns a request (messages, and
  * the memories recalled for it) into a streamed reply: it calls on_delta for
  * each piece of text as it arrives, checks the turn's cancel flag between
- * pieces, and reports the usage it was billed (or an estimate). This issue
- * ships the `offline` provider; the streaming HTTP providers (OpenAI,
- * Anthropic, Ollama and other OpenAI-compatible servers) implement the same
- * table, with `interrupt` waking a transfer blocked in poll so that cancel
- * takes effect at once.
+ * pieces, and reports the usage it was billed (or an estimate). Providers:
+ * `offline` (offline.c), and the streaming HTTP providers `openai` (also any
+ * OpenAI-compatible server: llama.cpp, Ollama's /v1, vLLM), `anthropic` and
+ * `ollama` (native /api/chat), built on llm/http_provider.h, whose
+ * `interrupt` wakes a transfer blocked in poll so that cancel takes effect
+ * at once. A provider makes exactly one request per chat() call and never
+ * retries: the turn owns the retry loop and reads llm_result's failure
+ * fields. llm_provider_resolve() also implements `auto` (DESIGN.md,
+ * embedded defaults).
  */
 #ifndef MEMCHAT_LLM_PROVIDER_H
 #define MEMCHAT_LLM_PROVIDER_H
@@ -16,6 +20,7 @@
 #include <stddef.h>
 
 #include "memchat/error.h"
+#include "util/buf.h"
 
 struct config;
 
@@ -35,7 +40,15 @@ struct llm_request {
      * provider, which cannot read, lists them in its answer. NULL/0: none. */
     const char *const *recalled;
     size_t n_recalled;
-    long long max_tokens; /* cap on the reply; 0 = the provider's default */
+    /* Cap on the reply; 0 = MEMCHAT_MAX_TOKENS as the provider read it at
+     * set-up, and when that is 0 too, the provider's default (none for
+     * OpenAI and Ollama, 4096 for Anthropic, which requires one). */
+    long long max_tokens;
+    /* NAN = MEMCHAT_TEMPERATURE as read at set-up, and when that is unset
+     * too, the model's own default (the field is not sent). Note that 0.0
+     * is a real temperature: callers that do not choose must pass NAN. */
+    double temperature;
+    bool no_stream; /* ask for one JSON answer instead of a stream */
 };
 
 /* Receives one piece of the reply (len bytes, valid UTF-8, not
@@ -54,6 +67,29 @@ struct llm_result {
     struct llm_usage usage;
     size_t deltas_sent; /* on_delta calls made, also when cancelled */
     size_t bytes_sent;  /* bytes passed to on_delta */
+    size_t skipped;     /* stream payloads that were not JSON: skipped, counted */
+    /* On failure, what the retry policy (net/retry.h) needs: */
+    long http_status;          /* the response status, 0 when none came */
+    bool transport_error;      /* no usable response: connect, timeout, broken */
+    char transport[32];        /* http_result_name() of it, "" otherwise */
+    int should_retry;          /* x-should-retry: 1, 0, -1 when absent */
+    long long server_delay_ms; /* retry_parse_after() of the headers, or -1 */
+    char request_id[128];      /* the server's request id, "" when none */
+    /* On success, how the reply ended: */
+    char finish_reason[32]; /* "stop", "length", "tool_calls", "end_turn", ... or "" */
+    size_t tool_calls;      /* tool calls assembled (llm_provider_tool_calls()) */
+};
+
+/* One tool call the model asked for, assembled from the stream (OpenAI's
+ * fragments joined by index per api-notes.md §1.6, Anthropic's
+ * input_json_delta pieces per content block, Ollama's whole calls). Owned by
+ * the provider; valid until its next chat() or its free. */
+struct llm_tool_call {
+    long index;           /* the stream's index (OpenAI) or block (Anthropic) */
+    char *id;             /* the call id; "" when the server sent none (Ollama) */
+    char *name;           /* the function's name; "" when none came */
+    struct buf arguments; /* the arguments' JSON text, as received */
+    bool arguments_valid; /* arguments parsed as a JSON object once the reply ended */
 };
 
 struct llm_provider;
@@ -61,11 +97,18 @@ struct llm_provider;
 /* The provider table. Instances come from llm_provider_resolve() (or a test)
  * and are freed with llm_provider_free(). */
 struct llm_provider {
-    const char *name;          /* "offline", as in turn.start's "provider" */
+    /* "offline", "openai", "anthropic" or "ollama", as in turn.start's
+     * "provider" (an auto-detected local server is "openai"). */
+    const char *name;
     const char *default_model; /* used when MEMCHAT_MODEL is empty */
-    long long context_window;  /* tokens the model reads, prompt and reply */
-    long long reply_reserve;   /* tokens of the window kept for the reply */
-    void *impl;                /* the provider's own state */
+    /* What the provider talks to and, for `auto`, why it was chosen, for
+     * front ends to say (e.g. "local OpenAI-compatible server at
+     * http://127.0.0.1:11434/v1", "OPENAI_API_KEY is set"); never holds a
+     * key. Owned by the table (llm_provider_free frees it); NULL: nothing. */
+    char *detail;
+    long long context_window; /* tokens the model reads, prompt and reply */
+    long long reply_reserve;  /* tokens of the window kept for the reply */
+    void *impl;               /* the provider's own state */
 
     /* Streams the reply to req through on_delta(ud, ...). *cancel is the
      * turn's flag, set from another thread; the provider checks it between
@@ -85,18 +128,64 @@ struct llm_provider {
      * means no price for any model. */
     double (*cost_usd)(const struct llm_provider *p, const char *model,
                        const struct llm_usage *usage);
+    /* Optional: the tool calls of the last chat() (*n of them), valid until
+     * the next chat() or free; NULL when the provider has no tool calls. */
+    const struct llm_tool_call *(*tool_calls)(const struct llm_provider *p, size_t *n);
     /* Optional: frees impl. The table itself is freed by llm_provider_free. */
     void (*free_impl)(struct llm_provider *p);
 };
 
-/* The provider called name: "offline", or "auto" for the best one
- * available. NULL with a message in err when the name is unknown or the
- * provider cannot be set up. Free with llm_provider_free(). */
+/* Milliseconds `auto` waits for a local server's GET {base}/models (connect
+ * and whole answer) before trying the next one. */
+#define LLM_AUTO_PROBE_MS 100
+
+/* The provider called name: "offline", "openai", "anthropic", "ollama", or
+ * "auto" for the best one available: OPENAI_API_KEY set -> openai; else
+ * ANTHROPIC_API_KEY -> anthropic; else the first local OpenAI-compatible
+ * server whose GET {base}/models answers within LLM_AUTO_PROBE_MS, tried at
+ * MEMCHAT_LOCAL_BASE_URL when set, else http://127.0.0.1:11434/v1 then
+ * http://127.0.0.1:8080/v1 -> openai at that URL with no key, its default
+ * model the first id the server listed; else offline. p->detail says what
+ * was chosen. NULL with a message in err naming the setting to fix (never a
+ * key's value) when the name is unknown or the provider cannot be set up
+ * (a bad *_BASE_URL, anthropic without ANTHROPIC_API_KEY, a temperature
+ * Anthropic refuses): a configuration error (exit 2). Free with
+ * llm_provider_free(). */
 struct llm_provider *llm_provider_resolve(const char *name, const struct config *cfg, char *err,
                                           size_t errlen);
 /* A new offline provider: answers from the request alone, never blocks,
  * never sleeps, price 0 (DESIGN.md, embedded defaults). */
 struct llm_provider *llm_offline_new(void);
+
+/* The HTTP providers. base_url and api_key override the configuration's
+ * OPENAI_BASE_URL / OPENAI_API_KEY (ANTHROPIC_*, OLLAMA_BASE_URL) when not
+ * NULL; "" as a key means none. cfg supplies the model settings
+ * (MEMCHAT_TEMPERATURE, MEMCHAT_MAX_TOKENS) and the transfer limits
+ * (MEMCHAT_CONNECT_TIMEOUT_MS, MEMCHAT_TIMEOUT_S, MEMCHAT_STALL_TIMEOUT_S,
+ * MEMCHAT_MAX_RESPONSE_BYTES); it is read once, here. Each provider owns
+ * one HTTP client whose connections stay alive across calls. NULL with a
+ * message naming the variable when a base URL is not http:// or https://,
+ * when libcurl cannot be set up, or (anthropic) when the key is missing or
+ * MEMCHAT_TEMPERATURE is above 1. Free with llm_provider_free(). */
+/* openai: POST {base}/chat/completions, "Authorization: Bearer KEY" only
+ * when a key is set (local servers need none). The reply cap is sent as
+ * max_completion_tokens to api.openai.com and as max_tokens elsewhere,
+ * because llama.cpp, Ollama's /v1 and older vLLM know only max_tokens.
+ * Context window: 128000 tokens at api.openai.com, 8192 elsewhere (assumed
+ * a local model). */
+struct llm_provider *llm_openai_new(const struct config *cfg, const char *base_url,
+                                    const char *api_key, char *err, size_t errlen);
+/* anthropic: POST {base}/v1/messages with x-api-key and anthropic-version
+ * 2023-06-01; a key is required. Context window 200000 tokens. */
+struct llm_provider *llm_anthropic_new(const struct config *cfg, const char *base_url,
+                                       const char *api_key, char *err, size_t errlen);
+/* ollama: POST {base}/api/chat (native NDJSON stream), no key. Context
+ * window 8192 tokens (set num_ctx in a Modelfile for more). */
+struct llm_provider *llm_ollama_new(const struct config *cfg, const char *base_url, char *err,
+                                    size_t errlen);
+/* The tool calls of p's last chat() (*n of them); NULL and *n = 0 when none
+ * or when p has none. Owned by p, valid until its next chat() or free. */
+const struct llm_tool_call *llm_provider_tool_calls(const struct llm_provider *p, size_t *n);
 /* Frees p and its state; NULL is a no-op. */
 void llm_provider_free(struct llm_provider *p);
 /* The price of usage on p's model, or a negative value when unknown. */

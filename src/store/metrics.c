@@ -25,9 +25,10 @@
 
 static const char metrics_insert_sql[] =
     "INSERT INTO turn_metrics (turn, ts_ms, tenant, user_id, agent, provider, model, "
-    "memory, " MC_STAGE_LIST(METRICS_LAT_COL) "status, prompt_tokens, completion_tokens, cost_usd)"
-                                              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, " MC_STAGE_LIST(
-                                                  METRICS_LAT_ARG) "?, ?, ?, ?)";
+    "memory, " MC_STAGE_LIST(
+        METRICS_LAT_COL) "status, prompt_tokens, completion_tokens, cost_usd, stored, store_ms)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, " MC_STAGE_LIST(
+                             METRICS_LAT_ARG) "?, ?, ?, ?, ?, ?)";
 
 static const char metrics_select_sql[] =
     "SELECT turn, ts_ms, tenant, user_id, agent, provider, model, memory, " MC_STAGE_LIST(
@@ -102,6 +103,11 @@ int metrics_insert_turn(struct db *db, const struct turn_metrics *m, char *err, 
     rc = rc ? rc : metrics_bind_count(st, i++, m->prompt_tokens);
     rc = rc ? rc : metrics_bind_count(st, i++, m->completion_tokens);
     rc = rc ? rc : metrics_bind_measure(st, i++, m->cost_usd);
+    bool known = m->store != METRICS_STORE_UNKNOWN;
+    rc = rc ? rc
+            : (known ? sqlite3_bind_int(st, i++, m->store == METRICS_STORE_OK)
+                     : sqlite3_bind_null(st, i++));
+    rc = rc ? rc : metrics_bind_measure(st, i++, known ? m->store_ms : -1.0);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {

@@ -16,6 +16,14 @@
 
 struct db;
 
+/* How a turn's memory store went; zero (unknown) is stored as NULL, so a
+ * row written before the store stage ran reads as "not known". */
+enum metrics_store {
+    METRICS_STORE_UNKNOWN = 0, /* not attempted (skipped) or not yet known */
+    METRICS_STORE_OK,
+    METRICS_STORE_FAILED,
+};
+
 struct turn_metrics {
     const char *turn; /* UUIDv7, the primary key */
     int64_t ts_ms;    /* when the turn started, Unix ms */
@@ -25,6 +33,8 @@ struct turn_metrics {
     const char *status;                         /* "ok", "error:<code>" or "cancelled" */
     long long prompt_tokens, completion_tokens; /* -1 is NULL */
     double cost_usd;                            /* negative is NULL (no price) */
+    enum metrics_store store;                   /* the memory store stage's outcome */
+    double store_ms;                            /* its latency; NULL unless stored or failed */
 };
 
 /* Inserts one row (turn, tenant, user, agent and status required; provider

@@ -8,6 +8,8 @@
  */
 #include "testutil.h"
 
+#include <math.h>
+
 #include "config/config.h"
 #include "config/vars.h"
 
@@ -28,6 +30,7 @@ enum {
     T_NOFILE,
     T_TENANT,
     T_DATA_DIR,
+    T_RATIO,
     T_N
 };
 
@@ -46,6 +49,7 @@ static const struct cfg_var test_vars[T_N] = {
     [T_NOFILE] = {"TEST_NOFILE", CFG_STRING, "", 0, 0, NULL, CFG_F_NO_FILE, "not in files"},
     [T_TENANT] = {"MEMCHAT_TENANT", CFG_ID, "default", 0, 0, NULL, 0, "tenant"},
     [T_DATA_DIR] = {"MEMCHAT_DATA_DIR", CFG_PATH, "", 0, 0, NULL, 0, "data dir"},
+    [T_RATIO] = {"TEST_RATIO", CFG_NUMBER, "", 0, 2, NULL, 0, "a number, unset by default"},
 };
 
 static const char *no_env[] = {NULL};
@@ -516,6 +520,32 @@ static void integers_are_decimal_and_within_their_range(void **state)
     config_free(cfg);
 }
 
+/* Numbers: plain decimals within the range; empty means unset (NAN); no
+ * exponent, sign other than '-', hex, inf or nan. */
+static void numbers_are_plain_decimals_and_may_be_unset(void **state)
+{
+    (void)state;
+    struct config *cfg = config_new(test_vars, T_N);
+    assert_true(isnan(config_number(cfg, T_RATIO)));
+    set_ok(cfg, T_RATIO, "0.7");
+    assert_true(config_number(cfg, T_RATIO) == 0.7);
+    set_ok(cfg, T_RATIO, "2");
+    assert_true(config_number(cfg, T_RATIO) == 2.0);
+    set_ok(cfg, T_RATIO, ".5");
+    assert_true(config_number(cfg, T_RATIO) == 0.5);
+    set_ok(cfg, T_RATIO, "0");
+    assert_true(config_number(cfg, T_RATIO) == 0.0);
+    set_ok(cfg, T_RATIO, "");
+    assert_true(isnan(config_number(cfg, T_RATIO)));
+    set_bad(cfg, T_RATIO, "2.01", "'2.01' is not in range (accepted: a decimal number 0..2");
+    set_bad(cfg, T_RATIO, "-0.1", "is not in range");
+    static const char *const junk[] = {"1e0", "+1", "0x1", "inf",  "nan",
+                                       " 1",  "1 ", ".",   "1..2", "one"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+        set_bad(cfg, T_RATIO, junk[i], "is not a number (accepted: a decimal number 0..2");
+    config_free(cfg);
+}
+
 /* Durations: _MS names take bare milliseconds, _S names bare seconds, and
  * others N (seconds) or N with s m h d w; all within the range in ms. */
 static void durations_follow_the_naming_rules_and_range(void **state)
@@ -803,15 +833,15 @@ static void memchat_table_defaults_pass_their_own_checks(void **state)
             assert_string_not_equal(v->name, config_vars[j].name);
         assert_non_null(v->doc);
         assert_true(v->doc[0] != '\0');
-        if (v->type == CFG_INT || v->type == CFG_DURATION)
+        if (v->type == CFG_INT || v->type == CFG_DURATION || v->type == CFG_NUMBER)
             assert_true(v->min <= v->max);
         if (v->type == CFG_ENUM)
             assert_non_null(v->choices);
         if (v->dflt == NULL)
             continue; /* computed: checked after a load below */
         if (v->dflt[0] == '\0') {
-            /* Empty means unset, which only strings and paths allow. */
-            assert_true(v->type == CFG_STRING || v->type == CFG_PATH);
+            /* Empty means unset, which only strings, paths and numbers allow. */
+            assert_true(v->type == CFG_STRING || v->type == CFG_PATH || v->type == CFG_NUMBER);
             continue;
         }
         if (config_check_value(v, v->dflt, "default", err, sizeof err) != 0)
@@ -991,7 +1021,7 @@ static char *srcdir(void)
 /* The docs' table cell for a variable's range or choices. */
 static void range_cell(const struct cfg_var *v, char *out, size_t outlen)
 {
-    if (v->type == CFG_INT) {
+    if (v->type == CFG_INT || v->type == CFG_NUMBER) {
         snprintf(out, outlen, "%lld..%lld", v->min, v->max);
     } else if (v->type == CFG_DURATION) {
         snprintf(out, outlen, "%lld..%lld ms", v->min, v->max);
@@ -1028,6 +1058,8 @@ static const char *type_name(enum cfg_type t)
         return "enum";
     case CFG_PATH:
         return "path";
+    case CFG_NUMBER:
+        return "number";
     }
     return "?";
 }
@@ -1121,6 +1153,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(no_file_variables_are_refused_in_files, setup, teardown),
         cmocka_unit_test(booleans_take_eight_spellings_in_any_case),
         cmocka_unit_test(integers_are_decimal_and_within_their_range),
+        cmocka_unit_test(numbers_are_plain_decimals_and_may_be_unset),
         cmocka_unit_test(durations_follow_the_naming_rules_and_range),
         cmocka_unit_test_setup_teardown(ids_choices_strings_and_paths_are_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(secrets_are_masked_in_display_and_errors, setup, teardown),

@@ -174,6 +174,9 @@ static void make_memchat_db(const char *path, size_t nmigrations)
     if (db == NULL)
         fail_msg("db_open: %s", err);
     db_close(db);
+    /* memchat keeps its WAL across runs (no checkpoint on close); the damage
+     * tests want every page in the main file, so checkpoint it there. */
+    raw_exec(path, "PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 /* Expects db_open to fail with want; returns nothing, checks the message
@@ -568,6 +571,30 @@ static void a_foreign_wal_database_is_not_checkpointed(void **state)
     snap_assert_same(&wal_before, f->wal);
 }
 
+/* memchat's connections keep the WAL when they close (no checkpoint, no
+ * delete: every commit is already durable there), and what was committed
+ * is read back by the next open. */
+static void closing_keeps_the_wal_and_loses_nothing(void **state)
+{
+    struct fixture *f = *state;
+    enum db_error why;
+    char err[512];
+    struct db *db = db_open(f->path, &why, err, sizeof err);
+    assert_non_null(db);
+    struct turn_metrics m = sample_turn("0190a0b0-0000-7000-8000-0000000000ee");
+    assert_int_equal(metrics_insert_turn(db, &m, err, sizeof err), 0);
+    db_close(db);
+    assert_true(exists(f->wal));
+    assert_true(file_size(f->wal) > 0);
+    db = db_open(f->path, &why, err, sizeof err);
+    assert_non_null(db);
+    struct metrics_row row;
+    assert_int_equal(metrics_get_turn(db, m.turn, &row, err, sizeof err), 0);
+    assert_string_equal(row.tenant, m.tenant);
+    metrics_row_free(&row);
+    db_close(db);
+}
+
 /* --- damaged memchat files ----------------------------------------------- */
 
 /* A memchat file cut to half its size is an error (SQLite compares the page
@@ -844,6 +871,37 @@ static void metrics_insert_rejects_duplicates_and_missing_fields(void **state)
 
 /* metrics_set_store records stored/failed/skipped with the latency, says
  * when the turn has no row, and rejects a stored value outside -1..1. */
+/* The insert records the store outcome in the same row: stored (1),
+ * failed (0), or unknown (NULL, with its latency NULL too). */
+static void metrics_insert_records_the_store_outcome(void **state)
+{
+    struct fixture *f = *state;
+    struct db *db = open_fresh(f);
+    char err[512];
+    static const struct {
+        const char *turn;
+        enum metrics_store store;
+        int stored;
+        double ms;
+    } cases[] = {
+        {"0190a0b0-0000-7000-8000-0000000000a1", METRICS_STORE_OK, 1, 12.5},
+        {"0190a0b0-0000-7000-8000-0000000000a2", METRICS_STORE_FAILED, 0, 3.0},
+        {"0190a0b0-0000-7000-8000-0000000000a3", METRICS_STORE_UNKNOWN, -1, -1.0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct turn_metrics m = sample_turn(cases[i].turn);
+        m.store = cases[i].store;
+        m.store_ms = cases[i].store == METRICS_STORE_UNKNOWN ? 99.0 : cases[i].ms;
+        assert_int_equal(metrics_insert_turn(db, &m, err, sizeof err), 0);
+        struct metrics_row row;
+        assert_int_equal(metrics_get_turn(db, m.turn, &row, err, sizeof err), 0);
+        assert_int_equal(row.stored, cases[i].stored);
+        assert_true(row.store_latency_ms == cases[i].ms);
+        metrics_row_free(&row);
+    }
+    db_close(db);
+}
+
 static void metrics_set_store_updates_the_row(void **state)
 {
     struct fixture *f = *state;
@@ -930,6 +988,7 @@ int main(void)
         T(a_foreign_database_with_tables_is_refused_and_untouched),
         T(a_database_with_another_application_id_is_refused_and_untouched),
         T(a_foreign_wal_database_is_not_checkpointed),
+        T(closing_keeps_the_wal_and_loses_nothing),
         T(a_truncated_file_is_corrupt),
         T(a_damaged_schema_version_page_is_caught_at_open),
         T(a_damaged_sqlite_master_is_caught_at_open),
@@ -938,6 +997,7 @@ int main(void)
         T(threads_opening_a_new_file_at_once_all_succeed),
         T(metrics_round_trip_with_nulls),
         T(metrics_insert_rejects_duplicates_and_missing_fields),
+        T(metrics_insert_records_the_store_outcome),
         T(metrics_set_store_updates_the_row),
         T(transactions_commit_and_roll_back),
     };

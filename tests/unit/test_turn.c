@@ -428,7 +428,6 @@ static struct turn_fixture *fixture_new(const char *const *flags, size_t n_flags
                                .provider = f->provider,
                                .model = "offline",
                                .conv = f->conv,
-                               .db = NULL,
                                .cancel = &f->cancel};
     f->em = (struct emit){.turn = "0190b1f0-0000-7000-8000-000000000001",
                           .seq = &f->seq,

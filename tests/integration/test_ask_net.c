@@ -1,0 +1,418 @@
+/*
+ * memchat ask against real HTTP servers on loopback: the test server
+ * (tests/server/mockllm) speaks OpenAI, Anthropic and Ollama and misbehaves
+ * on request. These cases run the program end to end and check what a user
+ * relies on: the reply, the retry events and their delays, the exit codes,
+ * cancel with Ctrl-C during a stalled stream, and that a key never shows up
+ * in any output or file.
+ */
+#include "cli_harness.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "../server/mockserver.h"
+
+static struct mock *mock;
+static char base_openai[256], base_anthropic[256], base_ollama[256];
+
+#define KEY_OPENAI    "sk-canary-openai-5f1e2d3c4b5a"
+#define KEY_ANTHROPIC "sk-ant-canary-9a8b7c6d5e4f"
+
+static int group_setup(void **state)
+{
+    (void)state;
+    mock = mock_start();
+    snprintf(base_openai, sizeof base_openai, "OPENAI_BASE_URL=%s/v1", mock_url(mock));
+    snprintf(base_anthropic, sizeof base_anthropic, "ANTHROPIC_BASE_URL=%s", mock_url(mock));
+    snprintf(base_ollama, sizeof base_ollama, "OLLAMA_BASE_URL=%s", mock_url(mock));
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    mock_stop(mock);
+    return 0;
+}
+
+static int case_setup(void **state)
+{
+    mock_reset(mock);
+    return setup(state);
+}
+
+/* The environment of a run against the mock: all three base URLs and both
+ * keys, so every provider is reachable. */
+static const char *const *net_env(void)
+{
+    static const char *env[8];
+    env[0] = base_openai;
+    env[1] = base_anthropic;
+    env[2] = base_ollama;
+    env[3] = "OPENAI_API_KEY=" KEY_OPENAI;
+    env[4] = "ANTHROPIC_API_KEY=" KEY_ANTHROPIC;
+    env[5] = "MEMCHAT_MAX_RETRIES=2";
+    env[6] = NULL;
+    return env;
+}
+
+#define ASK(r, ...)                                   \
+    do {                                              \
+        const char *const a_[] = {__VA_ARGS__, NULL}; \
+        run_memchat((r), NULL, net_env(), a_);        \
+    } while (0)
+
+/* The events of r's stdout, checked against the turn contract. */
+static size_t turn_events(const struct run *r, struct mc_event **evs, size_t max)
+{
+    size_t n = parse_events(r->out, evs, max);
+    check_turn_contract(evs, n);
+    return n;
+}
+
+static size_t count_kind(struct mc_event **evs, size_t n, enum mc_event_kind k)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += evs[i]->kind == k;
+    return c;
+}
+
+/* How many requests the mock received since the last reset (its log is
+ * cumulative and records the reset request itself). */
+static size_t mock_count(void)
+{
+    cJSON *arr = NULL;
+    mock_requests(mock, &arr);
+    size_t n = 0;
+    const cJSON *req;
+    cJSON_ArrayForEach(req, arr)
+    {
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(req, "path");
+        bool reset = cJSON_IsString(path) && strcmp(path->valuestring, "/_mock/reset") == 0;
+        n = reset ? 0 : n + 1;
+    }
+    cJSON_Delete(arr);
+    return n;
+}
+
+/* Each provider streams the mock's reply through ask. */
+static void each_provider_answers_through_ask(void **state)
+{
+    (void)state;
+    static const char *const providers[] = {"openai", "anthropic", "ollama"};
+    for (size_t i = 0; i < 3; i++) {
+        struct run r;
+        ASK(&r, "ask", "--provider", providers[i], "--model", "mock", "--no-memory", "hello there");
+        if (r.status != 0)
+            fail_msg("%s: exit %d: %s", providers[i], r.status, r.err);
+        assert_string_equal(r.out, "mock reply: hello there\n");
+        run_free(&r);
+    }
+}
+
+/* ask --json with a real provider: provider and model in turn.start, the
+ * server's usage (not an estimate), and a null cost for an unpriced model. */
+static void json_events_carry_the_providers_usage(void **state)
+{
+    (void)state;
+    struct run r;
+    ASK(&r, "ask", "--json", "--provider", "openai", "--model", "mock", "hi");
+    assert_int_equal(r.status, 0);
+    struct mc_event *evs[256] = {0};
+    size_t n = turn_events(&r, evs, 256);
+    assert_string_equal(mc_event_str(evs[0], "provider", ""), "openai");
+    assert_string_equal(mc_event_str(evs[0], "model", ""), "mock");
+    const struct mc_event *u = must_event(evs, n, MC_EV_USAGE);
+    assert_false(mc_event_bool(u, "estimated", true));
+    assert_true(mc_event_num(u, "completion_tokens", -1) > 0);
+    const struct mc_event *c = must_event(evs, n, MC_EV_COST);
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(c->json, "usd"));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(c->json, "usd")));
+    free_events(evs, n);
+    run_free(&r);
+}
+
+/* A 500 that goes away is retried once, announced by a retry event with the
+ * formula's delay, and the turn then succeeds. */
+static void a_passing_500_is_retried_with_a_retry_event(void **state)
+{
+    (void)state;
+    struct run r;
+    ASK(&r, "ask", "--json", "--provider", "openai", "--model", "mock:500,then=1", "hi");
+    assert_int_equal(r.status, 0);
+    struct mc_event *evs[256] = {0};
+    size_t n = turn_events(&r, evs, 256);
+    assert_int_equal(count_kind(evs, n, MC_EV_RETRY), 1);
+    const struct mc_event *rt = must_event(evs, n, MC_EV_RETRY);
+    assert_int_equal((int)mc_event_num(rt, "attempt", 0), 1);
+    assert_int_equal((int)mc_event_num(rt, "status", 0), 500);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(rt->json, "error")));
+    double d = mc_event_num(rt, "delay_ms", -1);
+    assert_true(d >= 375 && d <= 500); /* 0.5 s × (1 − 0.25·r) */
+    assert_int_equal(count_kind(evs, n, MC_EV_ERROR), 0);
+    assert_int_equal(mock_count(), 2);
+    free_events(evs, n);
+    run_free(&r);
+}
+
+/* The server's retry-after-ms is the delay; a Retry-After over 60 s falls
+ * back to the formula. */
+static void server_delays_are_honoured_up_to_60_seconds(void **state)
+{
+    (void)state;
+    struct run r;
+    struct mc_event *evs[256] = {0};
+    ASK(&r, "ask", "--json", "--provider", "openai", "--model", "mock:429-ms,then=1", "hi");
+    assert_int_equal(r.status, 0);
+    size_t n = turn_events(&r, evs, 256);
+    const struct mc_event *rt = must_event(evs, n, MC_EV_RETRY);
+    assert_int_equal((int)mc_event_num(rt, "status", 0), 429);
+    assert_int_equal((int)mc_event_num(rt, "delay_ms", -1), 150);
+    free_events(evs, n);
+    run_free(&r);
+
+    ASK(&r, "ask", "--json", "--provider", "anthropic", "--model", "mock:429-long,then=1", "hi");
+    assert_int_equal(r.status, 0);
+    n = turn_events(&r, evs, 256);
+    rt = must_event(evs, n, MC_EV_RETRY);
+    assert_true(mc_event_num(rt, "delay_ms", -1) <= 500);
+    free_events(evs, n);
+    run_free(&r);
+}
+
+/* When retries run out, ask exits 3 with the server's own message, the
+ * status, and how many retries were made; exactly max+1 requests went out. */
+static void exhausted_retries_exit_3_with_the_servers_message(void **state)
+{
+    (void)state;
+    const char *const env[] = {base_openai, "OPENAI_API_KEY=" KEY_OPENAI, "MEMCHAT_MAX_RETRIES=1",
+                               NULL};
+    const char *const args[] = {"ask", "--provider", "openai", "--model", "mock:500", "hi", NULL};
+    struct run r;
+    run_memchat(&r, NULL, env, args);
+    assert_int_equal(r.status, 3);
+    assert_non_null(strstr(r.err, "500"));
+    assert_non_null(strstr(r.err, "mock internal error"));
+    assert_non_null(strstr(r.err, "gave up after 1 retry"));
+    assert_int_equal(mock_count(), 2);
+    run_free(&r);
+}
+
+/* A 401 is not retried; the message names the key variable, never the key. */
+static void auth_errors_are_final_and_never_show_the_key(void **state)
+{
+    (void)state;
+    struct run r;
+    ASK(&r, "ask", "--json", "--provider", "openai", "--model", "mock:401", "hi");
+    assert_int_equal(r.status, 3);
+    struct mc_event *evs[256] = {0};
+    size_t n = turn_events(&r, evs, 256);
+    assert_int_equal(count_kind(evs, n, MC_EV_RETRY), 0);
+    const struct mc_event *e = must_event(evs, n, MC_EV_ERROR);
+    assert_string_equal(mc_event_str(e, "code", ""), "provider");
+    assert_non_null(strstr(mc_event_str(e, "message", ""), "OPENAI_API_KEY"));
+    assert_null(strstr(r.out, KEY_OPENAI));
+    assert_null(strstr(r.err, KEY_OPENAI));
+    assert_int_equal(mock_count(), 1);
+    free_events(evs, n);
+    run_free(&r);
+}
+
+/* A stream that breaks after text was shown is not retried (the user would
+ * see the reply start twice): exit 3, code network, one request. */
+static void a_broken_stream_after_text_is_not_retried(void **state)
+{
+    (void)state;
+    struct run r;
+    ASK(&r, "ask", "--json", "--provider", "openai", "--model", "mock:drop", "hi");
+    assert_int_equal(r.status, 3);
+    struct mc_event *evs[256] = {0};
+    size_t n = turn_events(&r, evs, 256);
+    assert_true(count_kind(evs, n, MC_EV_DELTA) > 0);
+    assert_int_equal(count_kind(evs, n, MC_EV_RETRY), 0);
+    assert_string_equal(mc_event_str(must_event(evs, n, MC_EV_ERROR), "code", ""), "network");
+    assert_int_equal(mock_count(), 1);
+    free_events(evs, n);
+    run_free(&r);
+}
+
+/* A server that is not there: connection errors are retried (error
+ * "connect", status null), then ask exits 3. */
+static void connection_refused_is_retried_then_exits_3(void **state)
+{
+    (void)state;
+    /* A port that was just bound and closed is (almost certainly) free. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd);
+    char url[128];
+    snprintf(url, sizeof url, "OPENAI_BASE_URL=http://127.0.0.1:%d/v1", ntohs(a.sin_port));
+    const char *const env[] = {url, "MEMCHAT_MAX_RETRIES=1", NULL};
+    const char *const args[] = {"ask", "--json", "--provider", "openai", "hi", NULL};
+    struct run r;
+    run_memchat(&r, NULL, env, args);
+    assert_int_equal(r.status, 3);
+    struct mc_event *evs[64] = {0};
+    size_t n = turn_events(&r, evs, 64);
+    const struct mc_event *rt = must_event(evs, n, MC_EV_RETRY);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(rt->json, "status")));
+    assert_string_equal(mc_event_str(rt, "error", ""), "connect");
+    assert_string_equal(mc_event_str(must_event(evs, n, MC_EV_ERROR), "code", ""), "network");
+    free_events(evs, n);
+    run_free(&r);
+}
+
+/* Ctrl-C during a stalled stream ends the turn at once: turn.cancelled with
+ * partial text, one turn.done, no delta after the cancel, exit 130. */
+static void ctrl_c_during_a_stalled_stream_cancels(void **state)
+{
+    (void)state;
+    const char *const args[] = {"ask",     "--json",     "--provider", "openai",
+                                "--model", "mock:stall", "hi",         NULL};
+    struct run r;
+    run_memchat_signal(&r, NULL, net_env(), args, "\"event\":\"delta\"", SIGINT);
+    assert_int_equal(r.status, 130);
+    struct mc_event *evs[256] = {0};
+    size_t n = turn_events(&r, evs, 256);
+    const struct mc_event *c = must_event(evs, n, MC_EV_TURN_CANCELLED);
+    assert_true(mc_event_bool(c, "partial", false));
+    bool after_cancel = false;
+    for (size_t i = 0; i < n; i++) {
+        if (evs[i]->kind == MC_EV_TURN_CANCELLED)
+            after_cancel = true;
+        if (after_cancel)
+            assert_int_not_equal(evs[i]->kind, MC_EV_DELTA);
+    }
+    assert_int_equal(count_kind(evs, n, MC_EV_RETRY), 0);
+    free_events(evs, n);
+    run_free(&r);
+}
+
+/* auto with no key finds a local OpenAI-compatible server and uses its
+ * model. */
+static void auto_finds_a_local_server(void **state)
+{
+    (void)state;
+    char local[300];
+    snprintf(local, sizeof local, "MEMCHAT_LOCAL_BASE_URL=%s/v1", mock_url(mock));
+    const char *const env[] = {local, NULL};
+    const char *const args[] = {"ask", "--json", "--no-memory", "hi", NULL};
+    struct run r;
+    run_memchat(&r, NULL, env, args);
+    assert_int_equal(r.status, 0);
+    struct mc_event *evs[256] = {0};
+    size_t n = turn_events(&r, evs, 256);
+    assert_string_equal(mc_event_str(evs[0], "provider", ""), "openai");
+    assert_string_equal(mc_event_str(evs[0], "model", ""), "mock-model");
+    char *text = delta_text(evs, n);
+    assert_string_equal(text, "mock reply: hi");
+    free(text);
+    free_events(evs, n);
+    run_free(&r);
+}
+
+/* Appends every regular file's content under dir to *all. */
+static void slurp_tree(const char *dir, char **all, size_t *len)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            slurp_tree(path, all, len);
+            continue;
+        }
+        size_t n = 0;
+        char *s = tu_read_file(path, &n);
+        if (s == NULL)
+            continue;
+        *all = realloc(*all, *len + n + 1);
+        memcpy(*all + *len, s, n);
+        *len += n;
+        (*all)[*len] = '\0';
+        free(s);
+    }
+    closedir(d);
+}
+
+/* The secrets canary: after a failing and a succeeding turn at debug log
+ * level, neither key appears in any output or in any file of the data dir,
+ * and memchat config shows them masked. */
+static void keys_never_appear_in_output_logs_or_data(void **state)
+{
+    (void)state;
+    const char *const *base = net_env();
+    const char *env[10];
+    size_t k = 0;
+    for (; base[k] != NULL; k++)
+        env[k] = base[k];
+    env[k++] = "MEMCHAT_LOG_LEVEL=debug";
+    env[k] = NULL;
+    static const char *const runs[][8] = {
+        {"ask", "--json", "--provider", "openai", "--model", "mock:401", "hi", NULL},
+        {"ask", "--json", "--provider", "anthropic", "--model", "mock:500,then=1", "hi", NULL},
+        {"ask", "--provider", "openai", "--model", "mock", "hi", NULL},
+        {"config", NULL},
+        {"config", "--json", NULL},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        struct run r;
+        run_memchat(&r, NULL, env, runs[i]);
+        assert_null(strstr(r.out, KEY_OPENAI));
+        assert_null(strstr(r.err, KEY_OPENAI));
+        assert_null(strstr(r.out, KEY_ANTHROPIC));
+        assert_null(strstr(r.err, KEY_ANTHROPIC));
+        if (strcmp(runs[i][0], "config") == 0)
+            assert_non_null(strstr(r.out, "4b5a")); /* masked to the last 4 */
+        run_free(&r);
+    }
+    char *all = NULL;
+    size_t len = 0;
+    slurp_tree(fx.data, &all, &len);
+    assert_true(len > 0);
+    assert_null(memmem(all, len, KEY_OPENAI, strlen(KEY_OPENAI)));
+    assert_null(memmem(all, len, KEY_ANTHROPIC, strlen(KEY_ANTHROPIC)));
+    free(all);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(each_provider_answers_through_ask, case_setup, teardown),
+        cmocka_unit_test_setup_teardown(json_events_carry_the_providers_usage, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_passing_500_is_retried_with_a_retry_event, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(server_delays_are_honoured_up_to_60_seconds, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(exhausted_retries_exit_3_with_the_servers_message,
+                                        case_setup, teardown),
+        cmocka_unit_test_setup_teardown(auth_errors_are_final_and_never_show_the_key, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_broken_stream_after_text_is_not_retried, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(connection_refused_is_retried_then_exits_3, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(ctrl_c_during_a_stalled_stream_cancels, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(auto_finds_a_local_server, case_setup, teardown),
+        cmocka_unit_test_setup_teardown(keys_never_appear_in_output_logs_or_data, case_setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

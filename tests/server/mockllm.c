@@ -1,0 +1,2227 @@
+/*
+ * mockllm: the loopback LLM test server the integration tests start and stop
+ * themselves (spec: "The loopback LLM test server", tests/server/mockserver.h
+ * is its harness). It speaks just enough HTTP/1.1 (keep-alive, Content-Length
+ * and chunked request bodies, chunked streamed replies) to play OpenAI,
+ * Anthropic and Ollama, and misbehaves on demand: the request's "model"
+ * string (`mock:<behaviour>,...`) picks error statuses, stalls, drops,
+ * garbage events, split UTF-8 writes or an endless stream. One thread, one
+ * poll() loop: every connection is a small state machine whose reply is a
+ * queue of output segments (bytes with an optional delay before them, "stall"
+ * or "close"), so a slow or stalled connection never blocks another and
+ * delays are poll timeouts, never sleeps. It links libc only (no libmemchat,
+ * no cJSON), hence its own tiny buffer, JSON scanner and JSON writer.
+ * It binds 127.0.0.1 only, prints `PORT=<n>`, and exits 0 on stdin EOF or
+ * SIGTERM, freeing everything (the tests run it under ASan).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_BODY         (8u * 1024u * 1024u) /* larger request bodies get 413 */
+#define MAX_HEADERS      (64u * 1024u)        /* larger header sections get 413 */
+#define MAX_INPUT        (MAX_BODY + MAX_HEADERS + 1024u * 1024u) /* + chunk framing */
+#define READ_SIZE        65536u
+#define WRITE_BUDGET     (1024u * 1024u) /* per connection per loop turn (fairness) */
+#define PIECE_MAX        7u
+#define SLOW_US          20000   /* `slow`: 20 ms between pieces */
+#define SPLIT_PACE_US    200     /* `split-utf8`: gap between tiny writes */
+#define LINGER_US        2000000 /* drain time after a closing reply */
+#define OVERSIZE_LIMIT   (256ull * 1024u * 1024u)
+#define OVERSIZE_BATCH   65536u
+#define BIG_ERROR_SIZE   (1024u * 1024u)
+#define FIXED_CREATED    1735689600 /* 2025-01-01T00:00:00Z: replies are deterministic */
+#define FIXED_CREATED_AT "2025-01-01T00:00:00Z"
+
+/* The SIGTERM self-pipe's write end: the one global, because a signal handler
+ * can reach nothing else. */
+static int sig_pipe_wr = -1;
+
+/* ---- small growable byte buffer (aborts on OOM: a test server) ---------- */
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static void die_oom(void)
+{
+    fputs("mockllm: out of memory\n", stderr);
+    abort();
+}
+
+static void *xmalloc_or_die(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL)
+        die_oom();
+    return p;
+}
+
+static char *xstrndup_or_die(const char *s, size_t n)
+{
+    char *p = xmalloc_or_die(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static void sb_reserve(struct sbuf *b, size_t extra)
+{
+    if (b->cap - b->len > extra)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len <= extra) {
+        if (cap > SIZE_MAX / 2)
+            die_oom();
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (p == NULL)
+        die_oom();
+    b->p = p;
+    b->cap = cap;
+    b->p[b->len] = '\0';
+}
+
+static void sb_put(struct sbuf *b, const void *s, size_t n)
+{
+    sb_reserve(b, n);
+    if (n > 0)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_puts(struct sbuf *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+static void sb_putc(struct sbuf *b, char c)
+{
+    sb_put(b, &c, 1);
+}
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[512];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof tmp) {
+        sb_put(b, tmp, (size_t)n);
+        return;
+    }
+    sb_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+static void sb_free(struct sbuf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* Takes the bytes out of b (caller frees), leaving b empty. */
+static char *sb_take(struct sbuf *b, size_t *len)
+{
+    if (b->p == NULL)
+        sb_reserve(b, 0);
+    char *p = b->p;
+    *len = b->len;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+/* ---- UTF-8 and JSON output ----------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid
+ * (overlongs, surrogates and values past U+10FFFF are invalid). */
+static size_t utf8_valid_len(const unsigned char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    unsigned cp = c & (0xFFu >> (len + 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+static void utf8_put(struct sbuf *b, unsigned cp)
+{
+    char u[4];
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        sb_put(b, u, 1);
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3F));
+        sb_put(b, u, 2);
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        sb_put(b, u, 3);
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18));
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (char)(0x80 | (cp & 0x3F));
+        sb_put(b, u, 4);
+    }
+}
+
+/* Appends the body of a JSON string (no quotes) for the n bytes at s: valid
+ * UTF-8 passes through raw, invalid bytes become \ufffd so the output is
+ * always valid JSON. */
+static void json_put_inner(struct sbuf *b, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (c >= 0x80) {
+            size_t l = utf8_valid_len(u + i, n - i);
+            if (l == 0) {
+                sb_puts(b, "\\ufffd");
+                i++;
+            } else {
+                sb_put(b, u + i, l);
+                i += l;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"':
+            sb_puts(b, "\\\"");
+            break;
+        case '\\':
+            sb_puts(b, "\\\\");
+            break;
+        case '\n':
+            sb_puts(b, "\\n");
+            break;
+        case '\r':
+            sb_puts(b, "\\r");
+            break;
+        case '\t':
+            sb_puts(b, "\\t");
+            break;
+        case '\b':
+            sb_puts(b, "\\b");
+            break;
+        case '\f':
+            sb_puts(b, "\\f");
+            break;
+        default:
+            if (c < 0x20)
+                sb_printf(b, "\\u%04x", (unsigned)c);
+            else
+                sb_putc(b, (char)c);
+        }
+        i++;
+    }
+}
+
+/* Appends s (n bytes) as a quoted JSON string. */
+static void json_put_str(struct sbuf *b, const char *s, size_t n)
+{
+    sb_putc(b, '"');
+    json_put_inner(b, s, n);
+    sb_putc(b, '"');
+}
+
+/* ---- JSON scanner: just enough to read a request body -------------------- */
+
+#define JSON_MAX_DEPTH 256
+
+static const char *js_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The 4 hex digits at p as a number, -1 when not hex. */
+static long hex4(const char *p)
+{
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hex_val(p[i]);
+        if (h < 0)
+            return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+/* p at an opening quote: the byte after the closing quote, NULL when the
+ * string is malformed (bad escape, raw control byte, unterminated). */
+static const char *js_str_end(const char *p, const char *end)
+{
+    if (p >= end || *p != '"')
+        return NULL;
+    p++;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            return p + 1;
+        if (c < 0x20)
+            return NULL;
+        if (c != '\\') {
+            p++;
+            continue;
+        }
+        if (end - p < 2)
+            return NULL;
+        char e = p[1];
+        if (e == 'u') {
+            if (end - p < 6 || hex4(p + 2) < 0)
+                return NULL;
+            p += 6;
+        } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
+                   e == 'r' || e == 't') {
+            p += 2;
+        } else {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static const char *js_lit_end(const char *p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0)
+        return NULL;
+    return p + n;
+}
+
+/* The byte after the JSON value starting at p (leading whitespace skipped),
+ * NULL when malformed or nested deeper than JSON_MAX_DEPTH. */
+static const char *js_val_end(const char *p, const char *end, int depth)
+{
+    if (depth > JSON_MAX_DEPTH)
+        return NULL;
+    p = js_ws(p, end);
+    if (p >= end)
+        return NULL;
+    switch (*p) {
+    case '"':
+        return js_str_end(p, end);
+    case '{':
+        p = js_ws(p + 1, end);
+        if (p < end && *p == '}')
+            return p + 1;
+        for (;;) {
+            p = js_str_end(p, end);
+            if (p == NULL)
+                return NULL;
+            p = js_ws(p, end);
+            if (p >= end || *p != ':')
+                return NULL;
+            p = js_val_end(p + 1, end, depth + 1);
+            if (p == NULL)
+                return NULL;
+            p = js_ws(p, end);
+            if (p >= end)
+                return NULL;
+            if (*p == '}')
+                return p + 1;
+            if (*p != ',')
+                return NULL;
+            p = js_ws(p + 1, end);
+        }
+    case '[':
+        p = js_ws(p + 1, end);
+        if (p < end && *p == ']')
+            return p + 1;
+        for (;;) {
+            p = js_val_end(p, end, depth + 1);
+            if (p == NULL)
+                return NULL;
+            p = js_ws(p, end);
+            if (p >= end)
+                return NULL;
+            if (*p == ']')
+                return p + 1;
+            if (*p != ',')
+                return NULL;
+            p++;
+        }
+    case 't':
+        return js_lit_end(p, end, "true");
+    case 'f':
+        return js_lit_end(p, end, "false");
+    case 'n':
+        return js_lit_end(p, end, "null");
+    default: {
+        const char *q = p;
+        if (q < end && *q == '-')
+            q++;
+        if (q >= end || *q < '0' || *q > '9')
+            return NULL;
+        while (q < end && ((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' ||
+                           *q == '+' || *q == '-'))
+            q++;
+        return q;
+    }
+    }
+}
+
+/* Appends the decoded bytes of the (validated) JSON string at p to out:
+ * escapes resolved, \uXXXX surrogate pairs joined, lone surrogates U+FFFD. */
+static void js_str_decode(const char *p, const char *end, struct sbuf *out)
+{
+    p++;
+    while (p < end && *p != '"') {
+        if (*p != '\\') {
+            sb_putc(out, *p++);
+            continue;
+        }
+        if (end - p < 2)
+            return;
+        char e = p[1];
+        if (e != 'u') {
+            char c = e == 'b'   ? '\b'
+                     : e == 'f' ? '\f'
+                     : e == 'n' ? '\n'
+                     : e == 'r' ? '\r'
+                     : e == 't' ? '\t'
+                                : e; /* \" \\ \/ */
+            sb_putc(out, c);
+            p += 2;
+            continue;
+        }
+        if (end - p < 6)
+            return;
+        long cp = hex4(p + 2);
+        p += 6;
+        if (cp < 0)
+            return;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            long lo = (end - p >= 6 && p[0] == '\\' && p[1] == 'u') ? hex4(p + 2) : -1;
+            if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                p += 6;
+            } else {
+                cp = 0xFFFD;
+            }
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            cp = 0xFFFD;
+        }
+        utf8_put(out, (unsigned)cp);
+    }
+}
+
+/* The value of member key in the (validated) object at obj, whitespace
+ * skipped; NULL when obj is not an object or has no such member. */
+static const char *js_obj_get(const char *obj, const char *end, const char *key)
+{
+    if (obj == NULL || obj >= end || *obj != '{')
+        return NULL;
+    const char *p = js_ws(obj + 1, end);
+    size_t klen = strlen(key);
+    while (p < end && *p == '"') {
+        const char *kend = js_str_end(p, end);
+        if (kend == NULL)
+            return NULL;
+        struct sbuf k = {0};
+        js_str_decode(p, kend, &k);
+        bool match = k.len == klen && (klen == 0 || memcmp(k.p, key, klen) == 0);
+        sb_free(&k);
+        p = js_ws(kend, end);
+        if (p >= end || *p != ':')
+            return NULL;
+        p = js_ws(p + 1, end);
+        if (match)
+            return p;
+        p = js_val_end(p, end, 0);
+        if (p == NULL)
+            return NULL;
+        p = js_ws(p, end);
+        if (p >= end || *p != ',')
+            return NULL;
+        p = js_ws(p + 1, end);
+    }
+    return NULL;
+}
+
+/* Iterates the (validated) array at *it: the next element (whitespace
+ * skipped), or NULL at the end. Start with *it pointing at '['. */
+static const char *js_arr_next(const char **it, const char *end)
+{
+    const char *p = *it;
+    if (p == NULL || p >= end)
+        return NULL;
+    if (*p == '[')
+        p = js_ws(p + 1, end);
+    else if (*p == ',')
+        p = js_ws(p + 1, end);
+    else
+        return NULL;
+    if (p >= end || *p == ']') {
+        *it = NULL;
+        return NULL;
+    }
+    const char *e = js_val_end(p, end, 0);
+    if (e == NULL) {
+        *it = NULL;
+        return NULL;
+    }
+    *it = js_ws(e, end);
+    return p;
+}
+
+/* True when the value at v is the string s. */
+static bool js_str_is(const char *v, const char *end, const char *s)
+{
+    if (v == NULL || v >= end || *v != '"')
+        return false;
+    const char *e = js_str_end(v, end);
+    if (e == NULL)
+        return false;
+    struct sbuf d = {0};
+    js_str_decode(v, e, &d);
+    bool eq = d.len == strlen(s) && (d.len == 0 || memcmp(d.p, s, d.len) == 0);
+    sb_free(&d);
+    return eq;
+}
+
+/* Appends the text of a message content: a string, or an array of parts
+ * whose "text" strings are joined (OpenAI content parts, Anthropic blocks). */
+static void js_content_text(const char *v, const char *end, struct sbuf *out)
+{
+    if (v == NULL || v >= end)
+        return;
+    if (*v == '"') {
+        js_str_decode(v, js_str_end(v, end), out);
+        return;
+    }
+    if (*v != '[')
+        return;
+    const char *it = v;
+    const char *el;
+    while ((el = js_arr_next(&it, end)) != NULL) {
+        const char *type = js_obj_get(el, end, "type");
+        if (type != NULL && !js_str_is(type, end, "text"))
+            continue;
+        const char *t = js_obj_get(el, end, "text");
+        if (t != NULL && *t == '"')
+            js_str_decode(t, js_str_end(t, end), out);
+    }
+}
+
+/* ---- requests -------------------------------------------------------------- */
+
+struct header {
+    char *name; /* lower-case */
+    char *value;
+};
+
+struct request {
+    char *method, *path;
+    struct header *hdrs;
+    size_t nhdrs;
+    char *body;
+    size_t bodylen;
+    bool keepalive;
+};
+
+static void request_fini(struct request *rq)
+{
+    free(rq->method);
+    free(rq->path);
+    for (size_t i = 0; i < rq->nhdrs; i++) {
+        free(rq->hdrs[i].name);
+        free(rq->hdrs[i].value);
+    }
+    free(rq->hdrs);
+    free(rq->body);
+    memset(rq, 0, sizeof *rq);
+}
+
+static const char *request_header(const struct request *rq, const char *name)
+{
+    for (size_t i = 0; i < rq->nhdrs; i++)
+        if (strcmp(rq->hdrs[i].name, name) == 0)
+            return rq->hdrs[i].value;
+    return NULL;
+}
+
+/* True when the comma-separated header value contains token (any case). */
+static bool header_has_token(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = value; p != NULL && *p != '\0';) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e != '\0' && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - p) == n && strncasecmp(p, token, n) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+enum parse_status { PARSE_MORE, PARSE_DONE, PARSE_BAD, PARSE_TOO_BIG };
+
+/* Where the header section of buf ends (after its blank line), 0 when it
+ * is not complete yet. Lines may end in \r\n or \n. */
+static size_t find_header_end(const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (i + 1 < len && buf[i + 1] == '\n')
+            return i + 2;
+        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+static bool parse_size(const char *s, size_t n, int base, unsigned long long *out)
+{
+    if (n == 0 || n > 16)
+        return false;
+    unsigned long long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = base == 16 ? hex_val(s[i]) : (s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : -1);
+        if (d < 0)
+            return false;
+        v = v * (unsigned)base + (unsigned)d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Parses the request line and headers of buf[0..hend) into rq. */
+static enum parse_status parse_head(const char *buf, size_t hend, struct request *rq)
+{
+    const char *p = buf, *end = buf + hend;
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (eol == NULL)
+        return PARSE_BAD;
+    const char *le = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+    const char *sp1 = memchr(p, ' ', (size_t)(le - p));
+    if (sp1 == NULL || sp1 == p)
+        return PARSE_BAD;
+    const char *sp2 = memchr(sp1 + 1, ' ', (size_t)(le - sp1 - 1));
+    if (sp2 == NULL || sp2 == sp1 + 1)
+        return PARSE_BAD;
+    size_t vlen = (size_t)(le - sp2 - 1);
+    bool http10;
+    if (vlen == 8 && memcmp(sp2 + 1, "HTTP/1.1", 8) == 0)
+        http10 = false;
+    else if (vlen == 8 && memcmp(sp2 + 1, "HTTP/1.0", 8) == 0)
+        http10 = true;
+    else
+        return PARSE_BAD;
+    rq->method = xstrndup_or_die(p, (size_t)(sp1 - p));
+    rq->path = xstrndup_or_die(sp1 + 1, (size_t)(sp2 - sp1 - 1));
+    size_t cap = 0;
+    for (p = eol + 1; p < end; p = eol + 1) {
+        eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            return PARSE_BAD;
+        le = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+        if (le == p)
+            break; /* the blank line */
+        const char *colon = memchr(p, ':', (size_t)(le - p));
+        if (colon == NULL || colon == p)
+            return PARSE_BAD;
+        for (const char *q = p; q < colon; q++)
+            if (*q == ' ' || *q == '\t')
+                return PARSE_BAD;
+        const char *v = colon + 1, *ve = le;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        char *name = xstrndup_or_die(p, (size_t)(colon - p));
+        for (char *q = name; *q; q++)
+            if (*q >= 'A' && *q <= 'Z')
+                *q = (char)(*q - 'A' + 'a');
+        struct header *dup = NULL;
+        for (size_t i = 0; i < rq->nhdrs; i++)
+            if (strcmp(rq->hdrs[i].name, name) == 0)
+                dup = &rq->hdrs[i];
+        if (dup != NULL) { /* repeated header: join as one list value */
+            struct sbuf j = {0};
+            sb_puts(&j, dup->value);
+            sb_puts(&j, ", ");
+            sb_put(&j, v, (size_t)(ve - v));
+            free(dup->value);
+            size_t jl;
+            dup->value = sb_take(&j, &jl);
+            free(name);
+            continue;
+        }
+        if (rq->nhdrs == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct header *h = realloc(rq->hdrs, cap * sizeof *h);
+            if (h == NULL)
+                die_oom();
+            rq->hdrs = h;
+        }
+        rq->hdrs[rq->nhdrs].name = name;
+        rq->hdrs[rq->nhdrs].value = xstrndup_or_die(v, (size_t)(ve - v));
+        rq->nhdrs++;
+    }
+    const char *conn = request_header(rq, "connection");
+    rq->keepalive = !http10 && !(conn != NULL && header_has_token(conn, "close"));
+    return PARSE_DONE;
+}
+
+/* Decodes a chunked body starting at buf[0]: PARSE_DONE with the decoded
+ * body in out and *used = bytes consumed (trailers included). */
+static enum parse_status parse_chunked(const char *buf, size_t len, struct sbuf *out, size_t *used)
+{
+    size_t pos = 0;
+    for (;;) {
+        const char *eol = memchr(buf + pos, '\n', len - pos);
+        if (eol == NULL)
+            return len - pos > 1024 ? PARSE_BAD : PARSE_MORE;
+        size_t lend = (size_t)(eol - buf);
+        size_t s = pos, e = lend;
+        if (e > s && buf[e - 1] == '\r')
+            e--;
+        size_t x = s;
+        while (x < e && hex_val(buf[x]) >= 0)
+            x++;
+        unsigned long long n;
+        if (!parse_size(buf + s, x - s, 16, &n))
+            return PARSE_BAD;
+        if (n > MAX_BODY || out->len + n > MAX_BODY)
+            return PARSE_TOO_BIG;
+        pos = lend + 1;
+        if (n == 0) { /* trailers up to a blank line */
+            for (;;) {
+                eol = memchr(buf + pos, '\n', len - pos);
+                if (eol == NULL)
+                    return PARSE_MORE;
+                size_t l = (size_t)(eol - (buf + pos));
+                bool blank = l == 0 || (l == 1 && buf[pos] == '\r');
+                pos += l + 1;
+                if (blank) {
+                    *used = pos;
+                    return PARSE_DONE;
+                }
+            }
+        }
+        if (len - pos < n + 1)
+            return PARSE_MORE;
+        sb_put(out, buf + pos, (size_t)n);
+        pos += (size_t)n;
+        if (buf[pos] == '\r') {
+            if (len - pos < 2)
+                return PARSE_MORE;
+            pos++;
+        }
+        if (buf[pos] != '\n')
+            return PARSE_BAD;
+        pos++;
+    }
+}
+
+/* ---- behaviours ------------------------------------------------------------ */
+
+enum route { R_OPENAI, R_ANTHROPIC, R_OLLAMA };
+
+enum err_kind {
+    E_NONE,
+    E_429_SECONDS,
+    E_429_DATE,
+    E_429_MS,
+    E_429_LONG,
+    E_500,
+    E_500_MALFORMED,
+    E_529,
+    E_401,
+    E_400,
+    E_BIG
+};
+
+struct behave {
+    enum err_kind err;
+    bool no_retry_header, usage_in_finish, no_usage, hang, stall, drop, malformed, crlf, split,
+        oversize, midstream, slow;
+    bool has_then;
+    unsigned long then_n;
+};
+
+static const struct {
+    const char *name;
+    enum err_kind err;
+} err_names[] = {
+    {"429-seconds", E_429_SECONDS},
+    {"429-date", E_429_DATE},
+    {"429-ms", E_429_MS},
+    {"429-long", E_429_LONG},
+    {"500", E_500},
+    {"500-malformed", E_500_MALFORMED},
+    {"529", E_529},
+    {"401", E_401},
+    {"400", E_400},
+    {"big-error", E_BIG},
+};
+
+static const struct {
+    const char *name;
+    size_t off; /* of the bool in struct behave */
+} flag_names[] = {
+    {"no-retry-header", offsetof(struct behave, no_retry_header)},
+    {"usage-in-finish", offsetof(struct behave, usage_in_finish)},
+    {"no-usage", offsetof(struct behave, no_usage)},
+    {"hang", offsetof(struct behave, hang)},
+    {"stall", offsetof(struct behave, stall)},
+    {"drop", offsetof(struct behave, drop)},
+    {"malformed", offsetof(struct behave, malformed)},
+    {"crlf", offsetof(struct behave, crlf)},
+    {"split-utf8", offsetof(struct behave, split)},
+    {"oversize", offsetof(struct behave, oversize)},
+    {"mid-stream-error", offsetof(struct behave, midstream)},
+    {"slow", offsetof(struct behave, slow)},
+};
+
+/* Sets one behaviour named w in b; false when w is not a behaviour. */
+static bool behave_set(struct behave *b, const char *w)
+{
+    for (size_t i = 0; i < sizeof err_names / sizeof err_names[0]; i++) {
+        if (strcmp(w, err_names[i].name) == 0) {
+            if (b->err == E_NONE) /* the first error named wins */
+                b->err = err_names[i].err;
+            return true;
+        }
+    }
+    for (size_t i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++) {
+        if (strcmp(w, flag_names[i].name) == 0) {
+            *(bool *)((char *)b + flag_names[i].off) = true;
+            return true;
+        }
+    }
+    if (strncmp(w, "then=", 5) == 0 && w[5] >= '0' && w[5] <= '9') {
+        char *endp;
+        errno = 0;
+        b->then_n = strtoul(w + 5, &endp, 10);
+        b->has_then = true;
+        return *endp == '\0' && errno == 0;
+    }
+    return w[0] == '\0'; /* an empty item, as in "mock:,500" */
+}
+
+/* Parses "mock:<b>[,<b>...]" into b; any other model string is the normal
+ * behaviour. Returns false with the unknown name in bad when a behaviour is
+ * not one of the spec's. */
+static bool behave_parse(const char *model, struct behave *b, char *bad, size_t badlen)
+{
+    memset(b, 0, sizeof *b);
+    if (strncmp(model, "mock:", 5) != 0)
+        return true;
+    for (const char *p = model + 5; *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        char w[64];
+        if (n >= sizeof w) {
+            snprintf(bad, badlen, "%.*s", (int)n, p);
+            return false;
+        }
+        memcpy(w, p, n);
+        w[n] = '\0';
+        if (!behave_set(b, w)) {
+            snprintf(bad, badlen, "%s", w);
+            return false;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return true;
+}
+
+/* then=N: after N requests the failure behaviours stop; the formatting ones
+ * (usage placement, malformed, crlf, split-utf8, slow) stay. */
+static void behave_disarm(struct behave *b)
+{
+    b->err = E_NONE;
+    b->hang = b->stall = b->drop = b->oversize = b->midstream = false;
+}
+
+struct counter {
+    struct counter *next;
+    char *model;
+    unsigned long n;
+};
+
+/* ---- connections and their output queue ------------------------------------ */
+
+enum seg_kind { SEG_DATA, SEG_STALL, SEG_CLOSE, SEG_GEN };
+
+/* One step of a reply. SEG_GEN refills data lazily from unit (one HTTP chunk
+ * of repeated units per refill) until limit bytes were generated. */
+struct seg {
+    struct seg *next;
+    enum seg_kind kind;
+    char *data;
+    size_t len, off;
+    int64_t delay_us; /* wait this long after the previous step */
+    bool split;       /* write 1-3 bytes at a time, SPLIT_PACE_US apart */
+    char *unit;
+    size_t unitlen;
+    unsigned long long generated, limit;
+};
+
+enum conn_state {
+    C_RECV,    /* reading a request */
+    C_SEND,    /* writing a reply */
+    C_STALLED, /* writes nothing more; open until the client closes */
+    C_LINGER,  /* reply done, write side shut: draining until EOF or deadline */
+    C_DEAD
+};
+
+struct conn {
+    struct conn *next;
+    int fd;
+    unsigned long id;
+    enum conn_state state;
+    struct sbuf in;
+    struct seg *head, *tail;
+    int64_t next_ok_us; /* no write before this time */
+    int64_t linger_deadline_us;
+    unsigned split_phase;
+    bool close_after;   /* close (lingering) when the queue drains */
+    bool peer_eof;      /* the client shut its side: stop reading */
+    bool continue_sent; /* 100 Continue sent for the request being read */
+};
+
+struct server {
+    int lfd, sig_rd;
+    bool stdin_open;
+    FILE *log;
+    unsigned long seq, nconn;
+    struct conn *conns;
+    struct counter *counters;
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void seg_free(struct seg *g)
+{
+    free(g->data);
+    free(g->unit);
+    free(g);
+}
+
+static struct seg *q_push(struct conn *c, enum seg_kind kind, int64_t delay_us, bool split)
+{
+    struct seg *g = xmalloc_or_die(sizeof *g);
+    memset(g, 0, sizeof *g);
+    g->kind = kind;
+    g->delay_us = delay_us;
+    g->split = split;
+    if (c->head == NULL) {
+        c->head = c->tail = g;
+        if (delay_us > 0 && now_us() + delay_us > c->next_ok_us)
+            c->next_ok_us = now_us() + delay_us;
+    } else {
+        c->tail->next = g;
+        c->tail = g;
+    }
+    return g;
+}
+
+/* Queues a copy of n bytes. */
+static void q_bytes(struct conn *c, const char *s, size_t n, int64_t delay_us, bool split)
+{
+    if (n == 0 && delay_us == 0)
+        return;
+    struct seg *g = q_push(c, SEG_DATA, delay_us, split);
+    g->data = xstrndup_or_die(s, n);
+    g->len = n;
+}
+
+/* Queues n bytes framed as one HTTP chunk. */
+static void q_chunk(struct conn *c, const char *s, size_t n, int64_t delay_us, bool split)
+{
+    if (n == 0)
+        return;
+    struct sbuf b = {0};
+    sb_printf(&b, "%zx\r\n", n);
+    sb_put(&b, s, n);
+    sb_puts(&b, "\r\n");
+    struct seg *g = q_push(c, SEG_DATA, delay_us, split);
+    g->data = sb_take(&b, &g->len);
+}
+
+static void q_mark(struct conn *c, enum seg_kind kind)
+{
+    q_push(c, kind, 0, false);
+}
+
+static void q_gen(struct conn *c, const char *unit, size_t unitlen, unsigned long long limit,
+                  bool split)
+{
+    struct seg *g = q_push(c, SEG_GEN, 0, split);
+    g->unit = xstrndup_or_die(unit, unitlen);
+    g->unitlen = unitlen;
+    g->limit = limit;
+}
+
+/* Refills a SEG_GEN: false when it has generated its limit. */
+static bool gen_refill(struct seg *g)
+{
+    if (g->generated >= g->limit || g->unitlen == 0)
+        return false;
+    size_t k = OVERSIZE_BATCH / g->unitlen + 1;
+    struct sbuf b = {0};
+    sb_printf(&b, "%zx\r\n", k * g->unitlen);
+    for (size_t i = 0; i < k; i++)
+        sb_put(&b, g->unit, g->unitlen);
+    sb_puts(&b, "\r\n");
+    g->generated += k * g->unitlen;
+    free(g->data);
+    g->data = sb_take(&b, &g->len);
+    g->off = 0;
+    return true;
+}
+
+static void conn_clear_queue(struct conn *c)
+{
+    while (c->head != NULL) {
+        struct seg *g = c->head;
+        c->head = g->next;
+        seg_free(g);
+    }
+    c->tail = NULL;
+}
+
+static void conn_kill(struct conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->state = C_DEAD;
+    conn_clear_queue(c);
+}
+
+/* ---- reply building ---------------------------------------------------------- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 413:
+        return "Content Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 529:
+        return "Overloaded";
+    default:
+        return "Unknown";
+    }
+}
+
+/* Appends the status line and the common headers; extra is zero or more
+ * complete "Name: value\r\n" lines. clen < 0 means chunked. */
+static void head_put(struct sbuf *h, const struct conn *c, int status, const char *ctype,
+                     long long clen, const char *extra)
+{
+    sb_printf(h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status, reason(status), ctype);
+    if (clen < 0)
+        sb_puts(h, "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n");
+    else
+        sb_printf(h, "Content-Length: %lld\r\n", clen);
+    if (c->close_after)
+        sb_puts(h, "Connection: close\r\n");
+    if (extra != NULL)
+        sb_puts(h, extra);
+    sb_puts(h, "\r\n");
+}
+
+/* Queues a complete fixed reply. */
+static void q_fixed(struct conn *c, int status, const char *ctype, const char *extra,
+                    const char *body, size_t len)
+{
+    struct sbuf h = {0};
+    head_put(&h, c, status, ctype, (long long)len, extra);
+    sb_put(&h, body, len);
+    q_bytes(c, h.p, h.len, 0, false);
+    sb_free(&h);
+}
+
+/* An error body in the route's own format. */
+static void err_body(struct sbuf *b, enum route r, const char *oa_type, const char *an_type,
+                     const char *msg, unsigned long seq)
+{
+    if (r == R_OPENAI) {
+        sb_puts(b, "{\"error\":{\"message\":");
+        json_put_str(b, msg, strlen(msg));
+        sb_printf(b, ",\"type\":\"%s\",\"param\":null,\"code\":null}}", oa_type);
+    } else if (r == R_ANTHROPIC) {
+        sb_printf(b, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":", an_type);
+        json_put_str(b, msg, strlen(msg));
+        sb_printf(b, "},\"request_id\":\"req_mock_%lu\"}", seq);
+    } else {
+        sb_puts(b, "{\"error\":");
+        json_put_str(b, msg, strlen(msg));
+        sb_puts(b, "}");
+    }
+}
+
+/* Queues the reply of an error behaviour. */
+static void q_error(struct conn *c, enum route r, const struct behave *b, unsigned long seq)
+{
+    struct sbuf body = {0}, extra = {0};
+    int status = 500;
+    switch (b->err) {
+    case E_429_SECONDS:
+    case E_429_DATE:
+    case E_429_MS:
+    case E_429_LONG:
+        status = 429;
+        err_body(&body, r, "rate_limit_error", "rate_limit_error", "mock rate limit", seq);
+        if (b->err == E_429_SECONDS) {
+            sb_puts(&extra, "Retry-After: 1\r\n");
+        } else if (b->err == E_429_LONG) {
+            sb_puts(&extra, "Retry-After: 3600\r\n");
+        } else if (b->err == E_429_MS) {
+            sb_puts(&extra, "retry-after-ms: 150\r\n");
+        } else {
+            time_t t = time(NULL) + 2;
+            struct tm tm;
+            char date[64];
+            gmtime_r(&t, &tm);
+            strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+            sb_printf(&extra, "Retry-After: %s\r\n", date);
+        }
+        break;
+    case E_500:
+        err_body(&body, r, "server_error", "api_error", "mock internal error", seq);
+        break;
+    case E_500_MALFORMED:
+        sb_puts(&body, "{\"error\":{\"code\":500,\"message\":\"[json.exception.parse_error.101] "
+                       "parse error\",\"type\":\"server_error\"}}");
+        break;
+    case E_529:
+        status = 529;
+        sb_puts(&body, "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+                       "\"Overloaded\"}}");
+        break;
+    case E_401:
+        status = 401;
+        err_body(&body, r, "authentication_error", "authentication_error",
+                 "mock authentication error: invalid API key", seq);
+        break;
+    case E_400:
+        status = 400;
+        err_body(&body, r, "invalid_request_error", "invalid_request_error", "mock invalid request",
+                 seq);
+        break;
+    case E_BIG: {
+        /* The message first, so that a client keeping only a prefix still
+         * has it; padding brings the body to exactly BIG_ERROR_SIZE. */
+        if (r == R_OPENAI)
+            sb_puts(&body, "{\"error\":{\"message\":\"mock big error\",\"type\":\"server_error\","
+                           "\"param\":null,\"code\":null,\"padding\":\"");
+        else if (r == R_ANTHROPIC)
+            sb_puts(&body, "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":"
+                           "\"mock big error\",\"padding\":\"");
+        else
+            sb_puts(&body, "{\"error\":\"mock big error\",\"padding\":\"");
+        const char *tail = r == R_OLLAMA ? "\"}" : "\"}}";
+        size_t pad = BIG_ERROR_SIZE - body.len - strlen(tail);
+        sb_reserve(&body, pad);
+        memset(body.p + body.len, 'x', pad);
+        body.len += pad;
+        sb_puts(&body, tail);
+        break;
+    }
+    case E_NONE:
+        break;
+    }
+    if (b->no_retry_header)
+        sb_puts(&extra, "x-should-retry: false\r\n");
+    if (r == R_ANTHROPIC)
+        sb_printf(&extra, "request-id: req_mock_%lu\r\n", seq);
+    q_fixed(c, status, "application/json", extra.p, body.p, body.len);
+    sb_free(&body);
+    sb_free(&extra);
+}
+
+/* What the reply says, and how it is cut into pieces. */
+struct reply {
+    enum route route;
+    bool stream, include_usage;
+    char *model;
+    struct sbuf text; /* the whole reply text */
+    bool fffd;        /* split-utf8: one extra piece whose JSON is "\ufffd" */
+    size_t *poff, *plen;
+    size_t npieces; /* including the \ufffd piece */
+    unsigned long prompt_tokens, seq;
+};
+
+static void reply_fini(struct reply *rp)
+{
+    free(rp->model);
+    sb_free(&rp->text);
+    free(rp->poff);
+    free(rp->plen);
+}
+
+/* Cuts the text into pieces of at most PIECE_MAX bytes, never inside a
+ * UTF-8 sequence. */
+static void reply_cut(struct reply *rp)
+{
+    size_t n = rp->text.len, cap = n / 4 + 4;
+    rp->poff = xmalloc_or_die(cap * sizeof *rp->poff);
+    rp->plen = xmalloc_or_die(cap * sizeof *rp->plen);
+    rp->npieces = 0;
+    const unsigned char *s = (const unsigned char *)rp->text.p;
+    for (size_t off = 0; off < n;) {
+        size_t k = n - off < PIECE_MAX ? n - off : PIECE_MAX;
+        if (off + k < n) {
+            /* back off to the start of a split sequence (at most 3 bytes,
+             * so every piece but the last has 4 or more: cap holds) */
+            size_t j = k;
+            while (j > k - 3 && (s[off + j] & 0xC0) == 0x80)
+                j--;
+            if ((s[off + j] & 0xC0) != 0x80)
+                k = j;
+        }
+        rp->poff[rp->npieces] = off;
+        rp->plen[rp->npieces] = k;
+        rp->npieces++;
+        off += k;
+    }
+    if (rp->fffd) {
+        rp->poff[rp->npieces] = n;
+        rp->plen[rp->npieces] = 0;
+        rp->npieces++;
+    }
+}
+
+/* Appends piece i as a JSON string. */
+static void piece_json(struct sbuf *b, const struct reply *rp, size_t i)
+{
+    if (rp->fffd && i == rp->npieces - 1)
+        sb_puts(b, "\"\\ufffd\"");
+    else
+        json_put_str(b, rp->text.p + rp->poff[i], rp->plen[i]);
+}
+
+/* Appends the whole reply text as one JSON string. */
+static void text_json(struct sbuf *b, const struct reply *rp)
+{
+    sb_putc(b, '"');
+    json_put_inner(b, rp->text.p, rp->text.len);
+    if (rp->fffd)
+        sb_puts(b, "\\ufffd");
+    sb_putc(b, '"');
+}
+
+/* Queues one stream event (SSE event or NDJSON line, written with \n line
+ * ends) as one HTTP chunk, with `crlf` applied: \r\n ends, or bare \r for
+ * the event marked lone_cr (SSE only). */
+static void q_event(struct conn *c, const struct behave *b, const char *ev, size_t n, bool lone_cr,
+                    int64_t delay_us)
+{
+    if (!b->crlf) {
+        q_chunk(c, ev, n, delay_us, b->split);
+        return;
+    }
+    struct sbuf t = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (ev[i] == '\n')
+            sb_puts(&t, lone_cr ? "\r" : "\r\n");
+        else
+            sb_putc(&t, ev[i]);
+    }
+    q_chunk(c, t.p, t.len, delay_us, b->split);
+    sb_free(&t);
+}
+
+static void oa_chunk_open(struct sbuf *e, const struct reply *rp)
+{
+    sb_printf(e,
+              "data: {\"id\":\"chatcmpl-mock-%lu\",\"object\":\"chat.completion.chunk\","
+              "\"created\":%d,\"model\":",
+              rp->seq, FIXED_CREATED);
+    json_put_str(e, rp->model, strlen(rp->model));
+}
+
+static void usage_oa(struct sbuf *e, const struct reply *rp)
+{
+    sb_printf(e, "\"usage\":{\"prompt_tokens\":%lu,\"completion_tokens\":%zu,\"total_tokens\":%lu}",
+              rp->prompt_tokens, rp->npieces, rp->prompt_tokens + rp->npieces);
+}
+
+/* The stream event of piece i (i == npieces: the oversize filler piece). */
+static void ev_piece(struct sbuf *e, const struct reply *rp, size_t i)
+{
+    if (rp->route == R_OPENAI) {
+        oa_chunk_open(e, rp);
+        sb_puts(e, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+    } else if (rp->route == R_ANTHROPIC) {
+        sb_puts(e, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+                   "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":");
+    } else {
+        sb_puts(e, "{\"model\":");
+        json_put_str(e, rp->model, strlen(rp->model));
+        sb_puts(e, ",\"created_at\":\"" FIXED_CREATED_AT "\",\"message\":{\"role\":\"assistant\","
+                   "\"content\":");
+    }
+    if (i < rp->npieces)
+        piece_json(e, rp, i);
+    else
+        sb_puts(e, "\"endless\"");
+    if (rp->route == R_OPENAI)
+        sb_puts(e, "},\"logprobs\":null,\"finish_reason\":null}]");
+    else
+        sb_puts(e, "}");
+    if (rp->route == R_OPENAI && rp->include_usage)
+        sb_puts(e, ",\"usage\":null");
+    sb_puts(e, rp->route == R_OLLAMA ? ",\"done\":false}\n" : "}\n\n");
+}
+
+/* Queues the garbage of `malformed` (between the first and second piece). */
+static void q_garbage(struct conn *c, const struct behave *b, const struct reply *rp)
+{
+    if (rp->route == R_OLLAMA) {
+        q_event(c, b, "{broken\n", 8, false, 0);
+        return;
+    }
+    static const char *const junk[] = {": ping\n\n", "data: {not json}\n\n", "data: [1,2,3]\n\n",
+                                       "event: bogus\ndata: x\n\n"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+        q_event(c, b, junk[i], strlen(junk[i]), false, 0);
+}
+
+/* Queues a streamed reply (SSE or NDJSON) with the stream behaviours. */
+static void q_stream(struct conn *c, const struct behave *b, const struct reply *rp)
+{
+    struct sbuf h = {0}, e = {0};
+    char extra[64] = "";
+    if (rp->route == R_ANTHROPIC)
+        snprintf(extra, sizeof extra, "request-id: req_mock_%lu\r\n", rp->seq);
+    head_put(&h, c, 200, rp->route == R_OLLAMA ? "application/x-ndjson" : "text/event-stream", -1,
+             extra);
+    q_bytes(c, h.p, h.len, 0, false);
+    sb_free(&h);
+
+    /* preamble */
+    if (rp->route == R_OPENAI) {
+        oa_chunk_open(&e, rp);
+        sb_puts(&e,
+                ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+                "\"logprobs\":null,\"finish_reason\":null}]");
+        if (rp->include_usage)
+            sb_puts(&e, ",\"usage\":null");
+        sb_puts(&e, "}\n\n");
+        q_event(c, b, e.p, e.len, false, 0);
+    } else if (rp->route == R_ANTHROPIC) {
+        sb_printf(&e,
+                  "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
+                  "{\"id\":\"msg_mock_%lu\",\"type\":\"message\",\"role\":\"assistant\","
+                  "\"model\":",
+                  rp->seq);
+        json_put_str(&e, rp->model, strlen(rp->model));
+        sb_puts(&e, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null");
+        if (!b->no_usage)
+            sb_printf(&e, ",\"usage\":{\"input_tokens\":%lu,\"output_tokens\":1}",
+                      rp->prompt_tokens);
+        sb_puts(&e, "}}\n\n");
+        q_event(c, b, e.p, e.len, false, 0);
+        e.len = 0;
+        static const char cbs[] =
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+            "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+        static const char ping[] = "event: ping\ndata: {\"type\":\"ping\"}\n\n";
+        q_event(c, b, cbs, sizeof cbs - 1, false, 0);
+        q_event(c, b, ping, sizeof ping - 1, false, 0);
+    }
+
+    bool cut = b->stall || b->drop || b->midstream;
+    for (size_t i = 0; i < rp->npieces; i++) {
+        if (cut && i == 2)
+            break;
+        e.len = 0;
+        ev_piece(&e, rp, i);
+        q_event(c, b, e.p, e.len, i == 1 && rp->route != R_OLLAMA, b->slow ? SLOW_US : 0);
+        if (i == 0 && b->malformed)
+            q_garbage(c, b, rp);
+    }
+    if (b->stall) {
+        q_mark(c, SEG_STALL);
+        sb_free(&e);
+        return;
+    }
+    if (b->drop) {
+        /* half of the next event, inside its chunk, then an abrupt close */
+        e.len = 0;
+        ev_piece(&e, rp, rp->npieces > 2 ? 2 : rp->npieces);
+        struct sbuf part = {0};
+        sb_printf(&part, "%zx\r\n", e.len);
+        sb_put(&part, e.p, e.len / 2);
+        q_bytes(c, part.p, part.len, 0, b->split);
+        q_mark(c, SEG_CLOSE);
+        sb_free(&part);
+        sb_free(&e);
+        return;
+    }
+    if (b->midstream) {
+        const char *ev = rp->route == R_OPENAI
+                             ? "data: {\"error\":{\"message\":\"mock mid-stream failure\","
+                               "\"type\":\"server_error\"}}\n\n"
+                         : rp->route == R_ANTHROPIC
+                             ? "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+                               "\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+                             : "{\"error\":\"mock mid-stream failure\"}\n";
+        q_event(c, b, ev, strlen(ev), false, 0);
+        q_bytes(c, "0\r\n\r\n", 5, 0, b->split);
+        sb_free(&e);
+        return;
+    }
+    if (b->oversize) {
+        e.len = 0;
+        ev_piece(&e, rp, rp->npieces);
+        q_gen(c, e.p, e.len, OVERSIZE_LIMIT, b->split);
+    }
+
+    /* the end */
+    e.len = 0;
+    if (rp->route == R_OPENAI) {
+        oa_chunk_open(&e, rp);
+        sb_puts(&e, ",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,"
+                    "\"finish_reason\":\"stop\"}]");
+        if (b->usage_in_finish && !b->no_usage) {
+            sb_putc(&e, ',');
+            usage_oa(&e, rp);
+        } else if (rp->include_usage) {
+            sb_puts(&e, ",\"usage\":null");
+        }
+        sb_puts(&e, "}\n\n");
+        if (rp->include_usage && !b->usage_in_finish && !b->no_usage) {
+            oa_chunk_open(&e, rp);
+            sb_puts(&e, ",\"choices\":[],");
+            usage_oa(&e, rp);
+            sb_puts(&e, "}\n\n");
+        }
+        sb_puts(&e, "data: [DONE]\n\n");
+    } else if (rp->route == R_ANTHROPIC) {
+        sb_puts(&e, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\","
+                    "\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\","
+                    "\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null}");
+        if (!b->no_usage)
+            sb_printf(&e, ",\"usage\":{\"input_tokens\":%lu,\"output_tokens\":%zu}",
+                      rp->prompt_tokens, rp->npieces);
+        sb_puts(&e, "}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    } else {
+        sb_puts(&e, "{\"model\":");
+        json_put_str(&e, rp->model, strlen(rp->model));
+        sb_puts(&e, ",\"created_at\":\"" FIXED_CREATED_AT "\",\"message\":{\"role\":\"assistant\","
+                    "\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\"");
+        if (!b->no_usage)
+            sb_printf(&e, ",\"total_duration\":0,\"prompt_eval_count\":%lu,\"eval_count\":%zu",
+                      rp->prompt_tokens, rp->npieces);
+        sb_puts(&e, "}\n");
+    }
+    q_event(c, b, e.p, e.len, false, 0);
+    q_bytes(c, "0\r\n\r\n", 5, 0, b->split);
+    sb_free(&e);
+}
+
+/* The non-streamed body into b; with tail non-NULL it is cut around the
+ * reply text (for the endless `oversize` body): b gets everything up to and
+ * including the text's opening quote, tail the closing quote and the rest. */
+static void body_whole(struct sbuf *b, struct sbuf *tail, const struct behave *bh,
+                       const struct reply *rp)
+{
+    struct sbuf *t = tail != NULL ? tail : b;
+    if (rp->route == R_OPENAI) {
+        sb_printf(b,
+                  "{\"id\":\"chatcmpl-mock-%lu\",\"object\":\"chat.completion\",\"created\":%d,"
+                  "\"model\":",
+                  rp->seq, FIXED_CREATED);
+        json_put_str(b, rp->model, strlen(rp->model));
+        sb_puts(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+    } else if (rp->route == R_ANTHROPIC) {
+        sb_printf(b,
+                  "{\"id\":\"msg_mock_%lu\",\"type\":\"message\",\"role\":\"assistant\","
+                  "\"model\":",
+                  rp->seq);
+        json_put_str(b, rp->model, strlen(rp->model));
+        sb_puts(b, ",\"content\":[{\"type\":\"text\",\"text\":");
+    } else {
+        sb_puts(b, "{\"model\":");
+        json_put_str(b, rp->model, strlen(rp->model));
+        sb_puts(b, ",\"created_at\":\"" FIXED_CREATED_AT "\",\"message\":{\"role\":\"assistant\","
+                   "\"content\":");
+    }
+    if (tail == NULL) {
+        text_json(b, rp);
+    } else {
+        sb_putc(b, '"');
+        sb_putc(t, '"');
+    }
+    if (rp->route == R_OPENAI) {
+        sb_puts(t, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}]");
+        if (!bh->no_usage) {
+            sb_putc(t, ',');
+            usage_oa(t, rp);
+        }
+        sb_puts(t, "}");
+    } else if (rp->route == R_ANTHROPIC) {
+        sb_puts(t, "}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null");
+        if (!bh->no_usage)
+            sb_printf(t, ",\"usage\":{\"input_tokens\":%lu,\"output_tokens\":%zu}",
+                      rp->prompt_tokens, rp->npieces);
+        sb_puts(t, "}");
+    } else {
+        sb_puts(t, "},\"done\":true,\"done_reason\":\"stop\"");
+        if (!bh->no_usage)
+            sb_printf(t, ",\"total_duration\":0,\"prompt_eval_count\":%lu,\"eval_count\":%zu",
+                      rp->prompt_tokens, rp->npieces);
+        sb_puts(t, "}");
+    }
+}
+
+/* Queues a non-streamed reply, the stream behaviours applied to one body:
+ * stall sends the headers only, drop half the body then closes, slow waits
+ * before the body, oversize sends an endless text (chunked), malformed a body
+ * that is not JSON, mid-stream-error an error object with status 200. */
+static void q_whole(struct conn *c, const struct behave *b, const struct reply *rp)
+{
+    struct sbuf h = {0}, body = {0};
+    char extra[64] = "";
+    if (rp->route == R_ANTHROPIC)
+        snprintf(extra, sizeof extra, "request-id: req_mock_%lu\r\n", rp->seq);
+    if (b->oversize) {
+        struct sbuf tail = {0};
+        body_whole(&body, &tail, b, rp);
+        head_put(&h, c, 200, "application/json", -1, extra);
+        q_bytes(c, h.p, h.len, 0, false);
+        q_chunk(c, body.p, body.len, 0, b->split);
+        q_gen(c, "endless ", 8, OVERSIZE_LIMIT, b->split);
+        q_chunk(c, tail.p, tail.len, 0, b->split);
+        q_bytes(c, "0\r\n\r\n", 5, 0, b->split);
+        sb_free(&tail);
+    } else if (b->malformed) {
+        head_put(&h, c, 200, "application/json", 10, extra);
+        q_bytes(c, h.p, h.len, 0, false);
+        q_bytes(c, "{not json}", 10, 0, b->split);
+    } else if (b->midstream) {
+        err_body(&body, rp->route, "server_error", "overloaded_error", "mock mid-stream failure",
+                 rp->seq);
+        head_put(&h, c, 200, "application/json", (long long)body.len, extra);
+        q_bytes(c, h.p, h.len, 0, false);
+        q_bytes(c, body.p, body.len, 0, b->split);
+    } else {
+        body_whole(&body, NULL, b, rp);
+        head_put(&h, c, 200, "application/json", (long long)body.len, extra);
+        q_bytes(c, h.p, h.len, 0, false);
+        int64_t delay = b->slow ? (int64_t)SLOW_US * (int64_t)rp->npieces : 0;
+        if (b->stall) {
+            q_mark(c, SEG_STALL);
+        } else if (b->drop) {
+            q_bytes(c, body.p, body.len / 2, delay, b->split);
+            q_mark(c, SEG_CLOSE);
+        } else {
+            q_bytes(c, body.p, body.len, delay, b->split);
+        }
+    }
+    sb_free(&h);
+    sb_free(&body);
+}
+
+/* ---- request handling -------------------------------------------------------- */
+
+static void log_request(struct server *s, const struct conn *c, const struct request *rq)
+{
+    if (s->log == NULL)
+        return;
+    struct sbuf l = {0};
+    sb_printf(&l, "{\"seq\":%lu,\"conn\":%lu,\"method\":", s->seq, c->id);
+    json_put_str(&l, rq->method, strlen(rq->method));
+    sb_puts(&l, ",\"path\":");
+    json_put_str(&l, rq->path, strlen(rq->path));
+    sb_puts(&l, ",\"headers\":{");
+    for (size_t i = 0; i < rq->nhdrs; i++) {
+        if (i > 0)
+            sb_putc(&l, ',');
+        json_put_str(&l, rq->hdrs[i].name, strlen(rq->hdrs[i].name));
+        sb_putc(&l, ':');
+        json_put_str(&l, rq->hdrs[i].value, strlen(rq->hdrs[i].value));
+    }
+    sb_puts(&l, "},\"body\":");
+    json_put_str(&l, rq->body != NULL ? rq->body : "", rq->bodylen);
+    sb_puts(&l, "}\n");
+    fwrite(l.p, 1, l.len, s->log);
+    fflush(s->log);
+    sb_free(&l);
+}
+
+/* Counts a request with this model string; returns its number since the
+ * last reset (1 for the first). */
+static unsigned long counter_bump(struct server *s, const char *model)
+{
+    for (struct counter *k = s->counters; k != NULL; k = k->next)
+        if (strcmp(k->model, model) == 0)
+            return ++k->n;
+    struct counter *k = xmalloc_or_die(sizeof *k);
+    k->model = xstrndup_or_die(model, strlen(model));
+    k->n = 1;
+    k->next = s->counters;
+    s->counters = k;
+    return 1;
+}
+
+static void counters_free(struct server *s)
+{
+    while (s->counters != NULL) {
+        struct counter *k = s->counters;
+        s->counters = k->next;
+        free(k->model);
+        free(k);
+    }
+}
+
+/* A chat request on route r: reads the body, picks the behaviour, queues
+ * the reply (or, for hang, nothing). */
+static void handle_chat(struct server *s, struct conn *c, const struct request *rq, enum route r)
+{
+    const char *body = rq->body != NULL ? rq->body : "";
+    const char *end = body + rq->bodylen;
+    const char *root = js_ws(body, end);
+    const char *after = js_val_end(root, end, 0);
+    if (root >= end || *root != '{' || after == NULL || js_ws(after, end) != end) {
+        struct sbuf m = {0};
+        err_body(&m, r, "invalid_request_error", "invalid_request_error",
+                 "mock: the request body is not a JSON object", s->seq);
+        q_fixed(c, 400, "application/json", NULL, m.p, m.len);
+        sb_free(&m);
+        return;
+    }
+
+    struct reply rp;
+    memset(&rp, 0, sizeof rp);
+    rp.route = r;
+    rp.seq = s->seq;
+    rp.prompt_tokens = (unsigned long)(rq->bodylen / 10);
+    struct sbuf model = {0};
+    const char *mv = js_obj_get(root, end, "model");
+    if (mv != NULL && *mv == '"')
+        js_str_decode(mv, js_str_end(mv, end), &model);
+    size_t ml;
+    rp.model = sb_take(&model, &ml);
+    const char *sv = js_obj_get(root, end, "stream");
+    rp.stream = sv != NULL ? *sv == 't' : r == R_OLLAMA; /* Ollama streams by default */
+    const char *so = js_obj_get(root, end, "stream_options");
+    const char *iu = js_obj_get(so, end, "include_usage");
+    rp.include_usage = r == R_OPENAI && iu != NULL && *iu == 't';
+
+    struct behave b;
+    char badname[80];
+    if (strlen(rp.model) != ml || !behave_parse(rp.model, &b, badname, sizeof badname)) {
+        struct sbuf m = {0}, msg = {0};
+        sb_printf(&msg, "mock: unknown behaviour '%s' in model '%s'",
+                  strlen(rp.model) != ml ? "(NUL byte)" : badname, rp.model);
+        err_body(&m, r, "invalid_request_error", "invalid_request_error", msg.p, s->seq);
+        q_fixed(c, 400, "application/json", NULL, m.p, m.len);
+        sb_free(&m);
+        sb_free(&msg);
+        reply_fini(&rp);
+        return;
+    }
+    unsigned long nth = counter_bump(s, rp.model);
+    if (b.has_then && nth > b.then_n)
+        behave_disarm(&b);
+
+    if (b.no_usage)
+        rp.include_usage = false; /* not even the "usage":null placeholders */
+    if (b.err != E_NONE) {
+        q_error(c, r, &b, s->seq);
+        reply_fini(&rp);
+        return;
+    }
+    if (b.hang) {
+        c->state = C_STALLED;
+        reply_fini(&rp);
+        return;
+    }
+
+    /* the reply text: mock reply: + the last user message's text */
+    sb_puts(&rp.text, "mock reply: ");
+    if (b.split) {
+        sb_puts(&rp.text, "h\xc3\xa9llo w\xc3\xb6rld \xe2\x98\x83 \xf0\x9d\x84\x9e ");
+        rp.fffd = true;
+    }
+    const char *msgs = js_obj_get(root, end, "messages");
+    const char *last = NULL;
+    if (msgs != NULL && *msgs == '[') {
+        const char *it = msgs;
+        const char *el;
+        while ((el = js_arr_next(&it, end)) != NULL)
+            if (js_str_is(js_obj_get(el, end, "role"), end, "user"))
+                last = js_obj_get(el, end, "content");
+    }
+    js_content_text(last, end, &rp.text);
+    reply_cut(&rp);
+
+    if (rp.stream)
+        q_stream(c, &b, &rp);
+    else
+        q_whole(c, &b, &rp);
+    reply_fini(&rp);
+}
+
+/* Answers one complete request: logs it, then routes it. */
+static void handle_request(struct server *s, struct conn *c, const struct request *rq)
+{
+    s->seq++;
+    log_request(s, c, rq);
+    c->close_after = !rq->keepalive;
+    c->state = C_SEND;
+
+    size_t plen = strcspn(rq->path, "?");
+    char path[256];
+    snprintf(path, sizeof path, "%.*s", (int)(plen < 255 ? plen : 255), rq->path);
+    bool post = strcmp(rq->method, "POST") == 0, get = strcmp(rq->method, "GET") == 0;
+
+    if (post && strcmp(path, "/v1/chat/completions") == 0) {
+        handle_chat(s, c, rq, R_OPENAI);
+    } else if (post && strcmp(path, "/v1/messages") == 0) {
+        handle_chat(s, c, rq, R_ANTHROPIC);
+    } else if (post && strcmp(path, "/api/chat") == 0) {
+        handle_chat(s, c, rq, R_OLLAMA);
+    } else if (get && strcmp(path, "/v1/models") == 0) {
+        static const char models[] =
+            "{\"object\":\"list\",\"data\":[{\"id\":\"mock-model\",\"object\":\"model\"}]}";
+        q_fixed(c, 200, "application/json", NULL, models, sizeof models - 1);
+    } else if (get && strcmp(path, "/api/tags") == 0) {
+        static const char tags[] = "{\"models\":[{\"name\":\"mock-model\"}]}";
+        q_fixed(c, 200, "application/json", NULL, tags, sizeof tags - 1);
+    } else if (strcmp(path, "/_mock/reset") == 0) {
+        counters_free(s);
+        q_fixed(c, 200, "application/json", NULL, "{}", 2);
+    } else {
+        struct sbuf m = {0}, msg = {0};
+        sb_puts(&msg, "mock: no route for ");
+        sb_puts(&msg, rq->method);
+        sb_putc(&msg, ' ');
+        sb_puts(&msg, rq->path);
+        err_body(&m, R_OPENAI, "not_found_error", "", msg.p, s->seq);
+        q_fixed(c, 404, "application/json", NULL, m.p, m.len);
+        sb_free(&m);
+        sb_free(&msg);
+    }
+    if (c->state == C_SEND && c->head == NULL)
+        c->state = C_RECV; /* nothing queued (cannot happen today): read on */
+}
+
+/* Answers a request that cannot be served (bad syntax, too big) and closes. */
+static void refuse(struct conn *c, int status, const char *msg)
+{
+    struct sbuf m = {0};
+    c->close_after = true;
+    c->state = C_SEND;
+    err_body(&m, R_OPENAI, "invalid_request_error", "", msg, 0);
+    q_fixed(c, status, "application/json", NULL, m.p, m.len);
+    sb_free(&m);
+}
+
+/* Parses and answers the request at the start of c->in if it is complete. */
+static void conn_try_request(struct server *s, struct conn *c)
+{
+    if (c->state != C_RECV || c->in.len == 0)
+        return;
+    size_t hend = find_header_end(c->in.p, c->in.len);
+    if (hend == 0) {
+        if (c->in.len > MAX_HEADERS)
+            refuse(c, 413, "mock: request header section over 64 KiB");
+        else if (c->peer_eof)
+            c->state = C_DEAD;
+        return;
+    }
+    struct request rq;
+    memset(&rq, 0, sizeof rq);
+    if (hend > MAX_HEADERS) {
+        refuse(c, 413, "mock: request header section over 64 KiB");
+        return;
+    }
+    if (parse_head(c->in.p, hend, &rq) != PARSE_DONE) {
+        request_fini(&rq);
+        refuse(c, 400, "mock: malformed HTTP request");
+        return;
+    }
+    const char *te = request_header(&rq, "transfer-encoding");
+    const char *cl = request_header(&rq, "content-length");
+    size_t total;
+    struct sbuf body = {0};
+    if (te != NULL && header_has_token(te, "chunked")) {
+        size_t used = 0;
+        enum parse_status ps = parse_chunked(c->in.p + hend, c->in.len - hend, &body, &used);
+        if (ps != PARSE_DONE) {
+            sb_free(&body);
+            if (ps == PARSE_BAD) {
+                request_fini(&rq);
+                refuse(c, 400, "mock: malformed chunked request body");
+                return;
+            }
+            if (ps == PARSE_TOO_BIG) {
+                s->seq++;
+                log_request(s, c, &rq);
+                request_fini(&rq);
+                refuse(c, 413, "mock: request body over 8 MiB");
+                return;
+            }
+            goto need_more;
+        }
+        total = hend + used;
+    } else {
+        unsigned long long n = 0;
+        if (cl != NULL && !parse_size(cl, strlen(cl), 10, &n)) {
+            request_fini(&rq);
+            refuse(c, 400, "mock: bad Content-Length");
+            return;
+        }
+        if (n > MAX_BODY) {
+            s->seq++;
+            log_request(s, c, &rq);
+            request_fini(&rq);
+            refuse(c, 413, "mock: request body over 8 MiB");
+            return;
+        }
+        if (c->in.len - hend < n)
+            goto need_more;
+        sb_put(&body, c->in.p + hend, (size_t)n);
+        total = hend + (size_t)n;
+    }
+    rq.body = sb_take(&body, &rq.bodylen);
+    handle_request(s, c, &rq);
+    request_fini(&rq);
+    memmove(c->in.p, c->in.p + total, c->in.len - total);
+    c->in.len -= total;
+    c->continue_sent = false;
+    return;
+
+need_more:
+    if (c->in.len >= MAX_INPUT) { /* e.g. a chunked body framed in tiny chunks */
+        request_fini(&rq);
+        refuse(c, 413, "mock: request over the input bound");
+        return;
+    }
+    if (c->peer_eof) {
+        c->state = C_DEAD;
+    } else if (!c->continue_sent) {
+        const char *ex = request_header(&rq, "expect");
+        if (ex != NULL && strcasecmp(ex, "100-continue") == 0) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            q_bytes(c, cont, sizeof cont - 1, 0, false);
+        }
+        c->continue_sent = true;
+    }
+    request_fini(&rq);
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+/* The queue of c drained: next request, or the lingering close. */
+static void conn_reply_done(struct server *s, struct conn *c, int64_t now)
+{
+    if (c->state != C_SEND)
+        return;
+    if (c->close_after || c->peer_eof) {
+        shutdown(c->fd, SHUT_WR);
+        c->state = C_LINGER;
+        c->linger_deadline_us = now + LINGER_US;
+        if (c->peer_eof)
+            conn_kill(c);
+        return;
+    }
+    c->state = C_RECV;
+    conn_try_request(s, c);
+}
+
+/* Writes what is due of c's queue, until the socket is full, a delay is
+ * pending or this turn's budget is spent. */
+static void conn_write(struct server *s, struct conn *c, int64_t now)
+{
+    size_t budget = WRITE_BUDGET;
+    while (c->head != NULL && c->state != C_DEAD && budget > 0) {
+        if (now < c->next_ok_us)
+            return;
+        struct seg *g = c->head;
+        if (g->kind == SEG_STALL) {
+            conn_clear_queue(c);
+            c->state = C_STALLED;
+            return;
+        }
+        if (g->kind == SEG_CLOSE) {
+            conn_kill(c);
+            return;
+        }
+        bool more = g->off < g->len;
+        if (!more && g->kind == SEG_GEN)
+            more = gen_refill(g);
+        if (more) {
+            size_t n = g->len - g->off;
+            if (g->split) {
+                size_t step = 1 + c->split_phase++ % 3;
+                if (n > step)
+                    n = step;
+            }
+            if (n > budget)
+                n = budget;
+            ssize_t w = send(c->fd, g->data + g->off, n, MSG_NOSIGNAL);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                    conn_kill(c);
+                return;
+            }
+            g->off += (size_t)w;
+            budget -= (size_t)w;
+            if (g->split)
+                c->next_ok_us = now + SPLIT_PACE_US;
+            continue; /* the next turn of the loop pops g when it is done */
+        }
+        c->head = g->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        seg_free(g);
+        if (c->head != NULL && now + c->head->delay_us > c->next_ok_us)
+            c->next_ok_us = now + c->head->delay_us;
+    }
+    if (c->head == NULL && c->state == C_SEND)
+        conn_reply_done(s, c, now);
+}
+
+static void conn_read(struct server *s, struct conn *c)
+{
+    for (int round = 0; round < 16 && !c->peer_eof; round++) {
+        if (c->state == C_STALLED || c->state == C_LINGER) {
+            char junk[4096];
+            ssize_t r = recv(c->fd, junk, sizeof junk, 0);
+            if (r > 0)
+                continue;
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                return;
+            conn_kill(c);
+            return;
+        }
+        if (c->in.len >= MAX_INPUT)
+            break; /* conn_try_request refuses it, or it waits for C_RECV */
+        sb_reserve(&c->in, READ_SIZE);
+        ssize_t r = recv(c->fd, c->in.p + c->in.len, READ_SIZE, 0);
+        if (r > 0) {
+            c->in.len += (size_t)r;
+            c->in.p[c->in.len] = '\0';
+            continue;
+        }
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        if (r < 0) {
+            conn_kill(c);
+            return;
+        }
+        c->peer_eof = true;
+    }
+    if (c->state == C_RECV)
+        conn_try_request(s, c);
+    if (c->peer_eof && c->state == C_RECV && c->head == NULL)
+        conn_kill(c);
+}
+
+static void conn_accept(struct server *s)
+{
+    for (;;) {
+        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct conn *c = xmalloc_or_die(sizeof *c);
+        memset(c, 0, sizeof *c);
+        c->fd = fd;
+        c->id = ++s->nconn;
+        c->state = C_RECV;
+        c->next = s->conns;
+        s->conns = c;
+    }
+}
+
+static void conn_free(struct conn *c)
+{
+    conn_kill(c);
+    sb_free(&c->in);
+    free(c);
+}
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    int e = errno;
+    if (sig_pipe_wr >= 0) {
+        ssize_t w = write(sig_pipe_wr, "T", 1);
+        (void)w;
+    }
+    errno = e;
+}
+
+static int serve(struct server *s)
+{
+    struct pollfd *pfd = NULL;
+    struct conn **who = NULL;
+    size_t cap = 0;
+    for (;;) {
+        size_t nconn = 0;
+        for (struct conn *c = s->conns; c != NULL; c = c->next)
+            nconn++;
+        if (nconn + 3 > cap) {
+            cap = (nconn + 3) * 2;
+            pfd = realloc(pfd, cap * sizeof *pfd);
+            who = realloc(who, cap * sizeof *who);
+            if (pfd == NULL || who == NULL)
+                die_oom();
+        }
+        int64_t now = now_us();
+        int64_t wake = -1;
+        size_t n = 0;
+        pfd[n].fd = s->sig_rd;
+        pfd[n].events = POLLIN;
+        who[n++] = NULL;
+        pfd[n].fd = s->stdin_open ? STDIN_FILENO : -1;
+        pfd[n].events = POLLIN;
+        who[n++] = NULL;
+        pfd[n].fd = s->lfd;
+        pfd[n].events = POLLIN;
+        who[n++] = NULL;
+        for (struct conn *c = s->conns; c != NULL; c = c->next) {
+            short ev = 0;
+            if (!c->peer_eof && !(c->state == C_SEND && c->in.len >= MAX_INPUT))
+                ev |= POLLIN;
+            if (c->head != NULL) {
+                if (c->next_ok_us <= now)
+                    ev |= POLLOUT;
+                else if (wake < 0 || c->next_ok_us < wake)
+                    wake = c->next_ok_us;
+            }
+            if (c->state == C_LINGER && (wake < 0 || c->linger_deadline_us < wake))
+                wake = c->linger_deadline_us;
+            pfd[n].fd = c->fd;
+            pfd[n].events = ev;
+            who[n++] = c;
+        }
+        struct timespec ts, *tsp = NULL;
+        if (wake >= 0) {
+            int64_t d = wake > now ? wake - now : 0;
+            ts.tv_sec = (time_t)(d / 1000000);
+            ts.tv_nsec = (long)(d % 1000000) * 1000;
+            tsp = &ts;
+        }
+        int rc = ppoll(pfd, (nfds_t)n, tsp, NULL);
+        if (rc < 0 && errno != EINTR) {
+            perror("mockllm: ppoll");
+            free(pfd);
+            free(who);
+            return 1;
+        }
+        if (rc > 0 && (pfd[0].revents & POLLIN))
+            break; /* SIGTERM */
+        if (rc > 0 && pfd[1].revents != 0) {
+            char junk[256];
+            ssize_t r = read(STDIN_FILENO, junk, sizeof junk);
+            if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+                break; /* stdin EOF: the test that started us is done */
+        }
+        if (rc > 0 && (pfd[2].revents & POLLIN))
+            conn_accept(s);
+        now = now_us();
+        for (size_t i = 3; i < n; i++) {
+            struct conn *c = who[i];
+            if (c->state == C_DEAD)
+                continue;
+            if (rc > 0 && (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+                conn_kill(c); /* reset, or both directions shut: nobody listens */
+                continue;
+            }
+            if (rc > 0 && (pfd[i].revents & POLLIN))
+                conn_read(s, c);
+            if (c->state != C_DEAD && c->head != NULL && c->next_ok_us <= now)
+                conn_write(s, c, now);
+            if (c->state == C_LINGER && now >= c->linger_deadline_us)
+                conn_kill(c);
+        }
+        for (struct conn **pp = &s->conns; *pp != NULL;) {
+            if ((*pp)->state == C_DEAD) {
+                struct conn *d = *pp;
+                *pp = d->next;
+                conn_free(d);
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+    }
+    free(pfd);
+    free(who);
+    return 0;
+}
+
+static void usage(void)
+{
+    fputs("usage: mockllm [--log FILE]\n"
+          "Serves a mock LLM on 127.0.0.1 (ephemeral port, printed as PORT=<n>) until stdin\n"
+          "reaches EOF or SIGTERM; --log appends every request as one NDJSON line.\n",
+          stderr);
+}
+
+int main(int argc, char **argv)
+{
+    const char *log_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
+            log_path = argv[++i];
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    struct server s;
+    memset(&s, 0, sizeof s);
+    s.stdin_open = true;
+    if (log_path != NULL) {
+        s.log = fopen(log_path, "a");
+        if (s.log == NULL) {
+            fprintf(stderr, "mockllm: cannot open log file %s: %s\n", log_path, strerror(errno));
+            return 2;
+        }
+    }
+
+    int sp[2];
+    if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) != 0) {
+        perror("mockllm: pipe2");
+        return 1;
+    }
+    s.sig_rd = sp[0];
+    sig_pipe_wr = sp[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = on_sigterm;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+
+    s.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t alen = sizeof addr;
+    if (s.lfd < 0 || bind(s.lfd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        listen(s.lfd, 128) != 0 || getsockname(s.lfd, (struct sockaddr *)&addr, &alen) != 0) {
+        perror("mockllm: cannot listen on 127.0.0.1");
+        return 1;
+    }
+    printf("PORT=%u\n", (unsigned)ntohs(addr.sin_port));
+    fflush(stdout);
+
+    int rc = serve(&s);
+
+    while (s.conns != NULL) {
+        struct conn *c = s.conns;
+        s.conns = c->next;
+        conn_free(c);
+    }
+    counters_free(&s);
+    close(s.lfd);
+    close(sp[0]);
+    close(sp[1]);
+    sig_pipe_wr = -1;
+    if (s.log != NULL)
+        fclose(s.log);
+    return rc;
+}
