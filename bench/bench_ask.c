@@ -6,8 +6,9 @@
  *      client as a fresh process (this program with --bare), each streaming
  *      the same reply; time to the first reply byte on stdout and to exit.
  *   2. in session: N turns of `memchat chat --plain` (one process, one
- *      kept-alive connection) against N bare libcurl requests over one
- *      connection in one process; time per turn.
+ *      kept-alive connection, a new conversation each turn so the request
+ *      is the same) against N bare libcurl requests over one connection in
+ *      one process; time per turn.
  *
  * Runs are interleaved so that drift hits both sides alike; medians and p95
  * are printed as a Markdown table for docs/benchmarks.md. Run by `make bench`.
@@ -231,7 +232,10 @@ int main(int argc, char **argv)
         one_shot(bare, envp, &b_ttfd[i], &b_tot[i]);
     }
 
-    /* In session: RUNS turns through one chat process, one line each. */
+    /* In session: RUNS turns through one chat process. Each turn starts a
+     * new conversation (/new, which prints one line), so that memchat sends
+     * the same one-message request as the bare client instead of the
+     * growing history a memory-off chat carries by design. */
     char *chat[] = {argv[1],
                     (char *)(uintptr_t) "chat",
                     (char *)(uintptr_t) "--plain",
@@ -245,9 +249,9 @@ int main(int argc, char **argv)
     struct child ch = spawn(chat, envp);
     for (int i = 0; i < RUNS; i++) {
         double t0 = now_ms();
-        if (write(ch.in, "hi\n", 3) != 3)
+        if (write(ch.in, "/new\nhi\n", 8) != 8)
             return 1;
-        read_until(ch.out, 1, t0, NULL);
+        read_until(ch.out, 2, t0, NULL);
         a_turn[i] = now_ms() - t0;
     }
     reap(&ch);

@@ -309,6 +309,7 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
             .n_messages = prompt.n,
             .max_tokens = config_int(env->cfg, CFG_MEMCHAT_MAX_TOKENS),
             .temperature = config_number(env->cfg, CFG_MEMCHAT_TEMPERATURE),
+            .no_stream = !config_bool(env->cfg, CFG_MEMCHAT_STREAM),
         };
         struct llm_result res;
         char err[1024] = "";

@@ -136,6 +136,33 @@ static void json_events_carry_the_providers_usage(void **state)
     run_free(&r);
 }
 
+/* MEMCHAT_STREAM=false asks every provider for one whole answer: the
+ * request says stream false and the reply is the same text. */
+static void stream_false_asks_for_one_whole_answer(void **state)
+{
+    (void)state;
+    static const char *const providers[] = {"openai", "anthropic", "ollama"};
+    for (size_t i = 0; i < 3; i++) {
+        mock_reset(mock);
+        struct run r;
+        ASK(&r, "ask", "--set", "MEMCHAT_STREAM=false", "--provider", providers[i], "--model",
+            "mock", "whole please");
+        if (r.status != 0)
+            fail_msg("%s: exit %d: %s", providers[i], r.status, r.err);
+        assert_string_equal(r.out, "mock reply: whole please\n");
+        cJSON *arr = NULL;
+        size_t n = mock_requests(mock, &arr);
+        const cJSON *last = cJSON_GetArrayItem(arr, (int)n - 1);
+        const cJSON *raw = cJSON_GetObjectItemCaseSensitive(last, "body");
+        assert_true(cJSON_IsString(raw));
+        cJSON *body = cJSON_Parse(raw->valuestring);
+        assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(body, "stream")));
+        cJSON_Delete(body);
+        cJSON_Delete(arr);
+        run_free(&r);
+    }
+}
+
 /* A 500 that goes away is retried once, announced by a retry event with the
  * formula's delay, and the turn then succeeds. */
 static void a_passing_500_is_retried_with_a_retry_event(void **state)
@@ -395,6 +422,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(each_provider_answers_through_ask, case_setup, teardown),
         cmocka_unit_test_setup_teardown(json_events_carry_the_providers_usage, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(stream_false_asks_for_one_whole_answer, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_passing_500_is_retried_with_a_retry_event, case_setup,
                                         teardown),
