@@ -57,8 +57,9 @@ void mc_engine_cancel(struct mc_engine *eng);
  * after the turns already queued. */
 void mc_engine_reset_conversation(struct mc_engine *eng);
 
-/* "PROVIDER MODEL (detail)": which model answers and, for `auto`, why
- * (e.g. "openai mock-model (local OpenAI-compatible server at ...)").
+/* "provider P, model M (detail)": which model answers and, for `auto`,
+ * why (e.g. "provider openai, model mock-model (local OpenAI-compatible
+ * server at ...)").
  * Written into out; never contains a key. */
 const char *mc_engine_describe(const struct mc_engine *eng, char *out, size_t outlen);
 

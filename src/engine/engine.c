@@ -664,9 +664,10 @@ const char *mc_engine_describe(const struct mc_engine *eng, char *out, size_t ou
 {
     const char *detail = eng->provider->detail;
     if (detail != NULL && detail[0] != '\0')
-        snprintf(out, outlen, "%s %s (%s)", eng->provider->name, eng->model, detail);
+        snprintf(out, outlen, "provider %s, model %s (%s)", eng->provider->name, eng->model,
+                 detail);
     else
-        snprintf(out, outlen, "%s %s", eng->provider->name, eng->model);
+        snprintf(out, outlen, "provider %s, model %s", eng->provider->name, eng->model);
     return out;
 }
 

@@ -160,13 +160,13 @@ static struct llm_provider *provider_auto(const struct config *cfg, char *err, s
     p = llm_offline_new();
     if (local[0] != '\0') {
         char *shown = hp_url_redacted(local);
-        p->detail = xasprintf("offline (auto: no OPENAI_API_KEY, no ANTHROPIC_API_KEY, and no "
-                              "server answered at MEMCHAT_LOCAL_BASE_URL=%s)",
+        p->detail = xasprintf("auto: no OPENAI_API_KEY, no ANTHROPIC_API_KEY, and no "
+                              "server answered at MEMCHAT_LOCAL_BASE_URL=%s",
                               shown);
         xfree(shown);
     } else {
-        p->detail = xstrdup("offline (auto: no OPENAI_API_KEY, no ANTHROPIC_API_KEY, and no local "
-                            "server answered on 127.0.0.1:11434 or 127.0.0.1:8080)");
+        p->detail = xstrdup("auto: no OPENAI_API_KEY, no ANTHROPIC_API_KEY, and no local "
+                            "server answered on 127.0.0.1:11434 or 127.0.0.1:8080");
     }
     return p;
 }
