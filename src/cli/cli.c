@@ -25,6 +25,7 @@ enum opt_bit {
     OPT_IDS = 1 << 2, /* --tenant --user --agent */
     OPT_NO_MEMORY = 1 << 3,
     OPT_MODEL = 1 << 4, /* --provider --model --temperature --max-tokens */
+    OPT_COSTS = 1 << 5, /* --by --since (passed to the verb in o->args) */
 };
 
 struct verb {
@@ -72,6 +73,15 @@ static const struct verb verbs[] = {
      "Secrets are masked to their last 4 characters.\n"
      "\n"
      "  --json   one JSON object per setting: name, value, source, default\n"},
+    {"costs", cmd_costs, OPT_JSON | OPT_COSTS, "costs [--by GROUP] [--since DURATION] [--json]",
+     "what the turns cost, grouped and summed from the ledger",
+     "Sums every turn's tokens, USD, cache hits and minification savings over a\n"
+     "window ending now. A turn whose model has no price is counted, never priced\n"
+     "at 0: its group shows \"\xe2\x80\x94\" when no turn of it has a price.\n"
+     "\n"
+     "  --by GROUP         tenant (default), user, agent, model, day (UTC) or none\n"
+     "  --since DURATION   N, or N followed by s m h d w (default 30d); all for everything\n"
+     "  --json             one JSON object per group (no total line)\n"},
 };
 
 #define VERB_COUNT (sizeof verbs / sizeof verbs[0])
@@ -194,6 +204,18 @@ static int cli_parse(int argc, char **argv, struct cli_parse *p)
                 return MC_EXIT_USAGE;
             }
             cli_flag_add(p, xstrdup(v));
+        } else if (cli_opt_is(a, "--by") || cli_opt_is(a, "--since")) {
+            /* The verb's own options: passed on as they were written (one
+             * argument for --by=X, two for --by X), parsed by the verb. */
+            p->o.args[p->o.n_args++] = argv[i];
+            if (strchr(a, '=') == NULL) {
+                if (i + 1 >= argc) {
+                    session_error("%s needs a value", a);
+                    return MC_EXIT_USAGE;
+                }
+                p->o.args[p->o.n_args++] = argv[++i];
+            }
+            p->seen |= OPT_COSTS;
         } else {
             size_t k = 0;
             while (k < n_set_opts && !cli_opt_is(a, set_opts[k].opt))
@@ -222,9 +244,12 @@ static void cli_parse_free(struct cli_parse *p)
     xfree(p->o.args);
 }
 
-static const char *const option_names[] = {"--json", "--plain", "--tenant/--user/--agent",
+static const char *const option_names[] = {"--json",
+                                           "--plain",
+                                           "--tenant/--user/--agent",
                                            "--no-memory",
-                                           "--provider/--model/--temperature/--max-tokens"};
+                                           "--provider/--model/--temperature/--max-tokens",
+                                           "--by/--since"};
 
 /* Refuses options the verb does not take. */
 static int cli_check_opts(const struct verb *v, unsigned seen)

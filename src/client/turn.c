@@ -14,14 +14,19 @@
 
 #include "client/turn.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include "config/config.h"
 #include "config/vars.h"
+#include "llm/prices.h"
 #include "llm/tokens.h"
 #include "net/retry.h"
+#include "store/db.h"
+#include "store/ledger.h"
+#include "store/metrics.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -200,11 +205,12 @@ static bool turn_error_retryable(enum mc_error rc)
  * that a cancel ends the wait at once. Never retries once a delta was
  * shown: the user would see the reply start twice. */
 static enum mc_error turn_send(const struct turn_env *env, const struct llm_request *req,
-                               struct turn_stream *s, struct llm_result *res, char *err,
-                               size_t errlen)
+                               struct turn_stream *s, struct llm_result *res, int *retries_made,
+                               char *err, size_t errlen)
 {
     int max_retries = (int)config_int(env->cfg, CFG_MEMCHAT_MAX_RETRIES);
     for (int retries = 0;; retries++) {
+        *retries_made = retries;
         memset(res, 0, sizeof *res);
         res->usage = (struct llm_usage){-1, -1, -1, false};
         res->should_retry = -1;
@@ -258,6 +264,80 @@ static void turn_usage_complete(struct llm_usage *u, const struct turn_prompt *p
         u->cached_tokens = 0;
 }
 
+/* Stage 10: the price of usage on the turn's model from the price table
+ * (llm/prices.h); -1 (a null cost) when the model has no price or the
+ * usage is not known, never 0 by default. */
+static double turn_cost(const struct turn_env *env, const struct llm_usage *usage)
+{
+    struct model_price price;
+    if (env->prices == NULL || !prices_lookup(env->prices, env->provider->name, env->model, &price))
+        return -1.0;
+    double usd = prices_cost(&price, usage);
+    return isnan(usd) ? -1.0 : usd;
+}
+
+/* Stage 10: the metrics row and the ledger row, in one transaction, before
+ * turn.done, so that a turn whose cost cannot be recorded says so (an
+ * `error` event, exit 1) instead of being silently lost. The store stage's
+ * outcome is filled in later by the background worker. */
+static int turn_record(const struct turn_env *env, const struct turn_input *in,
+                       const struct turn_outcome *o, char *err, size_t errlen)
+{
+    if (env->db == NULL)
+        return 0;
+    struct turn_metrics m = {
+        .turn = in->turn,
+        .ts_ms = o->started_ms,
+        .tenant = in->tenant,
+        .user = in->user,
+        .agent = in->agent,
+        .provider = env->provider->name,
+        .model = env->model,
+        .memory = o->memory,
+        .status = o->status_text,
+        .prompt_tokens = o->usage.prompt_tokens,
+        .completion_tokens = o->usage.completion_tokens,
+        .cost_usd = o->cost_usd,
+    };
+    memcpy(m.latency_ms, o->latency_ms, sizeof m.latency_ms);
+    struct ledger_row l = {
+        .turn = in->turn,
+        .ts_ms = o->started_ms,
+        .tenant = in->tenant,
+        .user = in->user,
+        .agent = in->agent,
+        .provider = env->provider->name,
+        .model = env->model,
+        .prompt_tokens = o->usage.prompt_tokens,
+        .completion_tokens = o->usage.completion_tokens,
+        .cached_tokens = o->usage.cached_tokens,
+        .usd = o->cost_usd,
+        .latency_ms = o->latency_ms[MC_STAGE_TOTAL],
+        .memory = o->memory,
+        .retries = o->retries,
+        .status = o->status_text,
+    };
+    if (db_begin(env->db, err, errlen) != 0)
+        return -1;
+    if (metrics_insert_turn(env->db, &m, err, errlen) != 0 ||
+        ledger_insert(env->db, &l, err, errlen) != 0 || db_commit(env->db, err, errlen) != 0) {
+        db_rollback(env->db);
+        return -1;
+    }
+    return 0;
+}
+
+/* The status text of the metrics and ledger rows. */
+static void turn_status_text(struct turn_outcome *out)
+{
+    if (out->status == TURN_OK)
+        snprintf(out->status_text, sizeof out->status_text, "ok");
+    else if (out->status == TURN_CANCELLED)
+        snprintf(out->status_text, sizeof out->status_text, "cancelled");
+    else
+        snprintf(out->status_text, sizeof out->status_text, "error:%s", mc_error_code(out->error));
+}
+
 void client_turn_run(const struct turn_env *env, const struct turn_input *in, const struct emit *em,
                      struct turn_outcome *out)
 {
@@ -267,7 +347,8 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
     for (int i = 0; i < MC_STAGE__COUNT; i++)
         lat[i] = -1.0;
     struct llm_usage usage = {.prompt_tokens = -1, .completion_tokens = -1, .cached_tokens = -1};
-    double cost = -1.0;
+    double cost = 0.0; /* a turn that never sent costs nothing */
+    out->retries = 0;
 
     /* 1. rollout */
     int64_t t = clock_mono_ns();
@@ -314,28 +395,37 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
         struct llm_result res;
         char err[1024] = "";
         s.send_start_ns = clock_mono_ns();
-        enum mc_error rc = turn_send(env, &req, &s, &res, err, sizeof err);
+        enum mc_error rc = turn_send(env, &req, &s, &res, &out->retries, err, sizeof err);
         lat[MC_STAGE_SEND] = clock_since_ms(s.send_start_ns);
         lat[MC_STAGE_FIRST_TOKEN] = s.first_token_ms;
         usage = res.usage;
-        if (rc == MC_ERR_NONE)
+        /* Text that was produced is billed, also when the turn then failed
+         * or was cancelled: usage (the provider's, else an estimate) and
+         * its cost are recorded, so cancelling never escapes a cost. A call
+         * that produced nothing was not billed: no usage, cost 0. */
+        bool billed = rc == MC_ERR_NONE || s.deltas > 0;
+        if (billed) {
             turn_usage_complete(&usage, &prompt, &s);
+            cost = turn_cost(env, &usage);
+        } else {
+            cost = 0.0;
+        }
         turn_prompt_free(&prompt);
 
         /* A provider that finished although a delta was refused after
          * cancel did not deliver what the user would have seen: cancelled. */
         if (rc == MC_ERR_NONE && s.refused)
             rc = MC_ERR_CANCELLED;
-        if (rc == MC_ERR_NONE) {
+        if (billed) {
             /* 10. cost */
-            cost = llm_provider_cost(env->provider, env->model, &usage);
             emit_usage(em, &usage);
             emit_cost(em, cost, env->model);
-        } else if (rc == MC_ERR_CANCELLED || atomic_load(env->cancel)) {
+        }
+        if (rc != MC_ERR_NONE && (rc == MC_ERR_CANCELLED || atomic_load(env->cancel))) {
             /* A transfer aborted by cancel may surface as any error. */
             out->status = TURN_CANCELLED;
             emit_turn_cancelled(em, s.deltas > 0);
-        } else {
+        } else if (rc != MC_ERR_NONE) {
             out->status = TURN_FAILED;
             out->error = rc;
             emit_error(em, rc, err[0] ? err : mc_error_doc(rc));
@@ -343,18 +433,21 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
     }
 
     lat[MC_STAGE_TOTAL] = clock_since_ms(start_ns);
-    emit_turn_done(em, lat);
-
-    if (out->status == TURN_OK)
-        snprintf(out->status_text, sizeof out->status_text, "ok");
-    else if (out->status == TURN_CANCELLED)
-        snprintf(out->status_text, sizeof out->status_text, "cancelled");
-    else
-        snprintf(out->status_text, sizeof out->status_text, "error:%s", mc_error_code(out->error));
     out->started_ms = started_wall_ms;
     memcpy(out->latency_ms, lat, sizeof out->latency_ms);
     out->usage = usage;
     out->cost_usd = cost;
+    turn_status_text(out);
+    char rec_err[512] = "";
+    if (turn_record(env, in, out, rec_err, sizeof rec_err) != 0) {
+        log_error("turn %s: %s", in->turn, rec_err);
+        emit_error(em, MC_ERR_IO, rec_err);
+        if (out->status == TURN_OK) {
+            out->status = TURN_FAILED;
+            out->error = MC_ERR_IO;
+        }
+    }
+    emit_turn_done(em, lat);
 
     if (out->status == TURN_OK && in->continue_conversation && env->conv != NULL) {
         if (s.reply_lost) {

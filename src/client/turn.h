@@ -21,14 +21,19 @@
 #include "memchat/error.h"
 
 struct config;
+struct db;
+struct prices;
 
 /* What the turn worker lends every turn. */
 struct turn_env {
     const struct config *cfg;
     const struct llm_provider *provider;
-    const char *model;         /* the configured model, or the provider's default */
-    struct conversation *conv; /* the session's history; completed chat turns append */
-    const atomic_bool *cancel; /* set from any thread to cancel this turn */
+    const char *model;           /* the configured model, or the provider's default */
+    struct conversation *conv;   /* the session's history; completed chat turns append */
+    const atomic_bool *cancel;   /* set from any thread to cancel this turn */
+    struct db *db;               /* the turn worker's connection: metrics and ledger rows;
+                                     NULL in pipeline tests (nothing recorded) */
+    const struct prices *prices; /* the price table (llm/prices.h); NULL: no prices */
     /* Waits ms before a retry; returns false when the turn was cancelled
      * meanwhile (the engine wakes it at once). NULL: retry without waiting
      * (tests of the pipeline). */
@@ -62,12 +67,14 @@ struct turn_outcome {
     int64_t started_ms;                 /* wall clock, Unix ms */
     double latency_ms[MC_STAGE__COUNT]; /* -1 for stages not run */
     struct llm_usage usage;
-    double cost_usd;      /* -1 when the model has no price */
+    double cost_usd;      /* -1 when the model has no price; 0 when nothing was billed */
+    int retries;          /* retries the send stage made */
     char status_text[64]; /* "ok", "error:<code>" or "cancelled" */
 };
 
 /* Runs one turn, writing its events through em (turn.start first, exactly
- * one turn.done last), filling out with its figures for the metrics row, and,
+ * one turn.done last), writing its metrics and ledger rows through env->db
+ * in one transaction before turn.done, filling out with its figures, and,
  * when it completes with continue_conversation set, appending the exchange
  * to env->conv. A turn whose cancel flag is already set sends turn.start,
  * turn.cancelled {partial: false} and turn.done. Fills *out. */

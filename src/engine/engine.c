@@ -44,9 +44,9 @@
 #include "config/config.h"
 #include "config/vars.h"
 #include "engine/queue.h"
+#include "llm/prices.h"
 #include "llm/provider.h"
 #include "store/db.h"
-#include "store/metrics.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/ident.h"
@@ -74,9 +74,8 @@ struct engine_job {
  * worker's part of the turn. Owned by whichever queue or worker holds it. */
 struct engine_store_job {
     char turn[MC_UUID_STRLEN + 1];
-    int64_t seq; /* guarded by ev_lock */
-    char tenant[IDENT_MAX + 1], user[IDENT_MAX + 1], agent[IDENT_MAX + 1];
-    struct turn_outcome out; /* the turn's figures for its metrics row */
+    int64_t seq;             /* guarded by ev_lock */
+    struct turn_outcome out; /* how the turn went: the store stage's reason */
 };
 
 struct engine_event {
@@ -88,8 +87,8 @@ struct mc_engine {
     const struct config *cfg;
     struct llm_provider *provider;
     char *model;
-    struct db *db_turn, *db_bg; /* db_bg is opened by the background worker itself */
-    char *db_path;
+    struct db *db_turn;        /* the turn worker's: metrics and ledger rows */
+    struct prices *prices;     /* the price table, shipped and overridden */
     struct conversation *conv; /* the turn worker's only */
 
     struct queue *jobs;
@@ -258,35 +257,12 @@ static const char *engine_store_reason(const struct engine_store_job *sj)
     return "no_memory_store"; /* this build has no memory store yet */
 }
 
-/* Writes the turn's metrics row, store outcome included, in one commit,
- * then reports the store stage, so a front end that has seen the report
- * can read the row. The row is written here, after the store stage and off
- * the turn worker, so that its fsync never delays the next turn; a crash in
- * between loses that row of statistics, never a reply, a memory or a
- * ledger row. A failed write is logged, not reported: the turn is over. */
-static void engine_store_report(struct mc_engine *eng, struct db *db, struct engine_store_job *sj,
+/* Reports the store stage of a turn. Its metrics and ledger rows were
+ * written by the turn itself; with no memory store in this build, the
+ * store outcome stays unknown (NULL) in the metrics row. */
+static void engine_store_report(struct mc_engine *eng, struct engine_store_job *sj,
                                 const char *reason)
 {
-    const struct turn_outcome *o = &sj->out;
-    struct turn_metrics m = {
-        .turn = sj->turn,
-        .ts_ms = o->started_ms,
-        .tenant = sj->tenant,
-        .user = sj->user,
-        .agent = sj->agent,
-        .provider = eng->provider->name,
-        .model = eng->model,
-        .memory = o->memory,
-        .status = o->status_text,
-        .prompt_tokens = o->usage.prompt_tokens,
-        .completion_tokens = o->usage.completion_tokens,
-        .cost_usd = o->cost_usd,
-        .store = METRICS_STORE_UNKNOWN, /* skipped: no memory store yet */
-    };
-    memcpy(m.latency_ms, o->latency_ms, sizeof m.latency_ms);
-    char err[512] = "";
-    if (db != NULL && metrics_insert_turn(db, &m, err, sizeof err) != 0)
-        log_warn("turn %s: metrics row not written: %s", sj->turn, err);
     struct emit em = {.turn = sj->turn, .seq = &sj->seq, .sink = engine_sink, .sink_ud = eng};
     emit_memory_skipped(&em, "store", reason);
 }
@@ -316,9 +292,6 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
 {
     struct engine_store_job *sj = xcalloc(1, sizeof *sj);
     memcpy(sj->turn, job->turn, sizeof sj->turn);
-    snprintf(sj->tenant, sizeof sj->tenant, "%s", job->tenant);
-    snprintf(sj->user, sizeof sj->user, "%s", job->user);
-    snprintf(sj->agent, sizeof sj->agent, "%s", job->agent);
 
     pthread_mutex_lock(&eng->lock);
     eng->running_serial = job->serial;
@@ -334,6 +307,8 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
         .cancel = &eng->turn_cancel,
         .backoff = engine_backoff,
         .backoff_ud = eng,
+        .db = eng->db_turn,
+        .prices = eng->prices,
     };
     struct turn_input in = {
         .turn = job->turn,
@@ -362,7 +337,7 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
     const char *reason = engine_store_reason(sj);
     if (strcmp(reason, "no_memory_store") == 0)
         reason = "queue_full";
-    engine_store_report(eng, eng->db_turn, sj, reason);
+    engine_store_report(eng, sj, reason);
     xfree(sj);
 }
 
@@ -384,16 +359,8 @@ static void *engine_bg_main(void *arg)
 {
     struct mc_engine *eng = arg;
     struct engine_store_job *sj;
-    /* Opened here rather than in mc_engine_new: the file was checked by the
-     * turn worker's connection already, and this open (some milliseconds)
-     * then overlaps the first turn instead of delaying it. */
-    enum db_error why = DB_OK;
-    char err[512] = "";
-    eng->db_bg = db_open(eng->db_path, &why, err, sizeof err);
-    if (eng->db_bg == NULL)
-        log_error("background worker: metrics rows will not be written: %s", err);
     while ((sj = queue_pop(eng->stores)) != NULL) {
-        engine_store_report(eng, eng->db_bg, sj, engine_store_reason(sj));
+        engine_store_report(eng, sj, engine_store_reason(sj));
         xfree(sj);
     }
     return NULL;
@@ -426,6 +393,26 @@ static struct db *engine_open_db(const char *path, int *code, char *err, size_t 
     if (db == NULL)
         engine_fail(code, why == DB_ERR_IO ? MC_ERR_IO : MC_ERR_DATA_FILE);
     return db;
+}
+
+/* The price table: the shipped one (MEMCHAT_SHARE_DIR, the installed copy,
+ * or the source tree's) with prices.json of the config dir over it. A
+ * malformed override stops the start, naming the file and the field. */
+static int engine_load_prices(struct mc_engine *eng, int *code, char *err, size_t errlen)
+{
+    char shipped[4096];
+    if (prices_shipped_path(config_str(eng->cfg, CFG_MEMCHAT_SHARE_DIR), shipped, sizeof shipped) !=
+        0) {
+        snprintf(err, errlen, "MEMCHAT_SHARE_DIR is too long a path");
+        engine_fail(code, MC_ERR_CONFIG);
+        return -1;
+    }
+    char *override = paths_join(config_str(eng->cfg, CFG_MEMCHAT_CONFIG_DIR), "prices.json");
+    int rc = prices_load(&eng->prices, shipped, override, err, errlen);
+    xfree(override);
+    if (rc != 0)
+        engine_fail(code, MC_ERR_CONFIG);
+    return rc;
 }
 
 struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_provider *provider,
@@ -472,9 +459,12 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
 
     /* The turn worker's connection is opened here, so that a damaged,
      * foreign or newer data file stops the front end before any turn. */
-    eng->db_path = paths_join(data_dir, "memchat.db");
-    eng->db_turn = engine_open_db(eng->db_path, code, err, errlen);
+    char *db_path = paths_join(data_dir, "memchat.db");
+    eng->db_turn = engine_open_db(db_path, code, err, errlen);
+    xfree(db_path);
     if (eng->db_turn == NULL)
+        goto fail;
+    if (engine_load_prices(eng, code, err, errlen) != 0)
         goto fail;
 
     if (pipe2(eng->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
@@ -543,8 +533,7 @@ void mc_engine_free(struct mc_engine *eng)
         close(eng->wake[0]);
     if (eng->wake[1] >= 0)
         close(eng->wake[1]);
-    db_close(eng->db_bg);
-    xfree(eng->db_path);
+    prices_free(eng->prices);
     db_close(eng->db_turn);
     conversation_free(eng->conv);
     llm_provider_free(eng->provider);

@@ -212,15 +212,6 @@ static enum mc_error offline_chat(const struct llm_provider *p, const struct llm
     return result;
 }
 
-static double offline_cost(const struct llm_provider *p, const char *model,
-                           const struct llm_usage *usage)
-{
-    (void)p;
-    (void)model;
-    (void)usage;
-    return 0.0;
-}
-
 struct llm_provider *llm_offline_new(void)
 {
     struct llm_provider *p = xcalloc(1, sizeof *p);
@@ -231,6 +222,5 @@ struct llm_provider *llm_offline_new(void)
     p->context_window = 32768;
     p->reply_reserve = 1024;
     p->chat = offline_chat;
-    p->cost_usd = offline_cost;
     return p;
 }

@@ -203,14 +203,6 @@ void llm_provider_free(struct llm_provider *p)
     xfree(p);
 }
 
-double llm_provider_cost(const struct llm_provider *p, const char *model,
-                         const struct llm_usage *usage)
-{
-    if (p->cost_usd == NULL)
-        return -1.0;
-    return p->cost_usd(p, model, usage);
-}
-
 const struct llm_tool_call *llm_provider_tool_calls(const struct llm_provider *p, size_t *n)
 {
     *n = 0;

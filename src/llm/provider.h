@@ -123,11 +123,6 @@ struct llm_provider {
      * cancel flag now. Called from any thread, after the flag is set, also
      * when no chat() runs. NULL when chat() never blocks. */
     void (*interrupt)(const struct llm_provider *p);
-    /* Optional: the price in USD of a call's usage on model; negative when
-     * the model has no known price (the cost event's usd is then null). NULL
-     * means no price for any model. */
-    double (*cost_usd)(const struct llm_provider *p, const char *model,
-                       const struct llm_usage *usage);
     /* Optional: the tool calls of the last chat() (*n of them), valid until
      * the next chat() or free; NULL when the provider has no tool calls. */
     const struct llm_tool_call *(*tool_calls)(const struct llm_provider *p, size_t *n);
@@ -188,8 +183,5 @@ struct llm_provider *llm_ollama_new(const struct config *cfg, const char *base_u
 const struct llm_tool_call *llm_provider_tool_calls(const struct llm_provider *p, size_t *n);
 /* Frees p and its state; NULL is a no-op. */
 void llm_provider_free(struct llm_provider *p);
-/* The price of usage on p's model, or a negative value when unknown. */
-double llm_provider_cost(const struct llm_provider *p, const char *model,
-                         const struct llm_usage *usage);
 
 #endif

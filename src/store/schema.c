@@ -59,6 +59,50 @@ const struct db_migration db_migrations[] = {
         " updated_ms INTEGER NOT NULL"
         ");",
     },
+    {
+        3,
+        "ledger and limits",
+        /* The cost ledger (store/ledger.c): one row per turn, enforced by
+         * the primary key. usd is NULL when the model has no price (never
+         * 0 for "unknown"); token counts and latency are NULL when not
+         * reported. The indexes serve the costs report (ts_ms) and the
+         * budgets' sums per tenant and per user over a period. */
+        "CREATE TABLE ledger ("
+        " turn TEXT PRIMARY KEY NOT NULL,"
+        " ts_ms INTEGER NOT NULL,"
+        " tenant TEXT NOT NULL,"
+        " user_id TEXT NOT NULL,"
+        " agent TEXT NOT NULL,"
+        " provider TEXT,"
+        " model TEXT,"
+        " prompt_tokens INTEGER CHECK (prompt_tokens IS NULL OR prompt_tokens >= 0),"
+        " completion_tokens INTEGER CHECK (completion_tokens IS NULL OR completion_tokens >= 0),"
+        " cached_tokens INTEGER CHECK (cached_tokens IS NULL OR cached_tokens >= 0),"
+        " usd REAL CHECK (usd IS NULL OR usd >= 0),"
+        " latency_ms REAL,"
+        " cache_hit INTEGER NOT NULL CHECK (cache_hit IN (0, 1)),"
+        " memory INTEGER NOT NULL CHECK (memory IN (0, 1)),"
+        " retries INTEGER NOT NULL CHECK (retries >= 0),"
+        " status TEXT NOT NULL,"
+        " minify_bytes_saved INTEGER NOT NULL DEFAULT 0 CHECK (minify_bytes_saved >= 0)"
+        ");"
+        "CREATE INDEX ledger_ts ON ledger (ts_ms);"
+        "CREATE INDEX ledger_tenant_ts ON ledger (tenant, ts_ms);"
+        "CREATE INDEX ledger_tenant_user_ts ON ledger (tenant, user_id, ts_ms);"
+        /* Per-tenant and per-user values of the rate limits and budgets
+         * (`memchat limits set`); user_id is '' exactly for a tenant's
+         * own override. updated_ms is Unix ms. */
+        "CREATE TABLE limit_overrides ("
+        " scope TEXT NOT NULL CHECK (scope IN ('tenant', 'user')),"
+        " tenant TEXT NOT NULL,"
+        " user_id TEXT NOT NULL DEFAULT '',"
+        " name TEXT NOT NULL,"
+        " value REAL NOT NULL CHECK (value >= 0),"
+        " updated_ms INTEGER NOT NULL,"
+        " PRIMARY KEY (scope, tenant, user_id, name),"
+        " CHECK ((scope = 'tenant') = (user_id = ''))"
+        ");",
+    },
 };
 
 const size_t db_migrations_count = sizeof db_migrations / sizeof db_migrations[0];

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -161,6 +162,57 @@ static void stream_false_asks_for_one_whole_answer(void **state)
         cJSON_Delete(arr);
         run_free(&r);
     }
+}
+
+/* A priced model's cost event is usage × the shipped price (gpt-4o-mini:
+ * 0.15 in, 0.60 out per million), an unpriced one's is null, and
+ * `memchat costs` adds up exactly the turns that ran, per model. */
+static void costs_follow_the_price_table_and_add_up(void **state)
+{
+    (void)state;
+    struct run r;
+    struct mc_event *evs[256] = {0};
+    ASK(&r, "ask", "--json", "--provider", "openai", "--model", "gpt-4o-mini", "hi");
+    assert_int_equal(r.status, 0);
+    size_t n = turn_events(&r, evs, 256);
+    const struct mc_event *u = must_event(evs, n, MC_EV_USAGE);
+    double in = mc_event_num(u, "prompt_tokens", -1),
+           out = mc_event_num(u, "completion_tokens", -1);
+    assert_true(in > 0 && out > 0);
+    double want = (in * 0.15 + out * 0.60) / 1e6;
+    double usd = mc_event_num(must_event(evs, n, MC_EV_COST), "usd", -1);
+    assert_true(usd > 0 && fabs(usd - want) < 1e-12);
+    free_events(evs, n);
+    run_free(&r);
+    for (int i = 0; i < 2; i++) {
+        ASK(&r, "ask", "--provider", "openai", "--model", "mock", "again");
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+    }
+    ASK(&r, "costs", "--by", "model", "--json");
+    assert_int_equal(r.status, 0);
+    int seen = 0;
+    char *copy = strdup(r.out), *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(line);
+        assert_non_null(o);
+        const cJSON *key = cJSON_GetObjectItemCaseSensitive(o, "key");
+        const cJSON *turns = cJSON_GetObjectItemCaseSensitive(o, "turns");
+        const cJSON *sum = cJSON_GetObjectItemCaseSensitive(o, "usd");
+        if (cJSON_IsString(key) && strcmp(key->valuestring, "gpt-4o-mini") == 0) {
+            assert_int_equal((int)turns->valuedouble, 1);
+            assert_true(fabs(sum->valuedouble - want) < 1e-12);
+            seen++;
+        } else if (cJSON_IsString(key) && strcmp(key->valuestring, "mock") == 0) {
+            assert_int_equal((int)turns->valuedouble, 2);
+            assert_true(cJSON_IsNull(sum)); /* no price: never 0 */
+            seen++;
+        }
+        cJSON_Delete(o);
+    }
+    free(copy);
+    assert_int_equal(seen, 2);
+    run_free(&r);
 }
 
 /* A 500 that goes away is retried once, announced by a retry event with the
@@ -424,6 +476,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(json_events_carry_the_providers_usage, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(stream_false_asks_for_one_whole_answer, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(costs_follow_the_price_table_and_add_up, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_passing_500_is_retried_with_a_retry_event, case_setup,
                                         teardown),

@@ -330,6 +330,51 @@ static void test_chat_json_turns(void **state)
     run_free(&r);
 }
 
+/* Every turn writes exactly one ledger row, with its own turn id and
+ * status, including a turn refused nothing and answered offline at cost 0. */
+static void test_each_turn_writes_one_ledger_row(void **state)
+{
+    (void)state;
+    struct run r;
+    RUN(&r, "one\ntwo\nthree\n", "chat", "--json");
+    assert_int_equal(r.status, 0);
+    struct mc_event *evs[1024] = {0};
+    size_t n = parse_events(r.out, evs, 1024);
+    char db[4096];
+    snprintf(db, sizeof db, "%s/memchat.db", fx.data);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    size_t turns = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (evs[i]->kind != MC_EV_TURN_START)
+            continue;
+        turns++;
+        sqlite3_stmt *q;
+        assert_int_equal(sqlite3_prepare_v2(h,
+                                            "SELECT count(*), min(status), min(usd) FROM ledger "
+                                            "WHERE turn = ?",
+                                            -1, &q, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_text(q, 1, evs[i]->turn, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), 1);
+        assert_string_equal((const char *)sqlite3_column_text(q, 1), "ok");
+        assert_true(sqlite3_column_type(q, 2) == SQLITE_FLOAT ||
+                    sqlite3_column_type(q, 2) == SQLITE_INTEGER);
+        assert_true(sqlite3_column_double(q, 2) == 0.0); /* offline is free, not unknown */
+        sqlite3_finalize(q);
+    }
+    assert_int_equal(turns, 3);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT count(*) FROM ledger", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 3);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    free_events(evs, n);
+    run_free(&r);
+}
+
 /* A line over the input limit is refused and skipped; the chat goes on. */
 static void test_chat_skips_overlong_line(void **state)
 {
@@ -375,6 +420,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_data_file_is_left_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_plain_pipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_json_turns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_turn_writes_one_ledger_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_skips_overlong_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bare_memchat_chats, setup, teardown),
     };

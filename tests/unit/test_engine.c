@@ -512,11 +512,14 @@ static void cancel_stops_a_streaming_turn_with_a_partial_reply(void **state)
     size_t d = 0;
     while (evs[d]->kind != MC_EV_DELTA)
         d++;
-    assert_int_equal(n, d + 4);
-    assert_int_equal(evs[d + 1]->kind, MC_EV_TURN_CANCELLED);
-    assert_true(cJSON_IsTrue(field(evs[d + 1], "partial")));
-    assert_int_equal(evs[d + 2]->kind, MC_EV_TURN_DONE);
-    assert_string_equal(mc_event_str(evs[d + 3], "reason", ""), "turn_cancelled");
+    /* The text shown is billed (usage and cost), then the cancel. */
+    assert_int_equal(n, d + 6);
+    assert_int_equal(evs[d + 1]->kind, MC_EV_USAGE);
+    assert_int_equal(evs[d + 2]->kind, MC_EV_COST);
+    assert_int_equal(evs[d + 3]->kind, MC_EV_TURN_CANCELLED);
+    assert_true(cJSON_IsTrue(field(evs[d + 3], "partial")));
+    assert_int_equal(evs[d + 4]->kind, MC_EV_TURN_DONE);
+    assert_string_equal(mc_event_str(evs[d + 5], "reason", ""), "turn_cancelled");
     for (size_t i = 0; i < n; i++)
         assert_int_not_equal(evs[i]->kind, MC_EV_ERROR);
     assert_int_equal(f->fake.blocked_returns, 1);

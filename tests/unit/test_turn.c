@@ -15,6 +15,7 @@
 #include "client/turn.h"
 #include "config/config.h"
 #include "config/vars.h"
+#include "llm/prices.h"
 #include "llm/provider.h"
 #include "llm/tokens.h"
 #include "memchat/engine.h"
@@ -408,6 +409,7 @@ struct turn_fixture {
     char *dir;
     struct config *cfg;
     struct llm_provider *provider;
+    struct prices *prices;
     struct conversation *conv;
     atomic_bool cancel;
     struct turn_env env;
@@ -422,13 +424,19 @@ static struct turn_fixture *fixture_new(const char *const *flags, size_t n_flags
     f->dir = tu_mkdtemp();
     f->cfg = tu_config(f->dir, flags, n_flags);
     f->provider = llm_offline_new();
+    /* The shipped price table, as the engine loads it (offline costs 0). */
+    char shipped[4096], err[512];
+    assert_int_equal(prices_shipped_path("", shipped, sizeof shipped), 0);
+    if (prices_load(&f->prices, shipped, NULL, err, sizeof err) != 0)
+        fail_msg("prices_load: %s", err);
     f->conv = conversation_new();
     atomic_init(&f->cancel, false);
     f->env = (struct turn_env){.cfg = f->cfg,
                                .provider = f->provider,
                                .model = "offline",
                                .conv = f->conv,
-                               .cancel = &f->cancel};
+                               .cancel = &f->cancel,
+                               .prices = f->prices};
     f->em = (struct emit){.turn = "0190b1f0-0000-7000-8000-000000000001",
                           .seq = &f->seq,
                           .sink = collect_sink,
@@ -441,6 +449,7 @@ static void fixture_free(struct turn_fixture *f)
     collector_clear(&f->col);
     conversation_free(f->conv);
     llm_provider_free(f->provider);
+    prices_free(f->prices);
     config_free(f->cfg);
     tu_rmtree(f->dir);
     free(f->dir);
