@@ -129,6 +129,16 @@ void emit_cost(const struct emit *em, double usd, const char *model)
     emit_send(em, ev);
 }
 
+void emit_minify(const struct emit *em, size_t bytes_before, size_t bytes_after,
+                 size_t tokens_saved)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_MINIFY);
+    emit_check(cJSON_AddNumberToObject(ev->json, "bytes_before", (double)bytes_before));
+    emit_check(cJSON_AddNumberToObject(ev->json, "bytes_after", (double)bytes_after));
+    emit_check(cJSON_AddNumberToObject(ev->json, "tokens_saved", (double)tokens_saved));
+    emit_send(em, ev);
+}
+
 void emit_retry(const struct emit *em, int attempt, long status, const char *error,
                 long long delay_ms)
 {

@@ -50,6 +50,9 @@ void emit_delta(const struct emit *em, const char *text, size_t len);
 void emit_usage(const struct emit *em, const struct llm_usage *usage);
 /* cost: usd, null when negative (the model has no price). */
 void emit_cost(const struct emit *em, double usd, const char *model);
+/* minify: the request's bytes before and after, and the tokens saved. */
+void emit_minify(const struct emit *em, size_t bytes_before, size_t bytes_after,
+                 size_t tokens_saved);
 /* retry: attempt (1 for the first retry), the HTTP status (0 = null), the
  * transport error's name (NULL = null), and the wait before it in ms. */
 void emit_retry(const struct emit *em, int attempt, long status, const char *error,

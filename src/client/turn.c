@@ -30,6 +30,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/jsonmin.h"
 #include "util/log.h"
 
 /* The reply is kept for the conversation up to this size; a longer one is
@@ -100,7 +101,8 @@ char *client_turn_agent_prompt(const char *agent)
 struct turn_prompt {
     struct llm_message *msgs;
     size_t n;
-    char *system; /* owned */
+    char *system;    /* owned */
+    char **minified; /* owned replacements of contents (stage 4), n entries or NULL */
 };
 
 /* Where the carried history starts. With memory on, memory stands in for
@@ -138,6 +140,7 @@ static void turn_prompt_build(const struct turn_env *env, const struct turn_inpu
     size_t total = env->conv != NULL ? conversation_count(env->conv) : 0;
     size_t carried = total - start;
     p->msgs = xcalloc(carried + 2, sizeof *p->msgs);
+    p->minified = NULL;
     p->n = 0;
     p->msgs[p->n++] = system;
     for (size_t i = start; i < total; i++)
@@ -147,8 +150,42 @@ static void turn_prompt_build(const struct turn_env *env, const struct turn_inpu
 
 static void turn_prompt_free(struct turn_prompt *p)
 {
+    for (size_t i = 0; p->minified != NULL && i < p->n; i++)
+        xfree(p->minified[i]);
+    xfree(p->minified);
     xfree(p->msgs);
     xfree(p->system);
+}
+
+/* Stage 4: JSON inside each message's content (a whole content that is
+ * JSON, or ```json blocks) loses its insignificant whitespace; string
+ * contents and anything that is not valid JSON stay as they were. The
+ * minified contents replace the originals in the request. Returns the bytes
+ * saved and fills st. A content that cannot be minified (out of memory) is
+ * sent as it was: minification only saves, it never blocks a turn. */
+static void turn_minify(struct turn_prompt *p, struct jsonmin_stats *total)
+{
+    memset(total, 0, sizeof *total);
+    for (size_t i = 0; i < p->n; i++) {
+        const char *c = p->msgs[i].content;
+        size_t n = strlen(c);
+        struct buf out;
+        buf_init(&out, n + 1);
+        struct jsonmin_stats st = {0};
+        if (jsonmin_content(c, n, &out, &st) != BUF_OK || st.bytes_after == st.bytes_before) {
+            total->bytes_before += n;
+            total->bytes_after += n;
+            buf_free(&out);
+            continue;
+        }
+        total->bytes_before += st.bytes_before;
+        total->bytes_after += st.bytes_after;
+        total->tokens_saved += st.tokens_saved;
+        if (p->minified == NULL)
+            p->minified = xcalloc(p->n, sizeof *p->minified);
+        p->minified[i] = buf_take(&out);
+        p->msgs[i].content = p->minified[i];
+    }
 }
 
 /* The state of the send stage, shared with the delta callback. */
@@ -316,6 +353,7 @@ static int turn_record(const struct turn_env *env, const struct turn_input *in,
         .memory = o->memory,
         .retries = o->retries,
         .status = o->status_text,
+        .minify_bytes_saved = o->minify_bytes_saved,
     };
     if (db_begin(env->db, err, errlen) != 0)
         return -1;
@@ -349,6 +387,7 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
     struct llm_usage usage = {.prompt_tokens = -1, .completion_tokens = -1, .cached_tokens = -1};
     double cost = 0.0; /* a turn that never sent costs nothing */
     out->retries = 0;
+    out->minify_bytes_saved = 0;
 
     /* 1. rollout */
     int64_t t = clock_mono_ns();
@@ -380,8 +419,19 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
         turn_prompt_build(env, in, d.memory, &prompt);
         lat[MC_STAGE_INJECT] = clock_since_ms(t);
 
-        /* 4-7 (minify, cache, rate limit, key) arrive with their issues and
-         * stay null in turn.done until then. */
+        /* 4. minify */
+        if (config_bool(env->cfg, CFG_MEMCHAT_MINIFY_JSON)) {
+            t = clock_mono_ns();
+            struct jsonmin_stats ms;
+            turn_minify(&prompt, &ms);
+            lat[MC_STAGE_MINIFY] = clock_since_ms(t);
+            out->minify_bytes_saved = (long long)(ms.bytes_before - ms.bytes_after);
+            if (ms.bytes_after != ms.bytes_before)
+                emit_minify(em, ms.bytes_before, ms.bytes_after, ms.tokens_saved);
+        }
+
+        /* 5-7 (cache, rate limit, key) arrive with their issues and stay
+         * null in turn.done until then. */
 
         /* 8. send */
         struct llm_request req = {

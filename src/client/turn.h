@@ -67,9 +67,10 @@ struct turn_outcome {
     int64_t started_ms;                 /* wall clock, Unix ms */
     double latency_ms[MC_STAGE__COUNT]; /* -1 for stages not run */
     struct llm_usage usage;
-    double cost_usd;      /* -1 when the model has no price; 0 when nothing was billed */
-    int retries;          /* retries the send stage made */
-    char status_text[64]; /* "ok", "error:<code>" or "cancelled" */
+    double cost_usd;              /* -1 when the model has no price; 0 when nothing was billed */
+    int retries;                  /* retries the send stage made */
+    long long minify_bytes_saved; /* bytes JSON minification took out of the request */
+    char status_text[64];         /* "ok", "error:<code>" or "cancelled" */
 };
 
 /* Runs one turn, writing its events through em (turn.start first, exactly

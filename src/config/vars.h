@@ -28,6 +28,8 @@
       "cap on reply tokens; 0 means the provider's default (4096 for Anthropic)")                  \
     X(CFG_MEMCHAT_STREAM, "MEMCHAT_STREAM", CFG_BOOL, "true", 0, 0, NULL, 0,                       \
       "stream replies as they are written; false asks for one whole answer")                       \
+    X(CFG_MEMCHAT_MINIFY_JSON, "MEMCHAT_MINIFY_JSON", CFG_BOOL, "true", 0, 0, NULL, 0,             \
+      "take insignificant whitespace out of JSON inside messages before sending")                  \
     X(CFG_OPENAI_API_KEY, "OPENAI_API_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,              \
       "key for the openai provider; auto picks openai when it is set")                             \
     X(CFG_OPENAI_BASE_URL, "OPENAI_BASE_URL", CFG_STRING, "https://api.openai.com/v1", 0, 0, NULL, \

@@ -215,6 +215,57 @@ static void costs_follow_the_price_table_and_add_up(void **state)
     run_free(&r);
 }
 
+/* JSON inside the message is minified before it is sent: the server
+ * receives it without insignificant whitespace (strings untouched), a
+ * minify event counts the bytes, and the ledger sums them for costs;
+ * MEMCHAT_MINIFY_JSON=false sends it as written. */
+static void json_in_messages_is_minified_before_sending(void **state)
+{
+    (void)state;
+    const char *msg = "check this:\n```json\n{\n  \"a\": [1, 2],\n  \"s\": \"x  y\"\n}\n```";
+    const char *want = "{\"a\":[1,2],\"s\":\"x  y\"}";
+    struct run r;
+    ASK(&r, "ask", "--json", "--no-memory", "--provider", "openai", "--model", "mock", msg);
+    assert_int_equal(r.status, 0);
+    struct mc_event *evs[256] = {0};
+    size_t n = turn_events(&r, evs, 256);
+    const struct mc_event *m = must_event(evs, n, MC_EV_MINIFY);
+    double saved = mc_event_num(m, "bytes_before", 0) - mc_event_num(m, "bytes_after", 0);
+    assert_true(saved ==
+                (double)(strlen("{\n  \"a\": [1, 2],\n  \"s\": \"x  y\"\n}") - strlen(want)));
+    cJSON *arr = NULL;
+    size_t nr = mock_requests(mock, &arr);
+    const cJSON *raw =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, (int)nr - 1), "body");
+    assert_true(cJSON_IsString(raw));
+    cJSON *body = cJSON_Parse(raw->valuestring);
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    const cJSON *last = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1);
+    const char *sent = cJSON_GetObjectItemCaseSensitive(last, "content")->valuestring;
+    assert_non_null(strstr(sent, want));
+    assert_non_null(strstr(sent, "```json\n"));
+    cJSON_Delete(body);
+    cJSON_Delete(arr);
+    free_events(evs, n);
+    run_free(&r);
+
+    ASK(&r, "costs", "--by", "none", "--json");
+    assert_int_equal(r.status, 0);
+    cJSON *o = cJSON_Parse(r.out);
+    assert_non_null(o);
+    assert_true(cJSON_GetObjectItemCaseSensitive(o, "bytes_saved")->valuedouble == saved);
+    cJSON_Delete(o);
+    run_free(&r);
+
+    ASK(&r, "ask", "--json", "--set", "MEMCHAT_MINIFY_JSON=false", "--provider", "openai",
+        "--model", "mock", msg);
+    assert_int_equal(r.status, 0);
+    n = parse_events(r.out, evs, 256);
+    assert_null(find_event(evs, n, MC_EV_MINIFY));
+    free_events(evs, n);
+    run_free(&r);
+}
+
 /* A 500 that goes away is retried once, announced by a retry event with the
  * formula's delay, and the turn then succeeds. */
 static void a_passing_500_is_retried_with_a_retry_event(void **state)
@@ -478,6 +529,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(stream_false_asks_for_one_whole_answer, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(costs_follow_the_price_table_and_add_up, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(json_in_messages_is_minified_before_sending, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_passing_500_is_retried_with_a_retry_event, case_setup,
                                         teardown),
