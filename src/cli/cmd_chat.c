@@ -31,6 +31,8 @@ struct chat_state {
     enum mc_memory_override memory;
     bool interactive; /* stdin is a terminal: show a prompt */
     bool quit;
+    FILE *say; /* where command feedback goes: stdout, or stderr with --json so
+                  that stdout stays pure NDJSON */
 };
 
 /* A bounded line reader over fd 0. */
@@ -107,28 +109,28 @@ static enum read_status reader_next(struct line_reader *r, struct buf *line)
     }
 }
 
-static void chat_help(void)
+static void chat_help(FILE *f)
 {
-    printf("Commands:\n"
-           "  /help                    this list\n"
-           "  /quit, /exit             end the chat (so does end of input, Ctrl-D)\n"
-           "  /new                     forget the conversation so far\n"
-           "  /memory on|off|default   memory for the next messages\n"
-           "  /tenant ID               switch tenant\n"
-           "  /user ID                 switch user\n"
-           "  /agent ID                switch agent\n"
-           "Ctrl-C cancels a reply that is running; at the prompt it ends the chat.\n");
+    fprintf(f, "Commands:\n"
+               "  /help                    this list\n"
+               "  /quit, /exit             end the chat (so does end of input, Ctrl-D)\n"
+               "  /new                     forget the conversation so far\n"
+               "  /memory on|off|default   memory for the next messages\n"
+               "  /tenant ID               switch tenant\n"
+               "  /user ID                 switch user\n"
+               "  /agent ID                switch agent\n"
+               "Ctrl-C cancels a reply that is running; at the prompt it ends the chat.\n");
 }
 
 /* Sets one of the session's ids from a slash command argument. */
-static void chat_set_id(char *dst, const char *what, const char *arg)
+static void chat_set_id(FILE *say, char *dst, const char *what, const char *arg)
 {
     if (!ident_valid(arg)) {
         session_error("/%s: '%s' is not a valid id ([A-Za-z0-9_-]{1,64})", what, arg);
         return;
     }
     snprintf(dst, IDENT_MAX + 1, "%s", arg);
-    printf("%s: %s\n", what, dst);
+    fprintf(say, "%s: %s\n", what, dst);
 }
 
 static void chat_command(struct session *s, struct chat_state *st, char *line)
@@ -140,10 +142,10 @@ static void chat_command(struct session *s, struct chat_state *st, char *line)
     if (strcmp(line, "/quit") == 0 || strcmp(line, "/exit") == 0) {
         st->quit = true;
     } else if (strcmp(line, "/help") == 0) {
-        chat_help();
+        chat_help(st->say);
     } else if (strcmp(line, "/new") == 0) {
         mc_engine_reset_conversation(s->eng);
-        printf("new conversation\n");
+        fprintf(st->say, "new conversation\n");
     } else if (strcmp(line, "/memory") == 0) {
         static const char *const names[] = {"default", "off", "on"};
         if (strcmp(arg, "on") == 0)
@@ -154,13 +156,13 @@ static void chat_command(struct session *s, struct chat_state *st, char *line)
             st->memory = MC_MEMORY_DEFAULT;
         else if (*arg != '\0')
             session_error("/memory takes on, off or default");
-        printf("memory: %s\n", names[st->memory]);
+        fprintf(st->say, "memory: %s\n", names[st->memory]);
     } else if (strcmp(line, "/tenant") == 0) {
-        chat_set_id(st->tenant, "tenant", arg);
+        chat_set_id(st->say, st->tenant, "tenant", arg);
     } else if (strcmp(line, "/user") == 0) {
-        chat_set_id(st->user, "user", arg);
+        chat_set_id(st->say, st->user, "user", arg);
     } else if (strcmp(line, "/agent") == 0) {
-        chat_set_id(st->agent, "agent", arg);
+        chat_set_id(st->say, st->agent, "agent", arg);
     } else {
         session_error("unknown command %s (/help lists them)", line);
     }
@@ -239,7 +241,8 @@ int cmd_chat(const struct config *cfg, const struct cli_opts *o)
                       o->args[0]);
         return MC_EXIT_USAGE;
     }
-    struct chat_state st = {.memory = o->memory, .interactive = isatty(STDIN_FILENO)};
+    struct chat_state st = {
+        .memory = o->memory, .interactive = isatty(STDIN_FILENO), .say = o->json ? stderr : stdout};
     snprintf(st.tenant, sizeof st.tenant, "%s", config_str(cfg, CFG_MEMCHAT_TENANT));
     snprintf(st.user, sizeof st.user, "%s", config_str(cfg, CFG_MEMCHAT_USER));
     snprintf(st.agent, sizeof st.agent, "%s", config_str(cfg, CFG_MEMCHAT_AGENT));

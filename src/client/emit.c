@@ -129,6 +129,14 @@ void emit_cost(const struct emit *em, double usd, const char *model)
     emit_send(em, ev);
 }
 
+void emit_cache(const struct emit *em, bool hit, const char *key_prefix)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_CACHE);
+    emit_bool(ev->json, "hit", hit);
+    emit_str(ev->json, "key_prefix", key_prefix);
+    emit_send(em, ev);
+}
+
 void emit_minify(const struct emit *em, size_t bytes_before, size_t bytes_after,
                  size_t tokens_saved)
 {

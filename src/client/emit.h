@@ -50,6 +50,8 @@ void emit_delta(const struct emit *em, const char *text, size_t len);
 void emit_usage(const struct emit *em, const struct llm_usage *usage);
 /* cost: usd, null when negative (the model has no price). */
 void emit_cost(const struct emit *em, double usd, const char *model);
+/* cache: whether the response cache answered, and its key's prefix. */
+void emit_cache(const struct emit *em, bool hit, const char *key_prefix);
 /* minify: the request's bytes before and after, and the tokens saved. */
 void emit_minify(const struct emit *em, size_t bytes_before, size_t bytes_after,
                  size_t tokens_saved);

@@ -15,10 +15,12 @@
 #include "client/turn.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
+#include "client/cache.h"
 #include "config/config.h"
 #include "config/vars.h"
 #include "llm/prices.h"
@@ -198,7 +200,26 @@ struct turn_stream {
     bool refused;          /* a delta arrived after cancel and was dropped */
     struct buf reply;      /* the reply so far, for the conversation */
     bool reply_lost;       /* the reply outgrew TURN_REPLY_MAX or memory */
+    size_t *piece_lens;    /* each delta's length, so the cache can replay them */
+    size_t n_pieces, cap_pieces;
 };
+
+/* Records one delta's length; a failure only costs the cache entry. */
+static void turn_note_piece(struct turn_stream *s, size_t len)
+{
+    if (s->n_pieces == s->cap_pieces) {
+        size_t cap = s->cap_pieces ? s->cap_pieces * 2 : 64;
+        size_t *p =
+            cap <= SIZE_MAX / sizeof *p ? try_realloc(s->piece_lens, cap * sizeof *p) : NULL;
+        if (p == NULL) {
+            s->reply_lost = true;
+            return;
+        }
+        s->piece_lens = p;
+        s->cap_pieces = cap;
+    }
+    s->piece_lens[s->n_pieces++] = len;
+}
 
 static int turn_on_delta(void *ud, const char *text, size_t len)
 {
@@ -217,6 +238,8 @@ static int turn_on_delta(void *ud, const char *text, size_t len)
     emit_delta(s->em, text, len);
     if (!s->reply_lost && buf_append(&s->reply, text, len) != BUF_OK)
         s->reply_lost = true;
+    if (!s->reply_lost)
+        turn_note_piece(s, len);
     return 0;
 }
 
@@ -352,6 +375,7 @@ static int turn_record(const struct turn_env *env, const struct turn_input *in,
         .latency_ms = o->latency_ms[MC_STAGE_TOTAL],
         .memory = o->memory,
         .retries = o->retries,
+        .cache_hit = o->cache_hit,
         .status = o->status_text,
         .minify_bytes_saved = o->minify_bytes_saved,
     };
@@ -376,6 +400,48 @@ static void turn_status_text(struct turn_outcome *out)
         snprintf(out->status_text, sizeof out->status_text, "error:%s", mc_error_code(out->error));
 }
 
+/* Stage 5: the response cache key of this request: the tenant, the
+ * provider, the model and the canonical request (whose system message
+ * holds any recalled memories), so no tenant is ever served another's
+ * answer. False when the canonical form could not be built (no cache). */
+static bool turn_cache_key(const struct turn_env *env, const struct turn_input *in,
+                           const struct llm_request *req, uint8_t key[CACHE_KEY_BYTES])
+{
+    size_t len = 0;
+    char *canonical = cache_canonical_request(req, NULL, &len);
+    if (canonical == NULL)
+        return false;
+    cache_key(in->tenant, env->provider->name, env->model, canonical, len, key);
+    xfree(canonical);
+    return true;
+}
+
+/* Replays a cached reply as deltas, as it first arrived. MC_ERR_CANCELLED
+ * when a cancel stops it. */
+static enum mc_error turn_cache_replay(const struct cache_view *v, struct turn_stream *s)
+{
+    for (size_t i = 0; i < v->n_pieces; i++) {
+        size_t len = 0;
+        const char *piece = cache_view_piece(v, i, &len);
+        if (turn_on_delta(s, piece, len) != 0)
+            return MC_ERR_CANCELLED;
+    }
+    return MC_ERR_NONE;
+}
+
+/* Stores a complete reply: not failed, cancelled, cut short by memchat, or
+ * asking for tools (its meaning depends on the tools' results). */
+static void turn_cache_store(const struct turn_env *env, const uint8_t key[CACHE_KEY_BYTES],
+                             const struct turn_stream *s, const struct llm_result *res)
+{
+    if (s->reply_lost || s->refused || strcmp(res->finish_reason, "tool_calls") == 0)
+        return;
+    struct cache_meta meta = {
+        .model = env->model, .finish_reason = res->finish_reason, .usage = res->usage};
+    (void)cache_put(env->cache, key, buf_cstr(&s->reply), s->reply.len, s->piece_lens, s->n_pieces,
+                    &meta, clock_mono_ms());
+}
+
 void client_turn_run(const struct turn_env *env, const struct turn_input *in, const struct emit *em,
                      struct turn_outcome *out)
 {
@@ -388,6 +454,7 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
     double cost = 0.0; /* a turn that never sent costs nothing */
     out->retries = 0;
     out->minify_bytes_saved = 0;
+    out->cache_hit = false;
 
     /* 1. rollout */
     int64_t t = clock_mono_ns();
@@ -430,10 +497,6 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
                 emit_minify(em, ms.bytes_before, ms.bytes_after, ms.tokens_saved);
         }
 
-        /* 5-7 (cache, rate limit, key) arrive with their issues and stay
-         * null in turn.done until then. */
-
-        /* 8. send */
         struct llm_request req = {
             .model = env->model,
             .messages = prompt.msgs,
@@ -442,10 +505,43 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
             .temperature = config_number(env->cfg, CFG_MEMCHAT_TEMPERATURE),
             .no_stream = !config_bool(env->cfg, CFG_MEMCHAT_STREAM),
         };
+
+        /* 5. cache */
+        uint8_t key[CACHE_KEY_BYTES];
+        bool cacheable =
+            env->cache != NULL && cache_policy_allows(env->cache_policy, req.temperature);
+        struct cache_view hit = {0};
+        if (cacheable) {
+            t = clock_mono_ns();
+            cacheable = turn_cache_key(env, in, &req, key);
+            bool found = cacheable && cache_get(env->cache, key, clock_mono_ms(), &hit);
+            lat[MC_STAGE_CACHE] = clock_since_ms(t);
+            if (cacheable) {
+                char prefix[CACHE_KEY_PREFIX_SIZE];
+                cache_key_prefix(key, prefix);
+                emit_cache(em, found, prefix);
+            }
+        }
+
+        /* 6-7 (rate limit, key) arrive with their issues and stay null in
+         * turn.done until then. */
+
+        /* 8. send, or replay the cached reply */
         struct llm_result res;
+        memset(&res, 0, sizeof res);
         char err[1024] = "";
         s.send_start_ns = clock_mono_ns();
-        enum mc_error rc = turn_send(env, &req, &s, &res, &out->retries, err, sizeof err);
+        enum mc_error rc;
+        if (hit.entry != NULL) {
+            out->cache_hit = true;
+            rc = turn_cache_replay(&hit, &s);
+            res.usage = hit.usage;
+            cache_view_release(&hit);
+        } else {
+            rc = turn_send(env, &req, &s, &res, &out->retries, err, sizeof err);
+            if (rc == MC_ERR_NONE && cacheable)
+                turn_cache_store(env, key, &s, &res);
+        }
         lat[MC_STAGE_SEND] = clock_since_ms(s.send_start_ns);
         lat[MC_STAGE_FIRST_TOKEN] = s.first_token_ms;
         usage = res.usage;
@@ -456,7 +552,8 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
         bool billed = rc == MC_ERR_NONE || s.deltas > 0;
         if (billed) {
             turn_usage_complete(&usage, &prompt, &s);
-            cost = turn_cost(env, &usage);
+            /* A cache hit called no provider: a ledger row with zero cost. */
+            cost = out->cache_hit ? 0.0 : turn_cost(env, &usage);
         } else {
             cost = 0.0;
         }
@@ -508,4 +605,5 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
         }
     }
     buf_free(&s.reply);
+    xfree(s.piece_lens);
 }

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "client/cache.h"
 #include "client/conversation.h"
 #include "client/emit.h"
 #include "llm/provider.h"
@@ -34,6 +35,8 @@ struct turn_env {
     struct db *db;               /* the turn worker's connection: metrics and ledger rows;
                                      NULL in pipeline tests (nothing recorded) */
     const struct prices *prices; /* the price table (llm/prices.h); NULL: no prices */
+    struct cache *cache;         /* the response cache (client/cache.h); NULL: none */
+    enum cache_policy cache_policy;
     /* Waits ms before a retry; returns false when the turn was cancelled
      * meanwhile (the engine wakes it at once). NULL: retry without waiting
      * (tests of the pipeline). */
@@ -70,6 +73,7 @@ struct turn_outcome {
     double cost_usd;              /* -1 when the model has no price; 0 when nothing was billed */
     int retries;                  /* retries the send stage made */
     long long minify_bytes_saved; /* bytes JSON minification took out of the request */
+    bool cache_hit;               /* answered from the response cache */
     char status_text[64];         /* "ok", "error:<code>" or "cancelled" */
 };
 

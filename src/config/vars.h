@@ -30,6 +30,14 @@
       "stream replies as they are written; false asks for one whole answer")                       \
     X(CFG_MEMCHAT_MINIFY_JSON, "MEMCHAT_MINIFY_JSON", CFG_BOOL, "true", 0, 0, NULL, 0,             \
       "take insignificant whitespace out of JSON inside messages before sending")                  \
+    X(CFG_CACHE_POLICY, "CACHE_POLICY", CFG_ENUM, "temperature0", 0, 0, "off|temperature0|always", \
+      0,                                                                                           \
+      "which turns the response cache answers: temperature0 only when the temperature is set to "  \
+      "0")                                                                                         \
+    X(CFG_CACHE_TTL, "CACHE_TTL", CFG_DURATION, "1h", 0, 2592000000, NULL, 0,                      \
+      "how long a cached reply is served; 0 means until evicted")                                  \
+    X(CFG_CACHE_MAX_BYTES, "CACHE_MAX_BYTES", CFG_INT, "67108864", 0, 1099511627776, NULL, 0,      \
+      "byte budget of the in-process response cache; 0 stores nothing")                            \
     X(CFG_OPENAI_API_KEY, "OPENAI_API_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,              \
       "key for the openai provider; auto picks openai when it is set")                             \
     X(CFG_OPENAI_BASE_URL, "OPENAI_BASE_URL", CFG_STRING, "https://api.openai.com/v1", 0, 0, NULL, \

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/cache.h"
 #include "client/conversation.h"
 #include "client/emit.h"
 #include "client/turn.h"
@@ -87,8 +88,10 @@ struct mc_engine {
     const struct config *cfg;
     struct llm_provider *provider;
     char *model;
-    struct db *db_turn;        /* the turn worker's: metrics and ledger rows */
-    struct prices *prices;     /* the price table, shipped and overridden */
+    struct db *db_turn;    /* the turn worker's: metrics and ledger rows */
+    struct prices *prices; /* the price table, shipped and overridden */
+    struct cache *cache;   /* the response cache, shared by the session's turns */
+    enum cache_policy cache_policy;
     struct conversation *conv; /* the turn worker's only */
 
     struct queue *jobs;
@@ -309,6 +312,8 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
         .backoff_ud = eng,
         .db = eng->db_turn,
         .prices = eng->prices,
+        .cache = eng->cache,
+        .cache_policy = eng->cache_policy,
     };
     struct turn_input in = {
         .turn = job->turn,
@@ -466,6 +471,10 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
         goto fail;
     if (engine_load_prices(eng, code, err, errlen) != 0)
         goto fail;
+    if (!cache_policy_parse(config_str(cfg, CFG_CACHE_POLICY), &eng->cache_policy))
+        eng->cache_policy = CACHE_POLICY_OFF; /* config validated the name */
+    eng->cache = cache_new((size_t)config_int(cfg, CFG_CACHE_MAX_BYTES),
+                           config_duration_ms(cfg, CFG_CACHE_TTL));
 
     if (pipe2(eng->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         snprintf(err, errlen, "cannot create the engine's wake-up pipe: %s", strerror(errno));
@@ -534,6 +543,7 @@ void mc_engine_free(struct mc_engine *eng)
     if (eng->wake[1] >= 0)
         close(eng->wake[1]);
     prices_free(eng->prices);
+    cache_free(eng->cache);
     db_close(eng->db_turn);
     conversation_free(eng->conv);
     llm_provider_free(eng->provider);

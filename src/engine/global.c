@@ -11,6 +11,7 @@
 #include "memchat/engine.h"
 
 #include <cJSON.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
@@ -119,6 +120,9 @@ static void global_init_once(void)
      * gets the fallible allocator. */
     cJSON_Hooks hooks = {.malloc_fn = try_malloc, .free_fn = xfree};
     cJSON_InitHooks(&hooks);
+    /* libsodium picks its implementations once (BLAKE2b for cache keys). */
+    if (sodium_init() < 0)
+        return;
     /* libcurl too, before any handle exists (it cannot switch later). */
     if (http_global_init() != 0)
         return;

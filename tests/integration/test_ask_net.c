@@ -266,6 +266,75 @@ static void json_in_messages_is_minified_before_sending(void **state)
     run_free(&r);
 }
 
+/* The events of one turn of a chat's output: the ones carrying turn id. */
+static size_t events_of(struct mc_event **all, size_t n, const char *turn, struct mc_event **out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(all[i]->turn, turn) == 0)
+            out[k++] = all[i];
+    return k;
+}
+
+/* The response cache: the same question at temperature 0 in one session is
+ * answered from the cache (a cache hit event, the same deltas, no second
+ * request, cost 0, counted in memchat costs); another tenant asking the
+ * same is a miss; without temperature 0 the cache is not consulted. */
+static void the_cache_answers_repeats_per_tenant(void **state)
+{
+    (void)state;
+    const char *in = "same question\n/new\nsame question\n/new\n/tenant other\nsame question\n";
+    const char *const args[] = {"chat",    "--json", "--no-memory",   "--provider", "openai",
+                                "--model", "mock",   "--temperature", "0",          NULL};
+    struct run r;
+    run_memchat(&r, in, net_env(), args);
+    assert_int_equal(r.status, 0);
+    struct mc_event *evs[1024] = {0};
+    size_t n = parse_events(r.out, evs, 1024);
+    const char *turns[3];
+    size_t nt = 0;
+    for (size_t i = 0; i < n; i++)
+        if (evs[i]->kind == MC_EV_TURN_START)
+            turns[nt++] = evs[i]->turn;
+    assert_int_equal(nt, 3);
+    bool want_hit[3] = {false, true, false};
+    char *texts[3];
+    for (size_t t = 0; t < 3; t++) {
+        struct mc_event *tev[256];
+        size_t k = events_of(evs, n, turns[t], tev);
+        check_turn_contract(tev, k);
+        const struct mc_event *c = must_event(tev, k, MC_EV_CACHE);
+        assert_int_equal(mc_event_bool(c, "hit", !want_hit[t]), want_hit[t]);
+        assert_int_equal(strlen(mc_event_str(c, "key_prefix", "")), 16);
+        texts[t] = delta_text(tev, k);
+        if (want_hit[t])
+            assert_true(mc_event_num(must_event(tev, k, MC_EV_COST), "usd", -1) == 0.0);
+    }
+    assert_string_equal(texts[0], "mock reply: same question");
+    assert_string_equal(texts[1], texts[0]);
+    assert_string_equal(texts[2], texts[0]);
+    for (size_t t = 0; t < 3; t++)
+        free(texts[t]);
+    assert_int_equal(mock_count(), 2); /* the hit sent nothing */
+    free_events(evs, n);
+    run_free(&r);
+
+    ASK(&r, "costs", "--by", "none", "--json");
+    cJSON *o = cJSON_Parse(r.out);
+    assert_non_null(o);
+    assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(o, "cache_hits")->valuedouble, 1);
+    cJSON_Delete(o);
+    run_free(&r);
+
+    const char *const plain[] = {"chat", "--json", "--provider", "openai", "--model", "mock", NULL};
+    run_memchat(&r, "q\n/new\nq\n", net_env(), plain);
+    assert_int_equal(r.status, 0);
+    n = parse_events(r.out, evs, 1024);
+    assert_null(find_event(evs, n, MC_EV_CACHE));
+    free_events(evs, n);
+    run_free(&r);
+}
+
 /* A 500 that goes away is retried once, announced by a retry event with the
  * formula's delay, and the turn then succeeds. */
 static void a_passing_500_is_retried_with_a_retry_event(void **state)
@@ -532,6 +601,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(json_in_messages_is_minified_before_sending, case_setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(the_cache_answers_repeats_per_tenant, case_setup, teardown),
         cmocka_unit_test_setup_teardown(a_passing_500_is_retried_with_a_retry_event, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(server_delays_are_honoured_up_to_60_seconds, case_setup,
