@@ -129,6 +129,27 @@ void emit_cost(const struct emit *em, double usd, const char *model)
     emit_send(em, ev);
 }
 
+void emit_ratelimit_wait(const struct emit *em, const char *scope, const char *kind,
+                         long long wait_ms)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_RATELIMIT_WAIT);
+    emit_str(ev->json, "scope", scope);
+    emit_str(ev->json, "kind", kind);
+    emit_check(cJSON_AddNumberToObject(ev->json, "wait_ms", (double)wait_ms));
+    emit_send(em, ev);
+}
+
+void emit_budget(const struct emit *em, const char *scope, double reserved_usd,
+                 double remaining_usd, int64_t resets_at_ms)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_BUDGET);
+    emit_str(ev->json, "scope", scope);
+    emit_check(cJSON_AddNumberToObject(ev->json, "reserved_usd", reserved_usd));
+    emit_check(cJSON_AddNumberToObject(ev->json, "remaining_usd", remaining_usd));
+    emit_check(cJSON_AddNumberToObject(ev->json, "resets_at", (double)resets_at_ms));
+    emit_send(em, ev);
+}
+
 void emit_cache(const struct emit *em, bool hit, const char *key_prefix)
 {
     struct mc_event *ev = emit_new(em, MC_EV_CACHE);

@@ -50,6 +50,13 @@ void emit_delta(const struct emit *em, const char *text, size_t len);
 void emit_usage(const struct emit *em, const struct llm_usage *usage);
 /* cost: usd, null when negative (the model has no price). */
 void emit_cost(const struct emit *em, double usd, const char *model);
+/* ratelimit.wait: the binding scope and kind, and how long the turn waits. */
+void emit_ratelimit_wait(const struct emit *em, const char *scope, const char *kind,
+                         long long wait_ms);
+/* budget: a budget that applies to the turn: scope, this turn's
+ * reservation, what remains, and when the period resets (Unix ms). */
+void emit_budget(const struct emit *em, const char *scope, double reserved_usd,
+                 double remaining_usd, int64_t resets_at_ms);
 /* cache: whether the response cache answered, and its key's prefix. */
 void emit_cache(const struct emit *em, bool hit, const char *key_prefix);
 /* minify: the request's bytes before and after, and the tokens saved. */

@@ -20,7 +20,9 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "client/budget.h"
 #include "client/cache.h"
+#include "client/ratelimit.h"
 #include "config/config.h"
 #include "config/vars.h"
 #include "llm/prices.h"
@@ -442,6 +444,104 @@ static void turn_cache_store(const struct turn_env *env, const uint8_t key[CACHE
                     &meta, clock_mono_ms());
 }
 
+/* What stage 6 took for the turn, given back or settled after the call. */
+struct turn_admission {
+    bool admitted;                  /* the rate limiter took the request */
+    long long tokens;               /* the estimate it took */
+    struct budget_reservation bres; /* the budget's reservation (may hold nothing) */
+};
+
+/* The rate limiter's clock, sleep and wait report, bound to the turn. */
+struct turn_waiting {
+    const struct turn_env *env;
+    const struct emit *em;
+};
+
+static int64_t turn_wait_now(void *ud)
+{
+    (void)ud;
+    return clock_mono_ms();
+}
+
+static bool turn_wait_sleep(void *ud, long long ms)
+{
+    const struct turn_waiting *w = ud;
+    return w->env->backoff == NULL || w->env->backoff(w->env->backoff_ud, ms);
+}
+
+static void turn_wait_report(void *ud, const struct ratelimit_decision *d)
+{
+    const struct turn_waiting *w = ud;
+    emit_ratelimit_wait(w->em, ratelimit_scope_name(d->scope), ratelimit_kind_name(d->kind),
+                        d->wait_ms);
+}
+
+/* Stage 6: the budget reserves the estimated cost (refusing at once when
+ * it cannot fit, or when the model has no price under a budget), then the
+ * rate limiter takes one request and the estimated tokens (the prompt and
+ * the reply's allowance), waiting up to RATE_LIMIT_MAX_WAIT_MS with a
+ * ratelimit.wait event. A refusal is MC_ERR_BUDGET or MC_ERR_RATE_LIMITED
+ * (exit 4) with a message naming the limit and when it frees up. */
+static enum mc_error turn_admit(const struct turn_env *env, const struct turn_input *in,
+                                const struct emit *em, const struct llm_request *req,
+                                struct turn_admission *a, char *err, size_t errlen)
+{
+    long long reply = req->max_tokens > 0 ? req->max_tokens : env->provider->reply_reserve;
+    a->tokens = tokens_estimate_messages(req->messages, req->n_messages) + reply;
+    if (env->budget != NULL) {
+        struct llm_usage est = {a->tokens - reply, reply, 0, true};
+        double usd = turn_cost(env, &est);
+        struct budget_decision bd;
+        enum budget_result br =
+            budget_reserve(env->budget, in->tenant, in->user, env->model,
+                           usd < 0 ? (double)NAN : usd, clock_wall_ms(), &a->bres, &bd);
+        if (br != BUDGET_OK) {
+            snprintf(err, errlen, "%s", bd.message);
+            return br == BUDGET_ERROR ? MC_ERR_IO : MC_ERR_BUDGET;
+        }
+        for (int sc = 0; sc < BUDGET_SCOPE__COUNT; sc++)
+            if (bd.view.s[sc].limited)
+                emit_budget(em, budget_scope_name((enum budget_scope)sc), bd.reserved_usd,
+                            bd.view.s[sc].remaining_usd, bd.view.resets_at_ms);
+    }
+    if (env->ratelimit == NULL)
+        return MC_ERR_NONE;
+    struct turn_waiting tw = {env, em};
+    struct ratelimit_waiter w = {turn_wait_now, turn_wait_sleep, turn_wait_report, &tw};
+    struct ratelimit_decision rd;
+    enum ratelimit_result rr =
+        ratelimit_acquire_wait(env->ratelimit, in->tenant, in->user, a->tokens, &w, &rd);
+    if (rr == RATELIMIT_OK) {
+        a->admitted = true;
+        return MC_ERR_NONE;
+    }
+    if (env->budget != NULL)
+        budget_release(env->budget, &a->bres, clock_wall_ms());
+    snprintf(err, errlen, "%s", rd.reason);
+    if (rr == RATELIMIT_CANCELLED)
+        return MC_ERR_CANCELLED;
+    return rr == RATELIMIT_REFUSED ? MC_ERR_RATE_LIMITED : MC_ERR_INTERNAL;
+}
+
+/* After the call: the limiter's token estimate is replaced by what was
+ * used, and the budget's reservation by the real cost (0 when nothing was
+ * billed), so no path, retried, streamed or cancelled, escapes either. */
+static void turn_settle(const struct turn_env *env, const struct turn_input *in,
+                        struct turn_admission *a, bool billed, const struct llm_usage *u,
+                        double cost)
+{
+    if (a->admitted) {
+        long long used = 0;
+        if (billed)
+            used = (u->prompt_tokens > 0 ? u->prompt_tokens : 0) +
+                   (u->completion_tokens > 0 ? u->completion_tokens : 0);
+        ratelimit_reconcile(env->ratelimit, in->tenant, in->user, a->tokens, used, clock_mono_ms());
+    }
+    if (env->budget != NULL)
+        budget_settle(env->budget, &a->bres, billed && cost > 0 ? cost : 0.0, clock_wall_ms(),
+                      NULL);
+}
+
 void client_turn_run(const struct turn_env *env, const struct turn_input *in, const struct emit *em,
                      struct turn_outcome *out)
 {
@@ -523,21 +623,31 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
             }
         }
 
-        /* 6-7 (rate limit, key) arrive with their issues and stay null in
-         * turn.done until then. */
+        /* 6. rate limit and budget (a cache hit calls no provider: neither
+         * applies) */
+        struct turn_admission adm = {0};
+        char err[1024] = "";
+        enum mc_error rc = MC_ERR_NONE;
+        if (hit.entry == NULL && (env->ratelimit != NULL || env->budget != NULL)) {
+            t = clock_mono_ns();
+            rc = turn_admit(env, in, em, &req, &adm, err, sizeof err);
+            lat[MC_STAGE_RATELIMIT] = clock_since_ms(t);
+        }
+
+        /* 7 (key) arrives with its issue and stays null until then. */
 
         /* 8. send, or replay the cached reply */
         struct llm_result res;
         memset(&res, 0, sizeof res);
-        char err[1024] = "";
+        res.usage = (struct llm_usage){-1, -1, -1, false};
         s.send_start_ns = clock_mono_ns();
-        enum mc_error rc;
-        if (hit.entry != NULL) {
+        /* A turn refused or cancelled by stage 6 sends nothing. */
+        if (rc == MC_ERR_NONE && hit.entry != NULL) {
             out->cache_hit = true;
             rc = turn_cache_replay(&hit, &s);
             res.usage = hit.usage;
             cache_view_release(&hit);
-        } else {
+        } else if (rc == MC_ERR_NONE) {
             rc = turn_send(env, &req, &s, &res, &out->retries, err, sizeof err);
             if (rc == MC_ERR_NONE && cacheable)
                 turn_cache_store(env, key, &s, &res);
@@ -557,6 +667,7 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
         } else {
             cost = 0.0;
         }
+        turn_settle(env, in, &adm, billed, &usage, cost);
         turn_prompt_free(&prompt);
 
         /* A provider that finished although a delta was refused after

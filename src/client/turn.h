@@ -24,6 +24,8 @@
 struct config;
 struct db;
 struct prices;
+struct ratelimit;
+struct budget;
 
 /* What the turn worker lends every turn. */
 struct turn_env {
@@ -37,6 +39,8 @@ struct turn_env {
     const struct prices *prices; /* the price table (llm/prices.h); NULL: no prices */
     struct cache *cache;         /* the response cache (client/cache.h); NULL: none */
     enum cache_policy cache_policy;
+    struct ratelimit *ratelimit; /* client/ratelimit.h; NULL: no rate limits */
+    struct budget *budget;       /* client/budget.h; NULL: no budgets */
     /* Waits ms before a retry; returns false when the turn was cancelled
      * meanwhile (the engine wakes it at once). NULL: retry without waiting
      * (tests of the pipeline). */

@@ -38,6 +38,28 @@
       "how long a cached reply is served; 0 means until evicted")                                  \
     X(CFG_CACHE_MAX_BYTES, "CACHE_MAX_BYTES", CFG_INT, "67108864", 0, 1099511627776, NULL, 0,      \
       "byte budget of the in-process response cache; 0 stores nothing")                            \
+    X(CFG_RATE_LIMIT_RPM, "RATE_LIMIT_RPM", CFG_INT, "0", 0, 1000000000, NULL, 0,                  \
+      "requests per window for everyone together; 0 = unlimited")                                  \
+    X(CFG_RATE_LIMIT_TPM, "RATE_LIMIT_TPM", CFG_INT, "0", 0, 1000000000, NULL, 0,                  \
+      "tokens per window for everyone together; 0 = unlimited")                                    \
+    X(CFG_TENANT_RATE_LIMIT_RPM, "TENANT_RATE_LIMIT_RPM", CFG_INT, "0", 0, 1000000000, NULL, 0,    \
+      "requests per window per tenant; 0 = unlimited")                                             \
+    X(CFG_TENANT_RATE_LIMIT_TPM, "TENANT_RATE_LIMIT_TPM", CFG_INT, "0", 0, 1000000000, NULL, 0,    \
+      "tokens per window per tenant; 0 = unlimited")                                               \
+    X(CFG_USER_RATE_LIMIT_RPM, "USER_RATE_LIMIT_RPM", CFG_INT, "0", 0, 1000000000, NULL, 0,        \
+      "requests per window per user; 0 = unlimited")                                               \
+    X(CFG_USER_RATE_LIMIT_TPM, "USER_RATE_LIMIT_TPM", CFG_INT, "0", 0, 1000000000, NULL, 0,        \
+      "tokens per window per user; 0 = unlimited")                                                 \
+    X(CFG_RATE_LIMIT_WINDOW_S, "RATE_LIMIT_WINDOW_S", CFG_DURATION, "60", 1000, 604800000, NULL,   \
+      0, "refill period of the rate-limit buckets; capacity is the per-window value")              \
+    X(CFG_RATE_LIMIT_MAX_WAIT_MS, "RATE_LIMIT_MAX_WAIT_MS", CFG_DURATION, "30000", 0, 600000,      \
+      NULL, 0, "longest a turn waits for a rate limit before it is refused")                       \
+    X(CFG_TENANT_BUDGET_USD, "TENANT_BUDGET_USD", CFG_NUMBER, "0", 0, 1000000000, NULL, 0,         \
+      "USD per budget period per tenant; 0 = no budget")                                           \
+    X(CFG_USER_BUDGET_USD, "USER_BUDGET_USD", CFG_NUMBER, "0", 0, 1000000000, NULL, 0,             \
+      "USD per budget period per user; 0 = no budget")                                             \
+    X(CFG_BUDGET_PERIOD, "BUDGET_PERIOD", CFG_ENUM, "month", 0, 0, "day|week|month", 0,            \
+      "budget period, calendar, UTC (weeks start on Monday)")                                      \
     X(CFG_OPENAI_API_KEY, "OPENAI_API_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,              \
       "key for the openai provider; auto picks openai when it is set")                             \
     X(CFG_OPENAI_BASE_URL, "OPENAI_BASE_URL", CFG_STRING, "https://api.openai.com/v1", 0, 0, NULL, \

@@ -39,7 +39,9 @@
 #include <unistd.h>
 
 #include "client/cache.h"
+#include "client/budget.h"
 #include "client/conversation.h"
+#include "client/ratelimit.h"
 #include "client/emit.h"
 #include "client/turn.h"
 #include "config/config.h"
@@ -48,6 +50,7 @@
 #include "llm/prices.h"
 #include "llm/provider.h"
 #include "store/db.h"
+#include "store/ledger.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/ident.h"
@@ -92,7 +95,9 @@ struct mc_engine {
     struct prices *prices; /* the price table, shipped and overridden */
     struct cache *cache;   /* the response cache, shared by the session's turns */
     enum cache_policy cache_policy;
-    struct conversation *conv; /* the turn worker's only */
+    struct ratelimit *ratelimit; /* token buckets, global/tenant/user */
+    struct budget *budget;       /* USD per period, loaded from the ledger */
+    struct conversation *conv;   /* the turn worker's only */
 
     struct queue *jobs;
     struct queue *stores;
@@ -314,6 +319,8 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
         .prices = eng->prices,
         .cache = eng->cache,
         .cache_policy = eng->cache_policy,
+        .ratelimit = eng->ratelimit,
+        .budget = eng->budget,
     };
     struct turn_input in = {
         .turn = job->turn,
@@ -420,6 +427,63 @@ static int engine_load_prices(struct mc_engine *eng, int *code, char *err, size_
     return rc;
 }
 
+/* The budget's loader: what scope spent in [start, end) by the ledger.
+ * Called from the turn worker (budget_reserve), on its connection. */
+static int engine_budget_load(void *ud, const char *tenant, const char *user, int64_t start_ms,
+                              int64_t end_ms, double *usd, char *err, size_t errlen)
+{
+    struct mc_engine *eng = ud;
+    long long unknown = 0;
+    enum ledger_scope scope =
+        user != NULL && user[0] != '\0' ? LEDGER_SCOPE_USER : LEDGER_SCOPE_TENANT;
+    return ledger_spent_usd(eng->db_turn, scope, tenant, user, start_ms, end_ms, usd, &unknown, err,
+                            errlen);
+}
+
+/* Applies one stored override (memchat limits set) to the limiter or the
+ * budget: names rpm, tpm and budget_usd. */
+static int engine_apply_override(const struct ledger_override *o, void *ctx)
+{
+    struct mc_engine *eng = ctx;
+    const char *user = o->scope == LEDGER_SCOPE_USER ? o->user : NULL;
+    char err[256];
+    if (strcmp(o->name, "budget_usd") == 0)
+        return budget_set_override(eng->budget, o->tenant, user, o->value, err, sizeof err) != 0;
+    long long rpm = -1, tpm = -1;
+    (void)ratelimit_get_override(eng->ratelimit, o->tenant, user, &rpm, &tpm);
+    if (strcmp(o->name, "rpm") == 0)
+        rpm = (long long)o->value;
+    else if (strcmp(o->name, "tpm") == 0)
+        tpm = (long long)o->value;
+    else
+        return 0; /* a name a newer memchat knows: ignored */
+    if (ratelimit_set_override(eng->ratelimit, o->tenant, user, rpm, tpm, err, sizeof err) != 0)
+        log_warn("limit override for %s/%s ignored: %s", o->tenant, o->user, err);
+    return 0;
+}
+
+/* The rate limiter and the budgets, from the configuration and the
+ * overrides stored in the data file. */
+static int engine_limits_new(struct mc_engine *eng, int *code, char *err, size_t errlen)
+{
+    struct ratelimit_limits rl;
+    ratelimit_limits_from_config(eng->cfg, &rl);
+    struct budget_limits bl;
+    budget_limits_from_config(eng->cfg, &bl);
+    eng->ratelimit = ratelimit_new(&rl, err, errlen);
+    eng->budget = eng->ratelimit != NULL ? budget_new(&bl, err, errlen) : NULL;
+    if (eng->budget == NULL) {
+        engine_fail(code, MC_ERR_CONFIG);
+        return -1;
+    }
+    budget_set_loader(eng->budget, engine_budget_load, eng);
+    if (ledger_overrides_each(eng->db_turn, engine_apply_override, eng, err, errlen) < 0) {
+        engine_fail(code, MC_ERR_DATA_FILE);
+        return -1;
+    }
+    return 0;
+}
+
 struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_provider *provider,
                                            int *code, char *err, size_t errlen)
 {
@@ -475,6 +539,8 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
         eng->cache_policy = CACHE_POLICY_OFF; /* config validated the name */
     eng->cache = cache_new((size_t)config_int(cfg, CFG_CACHE_MAX_BYTES),
                            config_duration_ms(cfg, CFG_CACHE_TTL));
+    if (engine_limits_new(eng, code, err, errlen) != 0)
+        goto fail;
 
     if (pipe2(eng->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         snprintf(err, errlen, "cannot create the engine's wake-up pipe: %s", strerror(errno));
@@ -544,6 +610,8 @@ void mc_engine_free(struct mc_engine *eng)
         close(eng->wake[1]);
     prices_free(eng->prices);
     cache_free(eng->cache);
+    ratelimit_free(eng->ratelimit);
+    budget_free(eng->budget);
     db_close(eng->db_turn);
     conversation_free(eng->conv);
     llm_provider_free(eng->provider);

@@ -335,6 +335,105 @@ static void the_cache_answers_repeats_per_tenant(void **state)
     run_free(&r);
 }
 
+/* Runs memchat with the mock's environment plus extra settings. */
+static void run_with(struct run *r, const char *in, const char *const *extra,
+                     const char *const *args)
+{
+    const char *const *base = net_env();
+    const char *env[24];
+    size_t k = 0;
+    for (; base[k] != NULL; k++)
+        env[k] = base[k];
+    for (size_t i = 0; extra[i] != NULL && k < 23; i++)
+        env[k++] = extra[i];
+    env[k] = NULL;
+    run_memchat(r, in, env, args);
+}
+
+/* Rate limits: a user's second request in the window is refused at once
+ * when no wait is allowed (exit 4, the limit named); with a wait allowed it
+ * waits (ratelimit.wait) and then runs; a turn needing more tokens than a
+ * bucket holds is refused at once. */
+static void rate_limits_refuse_or_wait(void **state)
+{
+    (void)state;
+    struct run r;
+    struct mc_event *evs[512] = {0};
+    const char *const chat[] = {"chat", "--json", "--provider", "openai", "--model", "mock", NULL};
+    const char *const no_wait[] = {"USER_RATE_LIMIT_RPM=1", "RATE_LIMIT_MAX_WAIT_MS=0", NULL};
+    run_with(&r, "one\n/new\ntwo\n", no_wait, chat);
+    assert_int_equal(r.status, 4);
+    size_t n = parse_events(r.out, evs, 512);
+    const struct mc_event *e = must_event(evs, n, MC_EV_ERROR);
+    assert_string_equal(mc_event_str(e, "code", ""), "rate_limited");
+    assert_non_null(strstr(mc_event_str(e, "message", ""), "USER_RATE_LIMIT_RPM"));
+    free_events(evs, n);
+    run_free(&r);
+
+    const char *const wait[] = {"USER_RATE_LIMIT_RPM=1", "RATE_LIMIT_WINDOW_S=1",
+                                "RATE_LIMIT_MAX_WAIT_MS=5000", NULL};
+    run_with(&r, "one\n/new\ntwo\n", wait, chat);
+    assert_int_equal(r.status, 0);
+    n = parse_events(r.out, evs, 512);
+    const struct mc_event *w = must_event(evs, n, MC_EV_RATELIMIT_WAIT);
+    assert_string_equal(mc_event_str(w, "scope", ""), "user");
+    assert_string_equal(mc_event_str(w, "kind", ""), "requests");
+    double ms = mc_event_num(w, "wait_ms", -1);
+    assert_true(ms > 0 && ms <= 1000);
+    assert_null(find_event(evs, n, MC_EV_ERROR));
+    free_events(evs, n);
+    run_free(&r);
+
+    const char *const tiny[] = {"USER_RATE_LIMIT_TPM=10", NULL};
+    const char *const ask[] = {"ask", "--provider", "openai", "--model", "mock", "hello", NULL};
+    run_with(&r, NULL, tiny, ask);
+    assert_int_equal(r.status, 4);
+    assert_non_null(strstr(r.err, "USER_RATE_LIMIT_TPM=10"));
+    assert_int_equal(mock_count(), 3); /* two chats' admitted turns; the refused sent nothing */
+    run_free(&r);
+}
+
+/* Budgets: a turn under a budget sends a budget event (reservation,
+ * remaining, reset time); an estimate over the budget is refused with exit
+ * 4 naming the budget and its reset; an unpriced model under a budget is
+ * refused rather than run at an unknown cost. */
+static void budgets_reserve_and_refuse(void **state)
+{
+    (void)state;
+    struct run r;
+    struct mc_event *evs[256] = {0};
+    const char *const ok[] = {"TENANT_BUDGET_USD=10", NULL};
+    const char *const priced[] = {"ask",     "--json",      "--provider", "openai",
+                                  "--model", "gpt-4o-mini", "hi",         NULL};
+    run_with(&r, NULL, ok, priced);
+    assert_int_equal(r.status, 0);
+    size_t n = turn_events(&r, evs, 256);
+    const struct mc_event *b = must_event(evs, n, MC_EV_BUDGET);
+    assert_string_equal(mc_event_str(b, "scope", ""), "tenant");
+    double reserved = mc_event_num(b, "reserved_usd", -1);
+    assert_true(reserved > 0);
+    assert_true(fabs(mc_event_num(b, "remaining_usd", -1) - (10 - reserved)) < 1e-9);
+    assert_true(mc_event_num(b, "resets_at", 0) > (double)evs[0]->ts_ms);
+    free_events(evs, n);
+    run_free(&r);
+
+    const char *const tiny[] = {"USER_BUDGET_USD=0.000001", NULL};
+    const char *const ask_priced[] = {"ask",         "--provider", "openai", "--model",
+                                      "gpt-4o-mini", "hi",         NULL};
+    run_with(&r, NULL, tiny, ask_priced);
+    assert_int_equal(r.status, 4);
+    assert_non_null(strstr(r.err, "USER_BUDGET_USD"));
+    assert_non_null(strstr(r.err, "resets at"));
+    run_free(&r);
+
+    const char *const unpriced[] = {"ask", "--provider", "openai", "--model", "mock", "hi", NULL};
+    run_with(&r, NULL, ok, unpriced);
+    assert_int_equal(r.status, 4);
+    assert_non_null(strstr(r.err, "no price"));
+    run_free(&r);
+    assert_int_equal(mock_count(), 1); /* only the first turn reached the server */
+}
+
 /* A 500 that goes away is retried once, announced by a retry event with the
  * formula's delay, and the turn then succeeds. */
 static void a_passing_500_is_retried_with_a_retry_event(void **state)
@@ -602,6 +701,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(json_in_messages_is_minified_before_sending, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(the_cache_answers_repeats_per_tenant, case_setup, teardown),
+        cmocka_unit_test_setup_teardown(rate_limits_refuse_or_wait, case_setup, teardown),
+        cmocka_unit_test_setup_teardown(budgets_reserve_and_refuse, case_setup, teardown),
         cmocka_unit_test_setup_teardown(a_passing_500_is_retried_with_a_retry_event, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(server_delays_are_honoured_up_to_60_seconds, case_setup,
