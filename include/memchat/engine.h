@@ -34,6 +34,17 @@ struct mc_turn_request {
     bool continue_conversation; /* chat: carry the session's history */
 };
 
+/* One change to the stored limits (memchat limits set|clear): a rate
+ * limit (name "rpm" or "tpm", per RATE_LIMIT_WINDOW_S) or a budget
+ * ("budget_usd", per BUDGET_PERIOD) of a tenant, or of one user of it. */
+struct mc_limits_change {
+    const char *tenant; /* required */
+    const char *user;   /* NULL: the tenant's own limit */
+    const char *name;   /* "rpm", "tpm" or "budget_usd" */
+    double value;       /* set: >= 0; 0 means unlimited / no budget */
+    bool clear;         /* remove the override instead (value unused) */
+};
+
 /* Starts an engine on cfg (which must outlive it): opens the data file and
  * starts both workers. NULL with a message in err on failure; *code then
  * says which error (e.g. MC_ERR_DATA_FILE). Free with mc_engine_free(). */
@@ -46,6 +57,13 @@ void mc_engine_free(struct mc_engine *eng);
  * -1 with a message in err when the request is invalid (bad id, bad UTF-8). */
 int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *req,
                           char turn_id[MC_UUID_STRLEN + 1], char *err, size_t errlen);
+/* Queues a job that stores changes (all or none, in one transaction) and
+ * applies them to the running limiter and budgets. Writes the job's id into
+ * job_id; the job answers with a `result` event {job, kind "limits", items}
+ * or an `error` event carrying "job". 0, or -1 with a message when a change
+ * is invalid (bad id, unknown name, negative or non-integer limit). */
+int mc_engine_submit_limits(struct mc_engine *eng, const struct mc_limits_change *changes, size_t n,
+                            char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen);
 /* Cancels the running turn and every turn submitted before this call that
  * has not started yet; turns submitted afterwards run normally. Safe from
  * any thread (not from a signal handler). Each cancelled turn still sends

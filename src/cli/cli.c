@@ -82,6 +82,16 @@ static const struct verb verbs[] = {
      "  --by GROUP         tenant (default), user, agent, model, day (UTC) or none\n"
      "  --since DURATION   N, or N followed by s m h d w (default 30d); all for everything\n"
      "  --json             one JSON object per group (no total line)\n"},
+    {"limits", cmd_limits, OPT_JSON | OPT_IDS, "limits [show|set|clear] [--tenant T] [--user U]",
+     "per-tenant and per-user rate limits and budgets",
+     "  memchat limits show [--tenant T] [--user U] [--json]\n"
+     "  memchat limits set [--tenant T] [--user U] rpm=N tpm=N budget=USD\n"
+     "  memchat limits clear [--tenant T] [--user U] [rpm] [tpm] [budget]\n"
+     "\n"
+     "Overrides of TENANT_/USER_RATE_LIMIT_RPM/TPM (per RATE_LIMIT_WINDOW_S) and\n"
+     "TENANT_/USER_BUDGET_USD (per BUDGET_PERIOD), kept in the data file and applied\n"
+     "to every later turn. Without --user, the tenant's own limits; 0 means\n"
+     "unlimited or no budget. show lists configured, override and effective values.\n"},
 };
 
 #define VERB_COUNT (sizeof verbs / sizeof verbs[0])

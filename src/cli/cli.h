@@ -34,6 +34,7 @@ int cmd_ask(const struct config *cfg, const struct cli_opts *o);
 int cmd_chat(const struct config *cfg, const struct cli_opts *o);
 int cmd_config(const struct config *cfg, const struct cli_opts *o);
 int cmd_costs(const struct config *cfg, const struct cli_opts *o);
+int cmd_limits(const struct config *cfg, const struct cli_opts *o);
 
 /* The parts of `memchat costs`, apart for tests (cli/cmd_costs.c). */
 /* Picks --by and --since out of o->args ("--by X" or "--by=X"; pointers

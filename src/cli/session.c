@@ -245,6 +245,36 @@ int session_turn(struct session *s, const struct mc_turn_request *req, bool wait
     return w.exit_code;
 }
 
+int session_job(struct session *s, const char *job)
+{
+    for (;;) {
+        struct mc_event *ev;
+        while ((ev = mc_engine_next_event(s->eng)) != NULL) {
+            bool ours = strcmp(mc_event_str(ev, "job", ""), job) == 0;
+            if (ours && s->json) {
+                char *line = mc_event_to_json(ev);
+                puts(line);
+                xfree(line);
+            }
+            int rc = -1;
+            if (ours && ev->kind == MC_EV_RESULT)
+                rc = MC_EXIT_OK;
+            if (ours && ev->kind == MC_EV_ERROR) {
+                session_error("%s", mc_event_str(ev, "message", "the job failed"));
+                rc = mc_error_exit_code(mc_error_from_code(mc_event_str(ev, "code", "")));
+            }
+            mc_event_free(ev);
+            if (rc >= 0)
+                return rc;
+        }
+        int sig = session_wait(s);
+        if (sig < 0)
+            return MC_EXIT_RUNTIME;
+        if (sig == SIGINT || sig == SIGTERM)
+            return MC_EXIT_CANCELLED;
+    }
+}
+
 void session_drain(struct session *s)
 {
     struct turn_watch w = {.turn = NULL};

@@ -37,6 +37,9 @@ void session_stop(struct session *s);
  * right after; the chat takes the next line at once). Ctrl-C cancels the
  * turn. Returns the turn's exit code (memchat/error.h). */
 int session_turn(struct session *s, const struct mc_turn_request *req, bool wait_store);
+/* Waits for the `result` or `error` event of a job that is not a turn
+ * (printed with --json; an error also to stderr). Returns its exit code. */
+int session_job(struct session *s, const char *job);
 /* Waits until every submitted turn's store stage has reported, printing
  * what arrives; a second Ctrl-C stops waiting. */
 void session_drain(struct session *s);

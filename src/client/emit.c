@@ -203,6 +203,15 @@ void emit_error(const struct emit *em, enum mc_error code, const char *message)
     emit_send(em, ev);
 }
 
+void emit_job_error(const struct emit *em, const char *job, enum mc_error code, const char *message)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_ERROR);
+    emit_str(ev->json, "code", mc_error_code(code));
+    emit_str(ev->json, "message", message);
+    emit_str(ev->json, "job", job);
+    emit_send(em, ev);
+}
+
 void emit_result(const struct emit *em, const char *job, const char *kind, struct cJSON *items)
 {
     struct mc_event *ev = emit_new(em, MC_EV_RESULT);

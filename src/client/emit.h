@@ -75,6 +75,9 @@ void emit_turn_done(const struct emit *em, const double latency_ms[MC_STAGE__COU
 void emit_error(const struct emit *em, enum mc_error code, const char *message);
 /* result: the answer to a job that is not a turn; takes ownership of items
  * (an array; NULL gives an empty one). */
+/* error for a job that is not a turn: also carries "job". */
+void emit_job_error(const struct emit *em, const char *job, enum mc_error code,
+                    const char *message);
 void emit_result(const struct emit *em, const char *job, const char *kind, struct cJSON *items);
 
 #endif

@@ -27,8 +27,10 @@
 #include "memchat/engine.h"
 #include "engine/engine_internal.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -62,6 +64,16 @@
 enum engine_job_kind {
     ENGINE_JOB_TURN,
     ENGINE_JOB_RESET,
+    ENGINE_JOB_LIMITS,
+};
+
+/* One stored-limit change of a limits job; owns its strings. */
+struct engine_limit {
+    char tenant[IDENT_MAX + 1];
+    char user[IDENT_MAX + 1]; /* "" for the tenant's own limit */
+    char name[16];
+    double value;
+    bool clear;
 };
 
 /* A job of the turn worker; owns its strings. */
@@ -72,6 +84,8 @@ struct engine_job {
     char *tenant, *user, *agent, *text;
     enum mc_memory_override memory;
     bool continue_conversation;
+    struct engine_limit *limits; /* ENGINE_JOB_LIMITS */
+    size_t n_limits;
 };
 
 /* A turn's store stage, and the turn's seq counter, which outlives the turn
@@ -249,6 +263,7 @@ static void engine_job_free(void *p)
     xfree(job->user);
     xfree(job->agent);
     xfree(job->text);
+    xfree(job->limits);
     xfree(job);
 }
 
@@ -353,6 +368,78 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
     xfree(sj);
 }
 
+static int engine_apply_override(const struct ledger_override *o, void *ctx);
+
+/* Only the overrides of one key, for refreshing it after a change. */
+struct engine_key_filter {
+    struct mc_engine *eng;
+    const struct engine_limit *key;
+};
+
+static int engine_apply_key_override(const struct ledger_override *o, void *ctx)
+{
+    const struct engine_key_filter *f = ctx;
+    if (strcmp(o->tenant, f->key->tenant) != 0 || strcmp(o->user, f->key->user) != 0)
+        return 0;
+    return engine_apply_override(o, f->eng);
+}
+
+/* Stores a limits job's changes in one transaction. 0, or -1 with err. */
+static int engine_store_limits(struct mc_engine *eng, const struct engine_job *job, char *err,
+                               size_t errlen)
+{
+    if (db_begin(eng->db_turn, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < job->n_limits; i++) {
+        const struct engine_limit *l = &job->limits[i];
+        enum ledger_scope scope = l->user[0] != '\0' ? LEDGER_SCOPE_USER : LEDGER_SCOPE_TENANT;
+        int rc = l->clear ? ledger_override_clear(eng->db_turn, scope, l->tenant, l->user, l->name,
+                                                  err, errlen)
+                          : ledger_override_set(eng->db_turn, scope, l->tenant, l->user, l->name,
+                                                l->value, clock_wall_ms(), err, errlen);
+        if (rc < 0) { /* 1 (nothing to clear) is fine */
+            db_rollback(eng->db_turn);
+            return -1;
+        }
+    }
+    return db_commit(eng->db_turn, err, errlen) != 0 ? (db_rollback(eng->db_turn), -1) : 0;
+}
+
+/* A limits job: store, then make the running limiter and budgets match
+ * what is stored for each key it touched, and answer with `result`. */
+static void engine_run_limits(struct mc_engine *eng, const struct engine_job *job)
+{
+    struct emit em = {.turn = NULL, .seq = NULL, .sink = engine_sink, .sink_ud = eng};
+    char err[512] = "";
+    if (engine_store_limits(eng, job, err, sizeof err) != 0) {
+        emit_job_error(&em, job->turn, MC_ERR_IO, err);
+        return;
+    }
+    cJSON *items = cJSON_CreateArray();
+    for (size_t i = 0; i < job->n_limits; i++) {
+        const struct engine_limit *l = &job->limits[i];
+        const char *user = l->user[0] != '\0' ? l->user : NULL;
+        (void)ratelimit_clear_override(eng->ratelimit, l->tenant, user);
+        (void)budget_clear_override(eng->budget, l->tenant, user);
+        struct engine_key_filter f = {eng, l};
+        if (ledger_overrides_each(eng->db_turn, engine_apply_key_override, &f, err, sizeof err) < 0)
+            log_warn("limits: reloading overrides of %s: %s", l->tenant, err);
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddStringToObject(it, "tenant", l->tenant);
+        if (user != NULL)
+            cJSON_AddStringToObject(it, "user", user);
+        else
+            cJSON_AddNullToObject(it, "user");
+        cJSON_AddStringToObject(it, "name", l->name);
+        if (l->clear)
+            cJSON_AddNullToObject(it, "value");
+        else
+            cJSON_AddNumberToObject(it, "value", l->value);
+        cJSON_AddItemToArray(items, it);
+    }
+    emit_result(&em, job->turn, "limits", items);
+}
+
 static void *engine_turn_main(void *arg)
 {
     struct mc_engine *eng = arg;
@@ -360,6 +447,8 @@ static void *engine_turn_main(void *arg)
     while ((job = queue_pop(eng->jobs)) != NULL) {
         if (job->kind == ENGINE_JOB_RESET)
             conversation_clear(eng->conv);
+        else if (job->kind == ENGINE_JOB_LIMITS)
+            engine_run_limits(eng, job);
         else
             engine_run_turn(eng, job);
         engine_job_free(job);
@@ -725,6 +814,64 @@ void mc_engine_reset_conversation(struct mc_engine *eng)
     job->kind = ENGINE_JOB_RESET;
     if (engine_enqueue(eng, job) != 0)
         engine_job_free(job);
+}
+
+/* A change is valid when its ids are, its name is known, and its value is a
+ * finite limit (whole for rpm and tpm). */
+static bool engine_limit_valid(const struct mc_limits_change *c, char *err, size_t errlen)
+{
+    if (c->tenant == NULL || !ident_valid(c->tenant) ||
+        (c->user != NULL && !ident_valid(c->user))) {
+        snprintf(err, errlen,
+                 "limits: a tenant (and a user, when given) must be an id "
+                 "([A-Za-z0-9_-]{1,64})");
+        return false;
+    }
+    bool rate = c->name != NULL && (strcmp(c->name, "rpm") == 0 || strcmp(c->name, "tpm") == 0);
+    if (!rate && (c->name == NULL || strcmp(c->name, "budget_usd") != 0)) {
+        snprintf(err, errlen, "limits: unknown limit '%s' (accepted: rpm, tpm, budget_usd)",
+                 c->name != NULL ? c->name : "");
+        return false;
+    }
+    if (!c->clear && (!isfinite(c->value) || c->value < 0 || c->value > 1e9 ||
+                      (rate && c->value != floor(c->value)))) {
+        snprintf(err, errlen, "limits: %s must be %s from 0 to 1000000000 (0 = %s)", c->name,
+                 rate ? "a whole number" : "a number of USD", rate ? "unlimited" : "no budget");
+        return false;
+    }
+    return true;
+}
+
+int mc_engine_submit_limits(struct mc_engine *eng, const struct mc_limits_change *changes, size_t n,
+                            char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen)
+{
+    if (n == 0 || n > 64) {
+        snprintf(err, errlen, "limits: between 1 and 64 changes at once");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!engine_limit_valid(&changes[i], err, errlen))
+            return -1;
+    struct engine_job *job = xcalloc(1, sizeof *job);
+    job->kind = ENGINE_JOB_LIMITS;
+    job->limits = xcalloc(n, sizeof *job->limits);
+    job->n_limits = n;
+    for (size_t i = 0; i < n; i++) {
+        struct engine_limit *l = &job->limits[i];
+        snprintf(l->tenant, sizeof l->tenant, "%s", changes[i].tenant);
+        snprintf(l->user, sizeof l->user, "%s", changes[i].user != NULL ? changes[i].user : "");
+        snprintf(l->name, sizeof l->name, "%s", changes[i].name);
+        l->value = changes[i].value;
+        l->clear = changes[i].clear;
+    }
+    uuid7_new(job->turn);
+    memcpy(job_id, job->turn, sizeof job->turn);
+    if (engine_enqueue(eng, job) != 0) {
+        engine_job_free(job);
+        snprintf(err, errlen, "limits: the engine is shutting down");
+        return -1;
+    }
+    return 0;
 }
 
 const char *mc_engine_describe(const struct mc_engine *eng, char *out, size_t outlen)

@@ -434,6 +434,69 @@ static void budgets_reserve_and_refuse(void **state)
     assert_int_equal(mock_count(), 1); /* only the first turn reached the server */
 }
 
+/* memchat limits: an override stored by `limits set` is enforced by later
+ * processes for that tenant only, `limits show` reports it, `limits clear`
+ * removes it, and bad input is refused with exit 2. */
+static void stored_limits_apply_to_later_turns(void **state)
+{
+    (void)state;
+    struct run r;
+    const char *const no_wait[] = {"RATE_LIMIT_MAX_WAIT_MS=0", NULL};
+    const char *const set[] = {"limits",          "set", "--tenant", "acme", "rpm=1",
+                               "budget=0.000001", NULL};
+    run_with(&r, NULL, no_wait, set);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "set acme rpm = 1"));
+    run_free(&r);
+
+    const char *const show[] = {"limits", "show", "--tenant", "acme", "--json", NULL};
+    run_with(&r, NULL, no_wait, show);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "{\"scope\":\"tenant\",\"name\":\"rpm\",\"configured\":0,"
+                                  "\"override\":1,\"effective\":1}"));
+    run_free(&r);
+
+    /* The budget override refuses a priced model for acme only. */
+    const char *const acme[] = {"ask",     "--tenant",    "acme", "--provider", "openai",
+                                "--model", "gpt-4o-mini", "hi",   NULL};
+    run_with(&r, NULL, no_wait, acme);
+    assert_int_equal(r.status, 4);
+    assert_non_null(strstr(r.err, "budget"));
+    run_free(&r);
+    const char *const other[] = {"ask",     "--tenant",    "beta", "--provider", "openai",
+                                 "--model", "gpt-4o-mini", "hi",   NULL};
+    run_with(&r, NULL, no_wait, other);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+
+    /* Without the budget, the rpm override lets one request through a
+     * minute and names where it comes from. */
+    const char *const clear_budget[] = {"limits", "clear", "--tenant", "acme", "budget", NULL};
+    run_with(&r, NULL, no_wait, clear_budget);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+    const char *const chat[] = {"chat",   "--tenant", "acme", "--provider",
+                                "openai", "--model",  "mock", NULL};
+    run_with(&r, "one\n/new\ntwo\n", no_wait, chat);
+    assert_int_equal(r.status, 4);
+    assert_non_null(strstr(r.err, "memchat limits"));
+    run_free(&r);
+
+    const char *const clear_all[] = {"limits", "clear", "--tenant", "acme", NULL};
+    run_with(&r, NULL, no_wait, clear_all);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+    run_with(&r, "one\n/new\ntwo\n", no_wait, chat);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+
+    const char *const bad[] = {"limits", "set", "rpm=1.5", NULL};
+    run_with(&r, NULL, no_wait, bad);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "whole number"));
+    run_free(&r);
+}
+
 /* A 500 that goes away is retried once, announced by a retry event with the
  * formula's delay, and the turn then succeeds. */
 static void a_passing_500_is_retried_with_a_retry_event(void **state)
@@ -703,6 +766,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(the_cache_answers_repeats_per_tenant, case_setup, teardown),
         cmocka_unit_test_setup_teardown(rate_limits_refuse_or_wait, case_setup, teardown),
         cmocka_unit_test_setup_teardown(budgets_reserve_and_refuse, case_setup, teardown),
+        cmocka_unit_test_setup_teardown(stored_limits_apply_to_later_turns, case_setup, teardown),
         cmocka_unit_test_setup_teardown(a_passing_500_is_retried_with_a_retry_event, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(server_delays_are_honoured_up_to_60_seconds, case_setup,
