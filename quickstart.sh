@@ -39,6 +39,8 @@ for p in $pkgs; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     case "$st" in *" installed") ;; *) missing="$missing $p" ;; esac
 done
+sudo=""
+[ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" -eq 0 ]; then
         sudo=""
@@ -54,6 +56,27 @@ if [ -n "$missing" ]; then
     $sudo apt-get update -qq
     # shellcheck disable=SC2086
     $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# --- 1b. servers from the npm registry (pinned in package-lock.json) ---------
+# Only the benchmarks and tests start them (the Portkey gateway for make
+# bench); memchat itself links nothing from npm. A failure here is reported
+# and does not stop the quick start: the suites that need a server say so.
+npm_ready() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
+}
+if [ -f package-lock.json ]; then
+    if ! npm_ready; then
+        say "installing Debian's nodejs and npm (for the test and bench servers)"
+        { ${sudo:-} apt-get update -qq && ${sudo:-} apt-get install -y -qq --no-install-recommends nodejs npm; } >/dev/null 2>&1 ||
+            say "could not install nodejs/npm; make bench will skip the gateway comparison"
+    fi
+    if npm_ready && { [ ! -f node_modules/.package-lock.json ] ||
+        [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
+        say "npm ci (test and bench servers)"
+        npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1 ||
+            say "npm ci failed; make bench will skip the gateway comparison"
+    fi
 fi
 
 # --- 2. build ----------------------------------------------------------------

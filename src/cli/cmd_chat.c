@@ -210,6 +210,9 @@ static void chat_loop(struct session *s, struct chat_state *st, size_t max)
         enum read_status rs = reader_next(&r, &line);
         if (rs == READ_LINE) {
             chat_line(s, st, &line);
+            /* Command feedback must reach a pipe now: a script waits for it. */
+            fflush(stdout);
+            fflush(stderr);
         } else if (rs == READ_TOO_LONG) {
             session_error("input: the line is longer than MEMCHAT_MAX_INPUT_BYTES (%zu bytes); "
                           "skipped",
