@@ -393,6 +393,50 @@ static void test_chat_skips_overlong_line(void **state)
     free(in);
 }
 
+/* chat --plain answers a command at once on a pipe, while its stdin stays
+ * open: a script that writes /new and waits for the reply must get it
+ * without closing its end first (stdio would otherwise hold it until exit).
+ * The poll timeout only guards against a hang; it fails the test. */
+static void test_chat_flushes_command_feedback_to_a_pipe(void **state)
+{
+    (void)state;
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        if (chdir(fx.dir) != 0)
+            _exit(127);
+        char *argv[] = {(char *)(uintptr_t) "memchat", (char *)(uintptr_t) "chat", NULL};
+        execve(getenv("MEMCHAT_BIN"), argv, fx.env);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    assert_int_equal(write(in[1], "/new\n", 5), 5);
+    char got[256] = "";
+    size_t n = 0;
+    while (strstr(got, "new conversation") == NULL && n < sizeof got - 1) {
+        struct pollfd p = {.fd = out[0], .events = POLLIN};
+        if (poll(&p, 1, 20000) != 1)
+            fail_msg("no reply to /new while stdin is open (got '%s')", got);
+        ssize_t r = read(out[0], got + n, sizeof got - 1 - n);
+        assert_true(r > 0);
+        n += (size_t)r;
+        got[n] = '\0';
+    }
+    close(in[1]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(out[0]);
+}
+
 /* With no verb and no terminal, memchat runs the line chat. */
 static void test_bare_memchat_chats(void **state)
 {
@@ -423,6 +467,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_each_turn_writes_one_ledger_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_skips_overlong_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bare_memchat_chats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_flushes_command_feedback_to_a_pipe, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
