@@ -3,7 +3,8 @@
  * the loopback test server (tests/server/mockllm), memory off.
  *
  *   1. one-shot: `memchat ask` as a fresh process against a bare libcurl
- *      client as a fresh process (this program with --bare), each streaming
+ *      client as a fresh process (this program with --bare-session and one
+ *      line of input), each streaming
  *      the same reply; time to the first reply byte on stdout and to exit.
  *   2. in session: N turns of `memchat chat --plain` (one process, one
  *      kept-alive connection, a new conversation each turn so the request
@@ -72,30 +73,6 @@ static size_t bare_write(char *p, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
-static int bare_once(const char *url, int turns)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, BODY);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, bare_write);
-    int seen = 0;
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &seen);
-    int rc = 0;
-    for (int i = 0; i < turns && rc == 0; i++) {
-        seen = 0;
-        rc = curl_easy_perform(c) != CURLE_OK;
-        fputc('\n', stdout);
-        fflush(stdout);
-    }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    curl_global_cleanup();
-    return rc;
-}
-
 struct child {
     pid_t pid;
     int in, out;
@@ -154,11 +131,15 @@ static int reap(struct child *ch)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-/* One fresh process: time to first stdout byte and to exit. */
-static void one_shot(char *const argv[], char *const envp[], double *ttfd, double *total)
+/* One fresh process, given input (or none) on stdin: time to its first
+ * stdout byte and to its exit. */
+static void one_shot(char *const argv[], char *const envp[], const char *input, double *ttfd,
+                     double *total)
 {
     double t0 = now_ms(), first = -1;
     struct child ch = spawn(argv, envp);
+    if (input != NULL && write(ch.in, input, strlen(input)) != (ssize_t)strlen(input))
+        exit(1);
     close(ch.in);
     ch.in = -1;
     read_until(ch.out, 0, t0, &first);
@@ -379,8 +360,6 @@ int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--bare-session") == 0)
         return bare_session(argv[2], argv + 3, argc - 3);
-    if (argc == 4 && strcmp(argv[1], "--bare") == 0)
-        return bare_once(argv[2], atoi(argv[3])); /* checksrc: allow atoi (bench) */
     if (argc != 5) {
         fprintf(stderr, "usage: bench_ask MEMCHAT MOCKLLM TMPDIR SRCDIR\n");
         return 2;
@@ -409,12 +388,12 @@ int main(int argc, char **argv)
                    (char *)(uintptr_t) "mock",
                    (char *)(uintptr_t) "hi",
                    NULL};
-    char *bare[] = {self, (char *)(uintptr_t) "--bare", url, (char *)(uintptr_t) "1", NULL};
+    char *bare[] = {self, (char *)(uintptr_t) "--bare-session", url, NULL};
     double a_ttfd[RUNS], a_tot[RUNS], b_ttfd[RUNS], b_tot[RUNS];
-    one_shot(ask, envp, &a_ttfd[0], &a_tot[0]); /* warm-up: creates the data file */
+    one_shot(ask, envp, NULL, &a_ttfd[0], &a_tot[0]); /* warm-up: creates the data file */
     for (int i = 0; i < RUNS; i++) {
-        one_shot(ask, envp, &a_ttfd[i], &a_tot[i]);
-        one_shot(bare, envp, &b_ttfd[i], &b_tot[i]);
+        one_shot(ask, envp, NULL, &a_ttfd[i], &a_tot[i]);
+        one_shot(bare, envp, "go\n", &b_ttfd[i], &b_tot[i]);
     }
 
     /* In session: RUNS turns through one chat process. Each turn starts a
@@ -440,16 +419,13 @@ int main(int argc, char **argv)
         a_turn[i] = now_ms() - t0;
     }
     reap(&ch);
-    char turns[16];
-    snprintf(turns, sizeof turns, "%d", RUNS);
-    char *bare_n[] = {self, (char *)(uintptr_t) "--bare", url, turns, NULL};
-    ch = spawn(bare_n, envp);
-    double t_prev = now_ms();
+    ch = spawn(bare, envp);
     for (int i = 0; i < RUNS; i++) {
-        read_until(ch.out, 1, t_prev, NULL);
-        double t = now_ms();
-        b_turn[i] = t - t_prev;
-        t_prev = t;
+        double t0 = now_ms();
+        if (write(ch.in, "go\n", 3) != 3)
+            return 1;
+        read_until(ch.out, 1, t0, NULL);
+        b_turn[i] = now_ms() - t0;
     }
     reap(&ch);
 
