@@ -511,6 +511,17 @@ cJSON *hp_parse_payload(struct hp_call *call, const char *data, size_t len)
     return j;
 }
 
+int hp_dispatch_object(struct hp_call *call, const char *data, size_t len, bool whole,
+                       hp_object_fn fn, void *st)
+{
+    cJSON *j = whole ? hp_parse_whole(call, data, len) : hp_parse_payload(call, data, len);
+    if (j == NULL)
+        return whole ? 1 : 0;
+    int r = fn(call, st, j, whole);
+    cJSON_Delete(j);
+    return r;
+}
+
 cJSON *hp_parse_whole(struct hp_call *call, const char *data, size_t len)
 {
     cJSON *j = cJSON_ParseWithLength(data, len);

@@ -185,6 +185,15 @@ struct cJSON *hp_parse_whole(struct hp_call *call, const char *data, size_t len)
 /* A streamed payload parsed as a JSON object, or NULL after counting it
  * with hp_skip(). Free with cJSON_Delete. */
 struct cJSON *hp_parse_payload(struct hp_call *call, const char *data, size_t len);
+/* A provider's handler of one parsed object: whole for the answer of a
+ * non-streamed call. Returns nonzero to stop. */
+typedef int (*hp_object_fn)(struct hp_call *call, void *st, const struct cJSON *j, bool whole);
+/* Parses data as one JSON object (hp_parse_whole when whole, else
+ * hp_parse_payload), hands it to fn and frees it. fn's result; when data is
+ * not an object, 1 for a whole answer (the call has failed) and 0 for a
+ * stream payload (skipped and counted). */
+int hp_dispatch_object(struct hp_call *call, const char *data, size_t len, bool whole,
+                       hp_object_fn fn, void *st);
 /* Deltas delivered so far. */
 size_t hp_deltas(const struct hp_call *call);
 /* The tool call with this index, created on first use (id and name ""):

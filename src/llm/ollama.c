@@ -75,8 +75,9 @@ static int ollama_tool_calls(struct hp_call *call, struct ollama_state *st, cons
 
 /* One line of the stream, or the whole non-streaming answer (the same
  * object with done:true). */
-static int ollama_object(struct hp_call *call, struct ollama_state *st, const cJSON *j, bool whole)
+static int ollama_object(struct hp_call *call, void *ud, const cJSON *j, bool whole)
 {
+    struct ollama_state *st = ud;
     char msg[512], type[64];
     if (hp_error_message(j, msg, sizeof msg, type, sizeof type))
         return hp_call_fail(call, MC_ERR_PROVIDER, hp_stream_error_retry(call, type),
@@ -115,12 +116,7 @@ static int ollama_on_line(struct hp_call *call, void *ud, const char *event, con
     struct ollama_state *st = ud;
     if (st->done)
         return 0;
-    cJSON *j = hp_parse_payload(call, data, len);
-    if (j == NULL)
-        return 0;
-    int r = ollama_object(call, st, j, false);
-    cJSON_Delete(j);
-    return r;
+    return hp_dispatch_object(call, data, len, false, ollama_object, st);
 }
 
 static int ollama_on_whole(struct hp_call *call, void *ud, const char *event, const char *data,
@@ -128,11 +124,7 @@ static int ollama_on_whole(struct hp_call *call, void *ud, const char *event, co
 {
     (void)event;
     struct ollama_state *st = ud;
-    cJSON *j = hp_parse_whole(call, data, len);
-    if (j == NULL)
-        return 1;
-    int r = ollama_object(call, st, j, true);
-    cJSON_Delete(j);
+    int r = hp_dispatch_object(call, data, len, true, ollama_object, st);
     /* A whole answer that parsed is complete even without done:true. */
     if (r == 0)
         st->done = true;

@@ -102,8 +102,9 @@ static int openai_tool_calls(struct hp_call *call, struct openai_state *st, cons
 }
 
 /* One chunk (whole = false) or the whole chat.completion (whole = true). */
-static int openai_object(struct hp_call *call, struct openai_state *st, const cJSON *j, bool whole)
+static int openai_object(struct hp_call *call, void *ud, const cJSON *j, bool whole)
 {
+    struct openai_state *st = ud;
     char msg[512], type[64];
     if (hp_error_message(j, msg, sizeof msg, type, sizeof type))
         return hp_call_fail(call, MC_ERR_PROVIDER, hp_stream_error_retry(call, type),
@@ -143,12 +144,7 @@ static int openai_on_event(struct hp_call *call, void *ud, const char *event, co
         st->done = true;
         return 0;
     }
-    cJSON *j = hp_parse_payload(call, data, len);
-    if (j == NULL)
-        return 0;
-    int r = openai_object(call, st, j, false);
-    cJSON_Delete(j);
-    return r;
+    return hp_dispatch_object(call, data, len, false, openai_object, st);
 }
 
 static int openai_on_whole(struct hp_call *call, void *ud, const char *event, const char *data,
@@ -156,11 +152,7 @@ static int openai_on_whole(struct hp_call *call, void *ud, const char *event, co
 {
     (void)event;
     struct openai_state *st = ud;
-    cJSON *j = hp_parse_whole(call, data, len);
-    if (j == NULL)
-        return 1;
-    int r = openai_object(call, st, j, true);
-    cJSON_Delete(j);
+    int r = hp_dispatch_object(call, data, len, true, openai_object, st);
     st->whole = r == 0;
     return r;
 }
