@@ -75,6 +75,11 @@ void mc_engine_cancel(struct mc_engine *eng);
  * after the turns already queued. */
 void mc_engine_reset_conversation(struct mc_engine *eng);
 
+/* Gives the passphrase of a keystore protected by one (`memchat keys init
+ * --passphrase`), copied into locked memory; the caller wipes its copy.
+ * Call before submitting the first turn: turns read it without a lock. */
+void mc_engine_set_passphrase(struct mc_engine *eng, const char *pass, size_t len);
+
 /* "provider P, model M (detail)": which model answers and, for `auto`,
  * why (e.g. "provider openai, model mock-model (local OpenAI-compatible
  * server at ...)").

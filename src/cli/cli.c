@@ -26,6 +26,8 @@ enum opt_bit {
     OPT_NO_MEMORY = 1 << 3,
     OPT_MODEL = 1 << 4, /* --provider --model --temperature --max-tokens */
     OPT_COSTS = 1 << 5, /* --by --since (passed to the verb in o->args) */
+    OPT_PASS = 1 << 6,  /* --passphrase-stdin */
+    OPT_KEYS = 1 << 7,  /* keys: --provider --command --passphrase */
 };
 
 struct verb {
@@ -38,8 +40,8 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-    {"ask", cmd_ask, OPT_JSON | OPT_IDS | OPT_NO_MEMORY | OPT_MODEL, "ask [OPTIONS] [QUESTION...]",
-     "ask one question and print the answer",
+    {"ask", cmd_ask, OPT_JSON | OPT_IDS | OPT_NO_MEMORY | OPT_MODEL | OPT_PASS,
+     "ask [OPTIONS] [QUESTION...]", "ask one question and print the answer",
      "The question comes from the arguments, from standard input, or both\n"
      "(cat notes.txt | memchat ask \"summarise\": the arguments, a blank line, then stdin).\n"
      "The reply streams to stdout; errors go to stderr. ask waits until the turn's\n"
@@ -51,8 +53,9 @@ static const struct verb verbs[] = {
      "  --model M                         the model (default: the provider's)\n"
      "  --temperature T                   sampling temperature, 0 to 2\n"
      "  --max-tokens N                    cap on the reply's tokens\n"
+     "  --passphrase-stdin                the keystore's passphrase is stdin's first line\n"
      "  --json                            print every event as one JSON line\n"},
-    {"chat", cmd_chat, OPT_JSON | OPT_PLAIN | OPT_IDS | OPT_NO_MEMORY | OPT_MODEL,
+    {"chat", cmd_chat, OPT_JSON | OPT_PLAIN | OPT_IDS | OPT_NO_MEMORY | OPT_MODEL | OPT_PASS,
      "chat --plain [OPTIONS]", "chat line by line (for pipes and screen readers)",
      "Each input line is one message; the reply follows it. Chosen automatically when\n"
      "stdin or stdout is not a terminal. Commands: /help, /quit, /new (forget the\n"
@@ -66,6 +69,7 @@ static const struct verb verbs[] = {
      "  --model M                         the model (default: the provider's)\n"
      "  --temperature T                   sampling temperature, 0 to 2\n"
      "  --max-tokens N                    cap on the reply's tokens\n"
+     "  --passphrase-stdin                the keystore's passphrase is stdin's first line\n"
      "  --json                            print every event as one JSON line\n"},
     {"config", cmd_config, OPT_JSON, "config [--json]",
      "print every setting, its effective value and where it came from",
@@ -92,6 +96,26 @@ static const struct verb verbs[] = {
      "TENANT_/USER_BUDGET_USD (per BUDGET_PERIOD), kept in the data file and applied\n"
      "to every later turn. Without --user, the tenant's own limits; 0 means\n"
      "unlimited or no budget. show lists configured, override and effective values.\n"},
+    {"keys", cmd_keys, OPT_JSON | OPT_IDS | OPT_PASS | OPT_KEYS,
+     "keys [set|list|rm|rotate|init] [OPTIONS]", "tenants' own API keys, encrypted at rest",
+     "  memchat keys set --tenant T --provider P          the key from stdin or a prompt\n"
+     "  memchat keys set --tenant T --provider P --command CMD\n"
+     "                                                    CMD prints the key at each use\n"
+     "  memchat keys list [--tenant T] [--json]           masked\n"
+     "  memchat keys rm --tenant T --provider P\n"
+     "  memchat keys rotate [--passphrase]                re-encrypt under a new master key\n"
+     "  memchat keys init [--passphrase]                  create the keystore\n"
+     "\n"
+     "P is openai, anthropic or tool:NAME (a tool's credential). A tenant's key wins\n"
+     "over OPENAI_API_KEY / ANTHROPIC_API_KEY for that tenant's turns and is sent only\n"
+     "to the configured *_BASE_URL. The keystore (data dir) is encrypted with a master\n"
+     "key: MEMCHAT_MASTER_KEY (base64 of 32 bytes), else master.key in the config dir\n"
+     "(made on first use, mode 0600), unless init/rotate --passphrase chose a\n"
+     "passphrase, asked at a prompt or read with --passphrase-stdin.\n"
+     "\n"
+     "  --passphrase          init/rotate: protect the keystore with a passphrase\n"
+     "  --passphrase-stdin    read passphrases from stdin's lines instead of a prompt\n"
+     "  --json                list: one JSON object per key\n"},
 };
 
 #define VERB_COUNT (sizeof verbs / sizeof verbs[0])
@@ -214,6 +238,24 @@ static int cli_parse(int argc, char **argv, struct cli_parse *p)
                 return MC_EXIT_USAGE;
             }
             cli_flag_add(p, xstrdup(v));
+        } else if (strcmp(a, "--passphrase-stdin") == 0) {
+            p->o.pass_stdin = true;
+            p->seen |= OPT_PASS;
+        } else if (strcmp(a, "--passphrase") == 0) {
+            p->o.passphrase = true;
+            p->seen |= OPT_KEYS;
+        } else if (cli_opt_is(a, "--command") || (cli_opt_is(a, "--provider") && p->verb != NULL &&
+                                                  strcmp(p->verb, "keys") == 0)) {
+            /* keys' own: --provider there names a keystore slot
+             * (openai, anthropic, tool:NAME), not MEMCHAT_PROVIDER. */
+            bool cmd = cli_opt_is(a, "--command");
+            const char *v = cli_opt_value(argc, argv, &i, cmd ? "--command" : "--provider");
+            if (v == NULL) {
+                session_error("%s needs a value", cmd ? "--command" : "--provider");
+                return MC_EXIT_USAGE;
+            }
+            *(cmd ? &p->o.key_command : &p->o.key_provider) = v;
+            p->seen |= OPT_KEYS;
         } else if (cli_opt_is(a, "--by") || cli_opt_is(a, "--since")) {
             /* The verb's own options: passed on as they were written (one
              * argument for --by=X, two for --by X), parsed by the verb. */
@@ -259,7 +301,9 @@ static const char *const option_names[] = {"--json",
                                            "--tenant/--user/--agent",
                                            "--no-memory",
                                            "--provider/--model/--temperature/--max-tokens",
-                                           "--by/--since"};
+                                           "--by/--since",
+                                           "--passphrase-stdin",
+                                           "--provider/--command/--passphrase (keys only)"};
 
 /* Refuses options the verb does not take. */
 static int cli_check_opts(const struct verb *v, unsigned seen)

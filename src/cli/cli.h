@@ -22,6 +22,10 @@ struct cli_opts {
     bool json;                      /* --json */
     bool plain;                     /* --plain */
     enum mc_memory_override memory; /* --no-memory */
+    bool pass_stdin;                /* --passphrase-stdin: the keystore's passphrase from stdin */
+    bool passphrase;                /* keys: --passphrase (init, rotate) */
+    const char *key_provider;       /* keys: --provider */
+    const char *key_command;        /* keys set: --command */
     char **args;                    /* positional arguments after the verb */
     size_t n_args;
 };
@@ -35,6 +39,7 @@ int cmd_chat(const struct config *cfg, const struct cli_opts *o);
 int cmd_config(const struct config *cfg, const struct cli_opts *o);
 int cmd_costs(const struct config *cfg, const struct cli_opts *o);
 int cmd_limits(const struct config *cfg, const struct cli_opts *o);
+int cmd_keys(const struct config *cfg, const struct cli_opts *o);
 
 /* The parts of `memchat costs`, apart for tests (cli/cmd_costs.c). */
 /* Picks --by and --since out of o->args ("--by X" or "--by=X"; pointers

@@ -90,15 +90,22 @@ static int ask_question(const struct cli_opts *o, size_t max, struct buf *b)
 int cmd_ask(const struct config *cfg, const struct cli_opts *o)
 {
     size_t max = (size_t)config_int(cfg, CFG_MEMCHAT_MAX_INPUT_BYTES);
+    /* The passphrase is stdin's first line: read before the question. */
+    struct secret pass = {0};
+    int rc = session_read_passphrase(cfg, o->pass_stdin, &pass);
+    if (rc != MC_EXIT_OK)
+        return rc;
     struct buf q;
     buf_init(&q, max);
-    int rc = ask_question(o, max, &q);
+    rc = ask_question(o, max, &q);
     if (rc != MC_EXIT_OK) {
         buf_free(&q);
+        secret_free(&pass);
         return rc;
     }
     struct session s;
-    rc = session_start(&s, cfg, o->json);
+    rc = session_start(&s, cfg, o->json, &pass);
+    secret_free(&pass);
     if (rc == MC_EXIT_OK) {
         struct mc_turn_request req = {.text = buf_cstr(&q), .memory = o->memory};
         rc = session_turn(&s, &req, true);

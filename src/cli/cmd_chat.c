@@ -249,8 +249,12 @@ int cmd_chat(const struct config *cfg, const struct cli_opts *o)
     snprintf(st.tenant, sizeof st.tenant, "%s", config_str(cfg, CFG_MEMCHAT_TENANT));
     snprintf(st.user, sizeof st.user, "%s", config_str(cfg, CFG_MEMCHAT_USER));
     snprintf(st.agent, sizeof st.agent, "%s", config_str(cfg, CFG_MEMCHAT_AGENT));
+    struct secret pass = {0};
+    int rc = session_read_passphrase(cfg, o->pass_stdin, &pass);
     struct session s;
-    int rc = session_start(&s, cfg, o->json);
+    if (rc == MC_EXIT_OK)
+        rc = session_start(&s, cfg, o->json, &pass);
+    secret_free(&pass);
     if (rc != MC_EXIT_OK)
         return rc;
     if (st.interactive && !o->json) {

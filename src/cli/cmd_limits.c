@@ -100,7 +100,7 @@ static int limits_change(const struct config *cfg, const struct cli_opts *o, boo
     if (rc != MC_EXIT_OK)
         return rc;
     struct session s;
-    rc = session_start(&s, cfg, o->json);
+    rc = session_start(&s, cfg, o->json, NULL);
     if (rc != MC_EXIT_OK)
         return rc;
     char job[MC_UUID_STRLEN + 1], err[512] = "";

@@ -16,9 +16,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/config.h"
+#include "config/vars.h"
 #include "memchat/error.h"
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/paths.h"
 #include "util/utf8.h"
 
 /* The self-pipe is the one piece of process state a signal handler may
@@ -81,7 +84,20 @@ void session_error(const char *fmt, ...)
     va_end(ap);
 }
 
-int session_start(struct session *s, const struct config *cfg, bool json)
+int session_read_passphrase(const struct config *cfg, bool from_stdin, struct secret *pass)
+{
+    char *path = paths_join(config_str(cfg, CFG_MEMCHAT_DATA_DIR), "keystore");
+    char err[1024] = "";
+    int rc = secret_keystore_passphrase(path, from_stdin, pass, err, sizeof err);
+    xfree(path);
+    if (rc != 0) {
+        session_error("%s", err);
+        return MC_EXIT_USAGE;
+    }
+    return MC_EXIT_OK;
+}
+
+int session_start(struct session *s, const struct config *cfg, bool json, const struct secret *pass)
 {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
@@ -103,6 +119,8 @@ int session_start(struct session *s, const struct config *cfg, bool json)
         session_signals_restore();
         return mc_error_exit_code((enum mc_error)code);
     }
+    if (pass != NULL && pass->value != NULL)
+        mc_engine_set_passphrase(s->eng, pass->value, pass->len);
     return MC_EXIT_OK;
 }
 

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "cli/secret.h"
 #include "memchat/engine.h"
 
 struct config;
@@ -25,9 +26,15 @@ struct session {
     int awaiting;  /* turns whose store stage has not reported yet */
 };
 
-/* Installs the signal self-pipe and starts the engine. 0, or the exit code
- * to end with after printing the reason to stderr. */
-int session_start(struct session *s, const struct config *cfg, bool json);
+/* Installs the signal self-pipe and starts the engine, giving it pass (the
+ * keystore's passphrase; NULL or an empty secret: none). 0, or the exit
+ * code to end with after printing the reason to stderr. */
+int session_start(struct session *s, const struct config *cfg, bool json,
+                  const struct secret *pass);
+/* Reads the keystore's passphrase for the turns to come into *pass
+ * (secret.h's secret_keystore_passphrase), before anything else reads
+ * stdin; the caller frees it with secret_free. 0, or the exit code. */
+int session_read_passphrase(const struct config *cfg, bool from_stdin, struct secret *pass);
 /* Stops the engine and restores the signal handlers. */
 void session_stop(struct session *s);
 

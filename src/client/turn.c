@@ -22,7 +22,9 @@
 
 #include "client/budget.h"
 #include "client/cache.h"
+#include "client/keys.h"
 #include "client/ratelimit.h"
+#include "client/trace.h"
 #include "config/config.h"
 #include "config/vars.h"
 #include "llm/prices.h"
@@ -542,14 +544,79 @@ static void turn_settle(const struct turn_env *env, const struct turn_input *in,
                       NULL);
 }
 
+/* Stage 7: the tenant's own key for the provider, when it has one and the
+ * provider takes tenant keys; req then carries it until keys_secret_wipe. */
+static enum mc_error turn_key(const struct turn_env *env, const struct turn_input *in,
+                              struct llm_request *req, struct keys_secret *key, char *origin,
+                              size_t originlen, char *err, size_t errlen)
+{
+    memset(key, 0, sizeof *key);
+    key->source = KEYS_SOURCE_GLOBAL;
+    const char *name = env->provider->key_name;
+    if (keys_resolve(env->keys, in->tenant, name, key, err, errlen) != 0)
+        return MC_ERR_CONFIG;
+    if (key->value == NULL)
+        return MC_ERR_NONE;
+    snprintf(origin, originlen, "the %s of tenant %s for %s (memchat keys list)",
+             key->source == KEYS_SOURCE_COMMAND ? "key command" : "key", in->tenant, name);
+    req->api_key = key->value;
+    req->api_key_origin = origin;
+    return MC_ERR_NONE;
+}
+
+/* Starts a stage: records its offset from the turn's start and returns the
+ * time its latency is measured from. */
+static int64_t turn_mark(double *begin, int stage, int64_t start_ns)
+{
+    int64_t now = clock_mono_ns();
+    begin[stage] = (double)(now - start_ns) / 1e6;
+    return now;
+}
+
+/* The turn's trace record, when one is wanted. */
+static void turn_trace(const struct turn_env *env, const struct turn_input *in,
+                       struct turn_outcome *out, const struct turn_stream *s, const char *error)
+{
+    out->trace = NULL;
+    if (env->trace_project == NULL)
+        return;
+    struct trace_turn t = {
+        .turn_id = in->turn,
+        .tenant = in->tenant,
+        .user = in->user,
+        .agent = in->agent,
+        .provider = env->provider->name,
+        .model = env->model,
+        .input_text = in->text,
+        .output_text = s->reply_lost ? NULL : buf_cstr(&s->reply),
+        .started_ms = out->started_ms,
+        .usage = out->usage,
+        .cost_usd = out->cost_usd,
+        .status_text = out->status_text,
+        .error_message = out->status == TURN_FAILED ? error : NULL,
+        .memory = out->memory,
+        .cache_hit = out->cache_hit,
+        .retries = out->retries,
+        .key_source = out->key_source,
+    };
+    memcpy(t.stage_start_ms, out->stage_start_ms, sizeof t.stage_start_ms);
+    memcpy(t.latency_ms, out->latency_ms, sizeof t.latency_ms);
+    out->trace = trace_build(&t, env->trace_project);
+    if (out->trace == NULL)
+        log_warn("turn %s: out of memory building its trace record", in->turn);
+}
+
 void client_turn_run(const struct turn_env *env, const struct turn_input *in, const struct emit *em,
                      struct turn_outcome *out)
 {
     int64_t start_ns = clock_mono_ns();
     int64_t started_wall_ms = clock_wall_ms();
-    double lat[MC_STAGE__COUNT];
+    double lat[MC_STAGE__COUNT], begin[MC_STAGE__COUNT];
     for (int i = 0; i < MC_STAGE__COUNT; i++)
-        lat[i] = -1.0;
+        lat[i] = begin[i] = -1.0;
+    begin[MC_STAGE_TOTAL] = 0.0;
+    char fail[1024] = ""; /* the error event's message, for the trace */
+    out->key_source = "none";
     struct llm_usage usage = {.prompt_tokens = -1, .completion_tokens = -1, .cached_tokens = -1};
     double cost = 0.0; /* a turn that never sent costs nothing */
     out->retries = 0;
@@ -557,7 +624,7 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
     out->cache_hit = false;
 
     /* 1. rollout */
-    int64_t t = clock_mono_ns();
+    int64_t t = turn_mark(begin, MC_STAGE_ROLLOUT, start_ns);
     struct turn_rollout d = {.memory = false, .reason = "env"};
     turn_rollout_decide(env, in, &d);
     lat[MC_STAGE_ROLLOUT] = clock_since_ms(t);
@@ -581,14 +648,14 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
             emit_memory_skipped(em, "retrieve", "no_memory_store");
 
         /* 3. inject */
-        t = clock_mono_ns();
+        t = turn_mark(begin, MC_STAGE_INJECT, start_ns);
         struct turn_prompt prompt;
         turn_prompt_build(env, in, d.memory, &prompt);
         lat[MC_STAGE_INJECT] = clock_since_ms(t);
 
         /* 4. minify */
         if (config_bool(env->cfg, CFG_MEMCHAT_MINIFY_JSON)) {
-            t = clock_mono_ns();
+            t = turn_mark(begin, MC_STAGE_MINIFY, start_ns);
             struct jsonmin_stats ms;
             turn_minify(&prompt, &ms);
             lat[MC_STAGE_MINIFY] = clock_since_ms(t);
@@ -612,7 +679,7 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
             env->cache != NULL && cache_policy_allows(env->cache_policy, req.temperature);
         struct cache_view hit = {0};
         if (cacheable) {
-            t = clock_mono_ns();
+            t = turn_mark(begin, MC_STAGE_CACHE, start_ns);
             cacheable = turn_cache_key(env, in, &req, key);
             bool found = cacheable && cache_get(env->cache, key, clock_mono_ms(), &hit);
             lat[MC_STAGE_CACHE] = clock_since_ms(t);
@@ -629,18 +696,28 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
         char err[1024] = "";
         enum mc_error rc = MC_ERR_NONE;
         if (hit.entry == NULL && (env->ratelimit != NULL || env->budget != NULL)) {
-            t = clock_mono_ns();
+            t = turn_mark(begin, MC_STAGE_RATELIMIT, start_ns);
             rc = turn_admit(env, in, em, &req, &adm, err, sizeof err);
             lat[MC_STAGE_RATELIMIT] = clock_since_ms(t);
         }
 
-        /* 7 (key) arrives with its issue and stays null until then. */
+        /* 7. key: only for providers that take tenant keys (a cache hit
+         * sends nothing, so needs none) */
+        struct keys_secret tkey = {0};
+        char origin[256] = "";
+        if (rc == MC_ERR_NONE && hit.entry == NULL && env->keys != NULL &&
+            env->provider->key_name != NULL) {
+            t = turn_mark(begin, MC_STAGE_KEY, start_ns);
+            rc = turn_key(env, in, &req, &tkey, origin, sizeof origin, err, sizeof err);
+            lat[MC_STAGE_KEY] = clock_since_ms(t);
+            out->key_source = keys_source_name(tkey.source);
+        }
 
         /* 8. send, or replay the cached reply */
         struct llm_result res;
         memset(&res, 0, sizeof res);
         res.usage = (struct llm_usage){-1, -1, -1, false};
-        s.send_start_ns = clock_mono_ns();
+        s.send_start_ns = turn_mark(begin, MC_STAGE_SEND, start_ns);
         /* A turn refused or cancelled by stage 6 sends nothing. */
         if (rc == MC_ERR_NONE && hit.entry != NULL) {
             out->cache_hit = true;
@@ -652,8 +729,12 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
             if (rc == MC_ERR_NONE && cacheable)
                 turn_cache_store(env, key, &s, &res);
         }
+        keys_secret_wipe(&tkey);
+        req.api_key = NULL;
         lat[MC_STAGE_SEND] = clock_since_ms(s.send_start_ns);
         lat[MC_STAGE_FIRST_TOKEN] = s.first_token_ms;
+        if (s.first_token_ms >= 0)
+            begin[MC_STAGE_FIRST_TOKEN] = begin[MC_STAGE_SEND];
         usage = res.usage;
         /* Text that was produced is billed, also when the turn then failed
          * or was cancelled: usage (the provider's, else an estimate) and
@@ -686,13 +767,15 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
         } else if (rc != MC_ERR_NONE) {
             out->status = TURN_FAILED;
             out->error = rc;
-            emit_error(em, rc, err[0] ? err : mc_error_doc(rc));
+            snprintf(fail, sizeof fail, "%s", err[0] ? err : mc_error_doc(rc));
+            emit_error(em, rc, fail);
         }
     }
 
     lat[MC_STAGE_TOTAL] = clock_since_ms(start_ns);
     out->started_ms = started_wall_ms;
     memcpy(out->latency_ms, lat, sizeof out->latency_ms);
+    memcpy(out->stage_start_ms, begin, sizeof out->stage_start_ms);
     out->usage = usage;
     out->cost_usd = cost;
     turn_status_text(out);
@@ -703,9 +786,12 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
         if (out->status == TURN_OK) {
             out->status = TURN_FAILED;
             out->error = MC_ERR_IO;
+            snprintf(fail, sizeof fail, "%s", rec_err);
+            turn_status_text(out);
         }
     }
     emit_turn_done(em, lat);
+    turn_trace(env, in, out, &s, fail);
 
     if (out->status == TURN_OK && in->continue_conversation && env->conv != NULL) {
         if (s.reply_lost) {

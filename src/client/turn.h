@@ -26,6 +26,8 @@ struct db;
 struct prices;
 struct ratelimit;
 struct budget;
+struct keys;
+struct cJSON;
 
 /* What the turn worker lends every turn. */
 struct turn_env {
@@ -41,6 +43,10 @@ struct turn_env {
     enum cache_policy cache_policy;
     struct ratelimit *ratelimit; /* client/ratelimit.h; NULL: no rate limits */
     struct budget *budget;       /* client/budget.h; NULL: no budgets */
+    struct keys *keys;           /* client/keys.h: tenants' own keys; NULL: global keys only */
+    /* The Opik project of the turn's trace record; NULL: no trace record
+     * is built (client/trace.h). */
+    const char *trace_project;
     /* Waits ms before a retry; returns false when the turn was cancelled
      * meanwhile (the engine wakes it at once). NULL: retry without waiting
      * (tests of the pipeline). */
@@ -71,14 +77,19 @@ struct turn_outcome {
     enum mc_error error; /* MC_ERR_NONE unless status is TURN_FAILED */
     /* The figures of the turn's metrics row, which the engine writes once
      * the store stage has run (store/metrics.h). */
-    int64_t started_ms;                 /* wall clock, Unix ms */
-    double latency_ms[MC_STAGE__COUNT]; /* -1 for stages not run */
+    int64_t started_ms;                     /* wall clock, Unix ms */
+    double latency_ms[MC_STAGE__COUNT];     /* -1 for stages not run */
+    double stage_start_ms[MC_STAGE__COUNT]; /* offset from the start; -1 for stages not run */
     struct llm_usage usage;
     double cost_usd;              /* -1 when the model has no price; 0 when nothing was billed */
     int retries;                  /* retries the send stage made */
     long long minify_bytes_saved; /* bytes JSON minification took out of the request */
     bool cache_hit;               /* answered from the response cache */
     char status_text[64];         /* "ok", "error:<code>" or "cancelled" */
+    const char *key_source;       /* keys_source_name() of stage 7; "none" when it did not run */
+    /* The turn's trace record (client/trace.h) when env->trace_project is
+     * set, else NULL; the caller owns it (cJSON_Delete). */
+    struct cJSON *trace;
 };
 
 /* Runs one turn, writing its events through em (turn.start first, exactly

@@ -97,7 +97,27 @@
     X(CFG_MEMORY_HISTORY_TURNS, "MEMORY_HISTORY_TURNS", CFG_INT, "3", 0, 100, NULL, 0,             \
       "exchanges of the conversation a turn carries when memory is on")                            \
     X(CFG_MEMORY_STORE_QUEUE_MAX, "MEMORY_STORE_QUEUE_MAX", CFG_INT, "1024", 1, 1000000, NULL, 0,  \
-      "memory stores that may wait for the background worker")
+      "memory stores that may wait for the background worker")                                     \
+    X(CFG_MEMCHAT_MASTER_KEY, "MEMCHAT_MASTER_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,      \
+      "keystore master key (base64 of 32 bytes); empty means master.key in the config dir")        \
+    X(CFG_MEMCHAT_KEY_COMMAND_TIMEOUT_S, "MEMCHAT_KEY_COMMAND_TIMEOUT_S", CFG_DURATION, "10", 100, \
+      600000, NULL, 0, "how long a key command (keys set --command) may run")                      \
+    X(CFG_MEMCHAT_TRACE, "MEMCHAT_TRACE", CFG_BOOL, "true", 0, 0, NULL, 0,                         \
+      "write one trace per turn as JSON lines in traces/ (Opik's trace and span model)")           \
+    X(CFG_MEMCHAT_TRACE_MAX_BYTES, "MEMCHAT_TRACE_MAX_BYTES", CFG_INT, "10485760", 4096,           \
+      1099511627776, NULL, 0, "size at which traces/traces.jsonl is rotated")                      \
+    X(CFG_MEMCHAT_TRACE_KEEP, "MEMCHAT_TRACE_KEEP", CFG_INT, "5", 1, 1000, NULL, 0,                \
+      "rotated trace files kept (traces.jsonl.1 is the newest)")                                   \
+    X(CFG_OPIK_URL_OVERRIDE, "OPIK_URL_OVERRIDE", CFG_STRING, "", 0, 0, NULL, 0,                   \
+      "Opik API base URL (e.g. http://localhost:5173/api); set, traces are exported to it")        \
+    X(CFG_OPIK_API_KEY, "OPIK_API_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,                  \
+      "Opik Cloud API key, sent as the authorization header")                                      \
+    X(CFG_OPIK_WORKSPACE, "OPIK_WORKSPACE", CFG_STRING, "", 0, 0, NULL, 0,                         \
+      "Opik workspace, sent as Comet-Workspace when set")                                          \
+    X(CFG_OPIK_PROJECT_NAME, "OPIK_PROJECT_NAME", CFG_STRING, "memchat", 0, 0, NULL, 0,            \
+      "Opik project the traces go to")                                                             \
+    X(CFG_OPIK_QUEUE_MAX, "OPIK_QUEUE_MAX", CFG_INT, "10000", 1, 10000000, NULL, 0,                \
+      "traces waiting for export; beyond it the oldest are dropped (they stay in traces/)")
 
 enum cfg_id {
 #define MC_X_ENUM(id, ...) id,

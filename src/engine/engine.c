@@ -43,6 +43,7 @@
 #include "client/cache.h"
 #include "client/budget.h"
 #include "client/conversation.h"
+#include "client/keys.h"
 #include "client/ratelimit.h"
 #include "client/emit.h"
 #include "client/turn.h"
@@ -51,8 +52,10 @@
 #include "engine/queue.h"
 #include "llm/prices.h"
 #include "llm/provider.h"
+#include "net/opik.h"
 #include "store/db.h"
 #include "store/ledger.h"
+#include "store/tracelog.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/ident.h"
@@ -112,6 +115,15 @@ struct mc_engine {
     struct ratelimit *ratelimit; /* token buckets, global/tenant/user */
     struct budget *budget;       /* USD per period, loaded from the ledger */
     struct conversation *conv;   /* the turn worker's only */
+    struct keys *keys;           /* tenants' own keys: the turn worker's only */
+    const char *trace_project;   /* OPIK_PROJECT_NAME when traces are kept; NULL: none */
+    /* The background worker's: the trace file (opened on first use) and
+     * the Opik exporter (OPIK_URL_OVERRIDE set). */
+    char *trace_dir;
+    struct tracelog *tracelog;
+    bool tracelog_failed; /* said once in the log; retried at each record */
+    struct opik *opik;
+    atomic_bool closing; /* mc_engine_free began: no more export retries */
 
     struct queue *jobs;
     struct queue *stores;
@@ -290,11 +302,10 @@ static void engine_store_report(struct mc_engine *eng, struct engine_store_job *
     emit_memory_skipped(&em, "store", reason);
 }
 
-/* The wait before a retry (turn_env.backoff): sleeps ms on the cancel
- * condition, so a cancel ends it at once. False when cancelled. */
-static bool engine_backoff(void *ud, long long ms)
+/* Sleeps ms on the engine's condition variable, ending early once *stop is
+ * set (cancel and close broadcast it). False when *stop is set. */
+static bool engine_wait(struct mc_engine *eng, long long ms, const atomic_bool *stop)
 {
-    struct mc_engine *eng = ud;
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += (time_t)(ms / 1000);
@@ -305,10 +316,26 @@ static bool engine_backoff(void *ud, long long ms)
     }
     pthread_mutex_lock(&eng->lock);
     int rc = 0;
-    while (!atomic_load(&eng->turn_cancel) && rc != ETIMEDOUT)
+    while (!atomic_load(stop) && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&eng->cancel_cond, &eng->lock, &until);
     pthread_mutex_unlock(&eng->lock);
-    return !atomic_load(&eng->turn_cancel);
+    return !atomic_load(stop);
+}
+
+/* The wait before a retry (turn_env.backoff): a cancel ends it at once.
+ * False when cancelled. */
+static bool engine_backoff(void *ud, long long ms)
+{
+    struct mc_engine *eng = ud;
+    return engine_wait(eng, ms, &eng->turn_cancel);
+}
+
+static void engine_store_free(void *p)
+{
+    struct engine_store_job *sj = p;
+    if (sj != NULL)
+        cJSON_Delete(sj->out.trace);
+    xfree(sj);
 }
 
 static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
@@ -336,6 +363,8 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
         .cache_policy = eng->cache_policy,
         .ratelimit = eng->ratelimit,
         .budget = eng->budget,
+        .keys = eng->keys,
+        .trace_project = eng->trace_project,
     };
     struct turn_input in = {
         .turn = job->turn,
@@ -365,7 +394,9 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
     if (strcmp(reason, "no_memory_store") == 0)
         reason = "queue_full";
     engine_store_report(eng, sj, reason);
-    xfree(sj);
+    if (sj->out.trace != NULL)
+        log_warn("turn %s: trace record dropped: the background queue is full", sj->turn);
+    engine_store_free(sj);
 }
 
 static int engine_apply_override(const struct ledger_override *o, void *ctx);
@@ -456,13 +487,54 @@ static void *engine_turn_main(void *arg)
     return NULL;
 }
 
+/* Appends a turn's trace record to traces/; a failure is logged (once
+ * until it works again) and never reaches the turn. */
+static void engine_trace_write(struct mc_engine *eng, const cJSON *rec)
+{
+    char err[512] = "";
+    if (eng->tracelog == NULL)
+        eng->tracelog =
+            tracelog_open(eng->trace_dir, config_int(eng->cfg, CFG_MEMCHAT_TRACE_MAX_BYTES),
+                          (int)config_int(eng->cfg, CFG_MEMCHAT_TRACE_KEEP), err, sizeof err);
+    int rc = eng->tracelog != NULL ? tracelog_write(eng->tracelog, rec, err, sizeof err) : -1;
+    if (rc != 0 && !eng->tracelog_failed)
+        log_warn("traces: %s", err);
+    eng->tracelog_failed = rc != 0;
+}
+
+/* The wait before an export retry: none once the engine is closing, so
+ * that quitting never waits for an Opik server. */
+static bool engine_export_sleep(void *ud, long long ms)
+{
+    struct mc_engine *eng = ud;
+    return engine_wait(eng, ms, &eng->closing);
+}
+
+/* Exports what waits, once no other job does: batches form by themselves
+ * while turns arrive faster than the server answers. */
+static void engine_export(struct mc_engine *eng)
+{
+    if (eng->opik == NULL || opik_pending(eng->opik) == 0 || queue_len(eng->stores) > 0)
+        return;
+    char err[512] = "";
+    if (opik_flush(eng->opik, engine_export_sleep, eng, err, sizeof err) != 0)
+        log_warn("opik export: %s (%zu traces wait)", err, opik_pending(eng->opik));
+}
+
 static void *engine_bg_main(void *arg)
 {
     struct mc_engine *eng = arg;
     struct engine_store_job *sj;
     while ((sj = queue_pop(eng->stores)) != NULL) {
         engine_store_report(eng, sj, engine_store_reason(sj));
-        xfree(sj);
+        if (sj->out.trace != NULL) {
+            if (eng->trace_dir != NULL)
+                engine_trace_write(eng, sj->out.trace);
+            if (eng->opik != NULL)
+                opik_enqueue(eng->opik, sj->out.trace);
+        }
+        engine_store_free(sj);
+        engine_export(eng);
     }
     return NULL;
 }
@@ -573,6 +645,55 @@ static int engine_limits_new(struct mc_engine *eng, int *code, char *err, size_t
     return 0;
 }
 
+static void engine_keys_new(struct mc_engine *eng, const char *data_dir)
+{
+    char *path = paths_join(data_dir, "keystore");
+    struct keys_config kc = {
+        .keystore_path = path,
+        .config_dir = config_str(eng->cfg, CFG_MEMCHAT_CONFIG_DIR),
+        .master_env = config_str(eng->cfg, CFG_MEMCHAT_MASTER_KEY),
+        .command_timeout_ms = config_duration_ms(eng->cfg, CFG_MEMCHAT_KEY_COMMAND_TIMEOUT_S),
+    };
+    eng->keys = keys_new(&kc);
+    xfree(path);
+}
+
+/* Connect and whole-request limits of an Opik export: short, because the
+ * last export runs while the program quits. */
+#define ENGINE_OPIK_CONNECT_MS 2000
+#define ENGINE_OPIK_TIMEOUT_MS 5000
+
+/* Traces: kept when MEMCHAT_TRACE is on or an Opik server is set. A bad
+ * OPIK_URL_OVERRIDE is a configuration error, found before any turn. */
+static int engine_traces_new(struct mc_engine *eng, const char *data_dir, int *code, char *err,
+                             size_t errlen)
+{
+    const char *url = config_str(eng->cfg, CFG_OPIK_URL_OVERRIDE);
+    bool file = config_bool(eng->cfg, CFG_MEMCHAT_TRACE);
+    if (!file && url[0] == '\0')
+        return 0;
+    eng->trace_project = config_str(eng->cfg, CFG_OPIK_PROJECT_NAME);
+    if (file)
+        eng->trace_dir = paths_join(data_dir, "traces");
+    if (url[0] == '\0')
+        return 0;
+    struct opik_config oc = {
+        .base_url = url,
+        .api_key = config_str(eng->cfg, CFG_OPIK_API_KEY),
+        .workspace = config_str(eng->cfg, CFG_OPIK_WORKSPACE),
+        .queue_max = (size_t)config_int(eng->cfg, CFG_OPIK_QUEUE_MAX),
+        .max_retries = (int)config_int(eng->cfg, CFG_MEMCHAT_MAX_RETRIES),
+        .connect_timeout_ms = ENGINE_OPIK_CONNECT_MS,
+        .timeout_ms = ENGINE_OPIK_TIMEOUT_MS,
+    };
+    eng->opik = opik_new(&oc, err, errlen);
+    if (eng->opik == NULL) {
+        engine_fail(code, MC_ERR_CONFIG);
+        return -1;
+    }
+    return 0;
+}
+
 struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_provider *provider,
                                            int *code, char *err, size_t errlen)
 {
@@ -588,6 +709,7 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&eng->ev_lock, NULL);
     atomic_init(&eng->turn_cancel, false);
+    atomic_init(&eng->closing, false);
     eng->conv = conversation_new();
 
     const char *data_dir = config_str(cfg, CFG_MEMCHAT_DATA_DIR);
@@ -629,6 +751,9 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
     eng->cache = cache_new((size_t)config_int(cfg, CFG_CACHE_MAX_BYTES),
                            config_duration_ms(cfg, CFG_CACHE_TTL));
     if (engine_limits_new(eng, code, err, errlen) != 0)
+        goto fail;
+    engine_keys_new(eng, data_dir);
+    if (engine_traces_new(eng, data_dir, code, err, errlen) != 0)
         goto fail;
 
     if (pipe2(eng->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
@@ -679,12 +804,18 @@ void mc_engine_free(struct mc_engine *eng)
         queue_close(eng->jobs);
     if (eng->turn_started)
         pthread_join(eng->turn_thread, NULL);
+    /* The background worker still writes and exports what is queued, but
+     * no longer waits to retry an export. */
+    pthread_mutex_lock(&eng->lock);
+    atomic_store(&eng->closing, true);
+    pthread_cond_broadcast(&eng->cancel_cond);
+    pthread_mutex_unlock(&eng->lock);
     if (eng->stores != NULL)
         queue_close(eng->stores);
     if (eng->bg_started)
         pthread_join(eng->bg_thread, NULL);
     queue_free(eng->jobs, engine_job_free);
-    queue_free(eng->stores, xfree);
+    queue_free(eng->stores, engine_store_free);
 
     struct engine_event *node = eng->ev_head;
     while (node != NULL) {
@@ -703,6 +834,10 @@ void mc_engine_free(struct mc_engine *eng)
     budget_free(eng->budget);
     db_close(eng->db_turn);
     conversation_free(eng->conv);
+    keys_free(eng->keys);
+    tracelog_free(eng->tracelog);
+    opik_free(eng->opik);
+    xfree(eng->trace_dir);
     llm_provider_free(eng->provider);
     xfree(eng->model);
     engine_log_release(eng);
@@ -872,6 +1007,11 @@ int mc_engine_submit_limits(struct mc_engine *eng, const struct mc_limits_change
         return -1;
     }
     return 0;
+}
+
+void mc_engine_set_passphrase(struct mc_engine *eng, const char *pass, size_t len)
+{
+    keys_set_passphrase(eng->keys, pass, len);
 }
 
 const char *mc_engine_describe(const struct mc_engine *eng, char *out, size_t outlen)

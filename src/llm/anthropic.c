@@ -324,7 +324,16 @@ static enum mc_error anthropic_chat(const struct llm_provider *p, const struct l
         snprintf(err, errlen, "anthropic: out of memory building the request");
         return MC_ERR_OUT_OF_MEMORY;
     }
-    char *key = hp_header("x-api-key", hp->api_key);
+    const char *api_key = hp_key(hp, req);
+    if (api_key[0] == '\0') {
+        hp_result_init(res);
+        hp_json_free_text(body);
+        snprintf(err, errlen,
+                 "anthropic: no API key: set ANTHROPIC_API_KEY (config.env or the environment) "
+                 "or give the tenant its own with `memchat keys set --provider anthropic`");
+        return MC_ERR_CONFIG;
+    }
+    char *key = hp_header("x-api-key", api_key);
     const char *headers[] = {key, "anthropic-version: " ANTHROPIC_VERSION};
     struct anthropic_state st = {.input = -1, .cache_read = -1, .cache_write = -1, .output = -1};
     struct hp_call_spec spec = {
@@ -337,6 +346,8 @@ static enum mc_error anthropic_chat(const struct llm_provider *p, const struct l
         .on_payload = req->no_stream ? anthropic_on_whole : anthropic_on_event,
         .complete = anthropic_complete,
         .st = &st,
+        .api_key = req->api_key,
+        .api_key_origin = req->api_key_origin,
     };
     enum mc_error rc = hp_call_run(hp, &spec, on_delta, ud, cancel, res, err, errlen);
     hp_header_free(key);
@@ -349,16 +360,12 @@ struct llm_provider *llm_anthropic_new(const struct config *cfg, const char *bas
 {
     static const struct hp_names names = {
         .provider = "anthropic", .url_var = "ANTHROPIC_BASE_URL", .key_var = "ANTHROPIC_API_KEY"};
+    /* Tenant keys for anthropic go only to the configured base URL. */
+    const char *key_name = base_url == NULL ? "anthropic" : NULL;
     if (base_url == NULL)
         base_url = config_str(cfg, CFG_ANTHROPIC_BASE_URL);
     if (api_key == NULL)
         api_key = config_str(cfg, CFG_ANTHROPIC_API_KEY);
-    if (api_key[0] == '\0') {
-        snprintf(err, errlen,
-                 "ANTHROPIC_API_KEY is not set: the anthropic provider needs it (set it in "
-                 "config.env or the environment, or choose another MEMCHAT_PROVIDER)");
-        return NULL;
-    }
     if (anthropic_check_temperature(config_number(cfg, CFG_MEMCHAT_TEMPERATURE), err, errlen) != 0)
         return NULL;
     struct hp *hp = hp_new(&names, cfg, base_url, api_key, err, errlen);
@@ -366,6 +373,8 @@ struct llm_provider *llm_anthropic_new(const struct config *cfg, const char *bas
         return NULL;
     hp->default_model = xstrdup(ANTHROPIC_DEFAULT_MODEL);
     struct llm_provider *p = hp_provider_new(hp, "anthropic", anthropic_chat);
+    p->key_name = key_name;
+    p->needs_key = true;
     hp_provider_window(p, hp, ANTHROPIC_WINDOW);
     char *shown = hp_url_redacted(hp->base_url);
     p->detail = xasprintf("Anthropic at %s", shown);

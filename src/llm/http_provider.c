@@ -177,6 +177,11 @@ void hp_header_free(char *header)
     xfree(header);
 }
 
+const char *hp_key(const struct hp *hp, const struct llm_request *req)
+{
+    return req->api_key != NULL ? req->api_key : hp->api_key;
+}
+
 void hp_result_init(struct llm_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -352,14 +357,14 @@ bool hp_error_message(const struct cJSON *obj, char *out, size_t outlen, char *t
  * key it was sent (a misconfigured proxy, a debugging server) must not get
  * it into a message the user may paste into a bug report. Keys shorter
  * than 6 bytes are not real keys and would mangle ordinary words. */
-static void hp_scrub_key(const struct hp *hp, char *msg)
+static void hp_scrub_key(const char *key, char *msg)
 {
-    size_t klen = strlen(hp->api_key);
+    size_t klen = strlen(key);
     if (klen < 6)
         return;
     char *from = msg;
     char *hit;
-    while ((hit = strstr(from, hp->api_key)) != NULL) {
+    while ((hit = strstr(from, key)) != NULL) {
         memset(hit, '*', klen);
         from = hit + klen;
     }
@@ -771,7 +776,9 @@ static enum mc_error hp_http_error(const struct hp_call *call, const struct http
     char hint[160] = "";
     if (truncated)
         snprintf(hint, sizeof hint, " (error body cut at %zu bytes)", b->len);
-    else if ((resp->status == 401 || resp->status == 403) && hp->names.key_var != NULL) {
+    else if ((resp->status == 401 || resp->status == 403) && call->spec->api_key_origin != NULL) {
+        snprintf(hint, sizeof hint, "; check %s", call->spec->api_key_origin);
+    } else if ((resp->status == 401 || resp->status == 403) && hp->names.key_var != NULL) {
         if (hp->api_key[0] == '\0')
             snprintf(hint, sizeof hint, "; %s is not set", hp->names.key_var);
         else
@@ -970,8 +977,11 @@ enum mc_error hp_call_run(struct hp *hp, const struct hp_call_spec *spec, llm_de
              sizeof res->request_id);
 
     enum mc_error rc = hp_call_outcome(&call, hr, &resp, herr, err, errlen);
-    if (rc != MC_ERR_NONE)
-        hp_scrub_key(hp, err);
+    if (rc != MC_ERR_NONE) {
+        hp_scrub_key(hp->api_key, err);
+        if (spec->api_key != NULL)
+            hp_scrub_key(spec->api_key, err);
+    }
 
     http_response_free(&resp);
     xfree(headers);

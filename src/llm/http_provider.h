@@ -89,6 +89,9 @@ char *hp_url_redacted(const char *url);
  * header values may be keys). */
 char *hp_header(const char *name, const char *value);
 void hp_header_free(char *header);
+/* The key a call for req sends: the request's (a tenant's key) when set,
+ * else the provider's own; "" when none. */
+const char *hp_key(const struct hp *hp, const struct llm_request *req);
 
 /* res as a call starts: zeroed, usage -1, should_retry and server_delay_ms
  * -1. For providers that fail before hp_call_run(). */
@@ -138,6 +141,10 @@ struct hp_call_spec {
     hp_payload_fn on_payload;
     hp_complete_fn complete;
     void *st; /* the provider's parse state, passed to both */
+    /* The key this call sends (hp_key()), scrubbed from messages; and where
+     * it came from for the 401/403 hint (NULL: names.key_var). */
+    const char *api_key;
+    const char *api_key_origin;
 };
 
 /* Runs the call: one POST to base_url + spec->path; fills res (zeroed

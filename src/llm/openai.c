@@ -202,7 +202,8 @@ static enum mc_error openai_chat(const struct llm_provider *p, const struct llm_
         snprintf(err, errlen, "openai: out of memory building the request");
         return MC_ERR_OUT_OF_MEMORY;
     }
-    char *auth = hp->api_key[0] != '\0' ? xasprintf("Bearer %s", hp->api_key) : NULL;
+    const char *key = hp_key(hp, req);
+    char *auth = key[0] != '\0' ? xasprintf("Bearer %s", key) : NULL;
     char *auth_header = auth != NULL ? hp_header("Authorization", auth) : NULL;
     hp_header_free(auth);
     const char *headers[1] = {auth_header};
@@ -217,6 +218,8 @@ static enum mc_error openai_chat(const struct llm_provider *p, const struct llm_
         .on_payload = req->no_stream ? openai_on_whole : openai_on_event,
         .complete = openai_complete,
         .st = &st,
+        .api_key = req->api_key,
+        .api_key_origin = req->api_key_origin,
     };
     enum mc_error rc = hp_call_run(hp, &spec, on_delta, ud, cancel, res, err, errlen);
     hp_header_free(auth_header);
@@ -229,6 +232,8 @@ struct llm_provider *llm_openai_new(const struct config *cfg, const char *base_u
 {
     static const struct hp_names names = {
         .provider = "openai", .url_var = "OPENAI_BASE_URL", .key_var = "OPENAI_API_KEY"};
+    /* Tenant keys for openai go only to the configured base URL. */
+    const char *key_name = base_url == NULL ? "openai" : NULL;
     if (base_url == NULL)
         base_url = config_str(cfg, CFG_OPENAI_BASE_URL);
     if (api_key == NULL)
@@ -239,6 +244,7 @@ struct llm_provider *llm_openai_new(const struct config *cfg, const char *base_u
     hp->default_model = xstrdup(OPENAI_DEFAULT_MODEL);
     bool official = hp_base_host_is(hp, OPENAI_HOST);
     struct llm_provider *p = hp_provider_new(hp, "openai", openai_chat);
+    p->key_name = key_name;
     hp_provider_window(p, hp, official ? OPENAI_WINDOW : OPENAI_COMPAT_WINDOW);
     char *shown = hp_url_redacted(hp->base_url);
     p->detail = official ? xasprintf("OpenAI at %s", shown)

@@ -49,6 +49,12 @@ struct llm_request {
      * is a real temperature: callers that do not choose must pass NAN. */
     double temperature;
     bool no_stream; /* ask for one JSON answer instead of a stream */
+    /* The key to send instead of the provider's own (the tenant's key, stage
+     * 7); NULL = the provider's. Only for providers whose key_name is set. */
+    const char *api_key;
+    /* Where api_key came from, for the 401/403 hint ("the key of tenant acme
+     * for openai"); NULL = the provider's key variable. Never a key. */
+    const char *api_key_origin;
 };
 
 /* Receives one piece of the reply (len bytes, valid UTF-8, not
@@ -106,6 +112,14 @@ struct llm_provider {
      * http://127.0.0.1:11434/v1", "OPENAI_API_KEY is set"); never holds a
      * key. Owned by the table (llm_provider_free frees it); NULL: nothing. */
     char *detail;
+    /* The keystore provider whose tenant keys may be sent to this instance
+     * ("openai", "anthropic"): set only when the instance talks to the base
+     * URL configured for that provider, so a tenant's key never goes to an
+     * auto-detected local server. NULL: tenant keys do not apply. */
+    const char *key_name;
+    /* True when a call without any key cannot succeed (anthropic): the turn
+     * then fails before sending, naming both places a key can come from. */
+    bool needs_key;
     long long context_window; /* tokens the model reads, prompt and reply */
     long long reply_reserve;  /* tokens of the window kept for the reply */
     void *impl;               /* the provider's own state */
@@ -143,8 +157,7 @@ struct llm_provider {
  * model the first id the server listed; else offline. p->detail says what
  * was chosen. NULL with a message in err naming the setting to fix (never a
  * key's value) when the name is unknown or the provider cannot be set up
- * (a bad *_BASE_URL, anthropic without ANTHROPIC_API_KEY, a temperature
- * Anthropic refuses): a configuration error (exit 2). Free with
+ * (a bad *_BASE_URL, a temperature Anthropic refuses): a configuration error (exit 2). Free with
  * llm_provider_free(). */
 struct llm_provider *llm_provider_resolve(const char *name, const struct config *cfg, char *err,
                                           size_t errlen);
@@ -171,7 +184,10 @@ struct llm_provider *llm_offline_new(void);
 struct llm_provider *llm_openai_new(const struct config *cfg, const char *base_url,
                                     const char *api_key, char *err, size_t errlen);
 /* anthropic: POST {base}/v1/messages with x-api-key and anthropic-version
- * 2023-06-01; a key is required. Context window 200000 tokens. */
+ * 2023-06-01. A key is required at call time: with none configured the
+ * provider is still made (tenants may bring their own keys, see
+ * needs_key) and a call without a key fails with MC_ERR_CONFIG. Context
+ * window 200000 tokens. */
 struct llm_provider *llm_anthropic_new(const struct config *cfg, const char *base_url,
                                        const char *api_key, char *err, size_t errlen);
 /* ollama: POST {base}/api/chat (native NDJSON stream), no key. Context

@@ -260,7 +260,7 @@ static int b64_decode(const char *s, uint8_t *out, size_t cap, size_t *got)
         return -1;
     char *back = xmalloc(blen);
     sodium_bin2base64(back, blen, out, *got, sodium_base64_VARIANT_ORIGINAL);
-    int same = memcmp(back, s, slen) == 0;
+    int same = sodium_memcmp(back, s, slen) == 0;
     xfree(back);
     return same ? 0 : -1;
 }

@@ -751,6 +751,131 @@ static void keys_never_appear_in_output_logs_or_data(void **state)
     free(all);
 }
 
+/* The trace records the mock received on path suffix (traces or spans
+ * batches), items summed over every request; *n_requests counts them. */
+static cJSON *opik_items(const char *suffix, const char *member, size_t *n_requests)
+{
+    cJSON *arr = NULL, *items = cJSON_CreateArray();
+    mock_requests(mock, &arr);
+    *n_requests = 0;
+    const cJSON *req;
+    cJSON_ArrayForEach(req, arr)
+    {
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(req, "path");
+        const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
+        size_t pl = cJSON_IsString(path) ? strlen(path->valuestring) : 0;
+        if (pl < strlen(suffix) || strcmp(path->valuestring + pl - strlen(suffix), suffix) != 0)
+            continue;
+        (*n_requests)++;
+        cJSON *b = cJSON_Parse(body->valuestring);
+        assert_non_null(b);
+        const cJSON *it;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(b, member))
+            cJSON_AddItemToArray(items, cJSON_Duplicate(it, true));
+        cJSON_Delete(b);
+    }
+    cJSON_Delete(arr);
+    return items;
+}
+
+/* A turn writes its trace to traces/ and, with OPIK_URL_OVERRIDE set,
+ * exports it before ask exits: the trace's id is the turn's id, its llm
+ * span carries the model, provider and the usage of the usage event, and
+ * the file holds the same record. */
+static void a_turn_is_traced_to_the_file_and_to_opik(void **state)
+{
+    (void)state;
+    char opik[300];
+    snprintf(opik, sizeof opik, "OPIK_URL_OVERRIDE=%s/api", mock_url(mock));
+    const char *extra[] = {opik, "OPIK_PROJECT_NAME=canary-project", NULL};
+    const char *args[] = {"ask",  "--json",   "--provider", "openai", "--model",
+                          "mock", "--tenant", "acme",       "hi",     NULL};
+    struct run r;
+    run_with(&r, NULL, extra, args);
+    assert_int_equal(r.status, 0);
+    struct mc_event *evs[64];
+    size_t n = turn_events(&r, evs, 64);
+    const char *turn = evs[0]->turn;
+    long long prompt = -1;
+    for (size_t i = 0; i < n; i++)
+        if (evs[i]->kind == MC_EV_USAGE)
+            prompt = (long long)cJSON_GetNumberValue(
+                cJSON_GetObjectItemCaseSensitive(evs[i]->json, "prompt_tokens"));
+    assert_true(prompt > 0);
+
+    size_t nt = 0, ns = 0;
+    cJSON *traces = opik_items("/api/v1/private/traces/batch", "traces", &nt);
+    cJSON *spans = opik_items("/api/v1/private/spans/batch", "spans", &ns);
+    assert_int_equal(nt, 1);
+    assert_int_equal(ns, 1);
+    assert_int_equal(cJSON_GetArraySize(traces), 1);
+    const cJSON *t = cJSON_GetArrayItem(traces, 0);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "id")), turn);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "project_name")),
+                        "canary-project");
+    const cJSON *llm = NULL, *sp;
+    cJSON_ArrayForEach(sp, spans)
+    {
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sp, "trace_id")),
+                            turn);
+        if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sp, "type")), "llm") == 0)
+            llm = sp;
+    }
+    assert_non_null(llm);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(llm, "model")),
+                        "mock");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(llm, "provider")),
+                        "openai");
+    const cJSON *usage = cJSON_GetObjectItemCaseSensitive(llm, "usage");
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens")) ==
+                (double)prompt);
+
+    char path[4200];
+    snprintf(path, sizeof path, "%s/traces/traces.jsonl", fx.data);
+    char *file = tu_read_file(path, NULL);
+    assert_non_null(file);
+    assert_non_null(strstr(file, turn));
+    assert_non_null(strchr(file, '\n'));
+    free(file);
+    cJSON_Delete(traces);
+    cJSON_Delete(spans);
+    for (size_t i = 0; i < n; i++)
+        mc_event_free(evs[i]);
+    run_free(&r);
+}
+
+/* An Opik server that keeps failing never fails the turn: ask prints the
+ * reply and exits 0, the failure goes to memchat.log, and the trace is
+ * still in traces/. */
+static void an_opik_failure_never_fails_the_turn(void **state)
+{
+    (void)state;
+    char opik[300];
+    snprintf(opik, sizeof opik, "OPIK_URL_OVERRIDE=%s/mock:500/api", mock_url(mock));
+    const char *extra[] = {opik, NULL};
+    const char *args[] = {"ask", "--provider", "openai", "--model", "mock", "hi", NULL};
+    struct run r;
+    run_with(&r, NULL, extra, args);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "mock reply"));
+    size_t nt = 0;
+    cJSON *traces = opik_items("/v1/private/traces/batch", "traces", &nt);
+    assert_true(nt >= 1);
+    cJSON_Delete(traces);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/memchat.log", fx.data);
+    char *log = tu_read_file(path, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "opik export"));
+    assert_non_null(strstr(log, "500"));
+    free(log);
+    snprintf(path, sizeof path, "%s/traces/traces.jsonl", fx.data);
+    char *file = tu_read_file(path, NULL);
+    assert_non_null(file);
+    free(file);
+    run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -782,6 +907,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(ctrl_c_during_a_stalled_stream_cancels, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(auto_finds_a_local_server, case_setup, teardown),
+        cmocka_unit_test_setup_teardown(a_turn_is_traced_to_the_file_and_to_opik, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(an_opik_failure_never_fails_the_turn, case_setup, teardown),
         cmocka_unit_test_setup_teardown(keys_never_appear_in_output_logs_or_data, case_setup,
                                         teardown),
     };

@@ -172,6 +172,7 @@ struct call {
     bool no_stream;
     double temperature;
     long long max_tokens;
+    const char *api_key, *api_key_origin; /* the request's key (a tenant's) */
     atomic_bool cancel;
     struct capture cap;
     struct llm_result res;
@@ -201,6 +202,8 @@ static void call_run(struct call *c)
         .max_tokens = c->max_tokens,
         .temperature = c->temperature,
         .no_stream = c->no_stream,
+        .api_key = c->api_key,
+        .api_key_origin = c->api_key_origin,
     };
     c->rc = c->p->chat(c->p, &req, on_delta, &c->cap, &c->cancel, &c->res, c->err, sizeof c->err);
 }
@@ -1282,13 +1285,11 @@ static void bad_base_url_names_the_variable(void **state)
     assert_non_null(strstr(err, "MEMCHAT_LOCAL_BASE_URL"));
 }
 
-/* anthropic needs its key, and refuses a temperature above 1, naming the
- * setting to fix; an unknown provider lists the accepted names. */
+/* anthropic refuses a temperature above 1, naming the setting to fix; an
+ * unknown provider lists the accepted names. */
 static void resolve_errors_name_the_setting_to_fix(void **state)
 {
     char err[512] = "";
-    assert_null(resolve_with(*state, "anthropic", false, NULL, 0, err, sizeof err));
-    assert_non_null(strstr(err, "ANTHROPIC_API_KEY is not set"));
 
     const char *hot[] = {"MEMCHAT_TEMPERATURE=1.5"};
     assert_null(resolve_with(*state, "anthropic", true, hot, 1, err, sizeof err));
@@ -1314,6 +1315,132 @@ static void anthropic_refuses_a_request_temperature_above_one(void **state)
     assert_non_null(strstr(c.err, "MEMCHAT_TEMPERATURE"));
     assert_int_equal(request_count(fx), before);
     call_fini(&c);
+}
+
+/* --- per-request keys (a tenant's own key, stage 7) ---------------------- */
+
+#define TENANT_KEY "sk-tenant-acme-7777"
+
+/* With no ANTHROPIC_API_KEY the provider is still made, since tenants may
+ * bring their own keys; a call with no key at all fails as a configuration
+ * error naming both places a key can come from, and sends nothing. */
+static void anthropic_without_any_key_fails_at_call_time_sending_nothing(void **state)
+{
+    struct fx *fx = *state;
+    struct config *cfg = make_config(fx, false, NULL, 0);
+    char err[512] = "";
+    struct llm_provider *p = llm_provider_resolve("anthropic", cfg, err, sizeof err);
+    config_free(cfg);
+    assert_non_null(p);
+    assert_true(p->needs_key);
+    size_t before = 0;
+    cJSON_Delete(last_request(fx, 0, &before));
+    struct call c;
+    call_init(&c, p, "mock");
+    call_run(&c);
+    assert_int_equal(c.rc, MC_ERR_CONFIG);
+    assert_non_null(strstr(c.err, "ANTHROPIC_API_KEY"));
+    assert_non_null(strstr(c.err, "memchat keys set"));
+    size_t after = 0;
+    cJSON_Delete(last_request(fx, 0, &after));
+    assert_int_equal(after, before);
+
+    /* The same provider with a request key sends it. */
+    call_init(&c, p, "mock");
+    c.api_key = TENANT_KEY;
+    call_run(&c);
+    assert_int_equal(c.rc, MC_ERR_NONE);
+    cJSON *logged = last_request(fx, 0, NULL);
+    assert_string_equal(request_header(logged, "x-api-key"), TENANT_KEY);
+    cJSON_Delete(logged);
+    call_fini(&c);
+}
+
+/* A request's key is sent instead of the provider's configured one, by
+ * openai as a Bearer token and by anthropic as x-api-key; a request
+ * without one still sends the configured key. */
+static void a_request_key_replaces_the_provider_key_in_the_auth_header(void **state)
+{
+    struct fx *fx = *state;
+    static const struct {
+        const char *provider, *header, *mine, *theirs;
+    } cases[] = {
+        {"openai", "authorization", "Bearer " TENANT_KEY, "Bearer " OPENAI_KEY},
+        {"anthropic", "x-api-key", TENANT_KEY, ANTHROPIC_KEY},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct call c;
+        call_init(&c, make_provider(fx, cases[i].provider, NULL, 0), "mock");
+        c.api_key = TENANT_KEY;
+        call_run(&c);
+        assert_int_equal(c.rc, MC_ERR_NONE);
+        cJSON *logged = last_request(fx, 0, NULL);
+        assert_string_equal(request_header(logged, cases[i].header), cases[i].mine);
+        cJSON_Delete(logged);
+        c.api_key = NULL;
+        capture_fini(&c.cap);
+        capture_init(&c.cap);
+        c.cap.cancel = &c.cancel;
+        call_run(&c);
+        assert_int_equal(c.rc, MC_ERR_NONE);
+        logged = last_request(fx, 0, NULL);
+        assert_string_equal(request_header(logged, cases[i].header), cases[i].theirs);
+        cJSON_Delete(logged);
+        call_fini(&c);
+    }
+}
+
+/* A 401 for a tenant's key points at where that key came from, not at the
+ * global key variable, and never contains either key. */
+static void a_rejected_request_key_is_named_by_its_origin_never_its_value(void **state)
+{
+    struct fx *fx = *state;
+    for (size_t i = 0; i < N_PROVIDERS; i++) {
+        if (strcmp(providers[i], "ollama") == 0)
+            continue; /* takes no key */
+        struct call c;
+        call_init(&c, make_provider(fx, providers[i], NULL, 0), "mock:401");
+        c.api_key = TENANT_KEY;
+        c.api_key_origin = "the key of tenant acme (memchat keys)";
+        call_run(&c);
+        assert_int_equal(c.rc, MC_ERR_PROVIDER);
+        assert_non_null(strstr(c.err, "the key of tenant acme (memchat keys)"));
+        assert_null(strstr(c.err, "_API_KEY"));
+        assert_null(strstr(c.err, TENANT_KEY));
+        assert_null(strstr(c.err, OPENAI_KEY));
+        call_fini(&c);
+    }
+}
+
+/* openai and anthropic at their configured base URLs accept tenant keys;
+ * a local server found by auto, ollama and offline do not, so a tenant's
+ * OpenAI key is never sent to some other server. */
+static void tenant_keys_apply_only_to_the_configured_base_url(void **state)
+{
+    struct fx *fx = *state;
+    struct llm_provider *p = make_provider(fx, "openai", NULL, 0);
+    assert_string_equal(p->key_name, "openai");
+    assert_false(p->needs_key);
+    llm_provider_free(p);
+    p = make_provider(fx, "anthropic", NULL, 0);
+    assert_string_equal(p->key_name, "anthropic");
+    llm_provider_free(p);
+    p = make_provider(fx, "ollama", NULL, 0);
+    assert_null(p->key_name);
+    llm_provider_free(p);
+    p = make_provider(fx, "offline", NULL, 0);
+    assert_null(p->key_name);
+    llm_provider_free(p);
+
+    char local[160];
+    snprintf(local, sizeof local, "MEMCHAT_LOCAL_BASE_URL=%s/v1", mock_url(fx->mock));
+    const char *extra[] = {local};
+    char err[512] = "";
+    p = resolve_with(fx, "auto", false, extra, 1, err, sizeof err);
+    assert_non_null(p);
+    assert_string_equal(p->name, "openai");
+    assert_null(p->key_name);
+    llm_provider_free(p);
 }
 
 int main(void)
@@ -1357,6 +1484,10 @@ int main(void)
         cmocka_unit_test(auto_without_key_or_server_is_offline),
         cmocka_unit_test(bad_base_url_names_the_variable),
         cmocka_unit_test(resolve_errors_name_the_setting_to_fix),
+        cmocka_unit_test(anthropic_without_any_key_fails_at_call_time_sending_nothing),
+        cmocka_unit_test(a_request_key_replaces_the_provider_key_in_the_auth_header),
+        cmocka_unit_test(a_rejected_request_key_is_named_by_its_origin_never_its_value),
+        cmocka_unit_test(tenant_keys_apply_only_to_the_configured_base_url),
         cmocka_unit_test(anthropic_refuses_a_request_temperature_above_one),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -814,6 +814,8 @@ struct behave {
     enum err_kind err;
     bool no_retry_header, usage_in_finish, no_usage, hang, stall, drop, malformed, crlf, split,
         oversize, midstream, slow;
+    bool echo_key;   /* Opik routes only: the error body quotes the authorization header */
+    bool spans_only; /* Opik routes only: trace batches are served normally */
     bool has_then;
     unsigned long then_n;
 };
@@ -850,6 +852,8 @@ static const struct {
     {"oversize", offsetof(struct behave, oversize)},
     {"mid-stream-error", offsetof(struct behave, midstream)},
     {"slow", offsetof(struct behave, slow)},
+    {"echo-key", offsetof(struct behave, echo_key)},
+    {"spans-only", offsetof(struct behave, spans_only)},
 };
 
 /* Sets one behaviour named w in b; false when w is not a behaviour. */
@@ -911,7 +915,7 @@ static bool behave_parse(const char *model, struct behave *b, char *bad, size_t 
 static void behave_disarm(struct behave *b)
 {
     b->err = E_NONE;
-    b->hang = b->stall = b->drop = b->oversize = b->midstream = false;
+    b->hang = b->stall = b->drop = b->oversize = b->midstream = b->echo_key = false;
 }
 
 struct counter {
@@ -1083,6 +1087,8 @@ static const char *reason(int status)
     switch (status) {
     case 200:
         return "OK";
+    case 204:
+        return "No Content";
     case 400:
         return "Bad Request";
     case 401:
@@ -1091,6 +1097,8 @@ static const char *reason(int status)
         return "Not Found";
     case 413:
         return "Content Too Large";
+    case 422:
+        return "Unprocessable Content";
     case 429:
         return "Too Many Requests";
     case 500:
@@ -1149,6 +1157,26 @@ static void err_body(struct sbuf *b, enum route r, const char *oa_type, const ch
     }
 }
 
+/* Appends the retry header of a 429 behaviour to extra (nothing for the
+ * other kinds). */
+static void retry_header_put(struct sbuf *extra, enum err_kind k)
+{
+    if (k == E_429_SECONDS) {
+        sb_puts(extra, "Retry-After: 1\r\n");
+    } else if (k == E_429_LONG) {
+        sb_puts(extra, "Retry-After: 3600\r\n");
+    } else if (k == E_429_MS) {
+        sb_puts(extra, "retry-after-ms: 150\r\n");
+    } else if (k == E_429_DATE) {
+        time_t t = time(NULL) + 2;
+        struct tm tm;
+        char date[64];
+        gmtime_r(&t, &tm);
+        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        sb_printf(extra, "Retry-After: %s\r\n", date);
+    }
+}
+
 /* Queues the reply of an error behaviour. */
 static void q_error(struct conn *c, enum route r, const struct behave *b, unsigned long seq)
 {
@@ -1161,20 +1189,7 @@ static void q_error(struct conn *c, enum route r, const struct behave *b, unsign
     case E_429_LONG:
         status = 429;
         err_body(&body, r, "rate_limit_error", "rate_limit_error", "mock rate limit", seq);
-        if (b->err == E_429_SECONDS) {
-            sb_puts(&extra, "Retry-After: 1\r\n");
-        } else if (b->err == E_429_LONG) {
-            sb_puts(&extra, "Retry-After: 3600\r\n");
-        } else if (b->err == E_429_MS) {
-            sb_puts(&extra, "retry-after-ms: 150\r\n");
-        } else {
-            time_t t = time(NULL) + 2;
-            struct tm tm;
-            char date[64];
-            gmtime_r(&t, &tm);
-            strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-            sb_printf(&extra, "Retry-After: %s\r\n", date);
-        }
+        retry_header_put(&extra, b->err);
         break;
     case E_500:
         err_body(&body, r, "server_error", "api_error", "mock internal error", seq);
@@ -1755,6 +1770,197 @@ static void handle_chat(struct server *s, struct conn *c, const struct request *
     reply_fini(&rp);
 }
 
+/* ---- Opik ingestion ------------------------------------------------------------ */
+
+#define OPIK_BATCH_MAX 1000 /* Opik's @Size(min=1,max=1000) on both batch bodies */
+
+/* The member a batch body holds ("traces" or "spans") when path ends in
+ * one of Opik's batch endpoints, NULL otherwise. */
+static const char *opik_member(const char *path)
+{
+    static const struct {
+        const char *suffix, *member;
+    } eps[] = {{"/v1/private/traces/batch", "traces"}, {"/v1/private/spans/batch", "spans"}};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
+        size_t e = strlen(eps[i].suffix);
+        if (n >= e && strcmp(path + n - e, eps[i].suffix) == 0)
+            return eps[i].member;
+    }
+    return NULL;
+}
+
+/* The behaviour segment of an Opik path into out: the first path segment
+ * that starts with "mock:" (it can only come before /v1), "" when none. */
+static void opik_spec(const char *path, char *out, size_t outlen)
+{
+    const char *p = strstr(path, "/mock:");
+    if (p == NULL) {
+        out[0] = '\0';
+        return;
+    }
+    size_t n = strcspn(p + 1, "/");
+    snprintf(out, outlen, "%.*s", (int)n, p + 1);
+}
+
+/* The status of an error behaviour on an Opik route. */
+static int opik_err_status(enum err_kind k)
+{
+    switch (k) {
+    case E_429_SECONDS:
+    case E_429_DATE:
+    case E_429_MS:
+    case E_429_LONG:
+        return 429;
+    case E_529:
+        return 529;
+    case E_401:
+        return 401;
+    case E_400:
+        return 400;
+    case E_NONE:
+    case E_500:
+    case E_500_MALFORMED:
+    case E_BIG:
+        break;
+    }
+    return 500;
+}
+
+/* Queues Opik's public error body {"code","message","details"}; extra as
+ * for head_put. */
+static void q_opik_error(struct conn *c, int status, const char *extra, const char *msg,
+                         const char *details)
+{
+    struct sbuf body = {0};
+    sb_printf(&body, "{\"code\":%d,\"message\":", status);
+    json_put_str(&body, msg, strlen(msg));
+    sb_puts(&body, ",\"details\":");
+    json_put_str(&body, details, strlen(details));
+    sb_puts(&body, "}");
+    q_fixed(c, status, "application/json", extra, body.p, body.len);
+    sb_free(&body);
+}
+
+/* Queues the reply of an error behaviour on an Opik route. */
+static void q_opik_behaviour_error(struct conn *c, const struct request *rq, const struct behave *b)
+{
+    struct sbuf extra = {0}, msg = {0}, details = {0};
+    int status = opik_err_status(b->err);
+    retry_header_put(&extra, b->err);
+    if (b->no_retry_header)
+        sb_puts(&extra, "x-should-retry: false\r\n");
+    if (b->echo_key) {
+        /* A careless server quoting the credential back: the client must
+         * mask it in its messages. */
+        const char *auth = request_header(rq, "authorization");
+        if (b->err == E_NONE)
+            status = 401;
+        sb_printf(&msg, "mock: invalid API key '%s'", auth != NULL ? auth : "");
+        sb_printf(&details, "the key %s is not known", auth != NULL ? auth : "");
+    } else if (b->err == E_BIG) {
+        sb_puts(&msg, "mock big error");
+        sb_reserve(&details, BIG_ERROR_SIZE);
+        memset(details.p, 'x', BIG_ERROR_SIZE);
+        details.len = BIG_ERROR_SIZE;
+        details.p[details.len] = '\0';
+    } else {
+        sb_printf(&msg, "mock %s",
+                  status == 429   ? "rate limit"
+                  : status >= 500 ? "internal error"
+                                  : "invalid request");
+        sb_puts(&details, "mock details");
+    }
+    q_opik_error(c, status, extra.p, msg.p != NULL ? msg.p : "",
+                 details.p != NULL ? details.p : "");
+    sb_free(&extra);
+    sb_free(&msg);
+    sb_free(&details);
+}
+
+/* The number of objects in the array body[member] of an Opik batch body,
+ * -1 when the body is not a JSON object holding such an array. */
+static long opik_batch_count(const struct request *rq, const char *member)
+{
+    const char *body = rq->body != NULL ? rq->body : "";
+    const char *end = body + rq->bodylen;
+    const char *root = js_ws(body, end);
+    const char *after = js_val_end(root, end, 0);
+    if (root >= end || *root != '{' || after == NULL || js_ws(after, end) != end)
+        return -1;
+    const char *arr = js_obj_get(root, end, member);
+    if (arr == NULL || *arr != '[')
+        return -1;
+    long n = 0;
+    const char *it = arr, *el;
+    while ((el = js_arr_next(&it, end)) != NULL) {
+        if (*el != '{')
+            return -1;
+        n++;
+    }
+    return n;
+}
+
+/* A POST to an Opik batch endpoint: the behaviour of the path's mock:
+ * segment (counted per segment for then=N), else Opik's own checks of the
+ * body (422 outside 1..1000 items) and 204. */
+static void handle_opik(struct server *s, struct conn *c, const struct request *rq,
+                        const char *path, const char *member)
+{
+    char spec[200], bad[80];
+    struct behave b;
+    opik_spec(path, spec, sizeof spec);
+    if (!behave_parse(spec, &b, bad, sizeof bad)) {
+        struct sbuf msg = {0};
+        sb_printf(&msg, "mock: unknown behaviour '%s' in path '%s'", bad, path);
+        q_opik_error(c, 400, NULL, msg.p, "");
+        sb_free(&msg);
+        return;
+    }
+    if (b.spans_only && strcmp(member, "spans") != 0) {
+        memset(&b, 0, sizeof b); /* served normally and not counted */
+    } else if (spec[0] != '\0') {
+        struct sbuf key = {0};
+        sb_printf(&key, "opik %s", spec); /* apart from the chat routes' model counters */
+        unsigned long nth = counter_bump(s, key.p);
+        sb_free(&key);
+        if (b.has_then && nth > b.then_n)
+            behave_disarm(&b);
+    }
+    if (b.hang || b.stall) {
+        c->state = C_STALLED;
+        return;
+    }
+    if (b.drop) {
+        q_mark(c, SEG_CLOSE);
+        return;
+    }
+    if (b.err != E_NONE || b.echo_key) {
+        q_opik_behaviour_error(c, rq, &b);
+        return;
+    }
+    long n = opik_batch_count(rq, member);
+    if (n < 1 || n > OPIK_BATCH_MAX) {
+        struct sbuf e = {0};
+        if (n < 0)
+            sb_printf(&e, "{\"errors\":[\"mock: the body is not {\\\"%s\\\":[{...},...]}\"]}",
+                      member);
+        else
+            sb_printf(&e, "{\"errors\":[\"%s size must be between 1 and %d\"]}", member,
+                      OPIK_BATCH_MAX);
+        q_fixed(c, 422, "application/json", NULL, e.p, e.len);
+        sb_free(&e);
+        return;
+    }
+    struct sbuf h = {0};
+    sb_puts(&h, "HTTP/1.1 204 No Content\r\n");
+    if (c->close_after)
+        sb_puts(&h, "Connection: close\r\n");
+    sb_puts(&h, "\r\n");
+    q_bytes(c, h.p, h.len, 0, false);
+    sb_free(&h);
+}
+
 /* Answers one complete request: logs it, then routes it. */
 static void handle_request(struct server *s, struct conn *c, const struct request *rq)
 {
@@ -1768,7 +1974,11 @@ static void handle_request(struct server *s, struct conn *c, const struct reques
     snprintf(path, sizeof path, "%.*s", (int)(plen < 255 ? plen : 255), rq->path);
     bool post = strcmp(rq->method, "POST") == 0, get = strcmp(rq->method, "GET") == 0;
 
-    if (post && strcmp(path, "/v1/chat/completions") == 0) {
+    const char *opik = post ? opik_member(path) : NULL;
+
+    if (opik != NULL) {
+        handle_opik(s, c, rq, path, opik);
+    } else if (post && strcmp(path, "/v1/chat/completions") == 0) {
         handle_chat(s, c, rq, R_OPENAI);
     } else if (post && strcmp(path, "/v1/messages") == 0) {
         handle_chat(s, c, rq, R_ANTHROPIC);

@@ -8,6 +8,32 @@
  * dies with a test that crashes. Every wait is bounded by MOCK_GUARD_MS and
  * fails the test instead of hanging. Header-only (static inline functions),
  * for test programs that link cJSON.
+ *
+ * Opik endpoints: a POST to any path ending in /v1/private/traces/batch or
+ * /v1/private/spans/batch is logged like every request and answered 204
+ * (no body) when its body is {"traces":[{...},...]} or {"spans":[...]}
+ * with 1 to 1000 objects, else 422 {"errors":["..."]} as Opik's own
+ * validation does. Failures are picked by a path segment "mock:<b>[,<b>...]"
+ * before /v1 (so in the base URL: <mock_url>/mock:500,then=2/api), with the
+ * chat routes' behaviour names:
+ *   500, 529, 401, 400, big-error   that status with Opik's error body
+ *                                   {"code":N,"message":"mock ...","details":"..."}
+ *   429-seconds, 429-ms, 429-date, 429-long   429 with Retry-After: 1,
+ *                                   retry-after-ms: 150, an HTTP date 2 s on,
+ *                                   Retry-After: 3600
+ *   echo-key                        401 (or the status named with it) whose
+ *                                   message and details quote the request's
+ *                                   authorization header (for scrub tests)
+ *   hang (or stall)                 never answers; the connection stays open
+ *   drop                            closes the connection without an answer
+ *   no-retry-header                 adds x-should-retry: false
+ *   spans-only                      the behaviour applies to span batches
+ *                                   only; trace batches get 204, uncounted
+ *   then=N                          the first N requests with this same
+ *                                   segment (traces and spans counted
+ *                                   together) misbehave, later ones get 204;
+ *                                   mock_reset() restarts the count
+ * An unknown name gets 400 naming it.
  */
 #ifndef MEMCHAT_MOCKSERVER_H
 #define MEMCHAT_MOCKSERVER_H

@@ -1,0 +1,7 @@
+/* placeholder: skipped until written */
+#include "config.h"
+
+int main(void)
+{
+    return 77;
+}
