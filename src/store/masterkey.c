@@ -188,19 +188,6 @@ static int mk_read_file(const char *path, uint8_t out[KEYSTORE_KEY_BYTES], char 
     return rc;
 }
 
-/* fsync on a directory, so a link or rename in it survives a crash. */
-static int mk_sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
 /* Creates path (in dir) with a fresh key unless it exists. 0 created with
  * out filled; 1 when another process created it first; -1 with err set.
  * out is zeroed unless 0. */
@@ -239,7 +226,7 @@ static int mk_create_exclusive(const char *dir, const char *path, uint8_t out[KE
     if (step != NULL) {
         snprintf(err, errlen, "cannot create %s: %s: %s", path, step, strerror(errno));
         rc = -1;
-    } else if (rc == 0 && mk_sync_dir(dir) != 0) {
+    } else if (rc == 0 && fileio_sync_dir(dir) != 0) {
         /* The key is in place and may already be in use by another
          * process: keep it, but say it may not survive a crash. */
         snprintf(err, errlen,

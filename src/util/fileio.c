@@ -56,8 +56,7 @@ static char *fileio_dirname(const char *path)
     return xstrndup(path, (size_t)(slash - path));
 }
 
-/* Makes a completed rename durable. */
-static int fileio_sync_dir(const char *dir)
+int fileio_sync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)

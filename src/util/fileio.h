@@ -13,6 +13,9 @@
 /* Writes all n bytes to fd, retrying on EINTR and short writes. 0 or -1
  * (errno set). */
 int fileio_write_all(int fd, const void *p, size_t n);
+/* fsyncs directory dir, so a completed rename or link in it survives a
+ * crash. 0, or -1 with errno set. */
+int fileio_sync_dir(const char *dir);
 /* Replaces path with data[0..n) atomically, the new file created with mode
  * (exactly: the umask does not apply). 0, or -1 with a message naming the
  * path and the failing step in err ("cannot write P: fsync: ..."); on

@@ -87,6 +87,9 @@ __attribute__((unused)) static void drain(int fd, char **s, size_t *len, size_t 
         *cap = *cap * 2 + 65536;
         *s = realloc(*s, *cap);
         assert_non_null(*s);
+        /* Terminated before the read: when it reads nothing, a reused
+         * block would otherwise still show an earlier run's output. */
+        (*s)[*len] = '\0';
     }
     ssize_t n = read(fd, *s + *len, *cap - *len - 1);
     if (n <= 0) {
