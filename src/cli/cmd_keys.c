@@ -47,7 +47,7 @@ struct kctx {
     const struct cli_opts *o;
     char *data_dir, *path, *config_dir;
     int lock_fd;
-    uint8_t *master; /* sodium_malloc'd */
+    uint8_t *master; /* xsecure_malloc'd */
     enum masterkey_source src;
     struct keystore *ks;
 };
@@ -59,17 +59,15 @@ static void kctx_init(struct kctx *c, const struct config *cfg, const struct cli
     c->o = o;
     c->lock_fd = -1;
     c->data_dir = xstrdup(config_str(cfg, CFG_MEMCHAT_DATA_DIR));
-    c->path = paths_join(c->data_dir, "keystore");
+    c->path = paths_join(c->data_dir, KEYSTORE_FILE_NAME);
     c->config_dir = xstrdup(config_str(cfg, CFG_MEMCHAT_CONFIG_DIR));
-    c->master = sodium_malloc(KEYSTORE_KEY_BYTES);
-    if (c->master == NULL)
-        alloc_die("the master key");
+    c->master = xsecure_malloc(KEYSTORE_KEY_BYTES);
 }
 
 static void kctx_fini(struct kctx *c)
 {
     keystore_free(c->ks);
-    sodium_free(c->master);
+    xsecure_free(c->master);
     if (c->lock_fd >= 0)
         close(c->lock_fd); /* releases the lock */
     xfree(c->data_dir);
@@ -218,10 +216,7 @@ static int keys_read_value(const struct kctx *c, const char *provider, struct se
             return MC_EXIT_USAGE;
         }
         out->len = strlen(cmd);
-        out->value = sodium_malloc(out->len + 1);
-        if (out->value == NULL)
-            alloc_die("a key command");
-        memcpy(out->value, cmd, out->len + 1);
+        out->value = xsecure_dup(cmd, out->len);
         return MC_EXIT_OK;
     }
     if (!isatty(STDIN_FILENO)) {
@@ -473,9 +468,7 @@ static int keys_cmd_rotate(struct kctx *c)
         session_error("keys: there is no keystore to rotate (memchat keys init creates one)");
         return MC_EXIT_USAGE;
     }
-    uint8_t *key = sodium_malloc(KEYSTORE_KEY_BYTES);
-    if (key == NULL)
-        alloc_die("the master key");
+    uint8_t *key = xsecure_malloc(KEYSTORE_KEY_BYTES);
     char err[1024] = "";
     if (c->o->passphrase) {
         struct keystore_kdf kdf;
@@ -495,7 +488,7 @@ static int keys_cmd_rotate(struct kctx *c)
     } else {
         rc = keys_rotate_file(c, key);
     }
-    sodium_free(key);
+    xsecure_free(key);
     if (rc == MC_EXIT_OK)
         fprintf(stderr, "memchat: re-encrypted %zu records under a new master key (%s)\n",
                 keystore_count(c->ks), c->o->passphrase ? "from a passphrase" : "master.key");

@@ -1,6 +1,6 @@
 /*
  * Secrets from stdin or the terminal (see secret.h). The buffer is sized
- * for the longest secret accepted up front and locked (sodium_malloc), so
+ * for the longest secret accepted up front and locked (xsecure_malloc), so
  * a key never passes through memory that is not wiped: no realloc copies,
  * no stdio buffers.
  */
@@ -16,15 +16,12 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "store/keystore.h"
 #include "util/alloc.h"
 
 void secret_free(struct secret *s)
 {
-    if (s->value != NULL)
-        sodium_free(s->value); /* zeroes before unmapping */
+    xsecure_free(s->value);
     s->value = NULL;
     s->len = 0;
 }
@@ -34,11 +31,9 @@ void secret_free(struct secret *s)
 static int secret_read_fd(int fd, const char *what, bool whole, size_t max, struct secret *out,
                           char *err, size_t errlen)
 {
-    /* ask and chat read the passphrase before the engine initialises
-     * libsodium, and sodium_malloc aborts before sodium_init. */
-    out->value = sodium_init() >= 0 ? sodium_malloc(max + 1) : NULL;
-    if (out->value == NULL)
-        alloc_die("a secret");
+    /* xsecure_malloc initialises libsodium itself: ask and chat read the
+     * passphrase before the engine does. */
+    out->value = xsecure_malloc(max + 1);
     out->len = 0;
     for (;;) {
         char c;

@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "config/vars.h"
 #include "memchat/error.h"
+#include "store/keystore.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/paths.h"
@@ -86,7 +87,7 @@ void session_error(const char *fmt, ...)
 
 int session_read_passphrase(const struct config *cfg, bool from_stdin, struct secret *pass)
 {
-    char *path = paths_join(config_str(cfg, CFG_MEMCHAT_DATA_DIR), "keystore");
+    char *path = paths_join(config_str(cfg, CFG_MEMCHAT_DATA_DIR), KEYSTORE_FILE_NAME);
     char err[1024] = "";
     int rc = secret_keystore_passphrase(path, from_stdin, pass, err, sizeof err);
     xfree(path);

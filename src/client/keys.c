@@ -16,8 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <sodium.h>
-
 #include "store/keystore.h"
 #include "store/masterkey.h"
 #include "util/alloc.h"
@@ -26,32 +24,13 @@
 struct keys {
     char *keystore_path;
     char *config_dir;
-    char *master_env; /* sodium_malloc'd: MEMCHAT_MASTER_KEY is a secret */
+    char *master_env; /* locked (xsecure_malloc): MEMCHAT_MASTER_KEY is a secret */
     long long command_timeout_ms;
-    char *pass; /* sodium_malloc'd passphrase, or NULL */
+    char *pass; /* locked (xsecure_malloc) passphrase, or NULL */
     size_t pass_len;
     struct keystore *ks; /* open, or NULL */
     struct stat seen;    /* identity of the file ks was read from */
 };
-
-/* A sodium_malloc'd copy of s[0..len) plus a NUL; aborts when out of
- * locked memory like every other allocation failure. */
-static char *keys_secret_dup(const char *s, size_t len)
-{
-    char *p = sodium_malloc(len + 1);
-    if (p == NULL)
-        alloc_die("a secret");
-    memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
-}
-
-/* sodium_free zeroes the memory before unmapping it. */
-static void keys_secret_free(char *p)
-{
-    if (p != NULL)
-        sodium_free(p);
-}
 
 struct keys *keys_new(const struct keys_config *c)
 {
@@ -59,7 +38,7 @@ struct keys *keys_new(const struct keys_config *c)
     k->keystore_path = xstrdup(c->keystore_path);
     k->config_dir = xstrdup(c->config_dir);
     const char *env = c->master_env != NULL ? c->master_env : "";
-    k->master_env = keys_secret_dup(env, strlen(env));
+    k->master_env = xsecure_dup(env, strlen(env));
     k->command_timeout_ms = c->command_timeout_ms;
     return k;
 }
@@ -69,8 +48,8 @@ void keys_free(struct keys *k)
     if (k == NULL)
         return;
     keystore_free(k->ks);
-    keys_secret_free(k->master_env);
-    keys_secret_free(k->pass);
+    xsecure_free(k->master_env);
+    xsecure_free(k->pass);
     xfree(k->keystore_path);
     xfree(k->config_dir);
     xfree(k);
@@ -78,8 +57,8 @@ void keys_free(struct keys *k)
 
 void keys_set_passphrase(struct keys *k, const char *pass, size_t len)
 {
-    keys_secret_free(k->pass);
-    k->pass = keys_secret_dup(pass, len);
+    xsecure_free(k->pass);
+    k->pass = xsecure_dup(pass, len);
     k->pass_len = len;
 }
 
@@ -92,9 +71,7 @@ static bool keys_same_file(const struct stat *a, const struct stat *b)
 /* Opens the keystore file whose identity is st. */
 static int keys_open(struct keys *k, const struct stat *st, char *err, size_t errlen)
 {
-    uint8_t *master = sodium_malloc(KEYSTORE_KEY_BYTES);
-    if (master == NULL)
-        alloc_die("the master key");
+    uint8_t *master = xsecure_malloc(KEYSTORE_KEY_BYTES);
     struct masterkey_in in = {
         .keystore_path = k->keystore_path,
         .config_dir = k->config_dir,
@@ -119,7 +96,7 @@ static int keys_open(struct keys *k, const struct stat *st, char *err, size_t er
     } else {
         k->seen = *st;
     }
-    sodium_free(master);
+    xsecure_free(master);
     return rc == 0 ? 0 : -1;
 }
 
@@ -149,14 +126,12 @@ int keys_run_command(const char *cmd, long long timeout_ms, const char *what,
 {
     memset(out, 0, sizeof *out);
     size_t cap = KEYSTORE_MAX_SECRET + 1;
-    char *buf = sodium_malloc(cap);
-    if (buf == NULL)
-        alloc_die("a key command's output");
+    char *buf = xsecure_malloc(cap);
     size_t len = 0;
     char rerr[256] = "";
     if (runcmd_capture(cmd, timeout_ms, buf, cap, &len, rerr, sizeof rerr) != 0) {
         snprintf(err, errlen, "%s %s", what, rerr);
-        keys_secret_free(buf);
+        xsecure_free(buf);
         return -1;
     }
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
@@ -164,13 +139,13 @@ int keys_run_command(const char *cmd, long long timeout_ms, const char *what,
     if (len == 0 || memchr(buf, '\0', len) != NULL) {
         snprintf(err, errlen, "%s printed %s", what,
                  len == 0 ? "nothing" : "a NUL byte, which no key contains");
-        keys_secret_free(buf);
+        xsecure_free(buf);
         return -1;
     }
-    out->value = keys_secret_dup(buf, len);
+    out->value = xsecure_dup(buf, len);
     out->len = len;
     out->source = KEYS_SOURCE_COMMAND;
-    keys_secret_free(buf);
+    xsecure_free(buf);
     return 0;
 }
 
@@ -224,7 +199,7 @@ const char *keys_source_name(enum keys_source s)
 
 void keys_secret_wipe(struct keys_secret *s)
 {
-    keys_secret_free(s->value);
+    xsecure_free(s->value);
     s->value = NULL;
     s->len = 0;
 }

@@ -54,6 +54,7 @@
 #include "llm/provider.h"
 #include "net/opik.h"
 #include "store/db.h"
+#include "store/keystore.h"
 #include "store/ledger.h"
 #include "store/tracelog.h"
 #include "util/alloc.h"
@@ -647,7 +648,7 @@ static int engine_limits_new(struct mc_engine *eng, int *code, char *err, size_t
 
 static void engine_keys_new(struct mc_engine *eng, const char *data_dir)
 {
-    char *path = paths_join(data_dir, "keystore");
+    char *path = paths_join(data_dir, KEYSTORE_FILE_NAME);
     struct keys_config kc = {
         .keystore_path = path,
         .config_dir = config_str(eng->cfg, CFG_MEMCHAT_CONFIG_DIR),

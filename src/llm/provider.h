@@ -117,8 +117,9 @@ struct llm_provider {
      * URL configured for that provider, so a tenant's key never goes to an
      * auto-detected local server. NULL: tenant keys do not apply. */
     const char *key_name;
-    /* True when a call without any key cannot succeed (anthropic): the turn
-     * then fails before sending, naming both places a key can come from. */
+    /* True when a call without any key cannot succeed (anthropic): its
+     * chat() then fails with MC_ERR_CONFIG before sending, naming both
+     * places a key can come from. Informational for front ends. */
     bool needs_key;
     long long context_window; /* tokens the model reads, prompt and reply */
     long long reply_reserve;  /* tokens of the window kept for the reply */

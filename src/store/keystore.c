@@ -247,22 +247,34 @@ int keystore_derive_key(const char *pass, size_t len, const struct keystore_kdf 
 /* Decodes s strictly into out (at most cap bytes; *got set): the text must
  * be exactly what encoding the result gives back, because libsodium 1.0.18
  * silently accepts some bytes with the high bit set. */
+int keystore_b64_decode(const char *s, size_t slen, uint8_t *out, size_t cap, size_t *got)
+{
+    const char *end = NULL;
+    *got = 0;
+    int rc = -1;
+    if (sodium_base642bin(out, cap, s, slen, NULL, got, &end, sodium_base64_VARIANT_ORIGINAL) ==
+            0 &&
+        end == s + slen &&
+        sodium_base64_ENCODED_LEN(*got, sodium_base64_VARIANT_ORIGINAL) == slen + 1) {
+        /* libsodium 1.0.18 decodes some bytes with the high bit set as if
+         * they were letters; encoding back catches them, and any other
+         * second spelling of the same bytes. */
+        char *back = xmalloc(slen + 1);
+        sodium_bin2base64(back, slen + 1, out, *got, sodium_base64_VARIANT_ORIGINAL);
+        rc = sodium_memcmp(back, s, slen) == 0 ? 0 : -1;
+        sodium_memzero(back, slen + 1);
+        xfree(back);
+    }
+    if (rc != 0) {
+        sodium_memzero(out, cap);
+        *got = 0;
+    }
+    return rc;
+}
+
 static int b64_decode(const char *s, uint8_t *out, size_t cap, size_t *got)
 {
-    size_t slen = strlen(s);
-    const char *end = NULL;
-    if (sodium_base642bin(out, cap, s, slen, NULL, got, &end, sodium_base64_VARIANT_ORIGINAL) !=
-            0 ||
-        end != s + slen)
-        return -1;
-    size_t blen = sodium_base64_ENCODED_LEN(*got, sodium_base64_VARIANT_ORIGINAL);
-    if (blen != slen + 1)
-        return -1;
-    char *back = xmalloc(blen);
-    sodium_bin2base64(back, blen, out, *got, sodium_base64_VARIANT_ORIGINAL);
-    int same = sodium_memcmp(back, s, slen) == 0;
-    xfree(back);
-    return same ? 0 : -1;
+    return keystore_b64_decode(s, strlen(s), out, cap, got);
 }
 
 /* Decodes the base64 string member name of obj into exactly n bytes. */

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define KEYSTORE_FILE_NAME    "keystore" /* in the data dir */
 #define KEYSTORE_KEY_BYTES    32
 #define KEYSTORE_SALT_BYTES   16
 #define KEYSTORE_MAX_FILE     (1024 * 1024) /* larger files are refused */
@@ -44,6 +45,12 @@ int keystore_kdf_init(struct keystore_kdf *kdf, unsigned long long opslimit, siz
  * passphrase and salt always give the same key). 0, or -1 with err set. */
 int keystore_derive_key(const char *pass, size_t len, const struct keystore_kdf *kdf,
                         uint8_t out[KEYSTORE_KEY_BYTES], char *err, size_t errlen);
+/* Decodes s[0..slen), standard padded base64, strictly: only the one
+ * canonical spelling of at most cap bytes is accepted (no whitespace, no
+ * non-zero padding bits), so a changed character never decodes to the same
+ * bytes. 0 with *got bytes in out; -1 with out wiped. Used for every
+ * base64 field of the keystore and for master keys. */
+int keystore_b64_decode(const char *s, size_t slen, uint8_t *out, size_t cap, size_t *got);
 /* Reads the KDF parameters recorded in path's header, before the key is
  * known. 0 with *kdf filled; 1 when the file records none (a random master
  * key) or does not exist; -1 with err set when the file is damaged. */

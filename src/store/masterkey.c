@@ -61,21 +61,8 @@ const char *masterkey_source_name(enum masterkey_source s)
 static int mk_decode_exact(const char *s, size_t n, uint8_t out[KEYSTORE_KEY_BYTES])
 {
     size_t got = 0;
-    const char *end = NULL;
-    if (n != MK_B64_SIZE - 1 ||
-        sodium_base642bin(out, KEYSTORE_KEY_BYTES, s, n, NULL, &got, &end, MK_VARIANT) != 0 ||
-        end != s + n || got != KEYSTORE_KEY_BYTES) {
-        sodium_memzero(out, KEYSTORE_KEY_BYTES);
-        return -1;
-    }
-    /* libsodium 1.0.18 decodes some bytes with the high bit set as if
-     * they were letters; encoding back catches them, and any other second
-     * spelling of a key. */
-    char back[MK_B64_SIZE];
-    sodium_bin2base64(back, sizeof back, out, KEYSTORE_KEY_BYTES, MK_VARIANT);
-    int same = sodium_memcmp(back, s, n) == 0;
-    sodium_memzero(back, sizeof back);
-    if (!same) {
+    if (n != MK_B64_SIZE - 1 || keystore_b64_decode(s, n, out, KEYSTORE_KEY_BYTES, &got) != 0 ||
+        got != KEYSTORE_KEY_BYTES) {
         sodium_memzero(out, KEYSTORE_KEY_BYTES);
         return -1;
     }

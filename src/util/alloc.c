@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 static atomic_ulong alloc_total;
 static atomic_ulong fail_at; /* 0 = disarmed, else the alloc_total value that fails */
 static atomic_int fail_sticky;
@@ -147,4 +149,28 @@ char *xasprintf(const char *fmt, ...)
 void xfree(void *p)
 {
     free(p);
+}
+
+void *xsecure_malloc(size_t n)
+{
+    /* sodium_malloc needs sodium_init, which is idempotent and
+     * thread-safe; front ends may need a secret before the engine exists. */
+    void *p = sodium_init() >= 0 ? sodium_malloc(n) : NULL;
+    if (p == NULL)
+        alloc_die("locked memory for a secret");
+    return p;
+}
+
+char *xsecure_dup(const char *s, size_t n)
+{
+    char *p = xsecure_malloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void xsecure_free(void *p)
+{
+    if (p != NULL)
+        sodium_free(p); /* zeroes the memory before unmapping it */
 }

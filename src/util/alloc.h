@@ -35,6 +35,16 @@ char *xvasprintf(const char *fmt, va_list ap) MC_PRINTF(1, 0) MC_MALLOC_LIKE;
 /* free(); the counterpart of every allocator above. */
 void xfree(void *p);
 
+/* Locked, guarded memory for secrets (libsodium's sodium_malloc, set up on
+ * first use); never NULL: aborts like xmalloc. Free with xsecure_free,
+ * which wipes before unmapping. */
+void *xsecure_malloc(size_t n) MC_MALLOC_LIKE;
+/* A NUL-terminated copy of s[0..n) in secure memory. */
+char *xsecure_dup(const char *s, size_t n) MC_MALLOC_LIKE;
+/* Wipes and frees memory from xsecure_malloc/xsecure_dup (or a keystore
+ * secret); NULL is a no-op. */
+void xsecure_free(void *p);
+
 /* Called once before aborting on out-of-memory; NULL clears it. The TUI sets
  * one that ends curses so the message lands on a sane terminal. */
 void alloc_set_fatal_hook(void (*hook)(void));

@@ -12,6 +12,7 @@
 #include "../unit/testutil.h"
 
 #include <cJSON.h>
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -310,6 +311,42 @@ must_event(struct mc_event **evs, size_t n, enum mc_event_kind k)
     if (ev == NULL)
         fail_msg("no %s event", mc_event_kind_name(k));
     return ev;
+}
+
+/* Calls fn with the path and the bytes of every regular file under dir,
+ * recursively (symlinks not followed), until fn returns true. True when
+ * fn did. */
+__attribute__((unused)) static bool
+harness_walk_files(const char *dir,
+                   bool (*fn)(void *ud, const char *path, const char *data, size_t len), void *ud)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return false;
+    bool stop = false;
+    struct dirent *de;
+    while (!stop && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            stop = harness_walk_files(path, fn, ud);
+            continue;
+        }
+        if (!S_ISREG(st.st_mode))
+            continue;
+        size_t len = 0;
+        char *s = tu_read_file(path, &len);
+        if (s != NULL)
+            stop = fn(ud, path, s, len);
+        free(s);
+    }
+    closedir(d);
+    return stop;
 }
 
 /* The concatenated text of every delta. */

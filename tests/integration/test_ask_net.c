@@ -9,7 +9,6 @@
 #include "cli_harness.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -680,35 +679,22 @@ static void auto_finds_a_local_server(void **state)
 }
 
 /* Appends every regular file's content under dir to *all. */
-static void slurp_tree(const char *dir, char **all, size_t *len)
+/* The bytes of every file, concatenated. */
+struct slurp {
+    char *all;
+    size_t len;
+};
+
+static bool slurp_file(void *ud, const char *path, const char *data, size_t n)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(path, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            slurp_tree(path, all, len);
-            continue;
-        }
-        size_t n = 0;
-        char *s = tu_read_file(path, &n);
-        if (s == NULL)
-            continue;
-        *all = realloc(*all, *len + n + 1);
-        memcpy(*all + *len, s, n);
-        *len += n;
-        (*all)[*len] = '\0';
-        free(s);
-    }
-    closedir(d);
+    (void)path;
+    struct slurp *sl = ud;
+    sl->all = realloc(sl->all, sl->len + n + 1);
+    assert_non_null(sl->all);
+    memcpy(sl->all + sl->len, data, n);
+    sl->len += n;
+    sl->all[sl->len] = '\0';
+    return false;
 }
 
 /* The secrets canary: after a failing and a succeeding turn at debug log
@@ -742,13 +728,12 @@ static void keys_never_appear_in_output_logs_or_data(void **state)
             assert_non_null(strstr(r.out, "4b5a")); /* masked to the last 4 */
         run_free(&r);
     }
-    char *all = NULL;
-    size_t len = 0;
-    slurp_tree(fx.data, &all, &len);
-    assert_true(len > 0);
-    assert_null(memmem(all, len, KEY_OPENAI, strlen(KEY_OPENAI)));
-    assert_null(memmem(all, len, KEY_ANTHROPIC, strlen(KEY_ANTHROPIC)));
-    free(all);
+    struct slurp sl = {0};
+    harness_walk_files(fx.data, slurp_file, &sl);
+    assert_true(sl.len > 0);
+    assert_null(memmem(sl.all, sl.len, KEY_OPENAI, strlen(KEY_OPENAI)));
+    assert_null(memmem(sl.all, sl.len, KEY_ANTHROPIC, strlen(KEY_ANTHROPIC)));
+    free(sl.all);
 }
 
 /* The trace records the mock received on path suffix (traces or spans

@@ -249,47 +249,28 @@ static const char *place_of_file(const char *path)
     return best;
 }
 
-/* Scans every regular file under dir; true with where set at the first
- * canary. */
-static bool scan_tree(const char *dir, char *where, size_t wlen)
+/* Where a canary was found, for scan_file. */
+struct scan_hit {
+    char *where;
+    size_t wlen;
+};
+
+static bool scan_file(void *ud, const char *path, const char *data, size_t len)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL)
+    struct scan_hit *h = ud;
+    char what[160];
+    if (!find_canary(data, len, N_CANARIES, what, sizeof what))
         return false;
-    bool hit = false;
-    struct dirent *de;
-    while (!hit && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(path, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            hit = scan_tree(path, where, wlen);
-            continue;
-        }
-        if (!S_ISREG(st.st_mode))
-            continue;
-        size_t len = 0;
-        char *s = tu_read_file(path, &len);
-        char what[160];
-        if (s != NULL && find_canary(s, len, N_CANARIES, what, sizeof what)) {
-            snprintf(where, wlen, "%s in %s (%.400s)", what, place_of_file(path), path);
-            hit = true;
-        }
-        free(s);
-    }
-    closedir(d);
-    return hit;
+    snprintf(h->where, h->wlen, "%s in %s (%.400s)", what, place_of_file(path), path);
+    return true;
 }
 
 /* Scans the files of every file row (each file once: the rows' roots are
  * HOME and directories inside it, so HOME's walk covers them all). */
 static bool scan_files(char *where, size_t wlen)
 {
-    return scan_tree(fx.dir, where, wlen);
+    struct scan_hit h = {where, wlen};
+    return harness_walk_files(fx.dir, scan_file, &h);
 }
 
 /* Scans every request the server logged. A canary in the header its row
