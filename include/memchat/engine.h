@@ -32,6 +32,45 @@ struct mc_turn_request {
     const char *text; /* the user's message, valid UTF-8 */
     enum mc_memory_override memory;
     bool continue_conversation; /* chat: carry the session's history */
+    /* The persisted conversation the turn belongs to (DESIGN.md): an id
+     * (`ask --conversation ID`; an unknown id fails the turn with
+     * MC_ERR_USAGE), or continue_latest (`ask --continue`: the tenant's and
+     * user's most recent one, a new one when they have none); neither: a
+     * new conversation. Chat sessions keep theirs across turns. */
+    const char *conversation;
+    bool continue_latest;
+};
+
+/* What a memory job does (`memchat memory …`, `conversations`, `purge`). */
+enum mc_memory_op {
+    MC_MEM_ADD,     /* text (chunked when long), user, agent, metadata */
+    MC_MEM_SEARCH,  /* text is the query; user, k, method, filter */
+    MC_MEM_FORGET,  /* id, or filter */
+    MC_MEM_STATS,   /* tenant, or NULL for every namespace */
+    MC_MEM_EXPORT,  /* filter; items carry vectors */
+    MC_MEM_IMPORT,  /* lines: one JSON object each, all in one transaction */
+    MC_MEM_HISTORY, /* k rows (0: all), newest first */
+    MC_CONV_LIST,   /* user (NULL: all users of the tenant), k (0: all) */
+    MC_CONV_REMOVE, /* id */
+    MC_PURGE,       /* the tenant's (or user's) memories, conversations,
+                       history, pending stores, traces and cache entries */
+};
+
+/* One memory job. Strings are copied by mc_engine_submit_memory(). */
+struct mc_memory_job {
+    enum mc_memory_op op;
+    const char *tenant;       /* required except for MC_MEM_STATS */
+    const char *user;         /* see the ops; NULL: the configured user where one is needed */
+    const char *agent;        /* MC_MEM_ADD; NULL: the configured agent */
+    const char *text;         /* MC_MEM_ADD: the memory; MC_MEM_SEARCH: the query */
+    const char *metadata;     /* MC_MEM_ADD: a JSON object, or NULL */
+    const char *filter;       /* SEARCH, FORGET, EXPORT: JSON filter, or NULL */
+    const char *id;           /* FORGET: a memory id; CONV_REMOVE: a conversation id */
+    const char *method;       /* SEARCH: similarity|mmr|hybrid; NULL: MEMORY_RETRIEVAL_METHOD */
+    int k;                    /* SEARCH: 0 = MEMORY_RETRIEVAL_K; HISTORY, CONV_LIST: 0 = all */
+    const char *const *lines; /* MC_MEM_IMPORT */
+    size_t n_lines;
+    size_t first_line; /* number of lines[0] in the user's file, for messages */
 };
 
 /* One change to the stored limits (memchat limits set|clear): a rate
@@ -63,6 +102,25 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
  * or an `error` event carrying "job". 0, or -1 with a message when a change
  * is invalid (bad id, unknown name, negative or non-integer limit). */
 int mc_engine_submit_limits(struct mc_engine *eng, const struct mc_limits_change *changes, size_t n,
+                            char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen);
+/* Queues a memory job. It answers with one `result` event {job, kind,
+ * items} or an `error` event carrying "job" (a usage or input error exits
+ * 2, a namespace stored with another embedder or dimension is code
+ * "config", a failing store "io"). kinds and items:
+ *   add: [{id, refreshed, chunks}];
+ *   search: the memories, best first: {id, text, score, scores {vector,
+ *     keyword, fused, mmr}, user_id, agent, kind, created_at, metadata};
+ *   forget: [{deleted}]; stats: one object per namespace (memory/manager.h);
+ *   export: memories as for search without scores, with vector;
+ *   import: [{imported, refreshed}];
+ *   history: [{seq, ts_ms, op, memory_id, user_id, agent, detail}];
+ *   conversations: [{id, user_id, agent, title, created_ms, updated_ms,
+ *     turns}]; conversation_removed: [{id}];
+ *   purge: [{memories (with their history), conversations, pending, traces,
+ *     cache}].
+ * 0, or -1 with a message when the job is invalid (bad id, missing text,
+ * invalid UTF-8). */
+int mc_engine_submit_memory(struct mc_engine *eng, const struct mc_memory_job *job,
                             char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen);
 /* Cancels the running turn and every turn submitted before this call that
  * has not started yet; turns submitted afterwards run normally. Safe from

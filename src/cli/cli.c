@@ -19,35 +19,30 @@
 #include "memchat/error.h"
 #include "util/alloc.h"
 
-enum opt_bit {
-    OPT_JSON = 1 << 0,
-    OPT_PLAIN = 1 << 1,
-    OPT_IDS = 1 << 2, /* --tenant --user --agent */
-    OPT_NO_MEMORY = 1 << 3,
-    OPT_MODEL = 1 << 4, /* --provider --model --temperature --max-tokens */
-    OPT_COSTS = 1 << 5, /* --by --since (passed to the verb in o->args) */
-    OPT_PASS = 1 << 6,  /* --passphrase-stdin */
-    OPT_KEYS = 1 << 7,  /* keys: --provider --command --passphrase */
-};
-
 struct verb {
     const char *name;
     int (*run)(const struct config *cfg, const struct cli_opts *o);
-    unsigned opts; /* enum opt_bit the verb accepts (--set and --help: all) */
+    unsigned opts; /* enum cli_opt_bit the verb accepts (--set and --help: all) */
     const char *usage;
     const char *summary;
     const char *help;
 };
 
 static const struct verb verbs[] = {
-    {"ask", cmd_ask, OPT_JSON | OPT_IDS | OPT_NO_MEMORY | OPT_MODEL | OPT_PASS,
+    {"ask", cmd_ask,
+     CLI_OPT_JSON | CLI_OPT_IDS | CLI_OPT_NO_MEMORY | CLI_OPT_MODEL | CLI_OPT_PASS | CLI_OPT_CONV,
      "ask [OPTIONS] [QUESTION...]", "ask one question and print the answer",
      "The question comes from the arguments, from standard input, or both\n"
      "(cat notes.txt | memchat ask \"summarise\": the arguments, a blank line, then stdin).\n"
      "The reply streams to stdout; errors go to stderr. ask waits until the turn's\n"
      "memory has been stored or skipped before it exits. Ctrl-C cancels (exit 130).\n"
+     "Each ask starts a new conversation unless --continue or --conversation says\n"
+     "which one it carries on (memchat conversations lists them).\n"
      "\n"
      "  --tenant T, --user U, --agent A   who asks and who answers\n"
+     "  --continue                        carry on the latest conversation of the\n"
+     "                                    tenant and user (a new one when there is none)\n"
+     "  --conversation ID                 carry on conversation ID\n"
      "  --no-memory                       neither recall nor store memories\n"
      "  --provider P                      auto, offline, openai, anthropic or ollama\n"
      "  --model M                         the model (default: the provider's)\n"
@@ -55,7 +50,8 @@ static const struct verb verbs[] = {
      "  --max-tokens N                    cap on the reply's tokens\n"
      "  --passphrase-stdin                the keystore's passphrase is stdin's first line\n"
      "  --json                            print every event as one JSON line\n"},
-    {"chat", cmd_chat, OPT_JSON | OPT_PLAIN | OPT_IDS | OPT_NO_MEMORY | OPT_MODEL | OPT_PASS,
+    {"chat", cmd_chat,
+     CLI_OPT_JSON | CLI_OPT_PLAIN | CLI_OPT_IDS | CLI_OPT_NO_MEMORY | CLI_OPT_MODEL | CLI_OPT_PASS,
      "chat --plain [OPTIONS]", "chat line by line (for pipes and screen readers)",
      "Each input line is one message; the reply follows it. Chosen automatically when\n"
      "stdin or stdout is not a terminal. Commands: /help, /quit, /new (forget the\n"
@@ -71,22 +67,39 @@ static const struct verb verbs[] = {
      "  --max-tokens N                    cap on the reply's tokens\n"
      "  --passphrase-stdin                the keystore's passphrase is stdin's first line\n"
      "  --json                            print every event as one JSON line\n"},
-    {"config", cmd_config, OPT_JSON, "config [--json]",
+    {"config", cmd_config, CLI_OPT_JSON, "config [--json]",
      "print every setting, its effective value and where it came from",
      "Sources, strongest last: default < config.env < .env < environment < flags.\n"
      "Secrets are masked to their last 4 characters.\n"
      "\n"
      "  --json   one JSON object per setting: name, value, source, default\n"},
-    {"costs", cmd_costs, OPT_JSON | OPT_COSTS, "costs [--by GROUP] [--since DURATION] [--json]",
+    {"conversations", cmd_conversations,
+     CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_USER | CLI_OPT_LIMIT,
+     "conversations [list|rm ID] [OPTIONS]", "list or remove the stored conversations",
+     "  memchat conversations [--tenant T] [--user U] [--limit N] [--json]\n"
+     "  memchat conversations rm ID [--tenant T]\n"
+     "\n"
+     "A conversation is the exchanges of one chat, or of asks joined with\n"
+     "ask --continue / --conversation ID. The list is newest first: id, user, agent,\n"
+     "turns, last update and title; without --user, every user of the tenant.\n"
+     "rm removes one with its messages (the cost ledger keeps its amounts).\n"
+     "\n"
+     "  --limit N   at most N conversations\n"
+     "  --json      one JSON object per conversation\n"},
+    {"costs", cmd_costs, CLI_OPT_JSON | CLI_OPT_COSTS,
+     "costs [--by GROUP] [--since DURATION] [--json]",
      "what the turns cost, grouped and summed from the ledger",
      "Sums every turn's tokens, USD, cache hits and minification savings over a\n"
      "window ending now. A turn whose model has no price is counted, never priced\n"
      "at 0: its group shows \"\xe2\x80\x94\" when no turn of it has a price.\n"
      "\n"
-     "  --by GROUP         tenant (default), user, agent, model, day (UTC) or none\n"
+     "  --by GROUP         tenant (default), user, agent, model, day (UTC), memory\n"
+     "                     (on against off), conversation (each conversation's turns\n"
+     "                     with memory on against off) or none\n"
      "  --since DURATION   N, or N followed by s m h d w (default 30d); all for everything\n"
      "  --json             one JSON object per group (no total line)\n"},
-    {"limits", cmd_limits, OPT_JSON | OPT_IDS, "limits [show|set|clear] [--tenant T] [--user U]",
+    {"limits", cmd_limits, CLI_OPT_JSON | CLI_OPT_IDS,
+     "limits [show|set|clear] [--tenant T] [--user U]",
      "per-tenant and per-user rate limits and budgets",
      "  memchat limits show [--tenant T] [--user U] [--json]\n"
      "  memchat limits set [--tenant T] [--user U] rpm=N tpm=N budget=USD\n"
@@ -96,7 +109,7 @@ static const struct verb verbs[] = {
      "TENANT_/USER_BUDGET_USD (per BUDGET_PERIOD), kept in the data file and applied\n"
      "to every later turn. Without --user, the tenant's own limits; 0 means\n"
      "unlimited or no budget. show lists configured, override and effective values.\n"},
-    {"keys", cmd_keys, OPT_JSON | OPT_IDS | OPT_PASS | OPT_KEYS,
+    {"keys", cmd_keys, CLI_OPT_JSON | CLI_OPT_IDS | CLI_OPT_PASS | CLI_OPT_KEYS,
      "keys [set|list|rm|rotate|init] [OPTIONS]", "tenants' own API keys, encrypted at rest",
      "  memchat keys set --tenant T --provider P          the key from stdin or a prompt\n"
      "  memchat keys set --tenant T --provider P --command CMD\n"
@@ -116,6 +129,52 @@ static const struct verb verbs[] = {
      "  --passphrase          init/rotate: protect the keystore with a passphrase\n"
      "  --passphrase-stdin    read passphrases from stdin's lines instead of a prompt\n"
      "  --json                list: one JSON object per key\n"},
+    {"memory", cmd_memory,
+     CLI_OPT_JSON | CLI_OPT_IDS | CLI_OPT_META | CLI_OPT_K | CLI_OPT_METHOD | CLI_OPT_FILTER |
+         CLI_OPT_ID | CLI_OPT_LIMIT,
+     "memory ACTION [OPTIONS]", "add, search, forget, export and import a tenant's memories",
+     "  memchat memory add [--tenant T] [--user U] [--agent A] [--meta KEY=VALUE]... [TEXT]\n"
+     "  memchat memory search [--tenant T] [--user U] [--k N] [--method M] [--filter JSON]\n"
+     "                        [--json] QUERY\n"
+     "  memchat memory forget [--tenant T] (--id ID | --filter JSON)\n"
+     "  memchat memory stats [--tenant T] [--json]\n"
+     "  memchat memory export [--tenant T] [--user U] [--filter JSON]\n"
+     "  memchat memory import [--tenant T] [FILE]\n"
+     "  memchat memory history [--tenant T] [--limit N] [--json]\n"
+     "\n"
+     "add stores TEXT (or standard input, at most MEMCHAT_MAX_INPUT_BYTES) and prints\n"
+     "its id; a text nearly the same as a stored one refreshes it instead, a text\n"
+     "longer than MEMORY_MAX_BYTES is stored in chunks. --meta values become JSON:\n"
+     "numbers and true/false as such, anything else a string; KEY is 1 to 64 of\n"
+     "A-Z a-z 0-9 _ . - and filterable like a field.\n"
+     "search ranks by similarity, mmr or hybrid (default MEMORY_RETRIEVAL_METHOD) and\n"
+     "prints rank, score, age, user and text, or with --json one object per line:\n"
+     "id, text, score, scores, user_id, agent, kind, created_at, metadata.\n"
+     "Filters: {\"user_id\":{\"$eq\":\"u1\"}}, $ne $in $nin, $gt $gte $lt $lte (created_at\n"
+     "in Unix ms, numbers in metadata), $and/$or; other keys are --meta keys.\n"
+     "export prints JSON lines (with vectors); import reads them from FILE or standard\n"
+     "input (a line needs only text), checks every line first and imports nothing\n"
+     "when one is bad, then imports 1,000 lines per transaction. history lists every\n"
+     "add, refresh and delete, newest first. Without --tenant: MEMCHAT_TENANT;\n"
+     "stats without --tenant covers every tenant.\n"
+     "\n"
+     "  --k N              memories to return (default MEMORY_RETRIEVAL_K)\n"
+     "  --method M         similarity, mmr or hybrid\n"
+     "  --filter JSON      only memories matching the filter\n"
+     "  --id ID            forget: the memory with this id\n"
+     "  --limit N          history: the N newest entries\n"
+     "  --json             one JSON object per line\n"},
+    {"purge", cmd_purge, CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_USER | CLI_OPT_YES,
+     "purge --tenant T [--user U] [--yes]", "remove everything stored about a tenant or user",
+     "Removes the tenant's (with --user, that user's) memories, conversations,\n"
+     "memory history, pending stores, traces and cached replies. The cost ledger\n"
+     "keeps its amounts, without text. Asks for confirmation on a terminal; without\n"
+     "one, --yes is required. Prints how many of each were removed.\n"
+     "\n"
+     "  --tenant T   the tenant (required: never the configured default)\n"
+     "  --user U     only this user's data\n"
+     "  --yes        do not ask\n"
+     "  --json       the counts as one JSON object\n"},
 };
 
 #define VERB_COUNT (sizeof verbs / sizeof verbs[0])
@@ -137,7 +196,7 @@ static void cli_usage(FILE *f)
                "\n"
                "Verbs:\n");
     for (size_t i = 0; i < VERB_COUNT; i++)
-        fprintf(f, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
+        fprintf(f, "  %-14s %s\n", verbs[i].name, verbs[i].summary);
     fprintf(f, "\n"
                "Options:\n"
                "  --set NAME=VALUE  set a configuration variable (see memchat config)\n"
@@ -158,7 +217,7 @@ static void verb_usage(const struct verb *v, FILE *f)
 /* Parsed command line before the configuration is loaded. */
 struct cli_parse {
     struct cli_opts o;
-    unsigned seen; /* enum opt_bit of options given */
+    unsigned seen; /* enum cli_opt_bit of options given */
     const char *verb;
     const char **flags; /* "NAME=VALUE" for config_load */
     size_t n_flags;
@@ -188,6 +247,45 @@ static bool cli_opt_is(const char *arg, const char *name)
     return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
 }
 
+/* The verbs' own options that take a value, kept as given for the verb. */
+static const struct {
+    const char *opt;
+    unsigned bit;
+} value_opts[] = {
+    {"--meta", CLI_OPT_META},         {"--k", CLI_OPT_K},   {"--method", CLI_OPT_METHOD},
+    {"--filter", CLI_OPT_FILTER},     {"--id", CLI_OPT_ID}, {"--limit", CLI_OPT_LIMIT},
+    {"--conversation", CLI_OPT_CONV},
+};
+static const size_t n_value_opts = sizeof value_opts / sizeof value_opts[0];
+
+/* The index of a's option in value_opts; n_value_opts when none. */
+static size_t cli_value_opt(const char *a)
+{
+    size_t k = 0;
+    while (k < n_value_opts && !cli_opt_is(a, value_opts[k].opt))
+        k++;
+    return k;
+}
+
+/* Where the value of a single-valued option of value_opts goes. */
+static const char **cli_value_slot(struct cli_opts *o, unsigned bit)
+{
+    switch (bit) {
+    case CLI_OPT_K:
+        return &o->k;
+    case CLI_OPT_METHOD:
+        return &o->method;
+    case CLI_OPT_FILTER:
+        return &o->filter;
+    case CLI_OPT_ID:
+        return &o->id;
+    case CLI_OPT_LIMIT:
+        return &o->limit;
+    default:
+        return &o->conversation;
+    }
+}
+
 static int cli_parse(int argc, char **argv, struct cli_parse *p)
 {
     /* Options that are shorthands for --set NAME=VALUE, and their bit. */
@@ -195,18 +293,19 @@ static int cli_parse(int argc, char **argv, struct cli_parse *p)
         const char *opt, *var;
         unsigned bit;
     } set_opts[] = {
-        {"--tenant", "MEMCHAT_TENANT", OPT_IDS},
-        {"--user", "MEMCHAT_USER", OPT_IDS},
-        {"--agent", "MEMCHAT_AGENT", OPT_IDS},
-        {"--provider", "MEMCHAT_PROVIDER", OPT_MODEL},
-        {"--model", "MEMCHAT_MODEL", OPT_MODEL},
-        {"--temperature", "MEMCHAT_TEMPERATURE", OPT_MODEL},
-        {"--max-tokens", "MEMCHAT_MAX_TOKENS", OPT_MODEL},
+        {"--tenant", "MEMCHAT_TENANT", CLI_OPT_TENANT},
+        {"--user", "MEMCHAT_USER", CLI_OPT_USER},
+        {"--agent", "MEMCHAT_AGENT", CLI_OPT_AGENT},
+        {"--provider", "MEMCHAT_PROVIDER", CLI_OPT_MODEL},
+        {"--model", "MEMCHAT_MODEL", CLI_OPT_MODEL},
+        {"--temperature", "MEMCHAT_TEMPERATURE", CLI_OPT_MODEL},
+        {"--max-tokens", "MEMCHAT_MAX_TOKENS", CLI_OPT_MODEL},
     };
     const size_t n_set_opts = sizeof set_opts / sizeof set_opts[0];
     bool options_done = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        size_t k;
         if (options_done || a[0] != '-' || a[1] == '\0') {
             if (p->verb == NULL && !options_done)
                 p->verb = a;
@@ -224,13 +323,13 @@ static int cli_parse(int argc, char **argv, struct cli_parse *p)
             p->version = true;
         } else if (strcmp(a, "--json") == 0) {
             p->o.json = true;
-            p->seen |= OPT_JSON;
+            p->seen |= CLI_OPT_JSON;
         } else if (strcmp(a, "--plain") == 0) {
             p->o.plain = true;
-            p->seen |= OPT_PLAIN;
+            p->seen |= CLI_OPT_PLAIN;
         } else if (strcmp(a, "--no-memory") == 0) {
             p->o.memory = MC_MEMORY_OFF;
-            p->seen |= OPT_NO_MEMORY;
+            p->seen |= CLI_OPT_NO_MEMORY;
         } else if (cli_opt_is(a, "--set")) {
             const char *v = cli_opt_value(argc, argv, &i, "--set");
             if (v == NULL || strchr(v, '=') == NULL || v[0] == '=') {
@@ -240,10 +339,10 @@ static int cli_parse(int argc, char **argv, struct cli_parse *p)
             cli_flag_add(p, xstrdup(v));
         } else if (strcmp(a, "--passphrase-stdin") == 0) {
             p->o.pass_stdin = true;
-            p->seen |= OPT_PASS;
+            p->seen |= CLI_OPT_PASS;
         } else if (strcmp(a, "--passphrase") == 0) {
             p->o.passphrase = true;
-            p->seen |= OPT_KEYS;
+            p->seen |= CLI_OPT_KEYS;
         } else if (cli_opt_is(a, "--command") || (cli_opt_is(a, "--provider") && p->verb != NULL &&
                                                   strcmp(p->verb, "keys") == 0)) {
             /* keys' own: --provider there names a keystore slot
@@ -255,7 +354,31 @@ static int cli_parse(int argc, char **argv, struct cli_parse *p)
                 return MC_EXIT_USAGE;
             }
             *(cmd ? &p->o.key_command : &p->o.key_provider) = v;
-            p->seen |= OPT_KEYS;
+            p->seen |= CLI_OPT_KEYS;
+        } else if (strcmp(a, "--yes") == 0) {
+            p->o.yes = true;
+            p->seen |= CLI_OPT_YES;
+        } else if (strcmp(a, "--continue") == 0) {
+            p->o.continue_latest = true;
+            p->seen |= CLI_OPT_CONV;
+        } else if ((k = cli_value_opt(a)) < n_value_opts) {
+            const char *v = cli_opt_value(argc, argv, &i, value_opts[k].opt);
+            if (v == NULL) {
+                session_error("%s needs a value", value_opts[k].opt);
+                return MC_EXIT_USAGE;
+            }
+            if (value_opts[k].bit == CLI_OPT_META) {
+                p->o.meta = xreallocarray(p->o.meta, p->o.n_meta + 1, sizeof *p->o.meta);
+                p->o.meta[p->o.n_meta++] = v;
+            } else {
+                const char **slot = cli_value_slot(&p->o, value_opts[k].bit);
+                if (*slot != NULL) {
+                    session_error("%s given twice", value_opts[k].opt);
+                    return MC_EXIT_USAGE;
+                }
+                *slot = v;
+            }
+            p->seen |= value_opts[k].bit;
         } else if (cli_opt_is(a, "--by") || cli_opt_is(a, "--since")) {
             /* The verb's own options: passed on as they were written (one
              * argument for --by=X, two for --by X), parsed by the verb. */
@@ -267,9 +390,9 @@ static int cli_parse(int argc, char **argv, struct cli_parse *p)
                 }
                 p->o.args[p->o.n_args++] = argv[++i];
             }
-            p->seen |= OPT_COSTS;
+            p->seen |= CLI_OPT_COSTS;
         } else {
-            size_t k = 0;
+            k = 0;
             while (k < n_set_opts && !cli_opt_is(a, set_opts[k].opt))
                 k++;
             if (k == n_set_opts) {
@@ -294,25 +417,40 @@ static void cli_parse_free(struct cli_parse *p)
         xfree((char *)(uintptr_t)p->flags[i]);
     xfree(p->flags);
     xfree(p->o.args);
+    xfree(p->o.meta);
 }
 
-static const char *const option_names[] = {"--json",
-                                           "--plain",
-                                           "--tenant/--user/--agent",
-                                           "--no-memory",
-                                           "--provider/--model/--temperature/--max-tokens",
-                                           "--by/--since",
-                                           "--passphrase-stdin",
-                                           "--provider/--command/--passphrase (keys only)"};
+/* What each enum cli_opt_bit is called in messages, in bit order. */
+static const char *const option_names[CLI_OPT__COUNT] = {
+    "--json",
+    "--plain",
+    "--tenant",
+    "--user",
+    "--agent",
+    "--no-memory",
+    "--provider/--model/--temperature/--max-tokens",
+    "--by/--since",
+    "--passphrase-stdin",
+    "--provider/--command/--passphrase (keys only)",
+    "--meta",
+    "--k",
+    "--method",
+    "--filter",
+    "--id",
+    "--limit",
+    "--yes",
+    "--continue/--conversation",
+};
 
-/* Refuses options the verb does not take. */
-static int cli_check_opts(const struct verb *v, unsigned seen)
+int cli_refuse_opts(const char *what, unsigned allowed, unsigned seen)
 {
-    unsigned extra = seen & ~v->opts;
+    unsigned extra = seen & ~allowed;
     for (unsigned bit = 0; extra != 0; bit++, extra >>= 1)
         if (extra & 1) {
-            session_error("memchat %s does not take %s (see memchat %s --help)", v->name,
-                          option_names[bit], v->name);
+            /* The help is the verb's: "memory" for "memory add". */
+            session_error("memchat %s does not take %s (see memchat %.*s --help)", what,
+                          bit < CLI_OPT__COUNT ? option_names[bit] : "that option",
+                          (int)strcspn(what, " "), what);
             return MC_EXIT_USAGE;
         }
     return MC_EXIT_OK;
@@ -350,7 +488,7 @@ static int cli_run(struct cli_parse *p)
         v = verb_find("chat");
         p->o.plain = true;
     }
-    int rc = cli_check_opts(v, p->seen);
+    int rc = cli_refuse_opts(v->name, v->opts, p->seen);
     if (rc != MC_EXIT_OK)
         return rc;
 
@@ -364,6 +502,7 @@ static int cli_run(struct cli_parse *p)
     }
     for (size_t i = 0; i < config_warning_count(cfg); i++)
         session_error("warning: %s", config_warning(cfg, i));
+    p->o.seen = p->seen;
     rc = v->run(cfg, &p->o);
     config_free(cfg);
     return rc;

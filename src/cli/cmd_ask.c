@@ -3,7 +3,10 @@
  * arguments, standard input, or both (arguments, a blank line, then stdin:
  * `cat notes.txt | memchat ask "summarise"`). Input is bounded by
  * MEMCHAT_MAX_INPUT_BYTES and must be UTF-8; anything else is refused
- * before a turn starts, with exit code 2.
+ * before a turn starts, with exit code 2. Each ask is a new conversation
+ * unless --continue (the latest of the tenant and user) or --conversation
+ * ID names the one it carries on; stdout stays the reply alone (the
+ * conversation's id is in the events that --json prints).
  */
 #include "config.h"
 
@@ -18,6 +21,7 @@
 #include "memchat/error.h"
 #include "util/buf.h"
 #include "util/utf8.h"
+#include "util/uuid.h"
 
 /* Reads all of fd into b (bounded by b->max). 0, or an exit code after
  * printing why. */
@@ -89,6 +93,17 @@ static int ask_question(const struct cli_opts *o, size_t max, struct buf *b)
 
 int cmd_ask(const struct config *cfg, const struct cli_opts *o)
 {
+    if (o->continue_latest && o->conversation != NULL) {
+        session_error("ask: --continue and --conversation exclude each other (--continue is the "
+                      "latest conversation, --conversation ID a given one)");
+        return MC_EXIT_USAGE;
+    }
+    if (o->conversation != NULL && !uuid_valid(o->conversation)) {
+        session_error("ask: --conversation '%s' is not a conversation id (a UUID, as memchat "
+                      "conversations lists them)",
+                      o->conversation);
+        return MC_EXIT_USAGE;
+    }
     size_t max = (size_t)config_int(cfg, CFG_MEMCHAT_MAX_INPUT_BYTES);
     /* The passphrase is stdin's first line: read before the question. */
     struct secret pass = {0};
@@ -107,7 +122,12 @@ int cmd_ask(const struct config *cfg, const struct cli_opts *o)
     rc = session_start(&s, cfg, o->json, &pass);
     secret_free(&pass);
     if (rc == MC_EXIT_OK) {
-        struct mc_turn_request req = {.text = buf_cstr(&q), .memory = o->memory};
+        struct mc_turn_request req = {
+            .text = buf_cstr(&q),
+            .memory = o->memory,
+            .conversation = o->conversation,
+            .continue_latest = o->continue_latest,
+        };
         rc = session_turn(&s, &req, true);
         session_stop(&s);
     }

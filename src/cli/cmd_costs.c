@@ -1,5 +1,6 @@
 /*
- * memchat costs [--by tenant|user|agent|model|day|none] [--since DURATION|all]
+ * memchat costs [--by tenant|user|agent|model|day|memory|conversation|none]
+ * [--since DURATION|all]
  * [--json]: what the turns cost, from the ledger (store/ledger.h), grouped
  * and summed over a window that ends now (default: the last 30 days).
  *
@@ -281,6 +282,10 @@ static const char *costs_key_header(enum ledger_group by)
         return "DAY (UTC)";
     case LEDGER_BY_NONE:
         return "";
+    case LEDGER_BY_MEMORY:
+        return "MEMORY";
+    case LEDGER_BY_CONVERSATION:
+        return "CONVERSATION/MEMORY";
     }
     return "";
 }
@@ -344,7 +349,7 @@ int costs_report(struct db *db, const char *by, const char *since, bool json, in
     if (!ledger_group_parse(by, &group)) {
         snprintf(err, errlen,
                  "costs: --by '%.80s' is not a grouping (accepted: tenant, user, agent, "
-                 "model, day, none)",
+                 "model, day, memory, conversation, none)",
                  by);
         return MC_EXIT_USAGE;
     }

@@ -610,6 +610,29 @@ enum cache_put_result cache_put(struct cache *c, const uint8_t key[CACHE_KEY_BYT
     return CACHE_PUT_STORED;
 }
 
+size_t cache_clear(struct cache *c)
+{
+    struct cache_entry *dropped = NULL;
+    pthread_mutex_lock(&c->lock);
+    size_t n = c->entries;
+    /* Chain every entry through its (now unused) bucket link for the unref
+     * after the unlock; the bucket array keeps its size, the table is just
+     * emptied. */
+    for (struct cache_entry *e = c->lru.head; e != NULL; e = e->lru_next) {
+        e->chain = dropped;
+        dropped = e;
+    }
+    for (size_t i = 0; i <= c->mask; i++)
+        c->buckets[i] = NULL;
+    c->lru = (struct cache_list){0};
+    c->age = (struct cache_list){0};
+    c->entries = 0;
+    c->bytes = 0;
+    pthread_mutex_unlock(&c->lock);
+    cache_unref_chain(dropped);
+    return n;
+}
+
 void cache_stats(struct cache *c, struct cache_stats *out)
 {
     pthread_mutex_lock(&c->lock);

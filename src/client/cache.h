@@ -172,6 +172,14 @@ enum cache_put_result cache_put(struct cache *c, const uint8_t key[CACHE_KEY_BYT
                                 const char *text, size_t text_len, const size_t *piece_lens,
                                 size_t n_pieces, const struct cache_meta *meta, int64_t now_ms);
 
+/* Drops every entry (purge: the keys are hashes, so the entries of one
+ * tenant or user cannot be told apart and a purge clears the process's
+ * whole cache) and returns how many were dropped. Entries lent to views
+ * live on until their cache_view_release(), as with cache_free(). entries
+ * and bytes go to 0; no other counter changes (dropped entries count as
+ * neither evictions nor expired). */
+size_t cache_clear(struct cache *c);
+
 /* A snapshot of c's counters. */
 void cache_stats(struct cache *c, struct cache_stats *out);
 

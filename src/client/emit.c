@@ -10,8 +10,10 @@
 #include "client/emit.h"
 
 #include <cJSON.h>
+#include <math.h>
 #include <string.h>
 
+#include "memory/manager.h"
 #include "util/alloc.h"
 
 static cJSON *emit_check(cJSON *item)
@@ -73,7 +75,7 @@ void emit_stamp(struct mc_event *ev, int64_t seq, int64_t ts_ms)
 }
 
 void emit_turn_start(const struct emit *em, const char *tenant, const char *user, const char *agent,
-                     const char *provider, const char *model, bool memory)
+                     const char *provider, const char *model, bool memory, const char *conversation)
 {
     struct mc_event *ev = emit_new(em, MC_EV_TURN_START);
     emit_str(ev->json, "tenant", tenant);
@@ -83,6 +85,7 @@ void emit_turn_start(const struct emit *em, const char *tenant, const char *user
     emit_str(ev->json, "model", model);
     emit_bool(ev->json, "memory", memory);
     emit_check(cJSON_AddNullToObject(ev->json, "step"));
+    emit_str(ev->json, "conversation", conversation);
     emit_send(em, ev);
 }
 
@@ -96,9 +99,79 @@ void emit_rollout(const struct emit *em, bool memory, const char *reason)
 
 void emit_memory_skipped(const struct emit *em, const char *stage, const char *reason)
 {
+    emit_memory_skipped_msg(em, stage, reason, NULL);
+}
+
+void emit_memory_skipped_msg(const struct emit *em, const char *stage, const char *reason,
+                             const char *message)
+{
     struct mc_event *ev = emit_new(em, MC_EV_MEMORY_SKIPPED);
     emit_str(ev->json, "stage", stage);
     emit_str(ev->json, "reason", reason);
+    if (message != NULL)
+        emit_str(ev->json, "message", message);
+    emit_send(em, ev);
+}
+
+/* A score, or null when it was not computed (NAN). */
+static void emit_score(cJSON *obj, const char *name, double v)
+{
+    if (isnan(v))
+        emit_check(cJSON_AddNullToObject(obj, name));
+    else
+        emit_check(cJSON_AddNumberToObject(obj, name, v));
+}
+
+static cJSON *emit_candidate(const struct memory_hit *h)
+{
+    cJSON *c = emit_check(cJSON_CreateObject());
+    emit_str(c, "id", h->rec.id);
+    emit_str(c, "text", h->rec.text);
+    emit_str(c, "user_id", h->rec.user_id);
+    emit_check(cJSON_AddNumberToObject(c, "created_at", (double)h->rec.created_at));
+    emit_score(c, "score", h->score);
+    cJSON *sc = emit_check(cJSON_AddObjectToObject(c, "scores"));
+    emit_score(sc, "vector", h->vector);
+    emit_score(sc, "keyword", h->keyword);
+    emit_score(sc, "fused", h->fused);
+    emit_score(sc, "mmr", h->mmr);
+    emit_bool(c, "kept", h->kept);
+    return c;
+}
+
+void emit_memory_retrieved(const struct emit *em, const struct memory_result *r, size_t k,
+                           const char *filter_json)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_MEMORY_RETRIEVED);
+    emit_str(ev->json, "method", memory_method_name(r->method));
+    emit_check(cJSON_AddNumberToObject(ev->json, "k", (double)k));
+    cJSON *f = filter_json != NULL ? cJSON_Parse(filter_json) : NULL;
+    if (f != NULL)
+        cJSON_AddItemToObject(ev->json, "filter", f);
+    else
+        emit_check(cJSON_AddNullToObject(ev->json, "filter"));
+    emit_check(cJSON_AddNumberToObject(ev->json, "latency_ms", r->latency_ms));
+    cJSON *arr = emit_check(cJSON_AddArrayToObject(ev->json, "candidates"));
+    for (size_t i = 0; i < r->n; i++)
+        cJSON_AddItemToArray(arr, emit_candidate(&r->hits[i]));
+    emit_send(em, ev);
+}
+
+void emit_memory_injected(const struct emit *em, const char *block, long long tokens)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_MEMORY_INJECTED);
+    emit_str(ev->json, "block", block);
+    emit_check(cJSON_AddNumberToObject(ev->json, "tokens", (double)tokens));
+    emit_send(em, ev);
+}
+
+void emit_memory_stored(const struct emit *em, const char *const *ids, size_t n, double latency_ms)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_MEMORY_STORED);
+    cJSON *arr = emit_check(cJSON_AddArrayToObject(ev->json, "ids"));
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, emit_check(cJSON_CreateString(ids[i])));
+    emit_check(cJSON_AddNumberToObject(ev->json, "latency_ms", latency_ms));
     emit_send(em, ev);
 }
 

@@ -26,6 +26,8 @@ struct cJSON;
  * delivers it. Must be safe from the thread that calls the helpers. */
 typedef void (*emit_sink_fn)(void *ud, struct mc_event *ev, int64_t *seq);
 
+struct memory_result;
+
 struct emit {
     const char *turn; /* the turn's UUIDv7; NULL for events outside a turn */
     int64_t *seq;     /* the turn's counter, shared by both workers; the
@@ -37,13 +39,30 @@ struct emit {
 /* Sets ev's seq and ts_ms, in the struct and in its JSON (the sink's job). */
 void emit_stamp(struct mc_event *ev, int64_t seq, int64_t ts_ms);
 
-/* turn.start; step is null (agent steps arrive with agents). */
+/* turn.start; step is null (agent steps arrive with agents); conversation
+ * is the id of the turn's conversation (null when it has none yet: a new
+ * one is made when the turn completes). */
 void emit_turn_start(const struct emit *em, const char *tenant, const char *user, const char *agent,
-                     const char *provider, const char *model, bool memory);
+                     const char *provider, const char *model, bool memory,
+                     const char *conversation);
 /* rollout: which rule decided whether memory is on. */
 void emit_rollout(const struct emit *em, bool memory, const char *reason);
 /* memory.skipped: stage "retrieve" or "store", and why. */
 void emit_memory_skipped(const struct emit *em, const char *stage, const char *reason);
+/* The same with a message for humans (no secrets), added as "message"
+ * when not NULL. */
+void emit_memory_skipped_msg(const struct emit *em, const char *stage, const char *reason,
+                             const char *message);
+/* memory.retrieved: the method, k, the filter (JSON text, or NULL for
+ * null), the latency and every candidate with its scores and whether it
+ * was kept. */
+void emit_memory_retrieved(const struct emit *em, const struct memory_result *r, size_t k,
+                           const char *filter_json);
+/* memory.injected: the exact block added to the system message and its
+ * estimated tokens. */
+void emit_memory_injected(const struct emit *em, const char *block, long long tokens);
+/* memory.stored: the ids stored (or refreshed) and how long it took. */
+void emit_memory_stored(const struct emit *em, const char *const *ids, size_t n, double latency_ms);
 /* delta: text[0..len) of the reply (valid UTF-8). */
 void emit_delta(const struct emit *em, const char *text, size_t len);
 /* usage: each count, null when negative (not reported). */

@@ -24,6 +24,7 @@
 #include <cJSON.h>
 
 #include "util/alloc.h"
+#include "util/redact.h"
 #include "util/uuid.h"
 
 #define TRACE_DEFAULT_PROJECT "memchat"
@@ -118,10 +119,15 @@ static bool trace_add_opt_str(cJSON *obj, const char *key, const char *s)
 }
 
 /* Adds {"text": s} under key. */
+/* Adds {"text": s} under key, with any credential the user pasted into
+ * the chat redacted (util/redact.h): a trace is not a place for secrets. */
 static bool trace_add_text(cJSON *obj, const char *key, const char *s)
 {
     cJSON *o = cJSON_AddObjectToObject(obj, key);
-    return o != NULL && cJSON_AddStringToObject(o, "text", s) != NULL;
+    char *clean = redact_secrets(s, strlen(s), NULL);
+    bool ok = o != NULL && cJSON_AddStringToObject(o, "text", clean != NULL ? clean : s) != NULL;
+    xfree(clean);
+    return ok;
 }
 
 /* Adds the time t as an RFC 3339 string. */
@@ -204,6 +210,23 @@ static bool trace_add_llm(cJSON *span, cJSON *meta, const struct trace_turn *t)
     return trace_add_opt_str(meta, "key_source", t->key_source);
 }
 
+/* The retrieve span's metadata: the method and the injected ids. */
+static bool trace_add_recall(cJSON *meta, const struct trace_turn *t)
+{
+    if (!trace_add_opt_str(meta, "method", t->retrieve_method))
+        return false;
+    cJSON *ids = cJSON_AddArrayToObject(meta, "recalled");
+    if (ids == NULL)
+        return false;
+    for (size_t i = 0; i < t->n_recalled; i++) {
+        cJSON *id = cJSON_CreateString(t->recalled_ids[i]);
+        if (id == NULL)
+            return false;
+        cJSON_AddItemToArray(ids, id);
+    }
+    return true;
+}
+
 /* The span of stage s, which ran; NULL when out of memory. */
 static cJSON *trace_span(const struct trace_turn *t, enum mc_stage s, const char *trace_id,
                          const char *project, const cJSON *tags)
@@ -232,6 +255,8 @@ static cJSON *trace_span(const struct trace_turn *t, enum mc_stage s, const char
               cJSON_AddNumberToObject(meta, "latency_ms", len) != NULL;
     if (ok && s == MC_STAGE_SEND)
         ok = trace_add_llm(span, meta, t);
+    if (ok && s == MC_STAGE_RETRIEVE)
+        ok = trace_add_recall(meta, t);
     if (!ok) {
         cJSON_Delete(span);
         return NULL;

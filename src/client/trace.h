@@ -11,6 +11,7 @@
 #define MEMCHAT_CLIENT_TRACE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "llm/provider.h"
@@ -37,6 +38,11 @@ struct trace_turn {
     bool memory, cache_hit;
     int retries;
     const char *key_source; /* "tenant", "command", "global", "none" or NULL (send span metadata) */
+    /* The retrieve span's metadata: the ranking method (NULL: none ran)
+     * and the ids of the memories injected; texts stay out of traces. */
+    const char *retrieve_method;
+    const char *const *recalled_ids;
+    size_t n_recalled;
 };
 
 /* Builds the turn's trace record: the trace, then one span per stage of

@@ -1,12 +1,14 @@
 /*
- * The pipeline of one turn (DESIGN.md, "The pipeline of one turn"), as far
- * as this build goes: rollout (is memory on?), retrieve (no memory store
- * yet: reported as skipped), inject (the agent's prompt, the history the
- * turn carries, the user's message), send (streamed deltas), usage and
- * cost, then turn.done and the per-turn metrics row. Every stage is timed;
- * stages this build does not run are null in turn.done. The memory store
- * stage runs later on the background worker, so the turn returns what it
- * needs (memory on?, how the turn ended).
+ * The pipeline of one turn (DESIGN.md, "The pipeline of one turn"):
+ * rollout (is memory on?), retrieve (the tenant's memories most relevant
+ * to the message), inject (the agent's prompt with the recalled notes
+ * fenced as data, the history the turn carries, the user's message),
+ * minify, cache, rate limits and budgets, key, send (streamed deltas),
+ * usage and cost, then turn.done and, in one transaction, the metrics and
+ * ledger rows, the exchange appended to its conversation and, with memory
+ * on, the exchange queued in pending_memories for the background worker to
+ * store. Every stage is timed; stages that did not run are null in
+ * turn.done.
  */
 #ifndef MEMCHAT_CLIENT_TURN_H
 #define MEMCHAT_CLIENT_TURN_H
@@ -20,6 +22,7 @@
 #include "llm/provider.h"
 #include "memchat/engine.h"
 #include "memchat/error.h"
+#include "util/ident.h"
 
 struct config;
 struct db;
@@ -28,18 +31,31 @@ struct ratelimit;
 struct budget;
 struct keys;
 struct cJSON;
+struct memory_manager;
+
+/* The conversation the session's in-memory history (turn_env.conv)
+ * mirrors: its id ("" before its first completed turn creates it) and
+ * whose it is. Kept by the engine across turns. */
+struct turn_conv {
+    char id[MC_UUID_STRLEN + 1];
+    char tenant[IDENT_MAX + 1];
+    char user[IDENT_MAX + 1];
+};
 
 /* What the turn worker lends every turn. */
 struct turn_env {
     const struct config *cfg;
     const struct llm_provider *provider;
-    const char *model;           /* the configured model, or the provider's default */
-    struct conversation *conv;   /* the session's history; completed chat turns append */
-    const atomic_bool *cancel;   /* set from any thread to cancel this turn */
-    struct db *db;               /* the turn worker's connection: metrics and ledger rows;
+    const char *model;             /* the configured model, or the provider's default */
+    struct conversation *conv;     /* the messages of conv_state's conversation */
+    struct turn_conv *conv_state;  /* which conversation conv holds; NULL: none is kept
+                                     (pipeline tests: nothing persisted) */
+    struct memory_manager *memory; /* the turn worker's manager; NULL: no memory store */
+    const atomic_bool *cancel;     /* set from any thread to cancel this turn */
+    struct db *db;                 /* the turn worker's connection: metrics and ledger rows;
                                      NULL in pipeline tests (nothing recorded) */
-    const struct prices *prices; /* the price table (llm/prices.h); NULL: no prices */
-    struct cache *cache;         /* the response cache (client/cache.h); NULL: none */
+    const struct prices *prices;   /* the price table (llm/prices.h); NULL: no prices */
+    struct cache *cache;           /* the response cache (client/cache.h); NULL: none */
     enum cache_policy cache_policy;
     struct ratelimit *ratelimit; /* client/ratelimit.h; NULL: no rate limits */
     struct budget *budget;       /* client/budget.h; NULL: no budgets */
@@ -60,7 +76,9 @@ struct turn_input {
     const char *tenant, *user, *agent;
     const char *text;
     enum mc_memory_override memory;
-    bool continue_conversation; /* carry and record the session's history */
+    bool continue_conversation; /* chat: continue the session's conversation */
+    const char *conversation;   /* continue this stored conversation; NULL: see below */
+    bool continue_latest;       /* continue the tenant's and user's latest one */
 };
 
 /* How a turn ended. */
@@ -90,6 +108,13 @@ struct turn_outcome {
     /* The turn's trace record (client/trace.h) when env->trace_project is
      * set, else NULL; the caller owns it (cJSON_Delete). */
     struct cJSON *trace;
+    /* The exchange was queued in pending_memories (memory on, turn
+     * complete): the store stage stores it. */
+    bool pending;
+    /* Why nothing is queued for storing when memory was on, for the store
+     * stage's memory.skipped (e.g. "turn_failed"); NULL when pending. */
+    const char *store_skip;
+    char conversation[MC_UUID_STRLEN + 1]; /* the turn's conversation; "" when none */
 };
 
 /* Runs one turn, writing its events through em (turn.start first, exactly

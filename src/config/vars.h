@@ -117,7 +117,32 @@
     X(CFG_OPIK_PROJECT_NAME, "OPIK_PROJECT_NAME", CFG_STRING, "memchat", 0, 0, NULL, 0,            \
       "Opik project the traces go to")                                                             \
     X(CFG_OPIK_QUEUE_MAX, "OPIK_QUEUE_MAX", CFG_INT, "10000", 1, 10000000, NULL, 0,                \
-      "traces waiting for export; beyond it the oldest are dropped (they stay in traces/)")
+      "traces waiting for export; beyond it the oldest are dropped (they stay in traces/)")        \
+    X(CFG_EMBEDDINGS_PROVIDER, "EMBEDDINGS_PROVIDER", CFG_ENUM, "local", 0, 0, "local", 0,         \
+      "embedder of memories; local needs no weights, key or network")                              \
+    X(CFG_EMBEDDINGS_MODEL, "EMBEDDINGS_MODEL", CFG_STRING, "", 0, 0, NULL, 0,                     \
+      "embedding model; empty means the embedder's own (hash-v1 for local)")                       \
+    X(CFG_EMBEDDINGS_DIMENSION, "EMBEDDINGS_DIMENSION", CFG_INT, "1024", 16, 4096, NULL, 0,        \
+      "floats per vector; a namespace keeps the dimension it was stored with")                     \
+    X(CFG_VECTOR_DB_PROVIDER, "VECTOR_DB_PROVIDER", CFG_ENUM, "local", 0, 0, "local", 0,           \
+      "where memories are stored; local is memchat.db")                                            \
+    X(CFG_MEMORY_RETRIEVAL_K, "MEMORY_RETRIEVAL_K", CFG_INT, "5", 1, 100, NULL, 0,                 \
+      "memories recalled into a turn")                                                             \
+    X(CFG_MEMORY_RETRIEVAL_METHOD, "MEMORY_RETRIEVAL_METHOD", CFG_ENUM, "mmr", 0, 0,               \
+      "similarity|mmr|hybrid", 0,                                                                  \
+      "ranking: vector similarity, MMR for diversity, or keyword and vector fused, then MMR")      \
+    X(CFG_MEMORY_MMR_DIVERSITY, "MEMORY_MMR_DIVERSITY", CFG_NUMBER, "0.3", 0, 1, NULL, 0,          \
+      "weight of diversity against relevance in MMR (0: relevance only)")                          \
+    X(CFG_MEMORY_FETCH_K, "MEMORY_FETCH_K", CFG_INT, "0", 0, 1000, NULL, 0,                        \
+      "candidates ranked before MMR picks k; 0 means 4 x k")                                       \
+    X(CFG_MEMORY_DEDUP_THRESHOLD, "MEMORY_DEDUP_THRESHOLD", CFG_NUMBER, "0.95", 0, 1, NULL, 0,     \
+      "similarity above which a new memory refreshes a stored one instead of adding a copy")       \
+    X(CFG_MEMORY_MIN_SIMILARITY, "MEMORY_MIN_SIMILARITY", CFG_NUMBER, "0.05", -1, 1, NULL, 0,      \
+      "similarity to the message below which a memory is never recalled")                          \
+    X(CFG_MEMORY_SCOPE, "MEMORY_SCOPE", CFG_ENUM, "tenant", 0, 0, "tenant|user", 0,                \
+      "recall the whole tenant's memories, or only the user's own")                                \
+    X(CFG_MEMORY_MAX_BYTES, "MEMORY_MAX_BYTES", CFG_INT, "8192", 256, 1048576, NULL, 0,            \
+      "longest memory stored as one piece; longer texts are split into chunks of this size")
 
 enum cfg_id {
 #define MC_X_ENUM(id, ...) id,

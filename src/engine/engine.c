@@ -47,15 +47,20 @@
 #include "client/ratelimit.h"
 #include "client/emit.h"
 #include "client/turn.h"
+#include "client/memjob.h"
 #include "config/config.h"
 #include "config/vars.h"
 #include "engine/queue.h"
 #include "llm/prices.h"
 #include "llm/provider.h"
+#include "memory/manager.h"
+#include "memory/store.h"
 #include "net/opik.h"
 #include "store/db.h"
 #include "store/keystore.h"
 #include "store/ledger.h"
+#include "store/metrics.h"
+#include "store/pending.h"
 #include "store/tracelog.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -69,6 +74,7 @@ enum engine_job_kind {
     ENGINE_JOB_TURN,
     ENGINE_JOB_RESET,
     ENGINE_JOB_LIMITS,
+    ENGINE_JOB_MEMORY,
 };
 
 /* One stored-limit change of a limits job; owns its strings. */
@@ -88,8 +94,14 @@ struct engine_job {
     char *tenant, *user, *agent, *text;
     enum mc_memory_override memory;
     bool continue_conversation;
+    char *conversation; /* turns: --conversation ID */
+    bool continue_latest;
     struct engine_limit *limits; /* ENGINE_JOB_LIMITS */
     size_t n_limits;
+    /* ENGINE_JOB_MEMORY: the job, its strings owned by the fields below */
+    struct mc_memory_job mem;
+    char *m_metadata, *m_filter, *m_id, *m_method;
+    char **m_lines;
 };
 
 /* A turn's store stage, and the turn's seq counter, which outlives the turn
@@ -116,8 +128,15 @@ struct mc_engine {
     struct ratelimit *ratelimit; /* token buckets, global/tenant/user */
     struct budget *budget;       /* USD per period, loaded from the ledger */
     struct conversation *conv;   /* the turn worker's only */
-    struct keys *keys;           /* tenants' own keys: the turn worker's only */
-    const char *trace_project;   /* OPIK_PROJECT_NAME when traces are kept; NULL: none */
+    struct turn_conv conv_state; /* which conversation conv holds: the turn worker's */
+    /* Memory: one manager per worker, each on its worker's connection,
+     * sharing one cache of in-memory indexes. */
+    struct store_cache *mem_cache;
+    struct memory_manager *mem_turn; /* retrieval and memory jobs */
+    struct memory_manager *mem_bg;   /* stores */
+    struct db *db_bg;                /* the background worker's connection */
+    struct keys *keys;               /* tenants' own keys: the turn worker's only */
+    const char *trace_project;       /* OPIK_PROJECT_NAME when traces are kept; NULL: none */
     /* The background worker's: the trace file (opened on first use) and
      * the Opik exporter (OPIK_URL_OVERRIDE set). */
     char *trace_dir;
@@ -276,7 +295,15 @@ static void engine_job_free(void *p)
     xfree(job->user);
     xfree(job->agent);
     xfree(job->text);
+    xfree(job->conversation);
     xfree(job->limits);
+    xfree(job->m_metadata);
+    xfree(job->m_filter);
+    xfree(job->m_id);
+    xfree(job->m_method);
+    for (size_t i = 0; job->m_lines != NULL && i < job->mem.n_lines; i++)
+        xfree(job->m_lines[i]);
+    xfree(job->m_lines);
     xfree(job);
 }
 
@@ -286,21 +313,128 @@ static const char *engine_store_reason(const struct engine_store_job *sj)
 {
     if (!sj->out.memory)
         return "memory_off";
-    if (sj->out.status == TURN_CANCELLED)
-        return "turn_cancelled";
-    if (sj->out.status == TURN_FAILED)
-        return "turn_failed";
-    return "no_memory_store"; /* this build has no memory store yet */
+    return sj->out.store_skip != NULL ? sj->out.store_skip : "not_recorded";
 }
 
-/* Reports the store stage of a turn. Its metrics and ledger rows were
- * written by the turn itself; with no memory store in this build, the
- * store outcome stays unknown (NULL) in the metrics row. */
+/* Reports the store stage of a turn that stores nothing. */
 static void engine_store_report(struct mc_engine *eng, struct engine_store_job *sj,
-                                const char *reason)
+                                const char *reason, const char *message)
 {
     struct emit em = {.turn = sj->turn, .seq = &sj->seq, .sink = engine_sink, .sink_ud = eng};
-    emit_memory_skipped(&em, "store", reason);
+    emit_memory_skipped_msg(&em, "store", reason, message);
+}
+
+/* The delay before the next try of a memory that failed attempts times:
+ * 2, 4, 8 ... s, at most 5 minutes. */
+static int64_t engine_pending_delay_ms(int attempts)
+{
+    int64_t ms = 2000;
+    for (int i = 1; i < attempts && ms < 300000; i++)
+        ms *= 2;
+    return ms < 300000 ? ms : 300000;
+}
+
+/* Stores one waiting exchange with the background worker's manager, then
+ * removes its pending row. The first id stored goes to id_out. */
+static enum memory_status engine_store_row(struct mc_engine *eng, const struct pending_row *r,
+                                           char id_out[MC_UUID_STRLEN + 1], char *err,
+                                           size_t errlen)
+{
+    cJSON *p = cJSON_Parse(r->payload);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(p, "message");
+    const cJSON *reply = cJSON_GetObjectItemCaseSensitive(p, "reply");
+    const cJSON *conv = cJSON_GetObjectItemCaseSensitive(p, "conversation");
+    if (!cJSON_IsString(msg) || !cJSON_IsString(reply)) {
+        cJSON_Delete(p);
+        snprintf(err, errlen, "pending memory of turn %s is damaged (no message or reply)",
+                 r->turn);
+        return MEMORY_ERR_INPUT;
+    }
+    char *meta =
+        xasprintf("{\"turn\":\"%s\"%s%s%s}", r->turn,
+                  cJSON_IsString(conv) && conv->valuestring[0] ? ",\"conversation\":\"" : "",
+                  cJSON_IsString(conv) && conv->valuestring[0] ? conv->valuestring : "",
+                  cJSON_IsString(conv) && conv->valuestring[0] ? "\"" : "");
+    struct memory_added added;
+    enum memory_status st =
+        memory_add_conversation(eng->mem_bg, r->tenant, r->user_id, r->agent, msg->valuestring,
+                                reply->valuestring, meta, &added, err, errlen);
+    /* A crash before the row goes leaves it for a retry, which finds the
+     * stored copy as a near-duplicate and refreshes it: stored once. */
+    char derr[512] = "";
+    if (st == MEMORY_OK && pending_done(eng->db_bg, r->seq, derr, sizeof derr) != 0)
+        log_warn("memory of turn %s stored, but its pending row stays: %s", r->turn, derr);
+    xfree(meta);
+    cJSON_Delete(p);
+    if (st == MEMORY_OK)
+        memcpy(id_out, added.id, MC_UUID_STRLEN + 1);
+    return st;
+}
+
+/* Counts a failed try of r, so it is retried later. */
+static void engine_store_failed(struct mc_engine *eng, const struct pending_row *r, const char *why)
+{
+    char err[512] = "";
+    int64_t next = clock_wall_ms() + engine_pending_delay_ms(r->attempts + 1);
+    if (pending_failed(eng->db_bg, r->seq, why, next, err, sizeof err) != 0)
+        log_warn("memory of turn %s: %s", r->turn, err);
+}
+
+/* The store stage of a turn whose exchange waits in pending_memories. */
+static void engine_store_turn(struct mc_engine *eng, struct engine_store_job *sj)
+{
+    struct emit em = {.turn = sj->turn, .seq = &sj->seq, .sink = engine_sink, .sink_ud = eng};
+    char err[1024] = "";
+    struct pending_row r = {0};
+    int rc = pending_get_turn(eng->db_bg, sj->turn, &r, err, sizeof err);
+    if (rc != 0) {
+        /* 1: a retry (of this or another process) stored it already. */
+        if (rc < 0)
+            log_warn("turn %s: %s", sj->turn, err);
+        emit_memory_skipped_msg(&em, "store", rc > 0 ? "stored_by_retry" : "store_down",
+                                rc > 0 ? NULL : err);
+        return;
+    }
+    int64_t t0 = clock_mono_ns();
+    char id[MC_UUID_STRLEN + 1] = "";
+    enum memory_status st = engine_store_row(eng, &r, id, err, sizeof err);
+    double ms = clock_since_ms(t0);
+    /* The metrics row first: a front end that saw the event reads it. */
+    char merr[256] = "";
+    if (metrics_set_store(eng->db_bg, sj->turn, st == MEMORY_OK, ms, merr, sizeof merr) != 0)
+        log_warn("turn %s: %s", sj->turn, merr);
+    if (st == MEMORY_OK) {
+        const char *ids[] = {id};
+        emit_memory_stored(&em, ids, 1, ms);
+    } else {
+        log_warn("turn %s: memory not stored yet (it waits in pending_memories): %s", sj->turn,
+                 err);
+        engine_store_failed(eng, &r, err);
+        emit_memory_skipped_msg(&em, "store", memory_status_reason(st), err);
+    }
+    xfree(r.payload);
+}
+
+/* Retries the memories that wait and are due (a store that was down, a
+ * full queue, a crash before the store), a few at a time. */
+static void engine_retry_pending(struct mc_engine *eng)
+{
+    struct pending_row *rows = NULL;
+    size_t n = 0;
+    char err[1024] = "";
+    if (pending_due(eng->db_bg, clock_wall_ms(), 16, &rows, &n, err, sizeof err) != 0) {
+        log_warn("pending memories: %s", err);
+        return;
+    }
+    for (size_t i = 0; i < n && !atomic_load(&eng->closing); i++) {
+        char id[MC_UUID_STRLEN + 1];
+        if (engine_store_row(eng, &rows[i], id, err, sizeof err) == MEMORY_OK)
+            log_info("memory of turn %s stored after %d failed tries", rows[i].turn,
+                     rows[i].attempts);
+        else
+            engine_store_failed(eng, &rows[i], err);
+    }
+    pending_rows_free(rows, n);
 }
 
 /* Sleeps ms on the engine's condition variable, ending early once *stop is
@@ -366,6 +500,8 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
         .budget = eng->budget,
         .keys = eng->keys,
         .trace_project = eng->trace_project,
+        .conv_state = &eng->conv_state,
+        .memory = eng->mem_turn,
     };
     struct turn_input in = {
         .turn = job->turn,
@@ -375,6 +511,8 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
         .text = job->text,
         .memory = job->memory,
         .continue_conversation = job->continue_conversation,
+        .conversation = job->conversation,
+        .continue_latest = job->continue_latest,
     };
     client_turn_run(&env, &in, &em, &sj->out);
 
@@ -385,16 +523,10 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
     /* From here the background worker owns sj (and the turn's counter). */
     if (queue_try_push(eng->stores, sj) == 0)
         return;
-    /* The store queue is full (or closed). With memory on and the turn
-     * complete there was something to store: the memory issue writes it to
-     * pending_memories in the turn's transaction, for the background worker
-     * to retry, so none is lost; this build has no memory store, so it is
-     * reported as skipped. Otherwise the reason is the one the background
-     * worker would have given. */
-    const char *reason = engine_store_reason(sj);
-    if (strcmp(reason, "no_memory_store") == 0)
-        reason = "queue_full";
-    engine_store_report(eng, sj, reason);
+    /* The store queue is full (or closed). A turn's exchange waits in
+     * pending_memories, written with its ledger row, so nothing is lost:
+     * the background worker stores it when it is due. */
+    engine_store_report(eng, sj, sj->out.pending ? "queued" : engine_store_reason(sj), NULL);
     if (sj->out.trace != NULL)
         log_warn("turn %s: trace record dropped: the background queue is full", sj->turn);
     engine_store_free(sj);
@@ -472,14 +604,40 @@ static void engine_run_limits(struct mc_engine *eng, const struct engine_job *jo
     emit_result(&em, job->turn, "limits", items);
 }
 
+/* A memory job: run it on the turn worker's manager and connection, and
+ * answer with its result or its error. */
+static void engine_run_memory(struct mc_engine *eng, const struct engine_job *job)
+{
+    struct emit em = {.turn = NULL, .seq = NULL, .sink = engine_sink, .sink_ud = eng};
+    struct memjob_env env = {
+        .cfg = eng->cfg,
+        .memory = eng->mem_turn,
+        .db = eng->db_turn,
+        .trace_dir = eng->trace_dir,
+        .cache = eng->cache,
+    };
+    const char *kind = NULL;
+    cJSON *items = NULL;
+    char err[1024] = "";
+    enum mc_error rc = memjob_run(&env, &job->mem, &kind, &items, err, sizeof err);
+    if (rc != MC_ERR_NONE)
+        emit_job_error(&em, job->turn, rc, err);
+    else
+        emit_result(&em, job->turn, kind, items);
+}
+
 static void *engine_turn_main(void *arg)
 {
     struct mc_engine *eng = arg;
     struct engine_job *job;
     while ((job = queue_pop(eng->jobs)) != NULL) {
-        if (job->kind == ENGINE_JOB_RESET)
+        if (job->kind == ENGINE_JOB_RESET) {
+            /* chat's /new: the next turn opens a new conversation */
             conversation_clear(eng->conv);
-        else if (job->kind == ENGINE_JOB_LIMITS)
+            eng->conv_state.id[0] = '\0';
+        } else if (job->kind == ENGINE_JOB_MEMORY) {
+            engine_run_memory(eng, job);
+        } else if (job->kind == ENGINE_JOB_LIMITS)
             engine_run_limits(eng, job);
         else
             engine_run_turn(eng, job);
@@ -522,12 +680,26 @@ static void engine_export(struct mc_engine *eng)
         log_warn("opik export: %s (%zu traces wait)", err, opik_pending(eng->opik));
 }
 
+/* How often an idle background worker looks for memories due for a
+ * retry. */
+#define ENGINE_PENDING_POLL_MS 5000
+
 static void *engine_bg_main(void *arg)
 {
     struct mc_engine *eng = arg;
-    struct engine_store_job *sj;
-    while ((sj = queue_pop(eng->stores)) != NULL) {
-        engine_store_report(eng, sj, engine_store_reason(sj));
+    for (;;) {
+        bool idle = false;
+        struct engine_store_job *sj = queue_pop_timed(eng->stores, ENGINE_PENDING_POLL_MS, &idle);
+        if (sj == NULL) {
+            if (!idle)
+                break; /* closed and drained */
+            engine_retry_pending(eng);
+            continue;
+        }
+        if (sj->out.pending)
+            engine_store_turn(eng, sj);
+        else
+            engine_store_report(eng, sj, engine_store_reason(sj), NULL);
         if (sj->out.trace != NULL) {
             if (eng->trace_dir != NULL)
                 engine_trace_write(eng, sj->out.trace);
@@ -695,6 +867,19 @@ static int engine_traces_new(struct mc_engine *eng, const char *data_dir, int *c
     return 0;
 }
 
+/* The memory managers of both workers over one index cache. */
+static int engine_memory_new(struct mc_engine *eng, int *code, char *err, size_t errlen)
+{
+    eng->mem_cache = store_cache_new();
+    eng->mem_turn = memory_new_from_config(eng->cfg, eng->db_turn, eng->mem_cache, err, errlen);
+    if (eng->mem_turn != NULL)
+        eng->mem_bg = memory_new_from_config(eng->cfg, eng->db_bg, eng->mem_cache, err, errlen);
+    if (eng->mem_bg != NULL)
+        return 0;
+    engine_fail(code, MC_ERR_CONFIG);
+    return -1;
+}
+
 struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_provider *provider,
                                            int *code, char *err, size_t errlen)
 {
@@ -742,8 +927,12 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
      * foreign or newer data file stops the front end before any turn. */
     char *db_path = paths_join(data_dir, "memchat.db");
     eng->db_turn = engine_open_db(db_path, code, err, errlen);
+    if (eng->db_turn != NULL)
+        eng->db_bg = engine_open_db(db_path, code, err, errlen);
     xfree(db_path);
-    if (eng->db_turn == NULL)
+    if (eng->db_turn == NULL || eng->db_bg == NULL)
+        goto fail;
+    if (engine_memory_new(eng, code, err, errlen) != 0)
         goto fail;
     if (engine_load_prices(eng, code, err, errlen) != 0)
         goto fail;
@@ -833,7 +1022,11 @@ void mc_engine_free(struct mc_engine *eng)
     cache_free(eng->cache);
     ratelimit_free(eng->ratelimit);
     budget_free(eng->budget);
+    memory_free(eng->mem_turn);
+    memory_free(eng->mem_bg);
+    store_cache_free(eng->mem_cache);
     db_close(eng->db_turn);
+    db_close(eng->db_bg);
     conversation_free(eng->conv);
     keys_free(eng->keys);
     tracelog_free(eng->tracelog);
@@ -919,6 +1112,17 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
                  "input: the message is not valid UTF-8 (first bad byte at offset %zu)", bad);
         return -1;
     }
+    if (req->conversation != NULL && !uuid_valid(req->conversation)) {
+        char ex[80];
+        snprintf(err, errlen,
+                 "conversation id '%s' is not a UUID (memchat conversations lists them)",
+                 engine_excerpt(req->conversation, ex, sizeof ex));
+        return -1;
+    }
+    if (req->conversation != NULL && req->continue_latest) {
+        snprintf(err, errlen, "a turn continues either a given conversation or the latest one");
+        return -1;
+    }
     if (req->memory != MC_MEMORY_DEFAULT && req->memory != MC_MEMORY_OFF &&
         req->memory != MC_MEMORY_ON) {
         snprintf(err, errlen, "the turn's memory setting %d is not one of default, off, on",
@@ -935,7 +1139,105 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
     job->text = xstrdup(req->text);
     job->memory = req->memory;
     job->continue_conversation = req->continue_conversation;
+    job->conversation = req->conversation != NULL ? xstrdup(req->conversation) : NULL;
+    job->continue_latest = req->continue_latest;
     memcpy(turn_id, job->turn, MC_UUID_STRLEN + 1);
+    if (engine_enqueue(eng, job) != 0) {
+        engine_job_free(job);
+        snprintf(err, errlen, "the engine is shutting down");
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks that a job's text is valid UTF-8 within MEMCHAT_MAX_INPUT_BYTES;
+ * what names it in the message. */
+static bool engine_text_valid(const struct mc_engine *eng, const char *what, const char *s,
+                              char *err, size_t errlen)
+{
+    size_t len = strlen(s), bad = 0;
+    long long max = config_int(eng->cfg, CFG_MEMCHAT_MAX_INPUT_BYTES);
+    if ((long long)len > max) {
+        snprintf(err, errlen, "input: %s is %zu bytes; MEMCHAT_MAX_INPUT_BYTES allows at most %lld",
+                 what, len, max);
+        return false;
+    }
+    if (!utf8_valid(s, len, &bad)) {
+        snprintf(err, errlen, "input: %s is not valid UTF-8 (first bad byte at offset %zu)", what,
+                 bad);
+        return false;
+    }
+    return true;
+}
+
+/* Validates a memory job's ids and texts. */
+static bool engine_memory_job_valid(const struct mc_engine *eng, const struct mc_memory_job *j,
+                                    char *err, size_t errlen)
+{
+    if ((size_t)j->op > (size_t)MC_PURGE) {
+        snprintf(err, errlen, "unknown memory job %d", (int)j->op);
+        return false;
+    }
+    if (j->tenant == NULL && j->op != MC_MEM_STATS) {
+        snprintf(err, errlen, "this command needs --tenant");
+        return false;
+    }
+    if ((j->tenant != NULL && engine_pick_id(eng, "tenant", j->tenant, 0, err, errlen) == NULL) ||
+        (j->user != NULL && engine_pick_id(eng, "user", j->user, 0, err, errlen) == NULL) ||
+        (j->agent != NULL && engine_pick_id(eng, "agent", j->agent, 0, err, errlen) == NULL))
+        return false;
+    if ((j->op == MC_MEM_ADD || j->op == MC_MEM_SEARCH) &&
+        (j->text == NULL || j->text[0] == '\0')) {
+        snprintf(err, errlen, "input: the %s is empty",
+                 j->op == MC_MEM_ADD ? "memory's text" : "search query");
+        return false;
+    }
+    if (j->text != NULL && !engine_text_valid(eng, "the text", j->text, err, errlen))
+        return false;
+    for (size_t i = 0; i < j->n_lines; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "line %zu", j->first_line + i);
+        if (j->lines[i] == NULL || !engine_text_valid(eng, what, j->lines[i], err, errlen))
+            return false;
+    }
+    return true;
+}
+
+static char *engine_dup_or_null(const char *s)
+{
+    return s != NULL ? xstrdup(s) : NULL;
+}
+
+int mc_engine_submit_memory(struct mc_engine *eng, const struct mc_memory_job *req,
+                            char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen)
+{
+    if (!engine_memory_job_valid(eng, req, err, errlen))
+        return -1;
+    struct engine_job *job = xcalloc(1, sizeof *job);
+    job->kind = ENGINE_JOB_MEMORY;
+    uuid7_new(job->turn);
+    job->mem = *req;
+    job->tenant = engine_dup_or_null(req->tenant);
+    job->user = engine_dup_or_null(req->user);
+    job->agent = engine_dup_or_null(req->agent);
+    job->text = engine_dup_or_null(req->text);
+    job->m_metadata = engine_dup_or_null(req->metadata);
+    job->m_filter = engine_dup_or_null(req->filter);
+    job->m_id = engine_dup_or_null(req->id);
+    job->m_method = engine_dup_or_null(req->method);
+    job->m_lines = req->n_lines ? xcalloc(req->n_lines, sizeof *job->m_lines) : NULL;
+    for (size_t i = 0; i < req->n_lines; i++)
+        job->m_lines[i] = xstrdup(req->lines[i]);
+    job->mem.tenant = job->tenant;
+    job->mem.user = job->user;
+    job->mem.agent = job->agent;
+    job->mem.text = job->text;
+    job->mem.metadata = job->m_metadata;
+    job->mem.filter = job->m_filter;
+    job->mem.id = job->m_id;
+    job->mem.method = job->m_method;
+    job->mem.lines = (const char *const *)job->m_lines;
+    memcpy(job_id, job->turn, MC_UUID_STRLEN + 1);
     if (engine_enqueue(eng, job) != 0) {
         engine_job_free(job);
         snprintf(err, errlen, "the engine is shutting down");

@@ -9,7 +9,9 @@
 
 #include "engine/queue.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "util/alloc.h"
 
@@ -27,7 +29,12 @@ struct queue *queue_new(size_t max)
 {
     struct queue *q = xcalloc(1, sizeof *q);
     pthread_mutex_init(&q->lock, NULL);
-    pthread_cond_init(&q->not_empty, NULL);
+    /* Timed pops measure on the monotonic clock, immune to clock steps. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->not_empty, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&q->not_full, NULL);
     q->max = max ? max : 1;
     return q;
@@ -100,11 +107,34 @@ int queue_try_push(struct queue *q, void *item)
 
 void *queue_pop(struct queue *q)
 {
+    return queue_pop_timed(q, -1, NULL);
+}
+
+void *queue_pop_timed(struct queue *q, long long ms, bool *timed_out)
+{
+    struct timespec until;
+    if (ms >= 0) {
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += (time_t)(ms / 1000);
+        until.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+    }
+    if (timed_out != NULL)
+        *timed_out = false;
     pthread_mutex_lock(&q->lock);
     while (!q->closed && q->len == 0) {
         q->waiters++;
-        pthread_cond_wait(&q->not_empty, &q->lock);
+        int rc = ms >= 0 ? pthread_cond_timedwait(&q->not_empty, &q->lock, &until)
+                         : pthread_cond_wait(&q->not_empty, &q->lock);
         q->waiters--;
+        if (rc == ETIMEDOUT && q->len == 0) {
+            if (timed_out != NULL)
+                *timed_out = true;
+            break;
+        }
     }
     void *item = NULL;
     if (q->len > 0) {

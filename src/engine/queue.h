@@ -28,6 +28,9 @@ int queue_try_push(struct queue *q, void *item);
 /* The oldest item, waiting while the queue is empty and open; NULL once it
  * is closed and empty. The caller owns the item. */
 void *queue_pop(struct queue *q);
+/* queue_pop() that waits at most ms (negative: forever); NULL with
+ * *timed_out set (when not NULL) when nothing came in time. */
+void *queue_pop_timed(struct queue *q, long long ms, bool *timed_out);
 /* Refuses further pushes and wakes every waiting thread. Idempotent. */
 void queue_close(struct queue *q);
 /* Items queued now (a snapshot). */

@@ -130,6 +130,16 @@ static enum buf_result offline_compose(const struct llm_request *req, struct buf
         if (r == BUF_OK)
             r = buf_puts(out, "\"\n");
     }
+    /* The best recalled note is the offline provider's answer: what memory
+     * knows that is closest to the message. */
+    if (r == BUF_OK && req->n_recalled > 0 && req->recalled[0] != NULL) {
+        r = buf_puts(out, "From memory: ");
+        if (r == BUF_OK)
+            r = offline_put_oneline(out, req->recalled[0], strlen(req->recalled[0]),
+                                    OFFLINE_SUMMARY_MAX);
+        if (r == BUF_OK)
+            r = buf_putc(out, '\n');
+    }
     if (r == BUF_OK)
         r = buf_printf(out, "This is message %zu of this conversation.\n", user_count);
     if (r == BUF_OK && req->n_recalled == 0)
@@ -216,6 +226,7 @@ struct llm_provider *llm_offline_new(void)
 {
     struct llm_provider *p = xcalloc(1, sizeof *p);
     p->name = "offline";
+    p->reply_is_echo = true;
     p->default_model = "offline";
     /* The offline provider reads anything; a window like a mid-size model's
      * keeps memory-off trimming realistic in demos. */

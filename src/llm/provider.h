@@ -121,6 +121,9 @@ struct llm_provider {
      * chat() then fails with MC_ERR_CONFIG before sending, naming both
      * places a key can come from. Informational for front ends. */
     bool needs_key;
+    /* The reply only restates the request (the offline provider): memory
+     * stores the user's message of an exchange, not the reply. */
+    bool reply_is_echo;
     long long context_window; /* tokens the model reads, prompt and reply */
     long long reply_reserve;  /* tokens of the window kept for the reply */
     void *impl;               /* the provider's own state */

@@ -29,7 +29,8 @@
 static const char ledger_insert_sql[] =
     "INSERT INTO ledger (turn, ts_ms, tenant, user_id, agent, provider, model, prompt_tokens,"
     " completion_tokens, cached_tokens, usd, latency_ms, cache_hit, memory, retries, status,"
-    " minify_bytes_saved) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " minify_bytes_saved, conversation)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /* ?1 tenant, ?2 since, ?3 until, ?4 user (user scope only). */
 static const char ledger_spent_tenant_sql[] = "SELECT total(usd), count(*) - count(usd) FROM ledger"
@@ -63,6 +64,9 @@ static const struct {
     [LEDGER_BY_MODEL] = {"model", "model"},
     [LEDGER_BY_DAY] = {"day", "strftime('%Y-%m-%d', ts_ms / 1000.0, 'unixepoch')"},
     [LEDGER_BY_NONE] = {"none", "NULL"},
+    [LEDGER_BY_MEMORY] = {"memory", "CASE memory WHEN 1 THEN 'on' ELSE 'off' END"},
+    [LEDGER_BY_CONVERSATION] = {"conversation", "coalesce(conversation, '-') || '/memory-' ||"
+                                                " CASE memory WHEN 1 THEN 'on' ELSE 'off' END"},
 };
 
 #define LEDGER_GROUP_COUNT (sizeof ledger_groups / sizeof ledger_groups[0])
@@ -158,6 +162,7 @@ int ledger_insert(struct db *db, const struct ledger_row *r, char *err, size_t e
     rc = rc ? rc : sqlite3_bind_int(st, i++, r->retries);
     rc = rc ? rc : ledger_bind_text(st, i++, r->status);
     rc = rc ? rc : sqlite3_bind_int64(st, i++, r->minify_bytes_saved);
+    rc = rc ? rc : ledger_bind_text(st, i++, r->conversation);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {

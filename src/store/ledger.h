@@ -44,6 +44,7 @@ struct ledger_row {
     int retries;                       /* retries of the send stage, >= 0 */
     const char *status;                /* "ok", "error:<code>" or "cancelled"; required */
     long long minify_bytes_saved;      /* bytes JSON minification removed, >= 0 */
+    const char *conversation;          /* the turn's conversation; NULL when none */
 };
 
 /* Inserts r. The caller owns the transaction (db_begin/db_commit around
@@ -71,9 +72,13 @@ enum ledger_group {
     LEDGER_BY_TENANT,
     LEDGER_BY_USER, /* key "tenant/user": user ids are per tenant */
     LEDGER_BY_AGENT,
-    LEDGER_BY_MODEL, /* key NULL for turns without a model */
-    LEDGER_BY_DAY,   /* key "YYYY-MM-DD", the UTC day of ts_ms */
-    LEDGER_BY_NONE,  /* one group (key NULL) holding every row */
+    LEDGER_BY_MODEL,  /* key NULL for turns without a model */
+    LEDGER_BY_DAY,    /* key "YYYY-MM-DD", the UTC day of ts_ms */
+    LEDGER_BY_NONE,   /* one group (key NULL) holding every row */
+    LEDGER_BY_MEMORY, /* key "on" or "off": turns with memory on against off */
+    /* key "CONVERSATION/memory-on|off" ("-" for turns outside one): the
+     * cost of a conversation's turns with memory on against off */
+    LEDGER_BY_CONVERSATION,
 };
 
 /* One group's sums. Token sums treat NULL counts as 0. */

@@ -103,6 +103,146 @@ const struct db_migration db_migrations[] = {
         " CHECK ((scope = 'tenant') = (user_id = ''))"
         ");",
     },
+    {
+        4,
+        "memory and conversations",
+        /* A tenant's memory namespace (memory/store_local.c): the embedder
+         * and dimension its vectors were made with, and a generation
+         * number that the triggers below bump on every write to its
+         * memories, so any connection sees another's writes by reading one
+         * row. count is kept by the same triggers. */
+        "CREATE TABLE memory_namespaces ("
+        " tenant TEXT PRIMARY KEY NOT NULL,"
+        " embedder TEXT NOT NULL,"
+        " model TEXT NOT NULL,"
+        " dim INTEGER NOT NULL CHECK (dim > 0),"
+        " generation INTEGER NOT NULL DEFAULT 0,"
+        " count INTEGER NOT NULL DEFAULT 0,"
+        " created_ms INTEGER NOT NULL"
+        ");"
+        /* Memories: the fields of DESIGN.md's identifier contract plus the
+         * tenant and the vector (dim float32, little-endian). Ids are
+         * unique per tenant, so one export can be imported into two
+         * tenants without either touching the other. created_at and
+         * updated_at are Unix ms; metadata is a JSON object. */
+        "CREATE TABLE memories ("
+        " rowid INTEGER PRIMARY KEY,"
+        " tenant TEXT NOT NULL REFERENCES memory_namespaces (tenant),"
+        " id TEXT NOT NULL,"
+        " text TEXT NOT NULL,"
+        " user_id TEXT NOT NULL,"
+        " agent TEXT NOT NULL,"
+        " kind TEXT NOT NULL,"
+        " created_at INTEGER NOT NULL,"
+        " updated_at INTEGER NOT NULL,"
+        " metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),"
+        " vector BLOB NOT NULL,"
+        " UNIQUE (tenant, id)"
+        ");"
+        "CREATE INDEX memories_tenant_user ON memories (tenant, user_id);"
+        "CREATE INDEX memories_tenant_created ON memories (tenant, created_at);"
+        /* Keyword ranking (bm25) over the texts, an external-content FTS5
+         * table kept in step by triggers. */
+        "CREATE VIRTUAL TABLE memories_fts USING fts5 ("
+        " text, content='memories', content_rowid='rowid',"
+        " tokenize='porter unicode61 remove_diacritics 2');"
+        /* Every change to a row is also logged with the generation it
+         * made, so a cached index at generation G catches up by re-reading
+         * the rows changed after G instead of the whole namespace
+         * (memory/store_local.c prunes old entries). */
+        "CREATE TABLE memory_changes ("
+        " tenant TEXT NOT NULL,"
+        " generation INTEGER NOT NULL,"
+        " row INTEGER NOT NULL,"
+        " PRIMARY KEY (tenant, generation)"
+        ") WITHOUT ROWID;"
+        "CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN"
+        " INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);"
+        " UPDATE memory_namespaces SET generation = generation + 1, count = count + 1"
+        "  WHERE tenant = new.tenant;"
+        " INSERT INTO memory_changes (tenant, generation, row) VALUES (new.tenant,"
+        "  (SELECT generation FROM memory_namespaces WHERE tenant = new.tenant), new.rowid);"
+        " END;"
+        "CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN"
+        " INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, "
+        "old.text);"
+        " UPDATE memory_namespaces SET generation = generation + 1, count = count - 1"
+        "  WHERE tenant = old.tenant;"
+        " INSERT INTO memory_changes (tenant, generation, row) VALUES (old.tenant,"
+        "  (SELECT generation FROM memory_namespaces WHERE tenant = old.tenant), old.rowid);"
+        " END;"
+        "CREATE TRIGGER memories_au AFTER UPDATE ON memories BEGIN"
+        " INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, "
+        "old.text);"
+        " INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);"
+        " UPDATE memory_namespaces SET generation = generation + 1 WHERE tenant = new.tenant;"
+        " INSERT INTO memory_changes (tenant, generation, row) VALUES (new.tenant,"
+        "  (SELECT generation FROM memory_namespaces WHERE tenant = new.tenant), new.rowid);"
+        " END;"
+        /* Document frequencies of the terms of a tenant's stored texts,
+         * which weight the local embedder's queries (memory/manager.c). */
+        "CREATE TABLE memory_df ("
+        " tenant TEXT NOT NULL,"
+        " term INTEGER NOT NULL,"
+        " df INTEGER NOT NULL CHECK (df > 0),"
+        " PRIMARY KEY (tenant, term)"
+        ") WITHOUT ROWID;"
+        /* Every add, refresh and delete of a memory (store/memhist.c):
+         * when, who, what changed. detail is a JSON object that never
+         * holds a memory's text, so forgetting forgets. */
+        "CREATE TABLE memory_history ("
+        " seq INTEGER PRIMARY KEY,"
+        " tenant TEXT NOT NULL,"
+        " memory_id TEXT NOT NULL,"
+        " op TEXT NOT NULL CHECK (op IN ('add', 'refresh', 'delete', 'import')),"
+        " user_id TEXT NOT NULL,"
+        " agent TEXT NOT NULL,"
+        " ts_ms INTEGER NOT NULL,"
+        " detail TEXT NOT NULL DEFAULT '{}'"
+        ");"
+        "CREATE INDEX memory_history_tenant ON memory_history (tenant, seq);"
+        /* Memories a turn could not store yet (store down, queue full),
+         * written in the turn's transaction and retried by the background
+         * worker (store/pending.c). payload is the JSON of the exchange. */
+        "CREATE TABLE pending_memories ("
+        " seq INTEGER PRIMARY KEY,"
+        " turn TEXT NOT NULL UNIQUE,"
+        " tenant TEXT NOT NULL,"
+        " user_id TEXT NOT NULL,"
+        " agent TEXT NOT NULL,"
+        " payload TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " last_error TEXT NOT NULL DEFAULT '',"
+        " created_ms INTEGER NOT NULL,"
+        " next_ms INTEGER NOT NULL DEFAULT 0"
+        ");"
+        "CREATE INDEX pending_memories_tenant ON pending_memories (tenant);"
+        /* Conversations (store/convstore.c) and their messages, in order. */
+        "CREATE TABLE conversations ("
+        " id TEXT PRIMARY KEY NOT NULL,"
+        " tenant TEXT NOT NULL,"
+        " user_id TEXT NOT NULL,"
+        " agent TEXT NOT NULL,"
+        " title TEXT NOT NULL DEFAULT '',"
+        " created_ms INTEGER NOT NULL,"
+        " updated_ms INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX conversations_tenant_user ON conversations (tenant, user_id, updated_ms);"
+        "CREATE TABLE conversation_messages ("
+        " conversation TEXT NOT NULL,"
+        " seq INTEGER NOT NULL,"
+        " turn TEXT NOT NULL,"
+        " role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),"
+        " content TEXT NOT NULL,"
+        " ts_ms INTEGER NOT NULL,"
+        " PRIMARY KEY (conversation, seq)"
+        ") WITHOUT ROWID;"
+        /* The conversation a ledger row's turn belonged to (NULL for
+         * turns outside one), so costs compare memory on and off on the
+         * same conversation. */
+        "ALTER TABLE ledger ADD COLUMN conversation TEXT;"
+        "CREATE INDEX ledger_conversation ON ledger (conversation);",
+    },
 };
 
 const size_t db_migrations_count = sizeof db_migrations / sizeof db_migrations[0];

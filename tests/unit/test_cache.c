@@ -712,6 +712,56 @@ static void free_releases_live_entries(void **state)
     cache_free(NULL);
 }
 
+/* cache_clear drops every entry and says how many: nothing is found after
+ * it, entries and bytes are 0, the other counters keep their values, a view
+ * taken before stays readable until released (ASan/valgrind would flag a
+ * use after free or a leak), and the cache works as before afterwards. */
+static void clear_drops_every_entry_but_a_lent_view_lives_on(void **state)
+{
+    (void)state;
+    struct cache *c = cache_new(1 << 20, 0);
+    uint8_t k[CACHE_KEY_BYTES], k0[CACHE_KEY_BYTES];
+    for (unsigned i = 0; i < 100; i++) { /* more than CACHE_MIN_BUCKETS */
+        test_key(i, k);
+        test_put_text(c, k, i == 0 ? "the lent one" : "some reply", i);
+    }
+    test_key(0, k0);
+    struct cache_view v;
+    assert_true(cache_get(c, k0, 100, &v));
+    struct cache_stats before, after;
+    cache_stats(c, &before);
+    assert_int_equal(before.entries, 100);
+
+    assert_int_equal(cache_clear(c), 100);
+    cache_stats(c, &after);
+    assert_int_equal(after.entries, 0);
+    assert_int_equal(after.bytes, 0);
+    assert_int_equal(after.hits, before.hits);
+    assert_int_equal(after.misses, before.misses);
+    assert_int_equal(after.inserts, before.inserts);
+    assert_int_equal(after.evictions, before.evictions);
+    assert_int_equal(after.expired, before.expired);
+    for (unsigned i = 0; i < 100; i++) {
+        test_key(i, k);
+        assert_false(test_hit(c, k, 101));
+    }
+    assert_string_equal(v.text, "the lent one");
+    size_t len;
+    assert_memory_equal(cache_view_piece(&v, 0, &len), "the lent one", 12);
+    assert_int_equal(len, 12);
+
+    /* Usable again, and a second clear drops only what came since. */
+    assert_int_equal(cache_clear(c), 0);
+    size_t b = test_put_text(c, k0, "again", 102);
+    assert_true(test_hit(c, k0, 103));
+    cache_stats(c, &after);
+    assert_int_equal(after.entries, 1);
+    assert_int_equal(after.bytes, b);
+    cache_view_release(&v);
+    assert_int_equal(cache_clear(c), 1);
+    cache_free(c);
+}
+
 /* The counters count what happened: hits, misses, inserts, and bytes as
  * the sum of the charged entry sizes. */
 static void stats_count_what_happened(void **state)
@@ -913,6 +963,7 @@ int main(void)
         cmocka_unit_test(piece_lengths_must_add_up_to_the_text),
         cmocka_unit_test(a_view_outlives_eviction_and_cache_free),
         cmocka_unit_test(free_releases_live_entries),
+        cmocka_unit_test(clear_drops_every_entry_but_a_lent_view_lives_on),
         cmocka_unit_test(stats_count_what_happened),
         cmocka_unit_test(concurrent_use_keeps_views_intact_and_bytes_in_budget),
     };

@@ -276,11 +276,13 @@ static char *turn_reply(const struct mc_event *const *evs, size_t n)
 
 /* --- turns ------------------------------------------------------------------- */
 
-/* An offline ask turn: turn.start with every field, rollout (memory on,
- * "env"), the retrieve skip, deltas, usage, cost 0, turn.done with all 11
- * stages (numbers for the stages that ran, null for the rest), then the
- * store-stage skip; one turn id, seq gap-free from 0, ts_ms non-decreasing.
- * The metrics row exists with status ok and the store left NULL. */
+/* An offline ask turn on an empty memory: turn.start with every field
+ * (conversation null: a new one), rollout (memory on, "env"),
+ * memory.retrieved with no candidates (so nothing injected), deltas, usage,
+ * cost 0, turn.done with all 11 stages (numbers for the stages that ran,
+ * null for the rest), then memory.stored with the exchange's id; one turn
+ * id, seq gap-free from 0, ts_ms non-decreasing. The metrics row exists
+ * with status ok and the store recorded as done. */
 static void an_offline_turn_follows_the_event_contract(void **state)
 {
     (void)state;
@@ -301,13 +303,14 @@ static void an_offline_turn_follows_the_event_contract(void **state)
     assert_string_equal(cJSON_GetStringValue(field(start, "model")), "offline");
     assert_true(cJSON_IsTrue(field(start, "memory")));
     assert_true(cJSON_IsNull(field(start, "step")));
+    assert_true(cJSON_IsNull(field(start, "conversation")));
 
     assert_int_equal(evs[1]->kind, MC_EV_ROLLOUT);
     assert_true(cJSON_IsTrue(field(evs[1], "memory")));
     assert_string_equal(cJSON_GetStringValue(field(evs[1], "reason")), "env");
-    assert_int_equal(evs[2]->kind, MC_EV_MEMORY_SKIPPED);
-    assert_string_equal(cJSON_GetStringValue(field(evs[2], "stage")), "retrieve");
-    assert_string_equal(cJSON_GetStringValue(field(evs[2], "reason")), "no_memory_store");
+    assert_int_equal(evs[2]->kind, MC_EV_MEMORY_RETRIEVED);
+    assert_string_equal(cJSON_GetStringValue(field(evs[2], "method")), "mmr");
+    assert_int_equal(cJSON_GetArraySize(field(evs[2], "candidates")), 0);
 
     size_t i = 3;
     while (i < n && evs[i]->kind == MC_EV_DELTA)
@@ -329,17 +332,17 @@ static void an_offline_turn_follows_the_event_contract(void **state)
     assert_int_equal(done->kind, MC_EV_TURN_DONE);
     const cJSON *lat = field(done, "latency_ms");
     assert_int_equal(cJSON_GetArraySize(lat), MC_STAGE__COUNT);
-    const char *numbers[] = {"rollout", "inject",      "minify", "ratelimit",
-                             "send",    "first_token", "total"};
-    const char *nulls[] = {"retrieve", "cache", "key", "tools"};
-    for (size_t k = 0; k < 7; k++)
+    const char *numbers[] = {"rollout",   "retrieve", "inject",      "minify",
+                             "ratelimit", "send",     "first_token", "total"};
+    const char *nulls[] = {"cache", "key", "tools"};
+    for (size_t k = 0; k < 8; k++)
         assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(lat, numbers[k])));
-    for (size_t k = 0; k < 4; k++)
+    for (size_t k = 0; k < 3; k++)
         assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(lat, nulls[k])));
 
-    assert_int_equal(store->kind, MC_EV_MEMORY_SKIPPED);
-    assert_string_equal(cJSON_GetStringValue(field(store, "stage")), "store");
-    assert_string_equal(cJSON_GetStringValue(field(store, "reason")), "no_memory_store");
+    assert_int_equal(store->kind, MC_EV_MEMORY_STORED);
+    assert_int_equal(cJSON_GetArraySize(field(store, "ids")), 1);
+    assert_true(cJSON_GetNumberValue(field(store, "latency_ms")) >= 0);
 
     char *reply = turn_reply(evs, n);
     assert_non_null(strstr(reply, "You wrote 2 words: \"hello engine\""));
@@ -364,7 +367,7 @@ static void an_offline_turn_follows_the_event_contract(void **state)
     assert_true(row.latency_ms[MC_STAGE_CACHE] < 0); /* not run: NULL */
     assert_true(row.prompt_tokens > 0);
     assert_true(row.cost_usd == 0);
-    assert_int_equal(row.stored, -1);
+    assert_int_equal(row.stored, 1);
     metrics_row_free(&row);
     db_close(db);
     fixture_free(f);
@@ -408,18 +411,22 @@ static void rag_disabled_turns_memory_off_for_reason_env(void **state)
     n = run_turn(f, "y", MC_MEMORY_ON, false, turn, evs, 256);
     assert_true(cJSON_IsTrue(field(evs[1], "memory")));
     assert_string_equal(cJSON_GetStringValue(field(evs[1], "reason")), "session");
-    assert_string_equal(mc_event_str(evs[n - 1], "reason", ""), "no_memory_store");
+    assert_int_equal(evs[n - 1]->kind, MC_EV_MEMORY_STORED);
     fixture_free(f);
 }
 
 #define MANY 50
 
 /* The store reasons this build can give. */
-static bool store_reason_known(const char *r)
+/* A store-stage report: memory.stored, or a skip for a known reason. */
+static bool store_reason_known(const struct mc_event *ev)
 {
-    return strcmp(r, "memory_off") == 0 || strcmp(r, "no_memory_store") == 0 ||
-           strcmp(r, "queue_full") == 0 || strcmp(r, "turn_cancelled") == 0 ||
-           strcmp(r, "turn_failed") == 0;
+    if (ev->kind == MC_EV_MEMORY_STORED)
+        return true;
+    const char *r = mc_event_str(ev, "reason", "");
+    return strcmp(r, "memory_off") == 0 || strcmp(r, "queued") == 0 ||
+           strcmp(r, "turn_cancelled") == 0 || strcmp(r, "turn_failed") == 0 ||
+           strcmp(r, "stored_by_retry") == 0;
 }
 
 static bool all_finished(const struct fixture *f, const void *arg)
@@ -467,7 +474,7 @@ static void check_many_turns(const char *const *flags, size_t n_flags)
             done_seen[t]++;
         if (is_store_report(ev)) {
             assert_int_equal(done_seen[t], 1);
-            assert_true(store_reason_known(mc_event_str(ev, "reason", "")));
+            assert_true(store_reason_known(ev));
             store_seen[t]++;
         }
     }
@@ -598,7 +605,7 @@ static void cancel_with_nothing_running_is_a_no_op(void **state)
     }
     assert_true(has_usage);
     assert_true(null_cost);
-    assert_string_equal(mc_event_str(evs[n + n2 - 1], "reason", ""), "no_memory_store");
+    assert_int_equal(evs[n + n2 - 1]->kind, MC_EV_MEMORY_STORED);
     fixture_free(f);
 }
 

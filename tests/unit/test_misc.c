@@ -15,6 +15,7 @@
 #include "util/clock.h"
 #include "util/ident.h"
 #include "util/paths.h"
+#include "util/redact.h"
 
 /* ---- ident ---------------------------------------------------------- */
 
@@ -481,6 +482,69 @@ static void stage_names_match_turn_done_keys(void **state)
     assert_string_equal(mc_stage_name(MC_STAGE__COUNT), "unknown");
 }
 
+/* Pasted credentials of every known shape are replaced, whatever sits
+ * around them, and the rest of the text is kept byte for byte. */
+static void redact_replaces_credentials_and_keeps_the_rest(void **state)
+{
+    (void)state;
+    static const char *const secrets[] = {
+        "sk-proj-abcdefghijklmnop1234",
+        "sk-ant-api03-ABCDEFGHIJKLMNOPQRST",
+        "ghp_ABCDEFGHIJKLMNOPQRSTUVWX12",
+        "github_pat_11ABCDEFG0123456789abcdef",
+        "xoxb-1234567890-abcdefghij",
+        "AKIAIOSFODNN7EXAMPLE",
+        "AIzaSyA1234567890abcdefghijklmnopqrstu",
+        "hf_abcdefghijklmnopqrstuvwx",
+        "Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc",
+    };
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "my key is %s, keep it safe", secrets[i]);
+        size_t count = 0;
+        char *out = redact_secrets(text, strlen(text), &count);
+        assert_non_null(out);
+        assert_int_equal(count, 1);
+        assert_null(strstr(out, secrets[i]));
+        assert_string_equal(out, "my key is " REDACT_MARK ", keep it safe");
+        xfree(out);
+    }
+}
+
+/* Prose, short look-alikes and prefixes inside longer words are not
+ * credentials: nothing is copied. */
+static void redact_leaves_ordinary_text_alone(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "ask-me-anything-about-the-weather-today", /* "sk-" inside a word */
+        "sk-short",
+        "the risk-averse plan uses a desk-based approach",
+        "Bearer of good news",
+        "",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        size_t count = 7;
+        assert_null(redact_secrets(texts[i], strlen(texts[i]), &count));
+        assert_int_equal(count, 0);
+    }
+}
+
+/* A PEM private key is cut from its BEGIN line to its END line; two
+ * credentials in one text are both replaced. */
+static void redact_cuts_private_keys_and_counts_every_credential(void **state)
+{
+    (void)state;
+    const char *text = "a\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nxyz\n-----END RSA PRIVATE "
+                       "KEY-----\nb sk-abcdefghijklmnopqrstu c";
+    size_t count = 0;
+    char *out = redact_secrets(text, strlen(text), &count);
+    assert_non_null(out);
+    assert_int_equal(count, 2);
+    assert_string_equal(out, "a\n" REDACT_MARK "\nb " REDACT_MARK " c");
+    xfree(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +569,9 @@ int main(void)
         cmocka_unit_test(event_parse_rejects_non_events),
         cmocka_unit_test(event_kind_names_round_trip),
         cmocka_unit_test(stage_names_match_turn_done_keys),
+        cmocka_unit_test(redact_replaces_credentials_and_keeps_the_rest),
+        cmocka_unit_test(redact_leaves_ordinary_text_alone),
+        cmocka_unit_test(redact_cuts_private_keys_and_counts_every_credential),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

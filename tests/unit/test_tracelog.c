@@ -4,7 +4,10 @@
  * an oversized line alone in a fresh file, modes 0700/0600, two handles and
  * two processes sharing one directory without losing or splitting a line,
  * a removed file or directory created again, and errors that name the path
- * (a full device, an unwritable directory, no memory).
+ * (a full device, an unwritable directory, no memory). Then tracelog_purge:
+ * a tenant's (or user's) records leave every file while all other lines
+ * stay byte for byte, writers (other handles, another process) lose no
+ * line to a purge, and missing or broken files.
  *
  * Every record written here is {"w":W,"n":"NNNNN","pad":"..."}: the writer,
  * its sequence number in fixed width, and padding, so all lines of one test
@@ -527,6 +530,421 @@ static void no_memory_gives_an_error_and_writes_nothing(void **state)
     tracelog_free(tl);
 }
 
+/* --- purge ---------------------------------------------------------------- */
+
+#define PURGE_MAX_SEQ 1000
+
+/* A record shaped as client/trace.c builds it, as far as purge reads it:
+ * tenant and user (NULL: none) in trace.metadata, plus seq to tell lines
+ * apart. The input text names acme and u1, and the span's metadata says
+ * acme: neither may decide, only the trace's metadata. */
+static cJSON *trace_record(const char *tenant, const char *user, int seq)
+{
+    cJSON *r = cJSON_CreateObject();
+    assert_non_null(r);
+    assert_non_null(cJSON_AddNumberToObject(r, "seq", seq));
+    cJSON *trace = cJSON_AddObjectToObject(r, "trace");
+    assert_non_null(trace);
+    assert_non_null(cJSON_AddStringToObject(trace, "input", "what did acme tell u1?"));
+    cJSON *meta = cJSON_AddObjectToObject(trace, "metadata");
+    assert_non_null(meta);
+    assert_non_null(cJSON_AddStringToObject(meta, "tenant", tenant));
+    if (user != NULL)
+        assert_non_null(cJSON_AddStringToObject(meta, "user", user));
+    cJSON *spans = cJSON_AddArrayToObject(r, "spans");
+    assert_non_null(spans);
+    cJSON *span = cJSON_CreateObject();
+    assert_non_null(span);
+    cJSON_AddItemToArray(spans, span);
+    cJSON *smeta = cJSON_AddObjectToObject(span, "metadata");
+    assert_non_null(smeta);
+    assert_non_null(cJSON_AddStringToObject(smeta, "tenant", "acme"));
+    return r;
+}
+
+/* The whole file at path, which must exist; its length in *len. */
+static char *must_read(const char *path, size_t *len)
+{
+    size_t n = 0;
+    char *text = tu_read_file(path, &n);
+    if (text == NULL) {
+        fail_msg("cannot read %s", path);
+        abort(); /* not reached: fail_msg ends the test */
+    }
+    *len = n;
+    return text;
+}
+
+static void write_trace(struct tracelog *tl, const char *tenant, const char *user, int seq)
+{
+    cJSON *r = trace_record(tenant, user, seq);
+    char err[512];
+    if (tracelog_write(tl, r, err, sizeof err) != 0)
+        fail_msg("tracelog_write: %s", err);
+    cJSON_Delete(r);
+}
+
+/* Appends s to path as is (lines no writer would produce). */
+static void append_raw(const char *path, const char *s)
+{
+    FILE *fp = fopen(path, "ab");
+    assert_non_null(fp);
+    assert_int_equal(fputs(s, fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static int purge(const struct fixture *f, const char *tenant, const char *user, size_t *removed,
+                 char *err, size_t errlen)
+{
+    *removed = 12345; /* must be overwritten */
+    err[0] = '\0';
+    return tracelog_purge(f->dir, tenant, user, removed, err, errlen);
+}
+
+static size_t purge_ok(const struct fixture *f, const char *tenant, const char *user)
+{
+    size_t removed;
+    char err[512];
+    if (purge(f, tenant, user, &removed, err, sizeof err) != 0)
+        fail_msg("tracelog_purge: %s", err);
+    return removed;
+}
+
+/* The seq of a line, -1 when it has none (garbage). */
+static int line_seq(const char *line, size_t n)
+{
+    cJSON *r = cJSON_ParseWithLength(line, n);
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(r, "seq");
+    int v = cJSON_IsNumber(seq) ? seq->valueint : -1;
+    cJSON_Delete(r);
+    return v;
+}
+
+/* No purge temporary file is left in the directory. */
+static void assert_no_temp_files(const struct fixture *f)
+{
+    DIR *d = opendir(f->dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, ".traces.jsonl.purge-", 20) == 0)
+            fail_msg("temporary file %s left in %s", de->d_name, f->dir);
+    closedir(d);
+}
+
+/* A whole-line record of acme/u1 without its newline, at the end of the
+ * oldest file: it goes too. */
+#define LAST_NO_NEWLINE "{\"trace\":{\"metadata\":{\"tenant\":\"acme\",\"user\":\"u1\"}}}"
+
+/* Writes records of several tenants and users across rotated files with
+ * garbage lines among them, purges acme (only user when not NULL) and
+ * checks every file line by line against its old content: exactly the
+ * lines of acme (of that user) are gone, every other line is still there
+ * byte for byte and in order, the rewritten files are 0600, no temporary
+ * file is left, and purging again removes nothing. */
+static void purge_and_compare(const struct fixture *f, const char *user)
+{
+    static const char *tenants[] = {"acme", "other", "acme2", "acme", "acm"};
+    static const char *users[] = {"u1", "u2", NULL, "u1", "u10", "u2", "u1"};
+    bool gone[PURGE_MAX_SEQ] = {false};
+    size_t expect_removed = 0;
+    struct tracelog *tl = open_log(f, 2000, 1000);
+    for (int seq = 0; seq < 70; seq++) {
+        const char *t = tenants[seq % 5], *u = users[seq % 7];
+        write_trace(tl, t, u, seq);
+        gone[seq] = strcmp(t, "acme") == 0 && (user == NULL || (u != NULL && strcmp(u, user) == 0));
+        expect_removed += gone[seq];
+        if (seq == 20 || seq == 55) /* garbage among the records, all kept */
+            append_raw(f->path, "not json at all\n"
+                                "{\"trace\":{\"name\":\"no metadata\"},\"spans\":[]}\n"
+                                "{\"trace\":{\"metadata\":{\"tenant\":\"acme\",\"user\":\"u1\"}}}"
+                                " trailing\n"
+                                "\n"
+                                "[1,2,3]\n"
+                                "{\"trace\":{\"metadata\":{\"tenant\":42}}}\n");
+    }
+    tracelog_free(tl);
+    int files = 0;
+    while (files < 1000) {
+        char *p = nth(f, files + 1);
+        bool e = exists(p);
+        free(p);
+        if (!e)
+            break;
+        files++;
+    }
+    assert_true(files >= 3); /* rotated files to purge, not just one */
+    char *oldest = nth(f, files);
+    append_raw(oldest, LAST_NO_NEWLINE);
+    free(oldest);
+    expect_removed++;
+
+    char *before[1001];
+    size_t before_len[1001];
+    for (int i = 0; i <= files; i++) {
+        char *p = nth(f, i);
+        before[i] = must_read(p, &before_len[i]);
+        free(p);
+    }
+    assert_int_equal(purge_ok(f, "acme", user), expect_removed);
+
+    for (int i = 0; i <= files; i++) {
+        /* The expected content: the old one without the removed lines. */
+        char *expect = malloc(before_len[i] + 1);
+        assert_non_null(expect);
+        size_t elen = 0;
+        for (size_t at = 0; at < before_len[i];) {
+            const char *line = before[i] + at;
+            const char *nl = memchr(line, '\n', before_len[i] - at);
+            size_t n = nl != NULL ? (size_t)(nl - line) + 1 : before_len[i] - at;
+            int seq = line_seq(line, n);
+            bool drop = (seq >= 0 && gone[seq]) || (nl == NULL && n == strlen(LAST_NO_NEWLINE) &&
+                                                    memcmp(line, LAST_NO_NEWLINE, n) == 0);
+            if (!drop) {
+                memcpy(expect + elen, line, n);
+                elen += n;
+            }
+            at += n;
+        }
+        char *p = nth(f, i);
+        size_t len;
+        char *now = must_read(p, &len);
+        if (len != elen || memcmp(now, expect, len) != 0)
+            fail_msg("%s after the purge:\n%s\nexpected:\n%.*s", p, now, (int)elen, expect);
+        struct stat st;
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        free(now);
+        free(p);
+        free(before[i]);
+        before[i] = expect; /* for the second purge */
+        before_len[i] = elen;
+    }
+    assert_no_temp_files(f);
+    /* Nothing left to remove: every file stays as the first purge left it. */
+    assert_int_equal(purge_ok(f, "acme", user), 0);
+    for (int i = 0; i <= files; i++) {
+        char *p = nth(f, i);
+        size_t len;
+        char *now = must_read(p, &len);
+        assert_int_equal(len, before_len[i]);
+        assert_memory_equal(now, before[i], len);
+        free(now);
+        free(p);
+        free(before[i]);
+    }
+}
+
+/* Purging a tenant removes its records from the current and every rotated
+ * file (matching the tenant exactly: acme2 and acm stay; the text and the
+ * spans do not count) and keeps everything else byte for byte, garbage
+ * lines included. */
+static void purge_removes_a_tenants_lines_from_every_file_and_keeps_the_rest(void **state)
+{
+    purge_and_compare(*state, NULL);
+}
+
+/* Purging one user removes only that user's records of the tenant: the
+ * tenant's other users, its records with no user, and u10 stay. */
+static void purge_of_a_user_removes_only_that_users_lines(void **state)
+{
+    purge_and_compare(*state, "u1");
+}
+
+/* The seqs of the lines of the current file, in order, into seqs (at most
+ * max); returns how many. */
+static int current_seqs(const struct fixture *f, int *seqs, int max)
+{
+    size_t len;
+    char *text = must_read(f->path, &len);
+    int n = 0;
+    for (char *line = text; *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        assert_non_null(nl);
+        assert_true(n < max);
+        seqs[n++] = line_seq(line, (size_t)(nl - line));
+        line = nl + 1;
+    }
+    free(text);
+    return n;
+}
+
+/* Handles opened before a purge hold the replaced file open; their next
+ * writes follow the path into the new file, after the kept lines, so no
+ * line goes into the file the purge threw away. */
+static void a_write_after_the_purge_lands_in_the_new_file(void **state)
+{
+    struct fixture *f = *state;
+    struct tracelog *a = open_log(f, 1 << 20, 5);
+    struct tracelog *b = open_log(f, 1 << 20, 5);
+    write_trace(a, "other", "u1", 0);
+    write_trace(b, "acme", "u1", 1);
+    write_trace(a, "acme", "u2", 2);
+    write_trace(b, "other", NULL, 3);
+    struct stat old_st, new_st;
+    assert_int_equal(stat(f->path, &old_st), 0);
+    assert_int_equal(purge_ok(f, "acme", NULL), 2);
+    assert_int_equal(stat(f->path, &new_st), 0);
+    assert_true(old_st.st_ino != new_st.st_ino); /* replaced, not edited in place */
+    write_trace(b, "other", "u2", 4);
+    write_trace(a, "other", "u3", 5);
+    int seqs[16];
+    assert_int_equal(current_seqs(f, seqs, 16), 4);
+    assert_int_equal(seqs[0], 0);
+    assert_int_equal(seqs[1], 3);
+    assert_int_equal(seqs[2], 4);
+    assert_int_equal(seqs[3], 5);
+    tracelog_free(a);
+    tracelog_free(b);
+}
+
+/* Another process appends (rotating often) while this one writes acme
+ * records and purges them again and again: once both are done and a last
+ * purge ran, the files hold exactly the other process's lines, all of
+ * them, in order, and no acme line. A purge that let a writer into a file
+ * it then replaced, or that raced a rotation, would lose or misplace lines.
+ * The child starts when the pipe closes and reports through its exit
+ * code. */
+static void purging_while_another_process_writes_loses_no_line(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 600 };
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(go[1]);
+        char c;
+        while (read(go[0], &c, 1) < 0 && errno == EINTR) {
+        }
+        struct tracelog *mine = tracelog_open(f->dir, 4000, 1000, NULL, 0);
+        int rc = mine == NULL ? 2 : 0;
+        for (int i = 0; rc == 0 && i < N; i++) {
+            cJSON *r = trace_record("other", "u1", i);
+            char err[512];
+            if (tracelog_write(mine, r, err, sizeof err) != 0)
+                rc = 3;
+            cJSON_Delete(r);
+        }
+        tracelog_free(mine);
+        _exit(rc);
+    }
+    close(go[0]);
+    struct tracelog *tl = open_log(f, 4000, 1000);
+    close(go[1]);
+    int status, purges = 0;
+    pid_t done;
+    while ((done = waitpid(pid, &status, WNOHANG)) == 0) {
+        write_trace(tl, "acme", "u1", PURGE_MAX_SEQ + purges);
+        assert_true(purge_ok(f, "acme", NULL) >= 1); /* at least the line just written */
+        purges++;
+    }
+    assert_int_equal(done, pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    tracelog_free(tl);
+    purge_ok(f, "acme", NULL);
+
+    int next = 0, files = 0;
+    while (files < 1000) {
+        char *p = nth(f, files + 1);
+        bool e = exists(p);
+        free(p);
+        if (!e)
+            break;
+        files++;
+    }
+    for (int i = files; i >= 0; i--) { /* oldest first */
+        char *p = nth(f, i);
+        size_t len;
+        char *text = must_read(p, &len);
+        for (char *line = text; *line != '\0';) {
+            char *nl = strchr(line, '\n');
+            assert_non_null(nl);
+            int seq = line_seq(line, (size_t)(nl - line));
+            if (seq != next)
+                fail_msg("%s: line %d where %d was due (after %d purges)", p, seq, next, purges);
+            next++;
+            line = nl + 1;
+        }
+        free(text);
+        free(p);
+    }
+    assert_int_equal(next, N);
+    assert_true(purges >= 1);
+    assert_no_temp_files(f);
+}
+
+/* A missing directory is nothing to purge: 0 and removed 0, and the
+ * directory is not created; nor is traces.jsonl in an empty one. Ids that
+ * break the identifier contract are refused with a message saying what is
+ * accepted. */
+static void a_missing_directory_or_file_purges_nothing(void **state)
+{
+    struct fixture *f = *state;
+    size_t removed;
+    char err[512];
+    assert_int_equal(purge(f, "acme", NULL, &removed, err, sizeof err), 0);
+    assert_int_equal(removed, 0);
+    assert_false(exists(f->dir));
+    assert_int_equal(mkdir(f->dir, 0700), 0);
+    assert_int_equal(purge(f, "acme", "u1", &removed, err, sizeof err), 0);
+    assert_int_equal(removed, 0);
+    assert_false(exists(f->path));
+
+    assert_int_equal(purge(f, "ac me", NULL, &removed, err, sizeof err), -1);
+    assert_non_null(strstr(err, "ac me"));
+    assert_non_null(strstr(err, "A-Z a-z 0-9 _ -"));
+    assert_int_equal(purge(f, NULL, NULL, &removed, err, sizeof err), -1);
+    assert_int_equal(purge(f, "acme", "../u1", &removed, err, sizeof err), -1);
+    assert_non_null(strstr(err, "../u1"));
+    assert_int_equal(purge(f, "", NULL, &removed, err, sizeof err), -1);
+}
+
+/* Rotated files are purged when there is no current file (the user
+ * removed it, or keep rotated it away). */
+static void rotated_files_are_purged_without_a_current_file(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(mkdir(f->dir, 0700), 0);
+    char *p = nth(f, 2);
+    append_raw(p, "{\"trace\":{\"metadata\":{\"tenant\":\"acme\"}}}\n"
+                  "{\"trace\":{\"metadata\":{\"tenant\":\"other\"}}}\n");
+    assert_int_equal(purge_ok(f, "acme", NULL), 1);
+    size_t len;
+    char *text = must_read(p, &len);
+    assert_string_equal(text, "{\"trace\":{\"metadata\":{\"tenant\":\"other\"}}}\n");
+    free(text);
+    free(p);
+    assert_no_temp_files(f);
+}
+
+/* A file that cannot be read (here traces.jsonl.3 is a directory) gives -1
+ * naming it and the system error; the current file, rewritten last, is
+ * untouched and no temporary file is left. */
+static void an_unreadable_file_gives_an_error_naming_it(void **state)
+{
+    struct fixture *f = *state;
+    struct tracelog *tl = open_log(f, 1 << 20, 5);
+    write_trace(tl, "acme", "u1", 0);
+    tracelog_free(tl);
+    char *bad = nth(f, 3);
+    assert_int_equal(mkdir(bad, 0700), 0);
+    size_t removed;
+    char err[512];
+    assert_int_equal(purge(f, "acme", NULL, &removed, err, sizeof err), -1);
+    assert_non_null(strstr(err, bad));
+    assert_non_null(strstr(err, strerror(EISDIR)));
+    assert_int_equal(removed, 0);
+    int seqs[4];
+    assert_int_equal(current_seqs(f, seqs, 4), 1);
+    assert_int_equal(seqs[0], 0);
+    assert_no_temp_files(f);
+    free(bad);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -543,6 +961,13 @@ int main(void)
         T(an_unwritable_directory_gives_an_error_naming_the_path),
         T(a_negative_keep_is_refused),
         T(no_memory_gives_an_error_and_writes_nothing),
+        T(purge_removes_a_tenants_lines_from_every_file_and_keeps_the_rest),
+        T(purge_of_a_user_removes_only_that_users_lines),
+        T(a_write_after_the_purge_lands_in_the_new_file),
+        T(purging_while_another_process_writes_loses_no_line),
+        T(a_missing_directory_or_file_purges_nothing),
+        T(rotated_files_are_purged_without_a_current_file),
+        T(an_unreadable_file_gives_an_error_naming_it),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, NULL);

@@ -1,0 +1,70 @@
+/*
+ * The store-independent half of memory/store.h: choosing the store that
+ * VECTOR_DB_PROVIDER names, freeing stores, and freeing the records and
+ * name lists that every store's operations hand out. The stores themselves
+ * live in their own files (memory/store_local.c for the embedded default;
+ * the remote ones of a later issue beside it), so adding one touches only
+ * store_new() here.
+ */
+#include "config.h"
+
+#include "memory/store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "config/vars.h"
+#include "util/alloc.h"
+
+struct vstore *store_new(const struct config *cfg, struct db *db, struct store_cache *cache,
+                         char *err, size_t errlen)
+{
+    const char *provider = config_str(cfg, CFG_VECTOR_DB_PROVIDER);
+    if (provider == NULL || *provider == '\0' || strcmp(provider, "local") == 0)
+        return store_local_new(db, cache);
+    /* The configuration's enum accepts only the stores built in, so this
+     * is reached only when a table of a later build names a remote one. */
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen,
+                 "VECTOR_DB_PROVIDER=%s: this build has no such vector store (accepted: local)",
+                 provider);
+    return NULL;
+}
+
+void store_free(struct vstore *s)
+{
+    if (s == NULL)
+        return;
+    s->ops->free(s);
+}
+
+void mem_record_clear(struct mem_record *r)
+{
+    if (r == NULL)
+        return;
+    xfree(r->text);
+    xfree(r->metadata);
+    xfree(r->vector);
+    memset(r, 0, sizeof *r);
+}
+
+void mem_records_free(struct mem_records *rs)
+{
+    if (rs == NULL)
+        return;
+    for (size_t i = 0; i < rs->n; i++)
+        mem_record_clear(&rs->v[i]);
+    xfree(rs->v);
+    rs->v = NULL;
+    rs->n = 0;
+}
+
+void store_names_free(char **names, size_t n)
+{
+    if (names == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        xfree(names[i]);
+    xfree(names);
+}

@@ -1,0 +1,245 @@
+/*
+ * The memory_history table (schema.c, migration 4): one row per add,
+ * refresh, import and delete of a memory, read newest first by `memchat
+ * memory history` and removed by purge. The detail column is a JSON object
+ * the caller builds without the memory's text; this module checks that it
+ * is an object and stores it as given. Every statement is prepared with
+ * its values bound; nothing here begins or commits a transaction (the
+ * caller's write of the memory and its history row share one).
+ */
+#include "config.h"
+
+#include "store/memhist.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "store/db.h"
+#include "util/alloc.h"
+#include "util/ident.h"
+#include "util/uuid.h"
+
+static const char memhist_insert_sql[] =
+    "INSERT INTO memory_history (tenant, memory_id, op, user_id, agent, ts_ms, detail)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/* ?1 tenant, ?2 before (<= 0: no bound), ?3 limit (-1: all). */
+static const char memhist_list_sql[] =
+    "SELECT seq, ts_ms, tenant, memory_id, op, user_id, agent, detail FROM memory_history"
+    " WHERE tenant = ?1 AND (?2 <= 0 OR seq < ?2) ORDER BY seq DESC LIMIT ?3";
+/* ?2 NULL: every user of the tenant. */
+static const char memhist_purge_sql[] =
+    "DELETE FROM memory_history WHERE tenant = ?1 AND (?2 IS NULL OR user_id = ?2)";
+
+static const char *const memhist_ops[] = {"add", "refresh", "import", "delete"};
+
+/* printf into err when there is room; err may be NULL. */
+static void memhist_msg(char *err, size_t errlen, const char *fmt, ...) MC_PRINTF(3, 4);
+
+static void memhist_msg(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* "op in PATH: SQLite's message". */
+static void memhist_fail(struct db *db, const char *op, char *err, size_t errlen)
+{
+    memhist_msg(err, errlen, "%s in %s: %s", op, db_path(db), sqlite3_errmsg(db_handle(db)));
+}
+
+/* SQLITE_STATIC: every statement is finalized before the function returns. */
+static int memhist_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s != NULL)
+        return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    return sqlite3_bind_null(st, i);
+}
+
+/* Checks that id (named what) is a valid tenant/user/agent id. */
+static int memhist_check_ident(const char *op, const char *what, const char *id, char *err,
+                               size_t errlen)
+{
+    if (id != NULL && ident_valid(id))
+        return 0;
+    memhist_msg(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", op,
+                what, id != NULL ? id : "(null)");
+    return -1;
+}
+
+static bool memhist_op_known(const char *op)
+{
+    for (size_t i = 0; i < sizeof memhist_ops / sizeof memhist_ops[0]; i++)
+        if (strcmp(op, memhist_ops[i]) == 0)
+            return true;
+    return false;
+}
+
+/* True when detail is the text of one JSON object. */
+static bool memhist_detail_valid(const char *detail)
+{
+    cJSON *j = cJSON_ParseWithLength(detail, strlen(detail));
+    bool ok = j != NULL && cJSON_IsObject(j);
+    cJSON_Delete(j);
+    return ok;
+}
+
+int memhist_add(struct db *db, const struct memhist_row *r, char *err, size_t errlen)
+{
+    static const char fn[] = "memhist_add";
+    if (memhist_check_ident(fn, "tenant", r->tenant, err, errlen) != 0 ||
+        memhist_check_ident(fn, "user", r->user_id, err, errlen) != 0 ||
+        memhist_check_ident(fn, "agent", r->agent, err, errlen) != 0)
+        return -1;
+    if (r->memory_id == NULL || !uuid_valid(r->memory_id)) {
+        memhist_msg(err, errlen, "%s: memory id '%.80s' is not a UUID", fn,
+                    r->memory_id != NULL ? r->memory_id : "(null)");
+        return -1;
+    }
+    if (r->op == NULL || !memhist_op_known(r->op)) {
+        memhist_msg(err, errlen,
+                    "%s: op '%.40s' is not known (accepted: add, refresh, import, "
+                    "delete)",
+                    fn, r->op != NULL ? r->op : "(null)");
+        return -1;
+    }
+    const char *detail = r->detail != NULL ? r->detail : "{}";
+    if (!memhist_detail_valid(detail)) {
+        memhist_msg(err, errlen, "%s: memory %s: detail is not a JSON object", fn, r->memory_id);
+        return -1;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db_handle(db), memhist_insert_sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        memhist_fail(db, "memhist_add: prepare", err, errlen);
+        return -1;
+    }
+    rc = memhist_bind_text(st, 1, r->tenant);
+    rc = rc ? rc : memhist_bind_text(st, 2, r->memory_id);
+    rc = rc ? rc : memhist_bind_text(st, 3, r->op);
+    rc = rc ? rc : memhist_bind_text(st, 4, r->user_id);
+    rc = rc ? rc : memhist_bind_text(st, 5, r->agent);
+    rc = rc ? rc : sqlite3_bind_int64(st, 6, r->ts_ms);
+    rc = rc ? rc : memhist_bind_text(st, 7, detail);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        memhist_msg(err, errlen, "%s: tenant %s memory %s in %s: %s", fn, r->tenant, r->memory_id,
+                    db_path(db), sqlite3_errmsg(db_handle(db)));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* An owned copy of column i (text may hold any bytes; NULL reads as ""). */
+static char *memhist_column_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    return s != NULL ? xstrndup((const char *)s, n) : xstrdup("");
+}
+
+int memhist_list(struct db *db, const char *tenant, int64_t before, size_t limit,
+                 struct memhist_row **rows, size_t *n, char *err, size_t errlen)
+{
+    *rows = NULL;
+    *n = 0;
+    if (memhist_check_ident("memhist_list", "tenant", tenant, err, errlen) != 0)
+        return -1;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db_handle(db), memhist_list_sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        memhist_fail(db, "memhist_list: prepare", err, errlen);
+        return -1;
+    }
+    /* A limit beyond what SQLite counts is no limit. */
+    int64_t lim = limit == 0 || limit > (size_t)INT64_MAX ? -1 : (int64_t)limit;
+    rc = memhist_bind_text(st, 1, tenant);
+    rc = rc ? rc : sqlite3_bind_int64(st, 2, before);
+    rc = rc ? rc : sqlite3_bind_int64(st, 3, lim);
+    struct memhist_row *out = NULL;
+    size_t count = 0, cap = 0;
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            out = xreallocarray(out, cap, sizeof *out);
+        }
+        struct memhist_row *r = &out[count++];
+        r->seq = sqlite3_column_int64(st, 0);
+        r->ts_ms = sqlite3_column_int64(st, 1);
+        r->tenant = memhist_column_dup(st, 2);
+        r->memory_id = memhist_column_dup(st, 3);
+        r->op = memhist_column_dup(st, 4);
+        r->user_id = memhist_column_dup(st, 5);
+        r->agent = memhist_column_dup(st, 6);
+        r->detail = memhist_column_dup(st, 7);
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_DONE) {
+        memhist_msg(err, errlen, "memhist_list: tenant %s in %s: %s", tenant, db_path(db),
+                    sqlite3_errmsg(db_handle(db)));
+        sqlite3_finalize(st);
+        memhist_rows_free(out, count);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    *rows = out;
+    *n = count;
+    return 0;
+}
+
+void memhist_rows_free(struct memhist_row *rows, size_t n)
+{
+    if (rows == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        xfree(rows[i].tenant);
+        xfree(rows[i].memory_id);
+        xfree(rows[i].op);
+        xfree(rows[i].user_id);
+        xfree(rows[i].agent);
+        xfree(rows[i].detail);
+    }
+    xfree(rows);
+}
+
+int memhist_purge(struct db *db, const char *tenant, const char *user, size_t *removed, char *err,
+                  size_t errlen)
+{
+    static const char fn[] = "memhist_purge";
+    if (removed != NULL)
+        *removed = 0;
+    if (memhist_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
+        (user != NULL && memhist_check_ident(fn, "user", user, err, errlen) != 0))
+        return -1;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db_handle(db), memhist_purge_sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        memhist_fail(db, "memhist_purge: prepare", err, errlen);
+        return -1;
+    }
+    rc = memhist_bind_text(st, 1, tenant);
+    rc = rc ? rc : memhist_bind_text(st, 2, user);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        memhist_msg(err, errlen, "%s: tenant %s%s%s in %s: %s", fn, tenant, user ? " user " : "",
+                    user ? user : "", db_path(db), sqlite3_errmsg(db_handle(db)));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    if (removed != NULL)
+        *removed = (size_t)sqlite3_changes64(db_handle(db));
+    return 0;
+}

@@ -1,0 +1,1892 @@
+/*
+ * Tests of the vector stores (memory/store.c, memory/store_local.c): every
+ * field of a memory round-trips; an upsert replaces in place; namespaces
+ * remember their embedder, model and dimension; every changed row bumps
+ * the generation once; a second connection (with its own index cache, or
+ * sharing one) sees the other's inserts, updates and deletes at its next
+ * query, by the change log or by a full reload once the log was pruned or
+ * the namespace purged and made again; the shared cache never holds a
+ * transaction's uncommitted rows, and a query after an uncommitted write
+ * is refused; filters select the same memories in query, list, count and
+ * delete; keyword search ranks by bm25 and never lets the user's text act
+ * as FTS5 syntax. The isolation property test (issue 6, item 6) stores
+ * thousands of memories across dozens of tenants with the same texts and
+ * ids in several of them and checks every result of every operation
+ * against a brute-force reference.
+ *
+ * Vectors are built here from a seeded generator, so nothing depends on
+ * the embedder, and scores are checked against inner products computed
+ * here in double precision.
+ */
+#include "testutil.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+
+#include <sqlite3.h>
+
+#include "config/config.h"
+#include "memory/filter.h"
+#include "memory/store.h"
+#include "memory/vscan.h"
+#include "store/db.h"
+#include "tu_config.h"
+
+#define DIM 16
+/* Score tolerance: float32 sums of 16 products of unit vectors. */
+#define EPS 1e-4
+
+struct fixture {
+    char *dir;
+    char *path; /* dir/memchat.db */
+};
+
+/* A data file migrated once for the whole program and copied into each
+ * test's directory: creating one runs every migration, which costs
+ * seconds under valgrind. */
+static char *template_dir;
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    if (in == NULL)
+        return; /* no WAL left beside the file */
+    FILE *out = fopen(to, "wb");
+    assert_non_null(out);
+    char buf[65536];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, got, out), got);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    template_dir = tu_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/memchat.db", template_dir);
+    enum db_error why;
+    char err[512];
+    struct db *db = db_open(path, &why, err, sizeof err);
+    if (db == NULL) {
+        fprintf(stderr, "db_open %s: %s\n", path, err);
+        return -1;
+    }
+    db_close(db);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    tu_rmtree(template_dir);
+    free(template_dir);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->dir = tu_mkdtemp();
+    size_t n = strlen(f->dir) + sizeof "/memchat.db";
+    f->path = malloc(n);
+    assert_non_null(f->path);
+    snprintf(f->path, n, "%s/memchat.db", f->dir);
+    static const char *const files[] = {"memchat.db", "memchat.db-wal"};
+    for (size_t i = 0; i < 2; i++) {
+        char from[4200], to[4200];
+        snprintf(from, sizeof from, "%s/%s", template_dir, files[i]);
+        snprintf(to, sizeof to, "%s/%s", f->dir, files[i]);
+        copy_file(from, to);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f->path);
+    free(f);
+    return 0;
+}
+
+static struct db *open_db(const char *path)
+{
+    enum db_error why;
+    char err[512];
+    struct db *db = db_open(path, &why, err, sizeof err);
+    if (db == NULL)
+        fail_msg("db_open: %s", err);
+    /* Durability is not under test: no fsync per commit keeps it quick. */
+    sqlite3_exec(db_handle(db), "PRAGMA synchronous = OFF", NULL, NULL, NULL);
+    return db;
+}
+
+/* One integer from raw SQL on db, independent of the code under test. */
+static long long raw_int(struct db *db, const char *sql, const char *arg)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db_handle(db)));
+    if (arg != NULL)
+        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        fail_msg("step %s: %s", sql, sqlite3_errmsg(db_handle(db)));
+    long long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void raw_exec(struct db *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db_handle(db), sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("exec %s: %s", sql, msg != NULL ? msg : "?");
+}
+
+/* --- deterministic vectors ------------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double rng_unit(uint64_t *s)
+{
+    return (double)(rng_next(s) >> 11) * 0x1p-53;
+}
+
+static size_t rng_below(uint64_t *s, size_t n)
+{
+    return (size_t)(rng_next(s) % n);
+}
+
+/* A random unit vector. */
+static void rand_vec(uint64_t *s, float *v)
+{
+    double norm = 0;
+    for (int i = 0; i < DIM; i++) {
+        double x = rng_unit(s) * 2 - 1;
+        v[i] = (float)x;
+        norm += x * x;
+    }
+    norm = sqrt(norm);
+    for (int i = 0; i < DIM; i++)
+        v[i] = (float)((double)v[i] / norm);
+}
+
+/* The unit vector of a seed (the same text always gets the same one). */
+static void seed_vec(uint64_t seed, float *v)
+{
+    uint64_t s = seed * 7919 + 17;
+    rand_vec(&s, v);
+}
+
+static double ref_dot(const float *a, const float *b)
+{
+    double d = 0;
+    for (int i = 0; i < DIM; i++)
+        d += (double)a[i] * (double)b[i];
+    return d;
+}
+
+/* --- test memories ------------------------------------------------------------ */
+
+/* A memory as the tests know it; tm_rec() views it as a mem_record. */
+struct tmem {
+    char tenant[IDENT_MAX + 1];
+    char id[MC_UUID_STRLEN + 1];
+    char text[200];
+    char user[IDENT_MAX + 1];
+    char agent[IDENT_MAX + 1];
+    char kind[MEM_KIND_MAX + 1];
+    int64_t created, updated;
+    char meta[96]; /* "" stands for NULL */
+    float vec[DIM];
+    bool alive;
+    bool sel; /* marked by select_refs() */
+};
+
+static struct mem_record tm_rec(struct tmem *m)
+{
+    struct mem_record r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.id, sizeof r.id, "%s", m->id);
+    r.text = m->text;
+    snprintf(r.user_id, sizeof r.user_id, "%s", m->user);
+    snprintf(r.agent, sizeof r.agent, "%s", m->agent);
+    snprintf(r.kind, sizeof r.kind, "%s", m->kind);
+    r.created_at = m->created;
+    r.updated_at = m->updated;
+    r.metadata = m->meta[0] != '\0' ? m->meta : NULL;
+    r.vector = m->vec;
+    r.dim = DIM;
+    return r;
+}
+
+/* A UUIDv7-shaped id from a number. */
+static void make_id(char out[MC_UUID_STRLEN + 1], unsigned long long n)
+{
+    snprintf(out, MC_UUID_STRLEN + 1, "0190a1b2-c3d4-7e5f-8a6b-%012llx", n);
+}
+
+static void tm_init(struct tmem *m, const char *tenant, unsigned long long idn, const char *text,
+                    const char *user, int64_t created, uint64_t vseed)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->tenant, sizeof m->tenant, "%s", tenant);
+    make_id(m->id, idn);
+    snprintf(m->text, sizeof m->text, "%s", text);
+    snprintf(m->user, sizeof m->user, "%s", user);
+    snprintf(m->agent, sizeof m->agent, "assistant");
+    snprintf(m->kind, sizeof m->kind, "note");
+    m->created = created;
+    m->updated = created;
+    seed_vec(vseed, m->vec);
+    m->alive = true;
+}
+
+static void ns_make(struct vstore *s, const char *tenant)
+{
+    struct store_ns ns = {.embedder = "local", .model = "hash-v1", .dim = DIM};
+    char err[512];
+    if (s->ops->ns_create(s, tenant, &ns, err, sizeof err) != 0)
+        fail_msg("ns_create %s: %s", tenant, err);
+}
+
+static void upsert_ok(struct vstore *s, struct tmem *ms, size_t n)
+{
+    struct mem_record *rs = calloc(n ? n : 1, sizeof *rs);
+    assert_non_null(rs);
+    for (size_t i = 0; i < n; i++)
+        rs[i] = tm_rec(&ms[i]);
+    char err[512];
+    if (s->ops->upsert(s, ms[0].tenant, rs, n, err, sizeof err) != 0)
+        fail_msg("upsert: %s", err);
+    free(rs);
+}
+
+static struct mem_records query_ok(struct vstore *s, const char *tenant, const float *q, size_t k,
+                                   const struct mem_filter *f)
+{
+    struct mem_records out;
+    char err[512];
+    if (s->ops->query(s, tenant, q, k, f, &out, err, sizeof err) != 0)
+        fail_msg("query %s: %s", tenant, err);
+    return out;
+}
+
+static size_t count_ok(struct vstore *s, const char *tenant, const struct mem_filter *f)
+{
+    size_t n = 0;
+    char err[512];
+    if (s->ops->count(s, tenant, f, &n, err, sizeof err) != 0)
+        fail_msg("count %s: %s", tenant, err);
+    return n;
+}
+
+static struct mem_filter *parse_ok(const char *json)
+{
+    char err[512];
+    struct mem_filter *f = filter_parse(json, err, sizeof err);
+    if (f == NULL)
+        fail_msg("filter_parse %s: %s", json, err);
+    return f;
+}
+
+/* True when the store's record equals the test memory in every field. */
+static bool rec_equals(const struct mem_record *r, const struct tmem *m, bool with_vector)
+{
+    const char *meta = m->meta[0] != '\0' ? m->meta : "{}";
+    if (strcmp(r->id, m->id) != 0 || strcmp(r->text, m->text) != 0 ||
+        strcmp(r->user_id, m->user) != 0 || strcmp(r->agent, m->agent) != 0 ||
+        strcmp(r->kind, m->kind) != 0 || r->created_at != m->created ||
+        r->updated_at != (m->updated > 0 ? m->updated : m->created) || r->metadata == NULL ||
+        strcmp(r->metadata, meta) != 0)
+        return false;
+    if (!with_vector)
+        return r->vector == NULL;
+    return r->vector != NULL && r->dim == DIM && memcmp(r->vector, m->vec, sizeof m->vec) == 0;
+}
+
+/* The test memory of tenant with id among ms[0..n), or NULL. */
+static struct tmem *tm_find(struct tmem *ms, size_t n, const char *tenant, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ms[i].alive && strcmp(ms[i].tenant, tenant) == 0 && strcmp(ms[i].id, id) == 0)
+            return &ms[i];
+    return NULL;
+}
+
+static bool tm_matches(struct tmem *m, const struct mem_filter *f)
+{
+    struct mem_record r = tm_rec(m);
+    return filter_match(f, &r);
+}
+
+/* Marks (sel) the live memories of tenant that f selects, by
+ * filter_match, the reference; returns how many. The checks below read
+ * the marks, so a caller checking several operations under one filter
+ * computes them once. */
+static size_t select_refs(struct tmem *ms, size_t n, const char *tenant, const struct mem_filter *f)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        ms[i].sel = ms[i].alive && strcmp(ms[i].tenant, tenant) == 0 && tm_matches(&ms[i], f);
+        count += ms[i].sel;
+    }
+    return count;
+}
+
+/* Checks a query's answer against the brute-force reference of the
+ * marked memories: the right number of records, each a marked one of
+ * tenant's own (equal in every field), scored with its exact inner
+ * product, best first, no repeats, and no marked memory left out that
+ * scores better than the last one returned. */
+static void check_query_sel(struct vstore *s, const char *tenant, const float *q, size_t k,
+                            const struct mem_filter *f, struct tmem *ms, size_t n, size_t matching)
+{
+    struct mem_records out = query_ok(s, tenant, q, k, f);
+    size_t want = k < matching ? k : matching;
+    if (out.n != want)
+        fail_msg("query %s k=%zu: %zu results, want %zu", tenant, k, out.n, want);
+    double lowest = INFINITY;
+    for (size_t i = 0; i < out.n; i++) {
+        struct mem_record *r = &out.v[i];
+        struct tmem *m = tm_find(ms, n, tenant, r->id);
+        if (m == NULL || !rec_equals(r, m, true) || !m->sel)
+            fail_msg("query %s: result %s is not one of the tenant's selected memories", tenant,
+                     r->id);
+        if (fabs(r->score - ref_dot(q, m->vec)) > EPS)
+            fail_msg("query %s: score %f, want %f", tenant, r->score, ref_dot(q, m->vec));
+        if (i > 0)
+            assert_true(r->score <= out.v[i - 1].score + 1e-6);
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(out.v[j].id, r->id);
+        lowest = r->score;
+    }
+    if (out.n < matching) {
+        for (size_t i = 0; i < n; i++) {
+            if (!ms[i].sel)
+                continue;
+            bool returned = false;
+            for (size_t j = 0; j < out.n && !returned; j++)
+                returned = strcmp(out.v[j].id, ms[i].id) == 0;
+            if (!returned && ref_dot(q, ms[i].vec) > lowest + EPS)
+                fail_msg("query %s: %s scores %f, above the last result's %f", tenant, ms[i].id,
+                         ref_dot(q, ms[i].vec), lowest);
+        }
+    }
+    mem_records_free(&out);
+}
+
+static void check_query(struct vstore *s, const char *tenant, const float *q, size_t k,
+                        const struct mem_filter *f, struct tmem *ms, size_t n)
+{
+    size_t matching = select_refs(ms, n, tenant, f);
+    check_query_sel(s, tenant, q, k, f, ms, n, matching);
+}
+
+/* Checks list (every page of `page`) and count against the marked
+ * memories. */
+static void check_list_count_sel(struct vstore *s, const char *tenant, const struct mem_filter *f,
+                                 size_t page, struct tmem *ms, size_t n, size_t matching)
+{
+    char after[MC_UUID_STRLEN + 1] = "";
+    size_t seen = 0;
+    char err[512];
+    for (;;) {
+        struct mem_records out;
+        if (s->ops->list(s, tenant, f, after[0] ? after : NULL, page, true, &out, err,
+                         sizeof err) != 0)
+            fail_msg("list %s: %s", tenant, err);
+        for (size_t i = 0; i < out.n; i++) {
+            struct tmem *m = tm_find(ms, n, tenant, out.v[i].id);
+            if (m == NULL || !rec_equals(&out.v[i], m, true) || !m->sel)
+                fail_msg("list %s: %s is not one of the tenant's selected memories", tenant,
+                         out.v[i].id);
+            assert_true(strcmp(out.v[i].id, after) > 0); /* id order, no repeats */
+            snprintf(after, sizeof after, "%s", out.v[i].id);
+        }
+        seen += out.n;
+        size_t got = out.n;
+        mem_records_free(&out);
+        if (got < page)
+            break;
+    }
+    assert_int_equal(seen, matching);
+    assert_int_equal(count_ok(s, tenant, f), matching);
+}
+
+static void check_list_count(struct vstore *s, const char *tenant, const struct mem_filter *f,
+                             size_t page, struct tmem *ms, size_t n)
+{
+    size_t matching = select_refs(ms, n, tenant, f);
+    check_list_count_sel(s, tenant, f, page, ms, n, matching);
+}
+
+/* True when word is one of text's space-separated words. */
+static bool has_word(const char *text, const char *word)
+{
+    size_t wl = strlen(word);
+    for (const char *p = text; (p = strstr(p, word)) != NULL; p++)
+        if ((p == text || p[-1] == ' ') && (p[wl] == ' ' || p[wl] == '\0'))
+            return true;
+    return false;
+}
+
+/* Checks keyword search for one word against the reference: exactly the
+ * marked memories that hold the word, best first, scores positive. */
+static void check_keyword_sel(struct vstore *s, const char *tenant, const char *word,
+                              const struct mem_filter *f, struct tmem *ms, size_t n)
+{
+    struct mem_records out;
+    char err[512];
+    if (s->ops->keyword(s, tenant, word, 100000, f, &out, err, sizeof err) != 0)
+        fail_msg("keyword %s: %s", tenant, err);
+    size_t want = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ms[i].sel && has_word(ms[i].text, word))
+            want++;
+    if (out.n != want)
+        fail_msg("keyword %s %s: %zu results, want %zu", tenant, word, out.n, want);
+    for (size_t i = 0; i < out.n; i++) {
+        struct tmem *m = tm_find(ms, n, tenant, out.v[i].id);
+        if (m == NULL || !rec_equals(&out.v[i], m, true) || !m->sel || !has_word(m->text, word))
+            fail_msg("keyword %s: %s is not one of the tenant's selected memories with %s", tenant,
+                     out.v[i].id, word);
+        assert_true(out.v[i].score > 0);
+        if (i > 0)
+            assert_true(out.v[i].score <= out.v[i - 1].score);
+    }
+    mem_records_free(&out);
+}
+
+static void check_keyword(struct vstore *s, const char *tenant, const char *word,
+                          const struct mem_filter *f, struct tmem *ms, size_t n)
+{
+    select_refs(ms, n, tenant, f);
+    check_keyword_sel(s, tenant, word, f, ms, n);
+}
+
+/* --- the cases ------------------------------------------------------------------- */
+
+/* store_new builds the store VECTOR_DB_PROVIDER names (local by default),
+ * named after it. */
+static void store_new_makes_the_configured_local_store(void **state)
+{
+    struct fixture *fx = *state;
+    struct config *cfg = tu_config(fx->dir, NULL, 0);
+    struct db *db = open_db(fx->path);
+    char err[512] = "";
+    struct vstore *s = store_new(cfg, db, NULL, err, sizeof err);
+    assert_non_null(s);
+    assert_string_equal(s->name, "local");
+    assert_non_null(s->ops->keyword);
+    store_free(s);
+    store_free(NULL);
+    db_close(db);
+    config_free(cfg);
+}
+
+/* Every field written comes back unchanged from list, query and keyword;
+ * a NULL metadata reads back as {}, a zero updated_at as created_at, and
+ * list leaves the vectors out unless asked. */
+static void every_field_round_trips(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    ns_make(s, "acme");
+    struct tmem m[2];
+    tm_init(&m[0], "acme", 1, "You logged 35 hours last week on Apollo — café ☕", "u-1",
+            1710000000123, 1);
+    snprintf(m[0].agent, sizeof m[0].agent, "planner_2");
+    snprintf(m[0].kind, sizeof m[0].kind, "exchange");
+    m[0].updated = 1710000999999;
+    snprintf(m[0].meta, sizeof m[0].meta, "{\"project\":\"apollo\",\"n\":3,\"ok\":true}");
+    tm_init(&m[1], "acme", 2, "banana bread recipe", "u_2", 1710000000456, 2);
+    m[1].updated = 0;
+    upsert_ok(s, m, 2);
+    m[1].updated = m[1].created; /* what a zero updated_at reads back as */
+
+    char err[512];
+    struct mem_records out;
+    assert_int_equal(s->ops->list(s, "acme", NULL, NULL, 10, true, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 2);
+    assert_true(rec_equals(&out.v[0], &m[0], true));
+    assert_true(rec_equals(&out.v[1], &m[1], true));
+    assert_string_equal(out.v[1].metadata, "{}");
+    mem_records_free(&out);
+    assert_null(out.v);
+    assert_int_equal(out.n, 0);
+
+    assert_int_equal(s->ops->list(s, "acme", NULL, NULL, 10, false, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 2);
+    assert_true(rec_equals(&out.v[0], &m[0], false));
+    assert_int_equal(out.v[0].dim, 0);
+    mem_records_free(&out);
+
+    out = query_ok(s, "acme", m[0].vec, 1, NULL);
+    assert_int_equal(out.n, 1);
+    assert_true(rec_equals(&out.v[0], &m[0], true));
+    assert_true(fabs(out.v[0].score - 1.0) < EPS);
+    mem_records_free(&out);
+
+    assert_int_equal(s->ops->keyword(s, "acme", "apollo", 5, NULL, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 1);
+    assert_true(rec_equals(&out.v[0], &m[0], true));
+    mem_records_free(&out);
+    store_free(s);
+    db_close(db);
+}
+
+/* An upsert of an existing id replaces every field and the vector in
+ * place (same row, count unchanged), also when the id is written in
+ * upper case; the keyword index follows the new text. */
+static void upsert_replaces_a_record_in_place(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    ns_make(s, "acme");
+    struct tmem m;
+    tm_init(&m, "acme", 7, "the old text about zebras", "u1", 1000, 1);
+    upsert_ok(s, &m, 1);
+    long long rowid = raw_int(db, "SELECT rowid FROM memories WHERE tenant = ?", "acme");
+    struct mem_records out = query_ok(s, "acme", m.vec, 1, NULL); /* loads the index */
+    mem_records_free(&out);
+
+    struct tmem n2;
+    tm_init(&n2, "acme", 7, "the new text about giraffes", "u2", 2000, 99);
+    snprintf(n2.kind, sizeof n2.kind, "fact");
+    snprintf(n2.agent, sizeof n2.agent, "critic");
+    snprintf(n2.meta, sizeof n2.meta, "{\"v\":2}");
+    for (char *p = n2.id; *p; p++)
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 'a' + 'A');
+    upsert_ok(s, &n2, 1);
+    make_id(n2.id, 7); /* stored in canonical lower case */
+
+    assert_int_equal(count_ok(s, "acme", NULL), 1);
+    assert_int_equal(raw_int(db, "SELECT rowid FROM memories WHERE tenant = ?", "acme"), rowid);
+    out = query_ok(s, "acme", n2.vec, 5, NULL);
+    assert_int_equal(out.n, 1);
+    assert_true(rec_equals(&out.v[0], &n2, true));
+    assert_true(fabs(out.v[0].score - 1.0) < EPS);
+    mem_records_free(&out);
+    char err[512];
+    assert_int_equal(s->ops->keyword(s, "acme", "zebras", 5, NULL, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 0);
+    mem_records_free(&out);
+    assert_int_equal(s->ops->keyword(s, "acme", "giraffes", 5, NULL, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 1);
+    mem_records_free(&out);
+    store_free(s);
+    db_close(db);
+}
+
+/* A namespace remembers embedder, model and dimension: creating it again
+ * with the same three is a no-op, with any other is refused naming both;
+ * ns_get says 1 for a tenant without one; namespaces() lists them sorted. */
+static void namespaces_remember_embedder_model_and_dimension(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    char err[512];
+    struct store_ns got;
+    assert_int_equal(s->ops->ns_get(s, "zeta", &got, err, sizeof err), 1);
+    struct store_ns ns = {.embedder = "local", .model = "hash-v1", .dim = 24, .created_ms = 42};
+    assert_int_equal(s->ops->ns_create(s, "zeta", &ns, err, sizeof err), 0);
+    assert_int_equal(s->ops->ns_create(s, "zeta", &ns, err, sizeof err), 0);
+    assert_int_equal(s->ops->ns_get(s, "zeta", &got, err, sizeof err), 0);
+    assert_string_equal(got.embedder, "local");
+    assert_string_equal(got.model, "hash-v1");
+    assert_int_equal(got.dim, 24);
+    assert_int_equal(got.count, 0);
+    assert_int_equal(got.created_ms, 42);
+
+    struct store_ns other = ns;
+    other.dim = 32;
+    assert_int_equal(s->ops->ns_create(s, "zeta", &other, err, sizeof err), -1);
+    assert_non_null(strstr(err, "dimension 24"));
+    assert_non_null(strstr(err, "dimension 32"));
+    assert_non_null(strstr(err, "zeta"));
+    other = ns;
+    snprintf(other.embedder, sizeof other.embedder, "openai");
+    assert_int_equal(s->ops->ns_create(s, "zeta", &other, err, sizeof err), -1);
+    assert_non_null(strstr(err, "openai"));
+    other = ns;
+    snprintf(other.model, sizeof other.model, "hash-v2");
+    assert_int_equal(s->ops->ns_create(s, "zeta", &other, err, sizeof err), -1);
+    assert_non_null(strstr(err, "hash-v2"));
+    other = ns;
+    other.dim = 0;
+    assert_int_equal(s->ops->ns_create(s, "alpha", &other, err, sizeof err), -1);
+    assert_int_equal(s->ops->ns_create(s, "bad tenant", &ns, err, sizeof err), -1);
+    assert_non_null(strstr(err, "[A-Za-z0-9_-]{1,64}"));
+
+    ns_make(s, "alpha");
+    ns_make(s, "mid");
+    char **names = NULL;
+    size_t n = 0;
+    assert_int_equal(s->ops->namespaces(s, &names, &n, err, sizeof err), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(names[0], "alpha");
+    assert_string_equal(names[1], "mid");
+    assert_string_equal(names[2], "zeta");
+    store_names_free(names, n);
+    store_free(s);
+    db_close(db);
+}
+
+/* Records that break the contract are refused before anything is written,
+ * and a batch with one bad record writes none; the messages name the
+ * store, the tenant, the data file and the record. */
+static void upsert_refuses_what_breaks_the_contract(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    char err[512];
+    struct tmem m[2];
+    tm_init(&m[0], "acme", 1, "fine text", "u1", 1000, 1);
+    tm_init(&m[1], "acme", 2, "also fine", "u1", 1000, 2);
+    struct mem_record r = tm_rec(&m[0]);
+    assert_int_equal(s->ops->upsert(s, "acme", &r, 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no memory namespace"));
+    assert_non_null(strstr(err, "local store"));
+    assert_non_null(strstr(err, "acme"));
+    assert_non_null(strstr(err, fx->path));
+    ns_make(s, "acme");
+    struct store_ns ns;
+    assert_int_equal(s->ops->ns_get(s, "acme", &ns, err, sizeof err), 0);
+    int64_t gen0 = ns.generation;
+
+    /* Each case: one field broken in a copy of a good record. */
+    for (int c = 0; c < 11; c++) {
+        struct mem_record bad = tm_rec(&m[1]);
+        float vec[DIM];
+        memcpy(vec, m[1].vec, sizeof vec);
+        bad.vector = vec;
+        const char *expect = NULL;
+        switch (c) {
+        case 0:
+            bad.dim = DIM / 2;
+            expect = "dimension is 16";
+            break;
+        case 1:
+            vec[3] = NAN;
+            expect = "NaN";
+            break;
+        case 2:
+            bad.text = (char *)(uintptr_t) "caf\xc3";
+            expect = "UTF-8";
+            break;
+        case 3:
+            bad.text = (char *)(uintptr_t) "";
+            expect = "empty";
+            break;
+        case 4:
+            snprintf(bad.id, sizeof bad.id, "not-a-uuid");
+            expect = "not a UUID";
+            break;
+        case 5:
+            snprintf(bad.user_id, sizeof bad.user_id, "a b");
+            expect = "user_id";
+            break;
+        case 6:
+            bad.kind[0] = '\0';
+            expect = "kind";
+            break;
+        case 7:
+            bad.metadata = (char *)(uintptr_t) "[1, 2]";
+            expect = "JSON object";
+            break;
+        case 8:
+            bad.metadata = (char *)(uintptr_t) "{\"a\":";
+            expect = "JSON object";
+            break;
+        case 9:
+            bad.vector = NULL;
+            expect = "vector is missing";
+            break;
+        default:
+            bad.created_at = -5;
+            expect = "Unix milliseconds";
+            break;
+        }
+        struct mem_record batch[2] = {tm_rec(&m[0]), bad};
+        if (s->ops->upsert(s, "acme", batch, 2, err, sizeof err) != -1)
+            fail_msg("case %d was accepted", c);
+        if (strstr(err, expect) == NULL || strstr(err, "record 1") == NULL ||
+            strstr(err, fx->path) == NULL)
+            fail_msg("case %d: message \"%s\" lacks \"%s\"", c, err, expect);
+    }
+    assert_int_equal(count_ok(s, "acme", NULL), 0);
+    assert_int_equal(s->ops->ns_get(s, "acme", &ns, err, sizeof err), 0);
+    assert_int_equal(ns.generation, gen0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM memories", NULL), 0);
+    assert_int_equal(s->ops->upsert(s, "bad/tenant", &r, 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "tenant"));
+    store_free(s);
+    db_close(db);
+}
+
+/* Every inserted, updated or deleted row bumps the namespace's generation
+ * by exactly one; deleting a missing id bumps nothing. */
+static void every_changed_row_bumps_the_generation_once(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    ns_make(s, "acme");
+    char err[512];
+    struct store_ns ns;
+    assert_int_equal(s->ops->ns_get(s, "acme", &ns, err, sizeof err), 0);
+    int64_t g = ns.generation;
+    struct tmem m[3];
+    for (int i = 0; i < 3; i++)
+        tm_init(&m[i], "acme", (unsigned)i + 1, "text", "u1", 1000 + i, (uint64_t)i);
+    upsert_ok(s, m, 3);
+    assert_int_equal(s->ops->ns_get(s, "acme", &ns, err, sizeof err), 0);
+    assert_int_equal(ns.generation, g + 3);
+    assert_int_equal(ns.count, 3);
+    upsert_ok(s, &m[1], 1);
+    assert_int_equal(s->ops->ns_get(s, "acme", &ns, err, sizeof err), 0);
+    assert_int_equal(ns.generation, g + 4);
+    assert_int_equal(ns.count, 3);
+    char missing[MC_UUID_STRLEN + 1];
+    make_id(missing, 999);
+    const char *ids[] = {m[0].id, m[2].id, missing, "garbage"};
+    size_t deleted = 0;
+    assert_int_equal(s->ops->delete_ids(s, "acme", ids, 4, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(s->ops->ns_get(s, "acme", &ns, err, sizeof err), 0);
+    assert_int_equal(ns.generation, g + 6);
+    assert_int_equal(ns.count, 1);
+    assert_int_equal(s->ops->delete_ids(s, "acme", ids, 3, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(s->ops->ns_get(s, "acme", &ns, err, sizeof err), 0);
+    assert_int_equal(ns.generation, g + 6);
+    store_free(s);
+    db_close(db);
+}
+
+/* The checks of a second connection: s2 on its own connection sees what
+ * s1 wrote at its next query, whatever path its index takes. */
+static void second_connection_sees_writes(const char *path, bool shared)
+{
+    struct db *db1 = open_db(path);
+    struct db *db2 = open_db(path);
+    struct store_cache *cache = shared ? store_cache_new() : NULL;
+    struct vstore *s1 = store_local_new(db1, cache);
+    struct vstore *s2 = store_local_new(db2, cache);
+    enum { N = 40 };
+    struct tmem *ms = calloc(N * 2, sizeof *ms);
+    assert_non_null(ms);
+    ns_make(s1, "acme");
+    ns_make(s1, "other");
+    for (int i = 0; i < 20; i++)
+        tm_init(&ms[i], "acme", (unsigned)i + 1, "note", "u1", 1000 + i, (uint64_t)i);
+    upsert_ok(s1, ms, 20);
+    float q[DIM];
+    uint64_t rng = 5;
+    rand_vec(&rng, q);
+    check_query(s2, "acme", q, 100, NULL, ms, N * 2); /* s2 loads its index */
+
+    /* An update moves record 3 onto q. */
+    memcpy(ms[3].vec, q, sizeof q);
+    snprintf(ms[3].text, sizeof ms[3].text, "moved");
+    upsert_ok(s1, &ms[3], 1);
+    struct mem_records out = query_ok(s2, "acme", q, 1, NULL);
+    assert_int_equal(out.n, 1);
+    assert_true(rec_equals(&out.v[0], &ms[3], true));
+    mem_records_free(&out);
+
+    /* Deletes, then inserts. */
+    const char *ids[5];
+    for (int i = 0; i < 5; i++) {
+        ids[i] = ms[2 * i].id;
+        ms[2 * i].alive = false;
+    }
+    size_t deleted = 0;
+    char err[512];
+    assert_int_equal(s1->ops->delete_ids(s1, "acme", ids, 5, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 5);
+    check_query(s2, "acme", q, 100, NULL, ms, N * 2);
+    for (int i = 20; i < 25; i++)
+        tm_init(&ms[i], "acme", (unsigned)i + 1, "note", "u1", 1000 + i, (uint64_t)i);
+    upsert_ok(s1, &ms[20], 5);
+    check_query(s2, "acme", q, 100, NULL, ms, N * 2);
+    check_query(s2, "acme", ms[21].vec, 3, NULL, ms, N * 2);
+
+    /* More changes, then the log is pruned (as the store does past its
+     * limit): s2 can no longer catch up and reloads. */
+    for (int i = 25; i < 30; i++)
+        tm_init(&ms[i], "acme", (unsigned)i + 1, "note", "u1", 1000 + i, (uint64_t)i + 100);
+    upsert_ok(s1, &ms[25], 5);
+    ids[0] = ms[1].id;
+    ms[1].alive = false;
+    assert_int_equal(s1->ops->delete_ids(s1, "acme", ids, 1, &deleted, err, sizeof err), 0);
+    raw_exec(db1, "DELETE FROM memory_changes WHERE tenant = 'acme'");
+    check_query(s2, "acme", q, 100, NULL, ms, N * 2);
+    check_query(s2, "acme", ms[27].vec, 2, NULL, ms, N * 2);
+
+    /* A rowid SQLite reuses for another tenant's row must not surface in
+     * this tenant through s2's index. */
+    long long top = raw_int(db1, "SELECT max(rowid) FROM memories", NULL);
+    struct tmem *last = NULL;
+    for (int i = 0; i < 30; i++)
+        if (ms[i].alive && raw_int(db1, "SELECT rowid FROM memories WHERE id = ?", ms[i].id) == top)
+            last = &ms[i];
+    assert_non_null(last);
+    ids[0] = last->id;
+    last->alive = false;
+    assert_int_equal(s1->ops->delete_ids(s1, "acme", ids, 1, &deleted, err, sizeof err), 0);
+    tm_init(&ms[30], "other", 31, "intruder", "u1", 5000, 777);
+    upsert_ok(s1, &ms[30], 1);
+    assert_int_equal(raw_int(db1, "SELECT rowid FROM memories WHERE tenant = ?", "other"), top);
+    check_query(s2, "acme", ms[30].vec, 100, NULL, ms, N * 2);
+    check_query(s2, "other", ms[30].vec, 100, NULL, ms, N * 2);
+
+    /* Purged and made again with the same creation time: s2 must not take
+     * the new namespace's change log for the old one's. */
+    struct store_ns ns;
+    assert_int_equal(s1->ops->ns_get(s1, "acme", &ns, err, sizeof err), 0);
+    assert_int_equal(s1->ops->delete_filter(s1, "acme", NULL, &deleted, err, sizeof err), 0);
+    for (int i = 0; i < 30; i++)
+        ms[i].alive = false;
+    assert_int_equal(s1->ops->ns_create(s1, "acme", &ns, err, sizeof err), 0);
+    for (int i = 31; i < 34; i++)
+        tm_init(&ms[i], "acme", (unsigned)i + 1, "reborn", "u1", 9000 + i, (uint64_t)i + 500);
+    upsert_ok(s1, &ms[31], 3);
+    check_query(s2, "acme", q, 100, NULL, ms, N * 2);
+    check_query(s2, "acme", ms[32].vec, 1, NULL, ms, N * 2);
+    check_query(s1, "acme", q, 100, NULL, ms, N * 2);
+
+    store_free(s1);
+    store_free(s2);
+    store_cache_free(cache);
+    db_close(db1);
+    db_close(db2);
+    free(ms);
+}
+
+/* A store on a second connection, with its own index cache, sees inserts,
+ * updates and deletes made on the first at its next query, also after
+ * the change log was pruned and after a purge. */
+static void a_second_connection_with_its_own_cache_sees_every_write(void **state)
+{
+    struct fixture *fx = *state;
+    second_connection_sees_writes(fx->path, false);
+}
+
+/* The same with the two stores sharing one index cache, as the engine's
+ * workers do. */
+static void two_connections_sharing_one_cache_see_every_write(void **state)
+{
+    struct fixture *fx = *state;
+    second_connection_sees_writes(fx->path, true);
+}
+
+/* A namespace purged and made again within the same millisecond, on
+ * another connection, is never taken for the old one by an index cached
+ * from it: the new namespace's change log must not be applied on top of
+ * the old rows (whose rowids SQLite hands to the new ones). */
+static void a_namespace_made_again_is_not_mistaken_for_the_old(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db1 = open_db(fx->path);
+    struct db *db2 = open_db(fx->path);
+    struct vstore *s1 = store_local_new(db1, NULL);
+    struct vstore *s2 = store_local_new(db2, NULL);
+    struct store_ns ns = {.embedder = "local", .model = "hash-v1", .dim = DIM, .created_ms = 777};
+    char err[512];
+    assert_int_equal(s1->ops->ns_create(s1, "acme", &ns, err, sizeof err), 0);
+    struct tmem ms[5];
+    memset(ms, 0, sizeof ms);
+    tm_init(&ms[0], "acme", 1, "old one", "u1", 1, 1);
+    tm_init(&ms[1], "acme", 2, "old two", "u1", 2, 2);
+    upsert_ok(s1, ms, 2);
+    check_query(s2, "acme", ms[0].vec, 10, NULL, ms, 5);
+    size_t deleted;
+    assert_int_equal(s1->ops->delete_filter(s1, "acme", NULL, &deleted, err, sizeof err), 0);
+    assert_int_equal(s1->ops->ns_create(s1, "acme", &ns, err, sizeof err), 0);
+    ms[0].alive = ms[1].alive = false;
+    for (int i = 2; i < 5; i++)
+        tm_init(&ms[i], "acme", (unsigned)i + 1, "new", "u1", i, (uint64_t)i + 10);
+    upsert_ok(s1, &ms[2], 3);
+    check_query(s2, "acme", ms[0].vec, 10, NULL, ms, 5);
+    check_query(s2, "acme", ms[1].vec, 2, NULL, ms, 5);
+    store_free(s1);
+    store_free(s2);
+    db_close(db1);
+    db_close(db2);
+}
+
+/* A query of a tenant this connection wrote in a transaction still open
+ * is refused with a message saying why; other tenants may be queried;
+ * after commit the write is seen, after rollback it never was, and the
+ * other connection, sharing the cache, never sees it before the commit. */
+static void a_query_after_an_uncommitted_write_is_refused(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db1 = open_db(fx->path);
+    struct db *db2 = open_db(fx->path);
+    struct store_cache *cache = store_cache_new();
+    struct vstore *s1 = store_local_new(db1, cache);
+    struct vstore *s2 = store_local_new(db2, cache);
+    struct tmem ms[4];
+    memset(ms, 0, sizeof ms);
+    ns_make(s1, "acme");
+    ns_make(s1, "beta");
+    tm_init(&ms[0], "acme", 1, "committed", "u1", 1000, 1);
+    tm_init(&ms[1], "beta", 2, "beta's", "u1", 1000, 2);
+    upsert_ok(s1, &ms[0], 1);
+    upsert_ok(s1, &ms[1], 1);
+    check_query(s2, "acme", ms[0].vec, 10, NULL, ms, 4);
+
+    char err[512];
+    tm_init(&ms[2], "acme", 3, "pending", "u1", 1000, 3);
+    assert_int_equal(db_begin(db1, err, sizeof err), 0);
+    upsert_ok(s1, &ms[2], 1);
+    struct mem_records out;
+    assert_int_equal(s1->ops->query(s1, "acme", ms[2].vec, 10, NULL, &out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "still open"));
+    assert_non_null(strstr(err, "acme"));
+    assert_null(out.v);
+    ms[2].alive = false; /* not committed: nobody else may see it */
+    check_query(s1, "beta", ms[1].vec, 10, NULL, ms, 4);
+    check_query(s2, "acme", ms[2].vec, 10, NULL, ms, 4);
+    db_rollback(db1);
+    check_query(s1, "acme", ms[2].vec, 10, NULL, ms, 4);
+    check_query(s2, "acme", ms[2].vec, 10, NULL, ms, 4);
+
+    assert_int_equal(db_begin(db1, err, sizeof err), 0);
+    upsert_ok(s1, &ms[2], 1);
+    const char *ids[] = {ms[0].id};
+    size_t deleted;
+    assert_int_equal(s1->ops->delete_ids(s1, "acme", ids, 1, &deleted, err, sizeof err), 0);
+    assert_int_equal(s1->ops->query(s1, "acme", ms[2].vec, 10, NULL, &out, err, sizeof err), -1);
+    ms[2].alive = false;
+    check_query(s2, "acme", ms[2].vec, 10, NULL, ms, 4);
+    assert_int_equal(db_commit(db1, err, sizeof err), 0);
+    ms[2].alive = true;
+    ms[0].alive = false;
+    check_query(s1, "acme", ms[2].vec, 10, NULL, ms, 4);
+    check_query(s2, "acme", ms[2].vec, 10, NULL, ms, 4);
+
+    /* A refused query leaves the next transaction alone: after commit, a
+     * new transaction that wrote only beta may query acme. */
+    assert_int_equal(db_begin(db1, err, sizeof err), 0);
+    tm_init(&ms[3], "beta", 4, "beta again", "u1", 1000, 4);
+    upsert_ok(s1, &ms[3], 1);
+    check_query(s1, "acme", ms[2].vec, 10, NULL, ms, 4);
+    assert_int_equal(db_commit(db1, err, sizeof err), 0);
+    check_query(s2, "beta", ms[3].vec, 10, NULL, ms, 4);
+
+    store_free(s1);
+    store_free(s2);
+    store_cache_free(cache);
+    db_close(db1);
+    db_close(db2);
+}
+
+/* Queries inside a write transaction, or inside a read snapshot older
+ * than the shared index, answer from their own snapshot and leave the
+ * shared index as it was: it only ever holds committed state. */
+static void the_shared_cache_holds_only_committed_state(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db1 = open_db(fx->path);
+    struct db *db2 = open_db(fx->path);
+    struct store_cache *cache = store_cache_new();
+    struct vstore *s1 = store_local_new(db1, cache);
+    struct vstore *s2 = store_local_new(db2, cache);
+    struct tmem ms[6];
+    memset(ms, 0, sizeof ms);
+    ns_make(s1, "acme");
+    ns_make(s1, "beta");
+    for (int i = 0; i < 3; i++)
+        tm_init(&ms[i], "acme", (unsigned)i + 1, "note", "u1", 1000 + i, (uint64_t)i);
+    upsert_ok(s2, ms, 3);
+
+    /* In a write transaction (of another tenant) the index is not loaded
+     * from this snapshot; the answer is still exact. */
+    char err[512];
+    struct store_stats st;
+    assert_int_equal(db_begin(db1, err, sizeof err), 0);
+    tm_init(&ms[3], "beta", 4, "beta", "u1", 1000, 4);
+    upsert_ok(s1, &ms[3], 1);
+    check_query(s1, "acme", ms[1].vec, 2, NULL, ms, 6);
+    assert_int_equal(s1->ops->stats(s1, "acme", &st, err, sizeof err), 0);
+    assert_int_equal(st.bytes_in_memory, 0);
+    assert_int_equal(db_commit(db1, err, sizeof err), 0);
+    check_query(s1, "acme", ms[1].vec, 2, NULL, ms, 6);
+    assert_int_equal(s1->ops->stats(s1, "acme", &st, err, sizeof err), 0);
+    assert_true(st.bytes_in_memory >= 3 * DIM * sizeof(float));
+
+    /* db1 holds an old read snapshot while s2 writes and moves the shared
+     * index ahead: s1 answers from its snapshot, then from the new state. */
+    raw_exec(db1, "BEGIN");
+    assert_int_equal(raw_int(db1, "SELECT count(*) FROM memories", NULL), 4);
+    tm_init(&ms[4], "acme", 5, "newer", "u1", 2000, 5);
+    upsert_ok(s2, &ms[4], 1);
+    check_query(s2, "acme", ms[4].vec, 10, NULL, ms, 6);
+    ms[4].alive = false;
+    check_query(s1, "acme", ms[4].vec, 10, NULL, ms, 6);
+    raw_exec(db1, "COMMIT");
+    ms[4].alive = true;
+    check_query(s1, "acme", ms[4].vec, 10, NULL, ms, 6);
+
+    store_free(s1);
+    store_free(s2);
+    store_cache_free(cache);
+    db_close(db1);
+    db_close(db2);
+}
+
+/* The memories of the filter tests: 40 in acme with users, kinds, times
+ * and metadata spread over them, and 40 in beta with the same ids and
+ * texts. */
+static struct tmem *filter_memories(struct vstore *s, size_t *n)
+{
+    static const char *const words[] = {"apollo", "banana", "comet", "delta"};
+    struct tmem *ms = calloc(80, sizeof *ms);
+    assert_non_null(ms);
+    for (int t = 0; t < 2; t++) {
+        const char *tenant = t == 0 ? "acme" : "beta";
+        ns_make(s, tenant);
+        for (int i = 0; i < 40; i++) {
+            struct tmem *m = &ms[t * 40 + i];
+            char text[64], user[8];
+            snprintf(text, sizeof text, "%s log number %d", words[i % 4], i);
+            snprintf(user, sizeof user, "u%d", i % 4);
+            tm_init(m, tenant, (unsigned)i + 1, text, user, 1000 * i + t, (uint64_t)(i + 40 * t));
+            snprintf(m->kind, sizeof m->kind, "%s", i % 3 == 0 ? "exchange" : "note");
+            snprintf(m->meta, sizeof m->meta, "{\"topic\":\"%s\",\"n\":%d}",
+                     i % 2 ? "work" : "home", i);
+        }
+        upsert_ok(s, &ms[t * 40], 40);
+    }
+    *n = 80;
+    return ms;
+}
+
+static const char *const filter_texts[] = {
+    "{\"user_id\":\"u1\"}",
+    "{\"user_id\":{\"$in\":[\"u1\",\"u2\"]}}",
+    "{\"user_id\":{\"$ne\":\"u3\"}}",
+    "{\"created_at\":{\"$gte\":10000,\"$lte\":25000}}",
+    "{\"topic\":\"work\"}",
+    "{\"n\":{\"$gt\":30}}",
+    "{\"$or\":[{\"user_id\":\"u0\"},{\"kind\":\"exchange\"}]}",
+    "{\"$and\":[{\"topic\":\"home\"},{\"user_id\":{\"$nin\":[\"u0\"]}}]}",
+    "{\"id\":{\"$in\":[\"0190a1b2-c3d4-7e5f-8a6b-000000000003\","
+    "\"0190a1b2-c3d4-7e5f-8a6b-000000000004\"]}}",
+    "{\"missing_key\":{\"$ne\":\"x\"}}",
+};
+
+/* Each filter selects the same memories, those filter_match accepts, in
+ * query, list, count and keyword, and only the tenant's own. */
+static void filters_select_the_same_memories_everywhere(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    size_t n;
+    struct tmem *ms = filter_memories(s, &n);
+    uint64_t rng = 11;
+    float q[DIM];
+    rand_vec(&rng, q);
+    for (size_t i = 0; i < sizeof filter_texts / sizeof filter_texts[0]; i++) {
+        struct mem_filter *f = parse_ok(filter_texts[i]);
+        for (int t = 0; t < 2; t++) {
+            const char *tenant = t == 0 ? "acme" : "beta";
+            check_query(s, tenant, q, 100, f, ms, n);
+            check_query(s, tenant, q, 3, f, ms, n);
+            check_list_count(s, tenant, f, 4, ms, n);
+            check_keyword(s, tenant, "apollo", f, ms, n);
+        }
+        filter_free(f);
+    }
+    store_free(s);
+    db_close(db);
+    free(ms);
+}
+
+/* delete_filter removes exactly the tenant's memories the filter selects
+ * and says how many; the other tenant's, with the same ids, stay. */
+static void delete_by_filter_removes_exactly_the_selected(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    size_t n;
+    struct tmem *ms = filter_memories(s, &n);
+    uint64_t rng = 12;
+    float q[DIM];
+    rand_vec(&rng, q);
+    check_query(s, "acme", q, 100, NULL, ms, n); /* load the index first */
+    const char *which[] = {filter_texts[0], filter_texts[4], filter_texts[8]};
+    char err[512];
+    for (size_t i = 0; i < 3; i++) {
+        struct mem_filter *f = parse_ok(which[i]);
+        size_t want = 0;
+        for (size_t j = 0; j < n; j++)
+            if (ms[j].alive && strcmp(ms[j].tenant, "acme") == 0 && tm_matches(&ms[j], f)) {
+                want++;
+                ms[j].alive = false;
+            }
+        size_t deleted = 99;
+        assert_int_equal(s->ops->delete_filter(s, "acme", f, &deleted, err, sizeof err), 0);
+        assert_int_equal(deleted, want);
+        filter_free(f);
+        check_query(s, "acme", q, 100, NULL, ms, n);
+        check_list_count(s, "acme", NULL, 7, ms, n);
+        check_list_count(s, "beta", NULL, 7, ms, n);
+    }
+    check_query(s, "beta", q, 100, NULL, ms, n);
+    store_free(s);
+    db_close(db);
+    free(ms);
+}
+
+/* Purging removes the tenant's memories, change log and namespace and
+ * nothing of another tenant; the tenant then reads as empty. */
+static void purge_removes_the_namespace_and_only_it(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    size_t n;
+    struct tmem *ms = filter_memories(s, &n);
+    char err[512];
+    size_t deleted = 0;
+    assert_int_equal(s->ops->delete_filter(s, "acme", NULL, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 40);
+    for (size_t i = 0; i < 40; i++)
+        ms[i].alive = false;
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM memories WHERE tenant = ?", "acme"), 0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM memory_changes WHERE tenant = ?", "acme"),
+                     0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM memory_namespaces WHERE tenant = ?", "acme"),
+                     0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM memories WHERE tenant = ?", "beta"), 40);
+    assert_true(raw_int(db, "SELECT count(*) FROM memory_changes WHERE tenant = ?", "beta") > 0);
+    struct store_ns ns;
+    assert_int_equal(s->ops->ns_get(s, "acme", &ns, err, sizeof err), 1);
+    assert_int_equal(count_ok(s, "acme", NULL), 0);
+    float q[DIM];
+    memcpy(q, ms[0].vec, sizeof q);
+    check_query(s, "acme", q, 10, NULL, ms, n);
+    check_query(s, "beta", q, 100, NULL, ms, n);
+    check_keyword(s, "acme", "apollo", NULL, ms, n);
+    check_list_count(s, "beta", NULL, 100, ms, n);
+    struct mem_record r = tm_rec(&ms[0]);
+    assert_int_equal(s->ops->upsert(s, "acme", &r, 1, err, sizeof err), -1);
+    assert_int_equal(s->ops->delete_filter(s, "acme", NULL, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 0);
+    store_free(s);
+    db_close(db);
+    free(ms);
+}
+
+/* Keyword search ranks by bm25, best first with positive scores: the
+ * memory with both words above those with one, the one saying a word
+ * three times above the one saying it once. */
+static void keyword_ranks_by_bm25(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    ns_make(s, "acme");
+    static const char *const texts[] = {
+        "apollo hours logged",
+        "apollo apollo apollo launch",
+        "banana bread recipe",
+        "hours of banana peeling",
+    };
+    struct tmem ms[4];
+    memset(ms, 0, sizeof ms);
+    for (int i = 0; i < 4; i++)
+        tm_init(&ms[i], "acme", (unsigned)i + 1, texts[i], "u1", 1000 + i, (uint64_t)i);
+    upsert_ok(s, ms, 4);
+    char err[512];
+    struct mem_records out;
+    assert_int_equal(s->ops->keyword(s, "acme", "apollo", 10, NULL, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 2);
+    assert_string_equal(out.v[0].id, ms[1].id);
+    assert_string_equal(out.v[1].id, ms[0].id);
+    assert_true(out.v[0].score > out.v[1].score);
+    assert_true(out.v[1].score > 0);
+    assert_non_null(out.v[0].vector);
+    mem_records_free(&out);
+    assert_int_equal(s->ops->keyword(s, "acme", "Apollo HOURS?", 10, NULL, &out, err, sizeof err),
+                     0);
+    assert_int_equal(out.n, 3);
+    assert_string_equal(out.v[0].id, ms[0].id);
+    mem_records_free(&out);
+    assert_int_equal(s->ops->keyword(s, "acme", "apollo hours", 1, NULL, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 1);
+    assert_string_equal(out.v[0].id, ms[0].id);
+    mem_records_free(&out);
+    assert_int_equal(s->ops->keyword(s, "acme", "apollo", 0, NULL, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 0);
+    store_free(s);
+    db_close(db);
+}
+
+/* The user's text never acts as FTS5 syntax: quotes, operators, NEAR,
+ * prefix stars, column filters, parentheses and Unicode are searched as
+ * words (or ignored when they are not words), never an error; invalid
+ * UTF-8 is refused by name. */
+static void keyword_quotes_hostile_input(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    ns_make(s, "acme");
+    static const char *const texts[] = {
+        "this AND that",        "NEAR the station", "stars and colons here",
+        "café au lait",         "東京 日本語",      "text: with a column-like prefix",
+        "plain words about OR",
+    };
+    enum { NT = sizeof texts / sizeof texts[0] };
+    struct tmem ms[NT];
+    memset(ms, 0, sizeof ms);
+    for (int i = 0; i < NT; i++)
+        tm_init(&ms[i], "acme", (unsigned)i + 1, texts[i], "u1", 1000 + i, (uint64_t)i);
+    upsert_ok(s, ms, NT);
+    static const struct {
+        const char *input;
+        size_t hits;
+    } cases[] = {
+        {"\"", 0},
+        {"\"\"\"", 0},
+        {"AND", 2},           /* the word "and", in two texts */
+        {"NEAR(", 1},         /* the word "near" */
+        {"NEAR(x y, 3)", 1},  /* near, x, y, 3: only "near" is in a text */
+        {"*", 0},             /* not a word */
+        {"stars*", 1},        /* the word stars, not a prefix query */
+        {":", 0},             /* not a word */
+        {"text:", 1},         /* the word text, not a column filter */
+        {"text:with", 1},     /* text OR with: one memory has both */
+        {"(station)", 1},     /* parentheses separate */
+        {"-that +this", 1},   /* operators separate */
+        {"café", 1},          /* Unicode word */
+        {"cafe", 1},          /* diacritics folded */
+        {"日本語", 1},        /* CJK word */
+        {"“quoted”", 0},      /* curly quotes inside a quoted term */
+        {"OR", 1},            /* the word "or" in "about OR" */
+        {"x\"y OR \"z", 1},   /* x, y, or, z: "or" again */
+        {"^station", 1},      /* caret separates */
+        {"col : station", 1}, /* spaced colon */
+        {"", 0},
+        {"   \t\n", 0},
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct mem_records out;
+        if (s->ops->keyword(s, "acme", cases[i].input, 10, NULL, &out, err, sizeof err) != 0)
+            fail_msg("keyword \"%s\": %s", cases[i].input, err);
+        if (out.n != cases[i].hits)
+            fail_msg("keyword \"%s\": %zu hits, want %zu", cases[i].input, out.n, cases[i].hits);
+        mem_records_free(&out);
+    }
+    /* A very long text: its first 64 words are searched, no error. */
+    char *big = malloc(200000);
+    assert_non_null(big);
+    size_t len = 0;
+    for (int i = 0; i < 20000; i++)
+        len += (size_t)snprintf(big + len, 200000 - len, "w%d ", i);
+    struct mem_records out;
+    assert_int_equal(s->ops->keyword(s, "acme", big, 10, NULL, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 0);
+    free(big);
+    assert_int_equal(s->ops->keyword(s, "acme", "caf\xc3", 10, NULL, &out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "UTF-8"));
+    assert_int_equal(s->ops->keyword(s, "nobody", "café", 10, NULL, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 0);
+    store_free(s);
+    db_close(db);
+}
+
+/* list pages through a tenant in id order: pages of 7 of 25 memories
+ * give each once; after the last id the list is empty; limit 0 is empty. */
+static void list_pages_in_id_order(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    ns_make(s, "acme");
+    ns_make(s, "beta");
+    struct tmem ms[50];
+    memset(ms, 0, sizeof ms);
+    for (int i = 0; i < 25; i++) {
+        /* Ids inserted out of order. */
+        tm_init(&ms[i], "acme", (unsigned)((i * 7) % 25) + 1, "note", "u1", 1000 + i, (uint64_t)i);
+        tm_init(&ms[25 + i], "beta", (unsigned)i + 1, "note", "u1", 5000 + i, (uint64_t)i);
+    }
+    upsert_ok(s, ms, 25);
+    upsert_ok(s, &ms[25], 25);
+    check_list_count(s, "acme", NULL, 7, ms, 50);
+    check_list_count(s, "acme", NULL, 1, ms, 50);
+    check_list_count(s, "acme", NULL, 1000, ms, 50);
+    char err[512];
+    struct mem_records out;
+    char last[MC_UUID_STRLEN + 1];
+    make_id(last, 25);
+    assert_int_equal(s->ops->list(s, "acme", NULL, last, 10, false, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 0);
+    assert_int_equal(s->ops->list(s, "acme", NULL, NULL, 0, false, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 0);
+    assert_int_equal(s->ops->list(s, "acme", NULL, "bad id", 3, false, &out, err, sizeof err), -1);
+    assert_int_equal(s->ops->list(s, "nobody", NULL, NULL, 3, false, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 0);
+    store_free(s);
+    db_close(db);
+}
+
+/* stats counts memories, distinct users, the oldest and newest times and
+ * the text bytes of the tenant alone; the in-memory figure is 0 until a
+ * query loads the index, then at least the vectors' bytes. */
+static void stats_describe_the_tenant_alone(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    ns_make(s, "acme");
+    ns_make(s, "beta");
+    struct tmem ms[6];
+    memset(ms, 0, sizeof ms);
+    size_t text_bytes = 0;
+    for (int i = 0; i < 5; i++) {
+        char user[8];
+        snprintf(user, sizeof user, "u%d", i % 3);
+        tm_init(&ms[i], "acme", (unsigned)i + 1, i == 2 ? "café ☕ unicode" : "note text", user,
+                5000 - 1000 * i, (uint64_t)i);
+        text_bytes += strlen(ms[i].text);
+    }
+    tm_init(&ms[5], "beta", 9, "beta's own text, longer than the others", "u9", 1, 9);
+    upsert_ok(s, ms, 5);
+    upsert_ok(s, &ms[5], 1);
+    char err[512];
+    struct store_stats st;
+    assert_int_equal(s->ops->stats(s, "acme", &st, err, sizeof err), 0);
+    assert_int_equal(st.count, 5);
+    assert_int_equal(st.users, 3);
+    assert_int_equal(st.oldest, 1000);
+    assert_int_equal(st.newest, 5000);
+    assert_int_equal(st.text_bytes, text_bytes);
+    assert_true(st.bytes_on_disk >= text_bytes + 5 * DIM * sizeof(float));
+    assert_int_equal(st.bytes_in_memory, 0);
+    struct mem_records out = query_ok(s, "acme", ms[0].vec, 1, NULL);
+    mem_records_free(&out);
+    assert_int_equal(s->ops->stats(s, "acme", &st, err, sizeof err), 0);
+    assert_true(st.bytes_in_memory >= 5 * DIM * sizeof(float));
+    assert_int_equal(s->ops->stats(s, "nobody", &st, err, sizeof err), 0);
+    assert_int_equal(st.count, 0);
+    assert_int_equal(st.oldest, 0);
+    store_free(s);
+    db_close(db);
+}
+
+/* Every operation refuses a tenant id outside the identifier contract,
+ * naming the pattern; query refuses a missing vector; k = 0 is empty. */
+static void operations_refuse_bad_tenants(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    ns_make(s, "acme");
+    char err[512];
+    struct mem_records out;
+    float q[DIM] = {1};
+    size_t n;
+    struct store_stats st;
+    struct store_ns ns;
+    const char *bad = "../etc";
+    assert_int_equal(s->ops->query(s, bad, q, 3, NULL, &out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "[A-Za-z0-9_-]{1,64}"));
+    assert_int_equal(s->ops->keyword(s, bad, "x", 3, NULL, &out, err, sizeof err), -1);
+    assert_int_equal(s->ops->list(s, bad, NULL, NULL, 3, false, &out, err, sizeof err), -1);
+    assert_int_equal(s->ops->count(s, bad, NULL, &n, err, sizeof err), -1);
+    assert_int_equal(s->ops->stats(s, bad, &st, err, sizeof err), -1);
+    assert_int_equal(s->ops->ns_get(s, "", &ns, err, sizeof err), -1);
+    assert_int_equal(s->ops->delete_filter(s, NULL, NULL, &n, err, sizeof err), -1);
+    assert_int_equal(s->ops->delete_ids(s, bad, NULL, 0, &n, err, sizeof err), -1);
+    assert_int_equal(s->ops->query(s, "acme", NULL, 3, NULL, &out, err, sizeof err), -1);
+    assert_int_equal(s->ops->query(s, "acme", q, 0, NULL, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 0);
+    assert_int_equal(s->ops->query(s, "nobody", q, 5, NULL, &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 0);
+    store_free(s);
+    db_close(db);
+}
+
+/* A write prunes its tenant's change log to the last 50,000 entries, and
+ * leaves other tenants' logs alone; an index further behind than the log
+ * reaches reloads and answers right. The long log is made by hand (the
+ * entries a long history of writes would have left), so the test does not
+ * have to make 50,000 writes. */
+static void the_change_log_is_pruned_to_its_last_entries(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db1 = open_db(fx->path);
+    struct db *db2 = open_db(fx->path);
+    struct vstore *s1 = store_local_new(db1, NULL);
+    struct vstore *s2 = store_local_new(db2, NULL);
+    ns_make(s1, "acme");
+    ns_make(s1, "beta");
+    struct tmem ms[3];
+    memset(ms, 0, sizeof ms);
+    tm_init(&ms[0], "acme", 1, "first", "u1", 1, 1);
+    tm_init(&ms[1], "beta", 2, "beta", "u1", 2, 2);
+    upsert_ok(s1, &ms[0], 1);
+    upsert_ok(s1, &ms[1], 1);
+    check_query(s2, "acme", ms[0].vec, 3, NULL, ms, 3); /* s2's index, at this generation */
+    /* 60,000 more changes of rows long gone, in both tenants. */
+    static const char *const fake[] = {"acme", "beta"};
+    for (int i = 0; i < 2; i++) {
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 60000)"
+                 " INSERT INTO memory_changes (tenant, generation, row) SELECT '%s',"
+                 " (SELECT generation FROM memory_namespaces WHERE tenant = '%s') + x, -x FROM c;"
+                 " UPDATE memory_namespaces SET generation = generation + 60000"
+                 " WHERE tenant = '%s'",
+                 fake[i], fake[i], fake[i]);
+        raw_exec(db1, sql);
+    }
+    tm_init(&ms[2], "acme", 3, "second", "u1", 3, 3);
+    upsert_ok(s1, &ms[2], 1);
+    assert_int_equal(raw_int(db1, "SELECT count(*) FROM memory_changes WHERE tenant = ?", "acme"),
+                     50000);
+    /* The newest entries are the ones kept. */
+    assert_int_equal(raw_int(db1,
+                             "SELECT max(generation) - min(generation) FROM memory_changes"
+                             " WHERE tenant = ?",
+                             "acme"),
+                     49999);
+    assert_int_equal(raw_int(db1,
+                             "SELECT (SELECT generation FROM memory_namespaces WHERE tenant = ?1)"
+                             " = (SELECT max(generation) FROM memory_changes WHERE tenant = ?1)",
+                             "acme"),
+                     1);
+    assert_int_equal(raw_int(db1, "SELECT count(*) FROM memory_changes WHERE tenant = ?", "beta"),
+                     60001);
+    check_query(s2, "acme", ms[2].vec, 3, NULL, ms, 3);
+    check_query(s2, "beta", ms[1].vec, 3, NULL, ms, 3);
+    store_free(s1);
+    store_free(s2);
+    db_close(db1);
+    db_close(db2);
+}
+
+/* --- threads sharing one cache ----------------------------------------------------- */
+
+struct thr {
+    const char *path;
+    struct store_cache *cache;
+    int idx;
+    struct tmem *common; /* the "common" tenant's memories, read only */
+    size_t n_common;
+    int failures;
+    char msg[600];
+};
+
+static void *thr_main(void *arg)
+{
+    struct thr *t = arg;
+    enum db_error why;
+    char err[512];
+    struct db *db = db_open(t->path, &why, err, sizeof err);
+    if (db == NULL) {
+        t->failures++;
+        snprintf(t->msg, sizeof t->msg, "db_open: %s", err);
+        return NULL;
+    }
+    sqlite3_exec(db_handle(db), "PRAGMA synchronous = OFF", NULL, NULL, NULL);
+    struct vstore *s = store_local_new(db, t->cache);
+    char tenant[16];
+    snprintf(tenant, sizeof tenant, "th%d", t->idx);
+    struct store_ns ns = {.embedder = "local", .model = "hash-v1", .dim = DIM};
+    if (s->ops->ns_create(s, tenant, &ns, err, sizeof err) != 0) {
+        t->failures++;
+        snprintf(t->msg, sizeof t->msg, "ns_create: %s", err);
+    }
+    uint64_t rng = 1000 + (uint64_t)t->idx;
+    for (int i = 0; i < 60 && t->failures == 0; i++) {
+        struct tmem m;
+        tm_init(&m, tenant, (unsigned long long)(t->idx * 1000 + i), "thread note", "u1", i,
+                rng_next(&rng));
+        struct mem_record r = tm_rec(&m);
+        struct mem_records out;
+        if (s->ops->upsert(s, tenant, &r, 1, err, sizeof err) != 0 ||
+            s->ops->query(s, tenant, m.vec, 1, NULL, &out, err, sizeof err) != 0) {
+            t->failures++;
+            snprintf(t->msg, sizeof t->msg, "write/query: %s", err);
+            break;
+        }
+        if (out.n != 1 || !rec_equals(&out.v[0], &m, true)) {
+            t->failures++;
+            snprintf(t->msg, sizeof t->msg, "own query %d: wrong answer", i);
+        }
+        mem_records_free(&out);
+        size_t n = 0;
+        if (s->ops->count(s, tenant, NULL, &n, err, sizeof err) != 0 || n != (size_t)i + 1) {
+            t->failures++;
+            snprintf(t->msg, sizeof t->msg, "count %d: %zu", i, n);
+        }
+        float q[DIM];
+        rand_vec(&rng, q);
+        if (s->ops->query(s, "common", q, 5, NULL, &out, err, sizeof err) != 0) {
+            t->failures++;
+            snprintf(t->msg, sizeof t->msg, "common query: %s", err);
+            break;
+        }
+        if (out.n != 5)
+            t->failures++;
+        for (size_t j = 0; j < out.n; j++) {
+            struct tmem *cm = tm_find(t->common, t->n_common, "common", out.v[j].id);
+            if (cm == NULL || !rec_equals(&out.v[j], cm, true) ||
+                fabs(out.v[j].score - ref_dot(q, cm->vec)) > EPS) {
+                t->failures++;
+                snprintf(t->msg, sizeof t->msg, "common query: foreign result %s", out.v[j].id);
+            }
+        }
+        mem_records_free(&out);
+    }
+    store_free(s);
+    db_close(db);
+    return NULL;
+}
+
+/* Stores on their own connections in four threads share one cache: each
+ * sees its own writes at once and reads the common tenant correctly while
+ * the others load and update their indexes. */
+static void threads_share_one_cache(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct store_cache *cache = store_cache_new();
+    struct vstore *s = store_local_new(db, cache);
+    ns_make(s, "common");
+    struct tmem common[50];
+    for (int i = 0; i < 50; i++)
+        tm_init(&common[i], "common", (unsigned)i + 1, "shared note", "u1", i, (uint64_t)i);
+    upsert_ok(s, common, 50);
+    enum { NT = 4 };
+    struct thr t[NT];
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        t[i] = (struct thr){
+            .path = fx->path, .cache = cache, .idx = i, .common = common, .n_common = 50};
+        assert_int_equal(pthread_create(&th[i], NULL, thr_main, &t[i]), 0);
+    }
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        if (t[i].failures != 0)
+            fail_msg("thread %d: %d failures, last: %s", i, t[i].failures, t[i].msg);
+    }
+    store_free(s);
+    store_cache_free(cache);
+    db_close(db);
+}
+
+/* --- the isolation property test ------------------------------------------------ */
+
+enum {
+    ISO_TENANTS = 24,
+    ISO_PER_TENANT = 100, /* 2,400 memories */
+    ISO_TEXTS = 120,
+    ISO_IDS = 200,
+};
+
+static const char *const nato[] = {
+    "alpha",  "bravo", "charlie", "delta",  "echo",     "foxtrot", "golf",   "hotel",  "india",
+    "juliet", "kilo",  "lima",    "mike",   "november", "oscar",   "papa",   "quebec", "romeo",
+    "sierra", "tango", "uniform", "victor", "whiskey",  "xray",    "yankee", "zulu",
+};
+
+/* Text number i of the shared pool: three to five NATO words. */
+static void iso_text(size_t i, char *out, size_t outlen)
+{
+    uint64_t s = i * 31 + 7;
+    size_t words = 3 + rng_below(&s, 3), len = 0;
+    out[0] = '\0';
+    for (size_t w = 0; w < words; w++)
+        len += (size_t)snprintf(out + len, outlen - len, "%s%s", w ? " " : "",
+                                nato[rng_below(&s, sizeof nato / sizeof nato[0])]);
+}
+
+static void iso_fill(struct tmem *m, const char *tenant, size_t t, size_t idn, size_t text,
+                     uint64_t *rng, int64_t created)
+{
+    char buf[200], user[8];
+    iso_text(text, buf, sizeof buf);
+    snprintf(user, sizeof user, "u%zu", rng_below(rng, 4));
+    tm_init(m, tenant, (unsigned long long)idn + 1, buf, user, created, (uint64_t)text);
+    static const char *const kinds[] = {"note", "exchange", "fact"};
+    snprintf(m->kind, sizeof m->kind, "%s", kinds[rng_below(rng, 3)]);
+    snprintf(m->agent, sizeof m->agent, "agent%zu", rng_below(rng, 2));
+    snprintf(m->meta, sizeof m->meta, "{\"topic\":\"%s\",\"n\":%zu}",
+             rng_below(rng, 2) ? "work" : "home", rng_below(rng, 10));
+    (void)t;
+}
+
+static const char *const iso_filters[] = {
+    NULL,
+    "{\"user_id\":\"u1\"}",
+    "{\"kind\":{\"$in\":[\"note\",\"fact\"]}}",
+    "{\"topic\":\"work\"}",
+    "{\"$or\":[{\"user_id\":\"u2\"},{\"n\":{\"$lt\":3}}]}",
+    "{\"id\":{\"$in\":[\"0190a1b2-c3d4-7e5f-8a6b-000000000001\","
+    "\"0190a1b2-c3d4-7e5f-8a6b-000000000002\",\"0190a1b2-c3d4-7e5f-8a6b-000000000003\","
+    "\"0190a1b2-c3d4-7e5f-8a6b-000000000004\",\"0190a1b2-c3d4-7e5f-8a6b-000000000005\"]}}",
+    "{\"created_at\":{\"$gte\":1700000050000}}",
+};
+enum { ISO_NF = sizeof iso_filters / sizeof iso_filters[0] };
+
+/* Every operation of every tenant against the reference, through store
+ * s_of(t): queries with vectors of the tenant's own texts, of texts only
+ * other tenants hold, and random ones, under every filter and several k;
+ * keyword, list and count under every filter. */
+static void iso_check_all(struct vstore *const *stores, size_t n_stores, struct tmem *ms,
+                          struct mem_filter *const *filters, uint64_t *rng, size_t round)
+{
+    for (size_t t = 0; t < ISO_TENANTS; t++) {
+        char tenant[16];
+        snprintf(tenant, sizeof tenant, "t%02zu", t);
+        struct vstore *s = stores[(t + round) % n_stores];
+        /* The tenant's own slice is the reference: a record of any other
+         * tenant is not in it, so returning one fails the checks. */
+        struct tmem *mine = &ms[t * ISO_PER_TENANT];
+        float qs[3][DIM];
+        rand_vec(rng, qs[0]);
+        seed_vec((uint64_t)rng_below(rng, ISO_TEXTS), qs[1]); /* a pooled text's */
+        struct tmem *own = &ms[t * ISO_PER_TENANT + rng_below(rng, ISO_PER_TENANT)];
+        memcpy(qs[2], own->vec, sizeof qs[2]);
+        for (size_t fi = 0; fi < ISO_NF; fi++) {
+            size_t matching = select_refs(mine, ISO_PER_TENANT, tenant, filters[fi]);
+            /* The three vectors and three k rotate over the filters. */
+            size_t r = fi + round + t;
+            static const size_t ks[] = {1, 8, 100000};
+            check_query_sel(s, tenant, qs[r % 3], ks[r % 3], filters[fi], mine, ISO_PER_TENANT,
+                            matching);
+            check_query_sel(s, tenant, qs[(r + 1) % 3], ks[(r + 2) % 3], filters[fi], mine,
+                            ISO_PER_TENANT, matching);
+            check_list_count_sel(s, tenant, filters[fi], 40, mine, ISO_PER_TENANT, matching);
+            check_keyword_sel(s, tenant, nato[rng_below(rng, sizeof nato / sizeof nato[0])],
+                              filters[fi], mine, ISO_PER_TENANT);
+        }
+    }
+}
+
+/* THE isolation property (issue 6, item 6): 2,400 memories in 24
+ * tenants, drawn from one pool of 120 texts and 200 ids, so most texts and
+ * ids exist in several tenants with equal vectors. Written through three
+ * connections (two sharing a cache), then changed (updates, deletes by id
+ * with ids of other tenants among them, deletes by filter, three purges),
+ * every query, keyword search, list, count and delete of every tenant is
+ * checked after each phase to return, count or touch only that tenant's
+ * memories, and queries to equal the brute-force top k. Fixed seed. */
+static void no_operation_of_a_tenant_touches_another(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *dbs[3] = {open_db(fx->path), open_db(fx->path), open_db(fx->path)};
+    struct store_cache *cache = store_cache_new();
+    struct vstore *stores[3] = {store_local_new(dbs[0], cache), store_local_new(dbs[1], cache),
+                                store_local_new(dbs[2], NULL)};
+    size_t n = (size_t)ISO_TENANTS * ISO_PER_TENANT;
+    struct tmem *ms = calloc(n, sizeof *ms);
+    assert_non_null(ms);
+    struct mem_filter *filters[ISO_NF];
+    for (size_t i = 0; i < ISO_NF; i++)
+        filters[i] = iso_filters[i] != NULL ? parse_ok(iso_filters[i]) : NULL;
+    uint64_t rng = 20240601;
+    char err[512];
+
+    for (size_t t = 0; t < ISO_TENANTS; t++) {
+        char tenant[16];
+        snprintf(tenant, sizeof tenant, "t%02zu", t);
+        ns_make(stores[t % 3], tenant);
+        /* Distinct ids and texts within the tenant, from the shared pools. */
+        size_t ids[ISO_IDS], texts[ISO_TEXTS];
+        for (size_t i = 0; i < ISO_IDS; i++)
+            ids[i] = i;
+        for (size_t i = 0; i < ISO_TEXTS; i++)
+            texts[i] = i;
+        for (size_t i = 0; i < ISO_PER_TENANT; i++) {
+            size_t j = i + rng_below(&rng, ISO_IDS - i);
+            size_t tmp = ids[i];
+            ids[i] = ids[j];
+            ids[j] = tmp;
+            j = i + rng_below(&rng, ISO_TEXTS - i);
+            tmp = texts[i];
+            texts[i] = texts[j];
+            texts[j] = tmp;
+            /* created_at is unique across all tenants: a record of another
+             * tenant can never pass for one of this tenant's. */
+            iso_fill(&ms[t * ISO_PER_TENANT + i], tenant, t, ids[i], texts[i], &rng,
+                     1700000000000 + (int64_t)(t * ISO_PER_TENANT + i) * 37);
+        }
+        upsert_ok(stores[(t + 1) % 3], &ms[t * ISO_PER_TENANT], ISO_PER_TENANT);
+    }
+    iso_check_all(stores, 3, ms, filters, &rng, 0);
+
+    /* Changes: updates to other texts, deletes by id (the list holds ids
+     * that only other tenants have), deletes by filter, three purges. */
+    for (size_t t = 0; t < ISO_TENANTS; t++) {
+        char tenant[16];
+        snprintf(tenant, sizeof tenant, "t%02zu", t);
+        struct vstore *s = stores[rng_below(&rng, 3)];
+        struct tmem *mine = &ms[t * ISO_PER_TENANT];
+        for (int u = 0; u < 10; u++) {
+            struct tmem *m = &mine[rng_below(&rng, ISO_PER_TENANT)];
+            if (!m->alive)
+                continue;
+            int64_t created = m->created;
+            char id[MC_UUID_STRLEN + 1];
+            snprintf(id, sizeof id, "%s", m->id);
+            iso_fill(m, tenant, t, 0, rng_below(&rng, ISO_TEXTS), &rng, created);
+            snprintf(m->id, sizeof m->id, "%s", id);
+            upsert_ok(s, m, 1);
+        }
+        const char *del[12];
+        size_t nd = 0, want = 0;
+        for (int d = 0; d < 12; d++) {
+            char probe[MC_UUID_STRLEN + 1];
+            make_id(probe, (unsigned long long)rng_below(&rng, ISO_IDS) + 1);
+            struct tmem *m = tm_find(ms, n, tenant, probe);
+            struct tmem *any = NULL;
+            for (size_t i = 0; i < n && any == NULL; i++)
+                if (strcmp(ms[i].id, probe) == 0)
+                    any = &ms[i];
+            if (any == NULL)
+                continue;
+            bool dup = false;
+            for (size_t j = 0; j < nd; j++)
+                dup = dup || strcmp(del[j], any->id) == 0;
+            if (dup)
+                continue;
+            del[nd++] = any->id; /* possibly another tenant's id only */
+            if (m != NULL)
+                want++;
+        }
+        /* The reference changes after the call: del points into ms. */
+        size_t deleted = 0;
+        if (s->ops->delete_ids(s, tenant, del, nd, &deleted, err, sizeof err) != 0)
+            fail_msg("delete_ids: %s", err);
+        assert_int_equal(deleted, want);
+        for (size_t j = 0; j < nd; j++) {
+            struct tmem *m = tm_find(ms, n, tenant, del[j]);
+            if (m != NULL)
+                m->alive = false;
+        }
+        if (t % 5 == 0) {
+            const struct mem_filter *f = filters[1 + t / 5 % (ISO_NF - 1)];
+            want = 0;
+            for (size_t i = 0; i < ISO_PER_TENANT; i++)
+                if (mine[i].alive && tm_matches(&mine[i], f)) {
+                    mine[i].alive = false;
+                    want++;
+                }
+            if (s->ops->delete_filter(s, tenant, f, &deleted, err, sizeof err) != 0)
+                fail_msg("delete_filter: %s", err);
+            assert_int_equal(deleted, want);
+        }
+    }
+    size_t purged = 0;
+    for (size_t t = 3; t < ISO_TENANTS; t += 10, purged++) {
+        char tenant[16];
+        snprintf(tenant, sizeof tenant, "t%02zu", t);
+        size_t deleted = 0, want = 0;
+        for (size_t i = 0; i < ISO_PER_TENANT; i++)
+            if (ms[t * ISO_PER_TENANT + i].alive) {
+                ms[t * ISO_PER_TENANT + i].alive = false;
+                want++;
+            }
+        if (stores[t % 3]->ops->delete_filter(stores[t % 3], tenant, NULL, &deleted, err,
+                                              sizeof err) != 0)
+            fail_msg("purge: %s", err);
+        assert_int_equal(deleted, want);
+    }
+    iso_check_all(stores, 3, ms, filters, &rng, 1);
+
+    /* Finally every tenant's whole content, through every store. */
+    for (size_t k = 0; k < 3; k++)
+        for (size_t t = 0; t < ISO_TENANTS; t++) {
+            char tenant[16];
+            snprintf(tenant, sizeof tenant, "t%02zu", t);
+            check_list_count(stores[k], tenant, NULL, 1000, &ms[t * ISO_PER_TENANT],
+                             ISO_PER_TENANT);
+        }
+    char **names;
+    size_t nn;
+    assert_int_equal(stores[0]->ops->namespaces(stores[0], &names, &nn, err, sizeof err), 0);
+    assert_int_equal(nn, ISO_TENANTS - purged);
+    store_names_free(names, nn);
+
+    for (size_t i = 0; i < ISO_NF; i++)
+        filter_free(filters[i]);
+    for (size_t i = 0; i < 3; i++) {
+        store_free(stores[i]);
+        db_close(dbs[i]);
+    }
+    store_cache_free(cache);
+    free(ms);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(store_new_makes_the_configured_local_store, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(every_field_round_trips, setup, teardown),
+        cmocka_unit_test_setup_teardown(upsert_replaces_a_record_in_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(namespaces_remember_embedder_model_and_dimension, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(upsert_refuses_what_breaks_the_contract, setup, teardown),
+        cmocka_unit_test_setup_teardown(every_changed_row_bumps_the_generation_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_second_connection_with_its_own_cache_sees_every_write,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(two_connections_sharing_one_cache_see_every_write, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_namespace_made_again_is_not_mistaken_for_the_old, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_query_after_an_uncommitted_write_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(the_shared_cache_holds_only_committed_state, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(filters_select_the_same_memories_everywhere, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(delete_by_filter_removes_exactly_the_selected, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(purge_removes_the_namespace_and_only_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(keyword_ranks_by_bm25, setup, teardown),
+        cmocka_unit_test_setup_teardown(keyword_quotes_hostile_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(list_pages_in_id_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(stats_describe_the_tenant_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(operations_refuse_bad_tenants, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_change_log_is_pruned_to_its_last_entries, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(threads_share_one_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_operation_of_a_tenant_touches_another, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
