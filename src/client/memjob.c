@@ -24,6 +24,7 @@
 #include "store/pending.h"
 #include "store/tracelog.h"
 #include "util/alloc.h"
+#include "util/log.h"
 
 /* Rows an export reads per page. */
 #define MEMJOB_EXPORT_PAGE 1000
@@ -366,6 +367,11 @@ static enum mc_error memjob_purge(const struct memjob_env *env, const struct mc_
         return MC_ERR_IO;
     if (env->cache != NULL)
         cached = cache_clear(env->cache);
+    /* Old page images of the purged rows leave the WAL too; a reader of
+     * another process may hold it, in which case its next checkpoint does. */
+    char cerr[256] = "";
+    if (db_checkpoint_truncate(env->db, cerr, sizeof cerr) < 0)
+        log_warn("purge of %s: %s", job->tenant, cerr);
     cJSON *it = memjob_item(items);
     memjob_num(it, "memories", (double)memories);
     memjob_num(it, "conversations", (double)convs);

@@ -4,8 +4,11 @@
  * $in/$nin with a list, $ne, $gt/$gte/$lt/$lte (numbers: created_at, or a
  * numeric metadata value), $and/$or with a list of filters, and several keys
  * in one object meaning all of them. Keys are a memory's fields (id,
- * user_id, agent, kind, created_at) or, any other key, a top-level key of
- * its metadata (`memchat memory add --meta KEY=VALUE`). The parsed form is
+ * user_id, agent, kind, created_at) or, any other key not starting with
+ * "$", a top-level key of its metadata (`memchat memory add --meta
+ * KEY=VALUE`). Comparisons are typed: a string matches only a string, a
+ * number (compared as a double) only a number, a boolean only a boolean,
+ * so {"n": 1} does not match the metadata {"n": "1"}. The parsed form is
  * a small tree that each store translates to its own query language: the
  * local store to an SQL WHERE clause (filter_sql), the remote stores of a
  * later issue to theirs; filter_match evaluates it on one record, which the

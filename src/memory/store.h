@@ -145,8 +145,9 @@ struct store_cache *store_cache_new(void);
 void store_cache_free(struct store_cache *c);
 
 /* The local store on db (the caller's connection, which must outlive the
- * store) with the shared cache (NULL: a private one). Free with
- * store_free(). */
+ * store) with the shared cache (NULL: a private one). At most one local
+ * store per connection: it learns when the connection's transactions end
+ * through SQLite's commit and rollback hooks. Free with store_free(). */
 struct vstore *store_local_new(struct db *db, struct store_cache *cache);
 /* The store VECTOR_DB_PROVIDER names, on db and cache for the local one;
  * NULL with a message naming the variable. Free with store_free(). */

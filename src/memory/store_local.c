@@ -47,6 +47,7 @@
 #include "memory/vscan.h"
 #include "store/db.h"
 #include "util/alloc.h"
+#include "util/log.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/ident.h"
@@ -1473,6 +1474,23 @@ static int local_list(struct vstore *s, const char *tenant, const struct mem_fil
     return result;
 }
 
+/* After a user deletes memories: FTS5 segments are immutable, so the
+ * deleted texts' words stay in older segments until a merge; 'optimize'
+ * merges them all now, so forgetting removes the words from the keyword
+ * index too (secure_delete zeroes the freed pages). Its cost grows with
+ * the index, which is why only deletes a user asks for run it. A failure
+ * only postpones the cleanup to FTS5's own merges: logged, not fatal. */
+static bool local_fts_forget(struct local *L)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(L->conn, "INSERT INTO memories_fts (memories_fts) VALUES ('optimize')", NULL,
+                     NULL, &msg) != SQLITE_OK)
+        log_warn("keyword index of %s not compacted after a delete: %s", db_path(L->db),
+                 msg != NULL ? msg : "unknown error");
+    sqlite3_free(msg);
+    return true;
+}
+
 static int local_delete_ids(struct vstore *s, const char *tenant, const char *const *ids, size_t n,
                             size_t *deleted, char *err, size_t errlen)
 {
@@ -1511,7 +1529,7 @@ static int local_delete_ids(struct vstore *s, const char *tenant, const char *co
         count += (size_t)sqlite3_changes(L->conn);
         sqlite3_reset(st);
     }
-    ok = local_prune(L, tenant, err, errlen) == 0;
+    ok = local_prune(L, tenant, err, errlen) == 0 && (count == 0 || local_fts_forget(L));
 out:
     sqlite3_finalize(st);
     if (local_write_end(L, tenant, "delete", own, ok, err, errlen) != 0)
@@ -1563,7 +1581,8 @@ static int local_delete_filter(struct vstore *s, const char *tenant, const struc
              local_exec_tenant(L, tenant, "DELETE FROM memory_changes WHERE tenant = ?1", NULL, err,
                                errlen) == 0 &&
              local_exec_tenant(L, tenant, "DELETE FROM memory_namespaces WHERE tenant = ?1", NULL,
-                               err, errlen) == 0;
+                               err, errlen) == 0 &&
+             (count == 0 || local_fts_forget(L));
     } else {
         sqlite3_stmt *st = local_prepare_filtered(L, tenant, "delete",
                                                   "DELETE FROM memories WHERE tenant = ? AND ", f,
@@ -1572,7 +1591,8 @@ static int local_delete_filter(struct vstore *s, const char *tenant, const struc
             sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
             if (sqlite3_step(st) == SQLITE_DONE) {
                 count = (size_t)sqlite3_changes(L->conn);
-                ok = local_prune(L, tenant, err, errlen) == 0;
+                ok =
+                    local_prune(L, tenant, err, errlen) == 0 && (count == 0 || local_fts_forget(L));
             } else {
                 local_fail_sql(L, tenant, "delete", err, errlen);
             }

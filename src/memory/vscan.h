@@ -4,10 +4,12 @@
  * bounded heap. The scan runs at the memory-bandwidth limit in two passes:
  * a first pass over int8 codes of the vectors (a quarter of the bytes)
  * computes each score within a known error bound, and only the vectors
- * whose bound reaches the running k-th best are rescored exactly in
- * float32, so the result is the exact top k, identical to a plain
- * reference loop. The dot products use AVX2/FMA where the CPU has them
- * (chosen once at run time) and portable C elsewhere.
+ * whose bound reaches the running k-th best are rescored exactly (the
+ * products of the float32 vectors summed in double precision in index
+ * order, which no rounding of the kernels can reorder), so the result is
+ * the exact top k, identical to a plain reference loop. The dot products
+ * use AVX2/FMA where the CPU has them (chosen once at run time) and
+ * portable C elsewhere.
  */
 #ifndef MEMCHAT_MEMORY_VSCAN_H
 #define MEMCHAT_MEMORY_VSCAN_H

@@ -447,7 +447,10 @@ static int db_configure(struct db *db, enum db_error *why, char *err, size_t err
                 db->path, mode);
         return -1;
     }
-    rc = db_exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");
+    /* secure_delete: a forgotten or purged memory's text is overwritten in
+     * the file, not left in a free page. */
+    rc = db_exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                     " PRAGMA secure_delete = ON");
     if (rc != SQLITE_OK) {
         db_fail_sqlite(db, rc, "setting synchronous and foreign_keys", why, err, errlen);
         return -1;
@@ -714,4 +717,17 @@ int db_commit(struct db *db, char *err, size_t errlen)
 void db_rollback(struct db *db)
 {
     db_rollback_quiet(db);
+}
+
+int db_checkpoint_truncate(struct db *db, char *err, size_t errlen)
+{
+    int busy = 0,
+        rc = sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    if (rc == SQLITE_BUSY)
+        busy = 1;
+    else if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "checkpointing %s: %s", db->path, sqlite3_errmsg(db->conn));
+        return -1;
+    }
+    return busy;
 }

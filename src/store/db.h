@@ -64,4 +64,10 @@ int db_begin(struct db *db, char *err, size_t errlen);
 int db_commit(struct db *db, char *err, size_t errlen);
 void db_rollback(struct db *db);
 
+/* Copies the WAL into the database file and truncates the WAL, so the old
+ * page images (a purged tenant's texts) leave it. 0; 1 when another
+ * connection's reader kept it from finishing (try again later); -1 with a
+ * message naming the file. */
+int db_checkpoint_truncate(struct db *db, char *err, size_t errlen);
+
 #endif

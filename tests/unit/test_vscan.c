@@ -552,6 +552,61 @@ static void the_scan_stays_exact_where_the_bound_is_tight(void **state)
     vscan_free(m);
 }
 
+/* Vectors with a NaN or an infinity cannot be bounded, so the first pass
+ * never prunes them: a row with +inf where the query is positive scores
+ * +inf and comes first; a row with a NaN scores NaN and ranks after every
+ * number; the other rows come out as the reference has them. A NaN query
+ * scores every row NaN: the first k rows in row order. */
+static void rows_with_nan_or_infinity_follow_the_documented_order(void **state)
+{
+    (void)state;
+    enum { D = 17, N = 200 };
+    rng_seed(31);
+    float *rows = xmalloc(N * D * sizeof(float));
+    struct vscan *m = vscan_new(D);
+    float q[D];
+    gen_unit(q, D);
+    q[0] = 0.5f;
+    for (size_t r = 0; r < N; r++) {
+        gen_unit(rows + r * D, D);
+        if (r == 5)
+            rows[r * D + 3] = NAN;
+        if (r == 9)
+            rows[r * D] = INFINITY;
+        vscan_add(m, rows + r * D);
+    }
+    uint64_t finite[4] = {~(uint64_t)0, ~(uint64_t)0, ~(uint64_t)0, ~(uint64_t)0};
+    finite[0] &= ~((uint64_t)1 << 5 | (uint64_t)1 << 9);
+    struct vscan_hit *hits = xmalloc(N * sizeof *hits);
+    struct ref_hit want[N];
+    for (size_t mode = 0; mode < 2; mode++) {
+        vscan_force_portable(kernel_modes[mode]);
+        assert_int_equal(vscan_topk(m, q, N, NULL, hits), N);
+        assert_int_equal(hits[0].row, 9);
+        assert_true(isinf(hits[0].score) && hits[0].score > 0);
+        assert_int_equal(hits[N - 1].row, 5);
+        assert_true(isnan(hits[N - 1].score));
+        assert_int_equal(ref_topk(rows, N, D, q, N, finite, want), N - 2);
+        for (size_t i = 0; i < N - 2; i++)
+            assert_int_equal(hits[i + 1].row, want[i].row);
+        assert_int_equal(vscan_topk(m, q, 10, NULL, hits), 10);
+        assert_int_equal(hits[0].row, 9);
+        for (size_t i = 1; i < 10; i++)
+            assert_int_equal(hits[i].row, want[i - 1].row);
+        q[2] = NAN;
+        assert_int_equal(vscan_topk(m, q, 4, NULL, hits), 4);
+        for (size_t i = 0; i < 4; i++) {
+            assert_int_equal(hits[i].row, i);
+            assert_true(isnan(hits[i].score));
+        }
+        q[2] = 0.1f;
+    }
+    vscan_force_portable(false);
+    xfree(hits);
+    xfree(rows);
+    vscan_free(m);
+}
+
 /* The first pass does its job: on uniform random unit vectors the int8
  * bound leaves only a few rows to rescore exactly (a few times k: the
  * scores' spread, about 1/sqrt(dim), is many times the bound, about
@@ -636,6 +691,7 @@ int main(void)
         cmocka_unit_test(set_and_remove_swap_keep_the_scan_exact),
         cmocka_unit_test(both_dot_kernels_equal_the_reference),
         cmocka_unit_test(the_scan_stays_exact_where_the_bound_is_tight),
+        cmocka_unit_test(rows_with_nan_or_infinity_follow_the_documented_order),
         cmocka_unit_test(the_first_pass_prunes_and_both_kernels_agree_on_it),
         cmocka_unit_test(construction_checks_the_dimension_and_reports_its_size),
     };

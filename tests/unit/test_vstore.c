@@ -1004,6 +1004,39 @@ static void a_query_after_an_uncommitted_write_is_refused(void **state)
     db_close(db2);
 }
 
+/* A write inside the caller's transaction joins it, and one that fails
+ * there undoes only itself: the caller's earlier writes stay and commit
+ * with the transaction. */
+static void a_failed_write_in_the_callers_transaction_undoes_only_itself(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL);
+    ns_make(s, "acme");
+    struct tmem ms[3];
+    memset(ms, 0, sizeof ms);
+    for (int i = 0; i < 3; i++)
+        tm_init(&ms[i], "acme", (unsigned)i + 1, "note", "u1", i, (uint64_t)i);
+    char err[512];
+    assert_int_equal(db_begin(db, err, sizeof err), 0);
+    upsert_ok(s, &ms[0], 1);
+    ms[2].vec[5] = INFINITY; /* a batch whose second record fails in the write */
+    struct mem_record batch[2] = {tm_rec(&ms[1]), tm_rec(&ms[2])};
+    assert_int_equal(s->ops->upsert(s, "acme", batch, 2, err, sizeof err), -1);
+    assert_non_null(strstr(err, "infinity"));
+    assert_int_equal(db_commit(db, err, sizeof err), 0);
+    ms[1].alive = ms[2].alive = false;
+    check_list_count(s, "acme", NULL, 10, ms, 3);
+    /* A write with no transaction open commits at once. */
+    ms[2].vec[5] = 0;
+    ms[2].alive = true;
+    upsert_ok(s, &ms[2], 1);
+    db_rollback(db); /* nothing open: a no-op */
+    check_list_count(s, "acme", NULL, 10, ms, 3);
+    store_free(s);
+    db_close(db);
+}
+
 /* Queries inside a write transaction, or inside a read snapshot older
  * than the shared index, answer from their own snapshot and leave the
  * shared index as it was: it only ever holds committed state. */
@@ -1529,7 +1562,7 @@ static void *thr_main(void *arg)
         snprintf(t->msg, sizeof t->msg, "ns_create: %s", err);
     }
     uint64_t rng = 1000 + (uint64_t)t->idx;
-    for (int i = 0; i < 60 && t->failures == 0; i++) {
+    for (int i = 0; i < 40 && t->failures == 0; i++) {
         struct tmem m;
         tm_init(&m, tenant, (unsigned long long)(t->idx * 1000 + i), "thread note", "u1", i,
                 rng_next(&rng));
@@ -1871,6 +1904,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_query_after_an_uncommitted_write_is_refused, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            a_failed_write_in_the_callers_transaction_undoes_only_itself, setup, teardown),
         cmocka_unit_test_setup_teardown(the_shared_cache_holds_only_committed_state, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(filters_select_the_same_memories_everywhere, setup,
