@@ -52,6 +52,7 @@
 #include "store/db.h"
 #include "store/memhist.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 #include "util/clock.h"
 #include "util/ident.h"
 #include "util/utf8.h"
@@ -84,19 +85,6 @@ static const char mm_df_dec_sql[] =
 static const char mm_df_purge_sql[] = "DELETE FROM memory_df WHERE tenant = ?1";
 
 /* --- small helpers ------------------------------------------------------ */
-
-/* printf into err when there is room; err may be NULL. */
-static void mm_msg(char *err, size_t errlen, const char *fmt, ...) MC_PRINTF(3, 4);
-
-static void mm_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Puts "prefix" before the message already in err (batch positions). */
 static void mm_prefix(char *err, size_t errlen, const char *prefix)
@@ -186,20 +174,20 @@ static enum memory_status mm_check_text(const char *text, const char *what, char
                                         size_t errlen)
 {
     if (text == NULL) {
-        mm_msg(err, errlen, "%s is missing", what);
+        msg_set(err, errlen, "%s is missing", what);
         return MEMORY_ERR_INPUT;
     }
     size_t n = strlen(text), bad = 0;
     if (n > MEMORY_TEXT_MAX) {
-        mm_msg(err, errlen, "%s is %zu bytes; at most %zu are accepted", what, n, MEMORY_TEXT_MAX);
+        msg_set(err, errlen, "%s is %zu bytes; at most %zu are accepted", what, n, MEMORY_TEXT_MAX);
         return MEMORY_ERR_INPUT;
     }
     if (!utf8_valid(text, n, &bad)) {
-        mm_msg(err, errlen, "%s is not valid UTF-8 (bad byte at offset %zu)", what, bad);
+        msg_set(err, errlen, "%s is not valid UTF-8 (bad byte at offset %zu)", what, bad);
         return MEMORY_ERR_INPUT;
     }
     if (mm_blank(text, n)) {
-        mm_msg(err, errlen, "%s is empty", what);
+        msg_set(err, errlen, "%s is empty", what);
         return MEMORY_ERR_INPUT;
     }
     return MEMORY_OK;
@@ -212,10 +200,10 @@ static enum memory_status mm_check_ident(const char *id, const char *what, char 
         return MEMORY_OK;
     char q[200];
     if (id == NULL)
-        mm_msg(err, errlen, "%s is missing (accepted: [A-Za-z0-9_-]{1,64})", what);
+        msg_set(err, errlen, "%s is missing (accepted: [A-Za-z0-9_-]{1,64})", what);
     else
-        mm_msg(err, errlen, "%s \"%s\" is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", what,
-               mm_quote(id, q, sizeof q));
+        msg_set(err, errlen, "%s \"%s\" is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", what,
+                mm_quote(id, q, sizeof q));
     return MEMORY_ERR_INPUT;
 }
 
@@ -228,23 +216,23 @@ static cJSON *mm_meta_parse(const char *meta, char *err, size_t errlen)
         return cJSON_CreateObject();
     size_t n = strlen(meta), bad = 0;
     if (n > MEMORY_META_MAX) {
-        mm_msg(err, errlen, "metadata is %zu bytes; at most %zu are accepted", n, MEMORY_META_MAX);
+        msg_set(err, errlen, "metadata is %zu bytes; at most %zu are accepted", n, MEMORY_META_MAX);
         return NULL;
     }
     if (!utf8_valid(meta, n, &bad)) {
-        mm_msg(err, errlen, "metadata is not valid UTF-8 (bad byte at offset %zu)", bad);
+        msg_set(err, errlen, "metadata is not valid UTF-8 (bad byte at offset %zu)", bad);
         return NULL;
     }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(meta, n + 1, &end, true);
     if (j == NULL) {
         size_t at = end != NULL && end >= meta ? (size_t)(end - meta) : 0;
-        mm_msg(err, errlen, "metadata is not valid JSON (syntax error at byte %zu)", at);
+        msg_set(err, errlen, "metadata is not valid JSON (syntax error at byte %zu)", at);
         return NULL;
     }
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        mm_msg(err, errlen, "metadata is not a JSON object (e.g. {\"project\": \"apollo\"})");
+        msg_set(err, errlen, "metadata is not a JSON object (e.g. {\"project\": \"apollo\"})");
         return NULL;
     }
     return j;
@@ -354,7 +342,7 @@ struct memory_manager *memory_new(const struct memory_settings *set, struct embe
     else if (e->dim <= 0 || e->max_bytes < 16 || e->max_batch == 0)
         bad = "memory_new: the embedder reports no dimension or limits";
     if (bad != NULL) {
-        mm_msg(err, errlen, "%s", bad);
+        msg_set(err, errlen, "%s", bad);
         embedder_free(e);
         store_free(s);
         return NULL;
@@ -448,10 +436,10 @@ static enum memory_status mm_ns(struct memory_manager *m, const char *tenant, st
                               ns->model);
     if (dd && l < sizeof fix)
         snprintf(fix + l, sizeof fix - l, "%sEMBEDDINGS_DIMENSION=%d", l ? " " : "", ns->dim);
-    mm_msg(err, errlen,
-           "tenant %s: memories were stored with embedder %s (%s, %d dimensions) but %s; set "
-           "%s again (re-embedding comes with `memchat memory reembed` in a later version)",
-           tenant, ns->embedder, ns->model, ns->dim, now, fix);
+    msg_set(err, errlen,
+            "tenant %s: memories were stored with embedder %s (%s, %d dimensions) but %s; set "
+            "%s again (re-embedding comes with `memchat memory reembed` in a later version)",
+            tenant, ns->embedder, ns->model, ns->dim, now, fix);
     return MEMORY_ERR_MISMATCH;
 }
 
@@ -545,8 +533,8 @@ static int mm_df_apply(struct memory_manager *m, const char *tenant, struct mm_d
     }
     goto out;
 fail:
-    mm_msg(err, errlen, "tenant %s: updating document frequencies in %s: %s", tenant,
-           db_path(m->db), sqlite3_errmsg(h));
+    msg_set(err, errlen, "tenant %s: updating document frequencies in %s: %s", tenant,
+            db_path(m->db), sqlite3_errmsg(h));
     result = -1;
 out:
     sqlite3_finalize(inc);
@@ -568,8 +556,8 @@ static int mm_df_purge(struct memory_manager *m, const char *tenant, char *err, 
         rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
-        mm_msg(err, errlen, "tenant %s: removing document frequencies in %s: %s", tenant,
-               db_path(m->db), sqlite3_errmsg(h));
+        msg_set(err, errlen, "tenant %s: removing document frequencies in %s: %s", tenant,
+                db_path(m->db), sqlite3_errmsg(h));
         return -1;
     }
     return 0;
@@ -599,8 +587,8 @@ static int mm_df_lookup(struct memory_manager *m, const char *tenant, const uint
         }
     }
     if (rc != SQLITE_OK)
-        mm_msg(err, errlen, "tenant %s: reading document frequencies in %s: %s", tenant,
-               db_path(m->db), sqlite3_errmsg(h));
+        msg_set(err, errlen, "tenant %s: reading document frequencies in %s: %s", tenant,
+                db_path(m->db), sqlite3_errmsg(h));
     sqlite3_finalize(st);
     return rc == SQLITE_OK ? 0 : -1;
 }
@@ -877,24 +865,24 @@ static enum memory_status mm_check_add(const struct memory_add *a, int dim, stru
     char q[200];
     it->kind = a->kind != NULL ? a->kind : "note";
     if (!mm_kind_valid(it->kind)) {
-        mm_msg(err, errlen, "kind \"%s\" is not accepted (accepted: [a-z_]{1,32})",
-               mm_quote(it->kind, q, sizeof q));
+        msg_set(err, errlen, "kind \"%s\" is not accepted (accepted: [a-z_]{1,32})",
+                mm_quote(it->kind, q, sizeof q));
         return MEMORY_ERR_INPUT;
     }
     if (a->id != NULL) {
         if (!uuid_valid(a->id)) {
-            mm_msg(err, errlen, "id \"%s\" is not a UUID", mm_quote(a->id, q, sizeof q));
+            msg_set(err, errlen, "id \"%s\" is not a UUID", mm_quote(a->id, q, sizeof q));
             return MEMORY_ERR_INPUT;
         }
         mm_uuid_lower(a->id, it->id);
     }
     if (a->vector != NULL && a->vector_len != (size_t)dim) {
-        mm_msg(err, errlen, "vector has %zu numbers; the embedder makes %d", a->vector_len, dim);
+        msg_set(err, errlen, "vector has %zu numbers; the embedder makes %d", a->vector_len, dim);
         return MEMORY_ERR_INPUT;
     }
     if (a->created_at < 0) {
-        mm_msg(err, errlen, "created_at %" PRId64 " is negative (Unix milliseconds expected)",
-               a->created_at);
+        msg_set(err, errlen, "created_at %" PRId64 " is negative (Unix milliseconds expected)",
+                a->created_at);
         return MEMORY_ERR_INPUT;
     }
     it->meta = mm_meta_parse(a->metadata, err, errlen);
@@ -910,13 +898,13 @@ static enum memory_status mm_copy_vector(const float *v, int dim, float *out, ch
     double ss = 0.0;
     for (int i = 0; i < dim; i++) {
         if (!isfinite(v[i])) {
-            mm_msg(err, errlen, "vector[%d] is not a finite number", i);
+            msg_set(err, errlen, "vector[%d] is not a finite number", i);
             return MEMORY_ERR_INPUT;
         }
         ss += (double)v[i] * (double)v[i];
     }
     if (!(ss > 0.0) || !isfinite(ss)) {
-        mm_msg(err, errlen, "vector has no direction (all zeros) or overflows");
+        msg_set(err, errlen, "vector has no direction (all zeros) or overflows");
         return MEMORY_ERR_INPUT;
     }
     double inv = 1.0 / sqrt(ss);
@@ -945,7 +933,7 @@ static enum memory_status mm_batch_prepare(struct mm_batch *b, const struct memo
         if (n > 1)
             snprintf(where, sizeof where, "memory %zu of %zu: ", i + 1, n);
         if (a[i].tenant == NULL || strcmp(a[i].tenant, b->tenant) != 0) {
-            mm_msg(err, errlen, "every memory of a batch must have the tenant %s", b->tenant);
+            msg_set(err, errlen, "every memory of a batch must have the tenant %s", b->tenant);
             st = MEMORY_ERR_INPUT;
         }
         st = st ? st : mm_check_add(&a[i], dim, it, err, errlen);
@@ -970,7 +958,7 @@ static enum memory_status mm_batch_prepare(struct mm_batch *b, const struct memo
     b->n_pieces = total;
     b->vecs = try_calloc(total ? total : 1, (size_t)dim * sizeof(float));
     if (b->vecs == NULL) {
-        mm_msg(err, errlen, "out of memory for the vectors of %zu memories", total);
+        msg_set(err, errlen, "out of memory for the vectors of %zu memories", total);
         st = MEMORY_ERR_INPUT;
         goto out;
     }
@@ -1005,7 +993,7 @@ static enum memory_status mm_batch_prepare(struct mm_batch *b, const struct memo
         bool direct = n_embed == total;
         float *out = direct ? b->vecs : try_calloc(n_embed, (size_t)dim * sizeof(float));
         if (out == NULL) {
-            mm_msg(err, errlen, "out of memory for the vectors of %zu memories", n_embed);
+            msg_set(err, errlen, "out of memory for the vectors of %zu memories", n_embed);
             st = MEMORY_ERR_INPUT;
         } else if (embedder_embed(m->e, EMBED_DOCUMENT, texts, n_embed, NULL, out, err, errlen) !=
                    0) {
@@ -1321,7 +1309,7 @@ enum memory_status memory_add_conversation(struct memory_manager *m, const char 
                                            struct memory_added *out, char *err, size_t errlen)
 {
     if (message == NULL || reply == NULL) {
-        mm_msg(err, errlen, "an exchange needs a message and a reply");
+        msg_set(err, errlen, "an exchange needs a message and a reply");
         return MEMORY_ERR_INPUT;
     }
     enum memory_status st = mm_check_text(message, "message", err, errlen);
@@ -1329,7 +1317,7 @@ enum memory_status memory_add_conversation(struct memory_manager *m, const char 
         return st;
     size_t bad = 0;
     if (!utf8_valid(reply, strlen(reply), &bad)) {
-        mm_msg(err, errlen, "reply is not valid UTF-8 (bad byte at offset %zu)", bad);
+        msg_set(err, errlen, "reply is not valid UTF-8 (bad byte at offset %zu)", bad);
         return MEMORY_ERR_INPUT;
     }
     /* An empty reply (a provider that only restates the request) stores
@@ -1612,10 +1600,10 @@ enum memory_status memory_retrieve(struct memory_manager *m, const char *tenant,
     enum memory_method meth = m->set.method;
     if (method != -1) {
         if (method != MEMORY_SIMILARITY && method != MEMORY_MMR && method != MEMORY_HYBRID) {
-            mm_msg(err, errlen,
-                   "retrieval method %d is not known (accepted: similarity, mmr, "
-                   "hybrid)",
-                   method);
+            msg_set(err, errlen,
+                    "retrieval method %d is not known (accepted: similarity, mmr, "
+                    "hybrid)",
+                    method);
             return MEMORY_ERR_INPUT;
         }
         meth = (enum memory_method)method;
@@ -1624,7 +1612,7 @@ enum memory_status memory_retrieve(struct memory_manager *m, const char *tenant,
     if (k == 0)
         k = m->set.k;
     if (k > MEMORY_K_MAX) {
-        mm_msg(err, errlen, "k %zu is too large (accepted: 1..%zu)", k, MEMORY_K_MAX);
+        msg_set(err, errlen, "k %zu is too large (accepted: 1..%zu)", k, MEMORY_K_MAX);
         return MEMORY_ERR_INPUT;
     }
     enum memory_status st = mm_check_text(query, "query", err, errlen);
@@ -1688,7 +1676,7 @@ enum memory_status memory_list(struct memory_manager *m, const char *tenant,
     char after[MC_UUID_STRLEN + 1] = "", q[200];
     if (after_id != NULL) {
         if (!uuid_valid(after_id)) {
-            mm_msg(err, errlen, "after \"%s\" is not a UUID", mm_quote(after_id, q, sizeof q));
+            msg_set(err, errlen, "after \"%s\" is not a UUID", mm_quote(after_id, q, sizeof q));
             return MEMORY_ERR_INPUT;
         }
         mm_uuid_lower(after_id, after);
@@ -1794,12 +1782,12 @@ enum memory_status memory_delete(struct memory_manager *m, const char *tenant, c
         *deleted = 0;
     char q[200], lid[MC_UUID_STRLEN + 1] = "";
     if ((id == NULL) == (filter == NULL)) {
-        mm_msg(err, errlen, "forget takes an id or a filter (one of them)");
+        msg_set(err, errlen, "forget takes an id or a filter (one of them)");
         return MEMORY_ERR_INPUT;
     }
     if (id != NULL) {
         if (!uuid_valid(id)) {
-            mm_msg(err, errlen, "id \"%s\" is not a UUID", mm_quote(id, q, sizeof q));
+            msg_set(err, errlen, "id \"%s\" is not a UUID", mm_quote(id, q, sizeof q));
             return MEMORY_ERR_INPUT;
         }
         mm_uuid_lower(id, lid);
@@ -1814,7 +1802,7 @@ enum memory_status memory_delete(struct memory_manager *m, const char *tenant, c
     if (!exists) {
         if (id == NULL)
             return MEMORY_OK;
-        mm_msg(err, errlen, "tenant %s has no memory %s", tenant, lid);
+        msg_set(err, errlen, "tenant %s has no memory %s", tenant, lid);
         return MEMORY_ERR_NOT_FOUND;
     }
     struct mm_df acc = {0};
@@ -1827,7 +1815,7 @@ enum memory_status memory_delete(struct memory_manager *m, const char *tenant, c
         if (rc < 0) {
             st = MEMORY_ERR_STORE;
         } else if (rc == 1) {
-            mm_msg(err, errlen, "tenant %s has no memory %s", tenant, lid);
+            msg_set(err, errlen, "tenant %s has no memory %s", tenant, lid);
             st = MEMORY_ERR_NOT_FOUND;
         } else {
             const char *ids[1] = {lid};
@@ -2042,7 +2030,7 @@ static void mm_field_msg(char *err, size_t errlen, const char *field, const char
                          const char *problem)
 {
     char q[200];
-    mm_msg(err, errlen, "\"%s\": \"%s\" %s", field, mm_quote(value, q, sizeof q), problem);
+    msg_set(err, errlen, "\"%s\": \"%s\" %s", field, mm_quote(value, q, sizeof q), problem);
 }
 
 /* An optional string field of o: NULL when absent or null; -1 when it is
@@ -2055,7 +2043,7 @@ static int mm_opt_string(const cJSON *o, const char *name, const char **out, cha
     if (j == NULL || cJSON_IsNull(j))
         return 0;
     if (!cJSON_IsString(j) || j->valuestring == NULL) {
-        mm_msg(err, errlen, "\"%s\" must be a string", name);
+        msg_set(err, errlen, "\"%s\" must be a string", name);
         return -1;
     }
     *out = j->valuestring;
@@ -2074,38 +2062,39 @@ int memory_parse_import_line(const char *line, struct memory_add *a, struct cJSO
     cJSON *o = cJSON_ParseWithLengthOpts(line, n, &end, false);
     if (o == NULL) {
         size_t at = end != NULL && end >= line ? (size_t)(end - line) : 0;
-        mm_msg(err, errlen, "not JSON (syntax error at byte %zu)", at);
+        msg_set(err, errlen, "not JSON (syntax error at byte %zu)", at);
         return -1;
     }
     if (end != NULL && !mm_blank(end, n - (size_t)(end - line))) {
-        mm_msg(err, errlen, "more than one JSON value (extra text at byte %zu)",
-               (size_t)(end - line));
+        msg_set(err, errlen, "more than one JSON value (extra text at byte %zu)",
+                (size_t)(end - line));
         goto fail;
     }
     if (!cJSON_IsObject(o)) {
-        mm_msg(err, errlen, "not a JSON object (each line is one memory: {\"text\": \"...\"})");
+        msg_set(err, errlen, "not a JSON object (each line is one memory: {\"text\": \"...\"})");
         goto fail;
     }
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
     if (t == NULL || cJSON_IsNull(t)) {
-        mm_msg(err, errlen, "\"text\" is missing (every line needs one)");
+        msg_set(err, errlen, "\"text\" is missing (every line needs one)");
         goto fail;
     }
     if (!cJSON_IsString(t) || t->valuestring == NULL) {
-        mm_msg(err, errlen, "\"text\" must be a string");
+        msg_set(err, errlen, "\"text\" must be a string");
         goto fail;
     }
     size_t tl = strlen(t->valuestring);
     if (!utf8_valid(t->valuestring, tl, &bad)) {
-        mm_msg(err, errlen, "\"text\" is not valid UTF-8 (bad byte at offset %zu)", bad);
+        msg_set(err, errlen, "\"text\" is not valid UTF-8 (bad byte at offset %zu)", bad);
         goto fail;
     }
     if (mm_blank(t->valuestring, tl)) {
-        mm_msg(err, errlen, "\"text\" is empty");
+        msg_set(err, errlen, "\"text\" is empty");
         goto fail;
     }
     if (tl > MEMORY_TEXT_MAX) {
-        mm_msg(err, errlen, "\"text\" is %zu bytes; at most %zu are accepted", tl, MEMORY_TEXT_MAX);
+        msg_set(err, errlen, "\"text\" is %zu bytes; at most %zu are accepted", tl,
+                MEMORY_TEXT_MAX);
         goto fail;
     }
     a->text = t->valuestring;
@@ -2139,9 +2128,9 @@ int memory_parse_import_line(const char *line, struct memory_add *a, struct cJSO
     if (c != NULL && !cJSON_IsNull(c)) {
         double v = cJSON_IsNumber(c) ? c->valuedouble : -1.0;
         if (!(v >= 0.0 && v <= 9007199254740992.0 && floor(v) == v)) {
-            mm_msg(err, errlen,
-                   "\"created_at\" must be a non-negative integer (Unix "
-                   "milliseconds)");
+            msg_set(err, errlen,
+                    "\"created_at\" must be a non-negative integer (Unix "
+                    "milliseconds)");
             goto fail;
         }
         a->created_at = (int64_t)v;
@@ -2149,7 +2138,7 @@ int memory_parse_import_line(const char *line, struct memory_add *a, struct cJSO
     cJSON *md = cJSON_GetObjectItemCaseSensitive(o, "metadata");
     if (md != NULL && !cJSON_IsNull(md)) {
         if (!cJSON_IsObject(md)) {
-            mm_msg(err, errlen, "\"metadata\" must be a JSON object");
+            msg_set(err, errlen, "\"metadata\" must be a JSON object");
             goto fail;
         }
         /* The object is kept as text in its place, so a->metadata lives
@@ -2159,10 +2148,10 @@ int memory_parse_import_line(const char *line, struct memory_add *a, struct cJSO
         bool ok = ml <= MEMORY_META_MAX && utf8_valid(text, ml, &bad);
         if (!ok) {
             if (ml > MEMORY_META_MAX)
-                mm_msg(err, errlen, "\"metadata\" is %zu bytes; at most %zu are accepted", ml,
-                       MEMORY_META_MAX);
+                msg_set(err, errlen, "\"metadata\" is %zu bytes; at most %zu are accepted", ml,
+                        MEMORY_META_MAX);
             else
-                mm_msg(err, errlen, "\"metadata\" is not valid UTF-8");
+                msg_set(err, errlen, "\"metadata\" is not valid UTF-8");
             xfree(text);
             goto fail;
         }
@@ -2170,7 +2159,7 @@ int memory_parse_import_line(const char *line, struct memory_add *a, struct cJSO
         xfree(text);
         if (s == NULL || !cJSON_ReplaceItemInObjectCaseSensitive(o, "metadata", s)) {
             cJSON_Delete(s);
-            mm_msg(err, errlen, "out of memory reading \"metadata\"");
+            msg_set(err, errlen, "out of memory reading \"metadata\"");
             goto fail;
         }
         a->metadata = s->valuestring;
@@ -2179,7 +2168,7 @@ int memory_parse_import_line(const char *line, struct memory_add *a, struct cJSO
     if (v != NULL && !cJSON_IsNull(v)) {
         int len = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
         if (len < 1 || len > MEMORY_VEC_MAX) {
-            mm_msg(err, errlen, "\"vector\" must be an array of 1..%d numbers", MEMORY_VEC_MAX);
+            msg_set(err, errlen, "\"vector\" must be an array of 1..%d numbers", MEMORY_VEC_MAX);
             goto fail;
         }
         float *f = xcalloc((size_t)len, sizeof *f);
@@ -2189,7 +2178,7 @@ int memory_parse_import_line(const char *line, struct memory_add *a, struct cJSO
         {
             if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) ||
                 fabs(x->valuedouble) > (double)FLT_MAX) {
-                mm_msg(err, errlen, "\"vector\"[%d] is not a number a float can hold", i);
+                msg_set(err, errlen, "\"vector\"[%d] is not a number a float can hold", i);
                 xfree(f);
                 goto fail;
             }

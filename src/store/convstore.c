@@ -22,6 +22,7 @@
 
 #include "store/db.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 #include "util/ident.h"
 #include "util/utf8.h"
 #include "util/uuid.h"
@@ -70,33 +71,6 @@ static const char conv_purge_messages_sql[] =
 static const char conv_purge_sql[] =
     "DELETE FROM conversations WHERE tenant = ?1 AND (?2 IS NULL OR user_id = ?2)";
 
-/* printf into err when there is room; err may be NULL. */
-static void conv_msg(char *err, size_t errlen, const char *fmt, ...) MC_PRINTF(3, 4);
-
-static void conv_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* "what in PATH: SQLite's message". */
-static void conv_fail(struct db *db, const char *what, char *err, size_t errlen)
-{
-    conv_msg(err, errlen, "%s in %s: %s", what, db_path(db), sqlite3_errmsg(db_handle(db)));
-}
-
-/* SQLITE_STATIC: every statement is finalized before the function returns. */
-static int conv_bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s != NULL)
-        return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    return sqlite3_bind_null(st, i);
-}
-
 /* A size_t limit as SQLite's LIMIT: 0 (and anything SQLite cannot count)
  * is -1, no limit. */
 static int64_t conv_limit(size_t limit)
@@ -109,8 +83,8 @@ static int conv_check_ident(const char *fn, const char *what, const char *id, ch
 {
     if (id != NULL && ident_valid(id))
         return 0;
-    conv_msg(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", fn,
-             what, id != NULL ? id : "(null)");
+    msg_set(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", fn,
+            what, id != NULL ? id : "(null)");
     return -1;
 }
 
@@ -119,8 +93,8 @@ static int conv_check_uuid(const char *fn, const char *what, const char *id, cha
 {
     if (id != NULL && uuid_valid(id))
         return 0;
-    conv_msg(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: a UUID)", fn, what,
-             id != NULL ? id : "(null)");
+    msg_set(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: a UUID)", fn, what,
+            id != NULL ? id : "(null)");
     return -1;
 }
 
@@ -182,20 +156,20 @@ int convstore_create(struct db *db, const char *tenant, const char *user, const 
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), conv_insert_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        conv_fail(db, "convstore_create: prepare", err, errlen);
+        db_set_error(db, "convstore_create: prepare", err, errlen);
         return -1;
     }
-    rc = conv_bind_text(st, 1, newid);
-    rc = rc ? rc : conv_bind_text(st, 2, tenant);
-    rc = rc ? rc : conv_bind_text(st, 3, user);
-    rc = rc ? rc : conv_bind_text(st, 4, agent);
-    rc = rc ? rc : conv_bind_text(st, 5, title);
+    rc = db_bind_text_or_null(st, 1, newid);
+    rc = rc ? rc : db_bind_text_or_null(st, 2, tenant);
+    rc = rc ? rc : db_bind_text_or_null(st, 3, user);
+    rc = rc ? rc : db_bind_text_or_null(st, 4, agent);
+    rc = rc ? rc : db_bind_text_or_null(st, 5, title);
     rc = rc ? rc : sqlite3_bind_int64(st, 6, now_ms);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        conv_msg(err, errlen, "%s: tenant %s user %s in %s: %s", fn, tenant, user, db_path(db),
-                 sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: tenant %s user %s in %s: %s", fn, tenant, user, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         return -1;
     }
@@ -230,12 +204,12 @@ static int conv_query(struct db *db, const char *sql, const char *what, const ch
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        conv_msg(err, errlen, "%s: prepare in %s: %s", what, db_path(db),
-                 sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: prepare in %s: %s", what, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         return -1;
     }
-    rc = conv_bind_text(st, 1, a1);
-    rc = rc ? rc : conv_bind_text(st, 2, a2);
+    rc = db_bind_text_or_null(st, 1, a1);
+    rc = rc ? rc : db_bind_text_or_null(st, 2, a2);
     if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 3)
         rc = sqlite3_bind_int64(st, 3, limit);
     struct conv_info *v = NULL;
@@ -249,7 +223,7 @@ static int conv_query(struct db *db, const char *sql, const char *what, const ch
         rc = SQLITE_OK;
     }
     if (rc != SQLITE_DONE) {
-        conv_msg(err, errlen, "%s in %s: %s", what, db_path(db), sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s in %s: %s", what, db_path(db), sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         xfree(v);
         return -1;
@@ -274,7 +248,7 @@ int convstore_get(struct db *db, const char *tenant, const char *id, struct conv
     if (conv_query(db, conv_get_sql, what, id, tenant, -1, &v, &n, err, errlen) != 0)
         return -1;
     if (n == 0) {
-        conv_msg(err, errlen, "tenant %s has no conversation %s", tenant, id);
+        msg_set(err, errlen, "tenant %s has no conversation %s", tenant, id);
         return 1;
     }
     *out = v[0];
@@ -296,7 +270,7 @@ int convstore_latest(struct db *db, const char *tenant, const char *user, struct
     if (conv_query(db, conv_list_sql, what, tenant, user, 1, &v, &n, err, errlen) != 0)
         return -1;
     if (n == 0) {
-        conv_msg(err, errlen, "tenant %s user %s has no conversation", tenant, user);
+        msg_set(err, errlen, "tenant %s user %s has no conversation", tenant, user);
         return 1;
     }
     *out = v[0];
@@ -328,8 +302,8 @@ int convstore_append(struct db *db, const char *id, const char *turn, const char
         conv_check_uuid(fn, "turn", turn, err, errlen) != 0)
         return -1;
     if (message == NULL || reply == NULL) {
-        conv_msg(err, errlen, "%s: conversation %s: %s is NULL (required)", fn, id,
-                 message == NULL ? "message" : "reply");
+        msg_set(err, errlen, "%s: conversation %s: %s is NULL (required)", fn, id,
+                message == NULL ? "message" : "reply");
         return -1;
     }
     /* The touch first: it proves the conversation exists, and should the
@@ -337,38 +311,38 @@ int convstore_append(struct db *db, const char *id, const char *turn, const char
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), conv_touch_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        conv_fail(db, "convstore_append: prepare", err, errlen);
+        db_set_error(db, "convstore_append: prepare", err, errlen);
         return -1;
     }
-    rc = conv_bind_text(st, 1, id);
+    rc = db_bind_text_or_null(st, 1, id);
     rc = rc ? rc : sqlite3_bind_int64(st, 2, now_ms);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
-        conv_msg(err, errlen, "%s: conversation %s in %s: %s", fn, id, db_path(db),
-                 sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: conversation %s in %s: %s", fn, id, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         return -1;
     }
     if (sqlite3_changes(db_handle(db)) == 0) {
-        conv_msg(err, errlen, "%s: no conversation %s in %s", fn, id, db_path(db));
+        msg_set(err, errlen, "%s: no conversation %s in %s", fn, id, db_path(db));
         return -1;
     }
     rc = sqlite3_prepare_v2(db_handle(db), conv_append_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        conv_fail(db, "convstore_append: prepare", err, errlen);
+        db_set_error(db, "convstore_append: prepare", err, errlen);
         return -1;
     }
-    rc = conv_bind_text(st, 1, id);
-    rc = rc ? rc : conv_bind_text(st, 2, turn);
-    rc = rc ? rc : conv_bind_text(st, 3, message);
-    rc = rc ? rc : conv_bind_text(st, 4, reply);
+    rc = db_bind_text_or_null(st, 1, id);
+    rc = rc ? rc : db_bind_text_or_null(st, 2, turn);
+    rc = rc ? rc : db_bind_text_or_null(st, 3, message);
+    rc = rc ? rc : db_bind_text_or_null(st, 4, reply);
     rc = rc ? rc : sqlite3_bind_int64(st, 5, now_ms);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        conv_msg(err, errlen, "%s: conversation %s turn %s in %s: %s", fn, id, turn, db_path(db),
-                 sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: conversation %s turn %s in %s: %s", fn, id, turn, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         return -1;
     }
@@ -387,10 +361,10 @@ int convstore_messages(struct db *db, const char *id, size_t max_messages,
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), conv_messages_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        conv_fail(db, "convstore_messages: prepare", err, errlen);
+        db_set_error(db, "convstore_messages: prepare", err, errlen);
         return -1;
     }
-    rc = conv_bind_text(st, 1, id);
+    rc = db_bind_text_or_null(st, 1, id);
     rc = rc ? rc : sqlite3_bind_int64(st, 2, conv_limit(max_messages));
     struct conv_message *v = NULL;
     size_t count = 0, cap = 0;
@@ -410,8 +384,8 @@ int convstore_messages(struct db *db, const char *id, size_t max_messages,
         rc = SQLITE_OK;
     }
     if (rc != SQLITE_DONE) {
-        conv_msg(err, errlen, "%s: conversation %s in %s: %s", fn, id, db_path(db),
-                 sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: conversation %s in %s: %s", fn, id, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         convstore_messages_free(v, count);
         return -1;
@@ -440,17 +414,17 @@ static int conv_delete(struct db *db, const char *sql, const char *what, const c
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        conv_msg(err, errlen, "%s: prepare in %s: %s", what, db_path(db),
-                 sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: prepare in %s: %s", what, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         return -1;
     }
-    rc = conv_bind_text(st, 1, a1);
-    rc = rc ? rc : conv_bind_text(st, 2, a2);
+    rc = db_bind_text_or_null(st, 1, a1);
+    rc = rc ? rc : db_bind_text_or_null(st, 2, a2);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
-        conv_msg(err, errlen, "%s in %s: %s", what, db_path(db), sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s in %s: %s", what, db_path(db), sqlite3_errmsg(db_handle(db)));
         return -1;
     }
     *changes = (size_t)sqlite3_changes64(db_handle(db));
@@ -470,7 +444,7 @@ int convstore_remove(struct db *db, const char *tenant, const char *id, char *er
         conv_delete(db, conv_remove_sql, what, id, tenant, &changes, err, errlen) != 0)
         return -1;
     if (changes == 0) {
-        conv_msg(err, errlen, "tenant %s has no conversation %s", tenant, id);
+        msg_set(err, errlen, "tenant %s has no conversation %s", tenant, id);
         return 1;
     }
     return 0;

@@ -55,6 +55,7 @@
 #include <sqlite3.h>
 
 #include "util/alloc.h"
+#include "util/msg.h"
 #include "util/clock.h"
 
 /* How long a connection waits for another one's write lock. Migrations and
@@ -730,4 +731,16 @@ int db_checkpoint_truncate(struct db *db, char *err, size_t errlen)
         return -1;
     }
     return busy;
+}
+
+void db_set_error(struct db *db, const char *what, char *err, size_t errlen)
+{
+    msg_set(err, errlen, "%s in %s: %s", what, db->path, sqlite3_errmsg(db->conn));
+}
+
+int db_bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s != NULL)
+        return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    return sqlite3_bind_null(st, i);
 }

@@ -57,6 +57,15 @@ int db_schema_version(struct db *db);
 /* The path the database was opened from. */
 const char *db_path(const struct db *db);
 
+struct sqlite3_stmt;
+
+/* "what in PATH: SQLite's message" (the connection's last error) into err,
+ * for the modules of store/ and memory/. */
+void db_set_error(struct db *db, const char *what, char *err, size_t errlen);
+/* Binds s as text (SQLITE_STATIC: the caller keeps s until the statement
+ * is reset or finalized), or NULL when s is NULL. An SQLite result code. */
+int db_bind_text_or_null(struct sqlite3_stmt *st, int i, const char *s);
+
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. 0, or -1 with a message naming the
  * file. A failed COMMIT may leave the transaction open: call db_rollback(),
  * which does nothing when no transaction is open. */

@@ -24,6 +24,7 @@
 
 #include "store/db.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 #include "util/ident.h"
 
 static const char ledger_insert_sql[] =
@@ -71,33 +72,6 @@ static const struct {
 
 #define LEDGER_GROUP_COUNT (sizeof ledger_groups / sizeof ledger_groups[0])
 
-/* printf into err when there is room; err may be NULL. */
-static void ledger_msg(char *err, size_t errlen, const char *fmt, ...) MC_PRINTF(3, 4);
-
-static void ledger_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* "op in PATH: SQLite's message". */
-static void ledger_fail(struct db *db, const char *op, char *err, size_t errlen)
-{
-    ledger_msg(err, errlen, "%s in %s: %s", op, db_path(db), sqlite3_errmsg(db_handle(db)));
-}
-
-/* SQLITE_STATIC: every statement is finalized before the function returns. */
-static int ledger_bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s != NULL)
-        return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    return sqlite3_bind_null(st, i);
-}
-
 /* A measurement, or NULL when negative or not finite. */
 static int ledger_bind_measure(sqlite3_stmt *st, int i, double v)
 {
@@ -128,30 +102,30 @@ int ledger_insert(struct db *db, const struct ledger_row *r, char *err, size_t e
                           : r->status == NULL ? "status"
                                               : NULL;
     if (missing != NULL) {
-        ledger_msg(err, errlen, "ledger_insert: %s is NULL (required)", missing);
+        msg_set(err, errlen, "ledger_insert: %s is NULL (required)", missing);
         return -1;
     }
     if (r->retries < 0 || r->minify_bytes_saved < 0) {
-        ledger_msg(err, errlen,
-                   "ledger_insert: turn %s: retries (%d) and minify_bytes_saved (%lld) must be "
-                   ">= 0",
-                   r->turn, r->retries, r->minify_bytes_saved);
+        msg_set(err, errlen,
+                "ledger_insert: turn %s: retries (%d) and minify_bytes_saved (%lld) must be "
+                ">= 0",
+                r->turn, r->retries, r->minify_bytes_saved);
         return -1;
     }
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), ledger_insert_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        ledger_fail(db, "ledger_insert: prepare", err, errlen);
+        db_set_error(db, "ledger_insert: prepare", err, errlen);
         return -1;
     }
     int i = 1;
-    rc = ledger_bind_text(st, i++, r->turn);
+    rc = db_bind_text_or_null(st, i++, r->turn);
     rc = rc ? rc : sqlite3_bind_int64(st, i++, r->ts_ms);
-    rc = rc ? rc : ledger_bind_text(st, i++, r->tenant);
-    rc = rc ? rc : ledger_bind_text(st, i++, r->user);
-    rc = rc ? rc : ledger_bind_text(st, i++, r->agent);
-    rc = rc ? rc : ledger_bind_text(st, i++, r->provider);
-    rc = rc ? rc : ledger_bind_text(st, i++, r->model);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, r->tenant);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, r->user);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, r->agent);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, r->provider);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, r->model);
     rc = rc ? rc : ledger_bind_count(st, i++, r->prompt_tokens);
     rc = rc ? rc : ledger_bind_count(st, i++, r->completion_tokens);
     rc = rc ? rc : ledger_bind_count(st, i++, r->cached_tokens);
@@ -160,18 +134,18 @@ int ledger_insert(struct db *db, const struct ledger_row *r, char *err, size_t e
     rc = rc ? rc : sqlite3_bind_int(st, i++, r->cache_hit ? 1 : 0);
     rc = rc ? rc : sqlite3_bind_int(st, i++, r->memory ? 1 : 0);
     rc = rc ? rc : sqlite3_bind_int(st, i++, r->retries);
-    rc = rc ? rc : ledger_bind_text(st, i++, r->status);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, r->status);
     rc = rc ? rc : sqlite3_bind_int64(st, i++, r->minify_bytes_saved);
-    rc = rc ? rc : ledger_bind_text(st, i++, r->conversation);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, r->conversation);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
         if (ledger_is_duplicate(db))
-            ledger_msg(err, errlen, "ledger_insert: turn %s already has a ledger row in %s",
-                       r->turn, db_path(db));
+            msg_set(err, errlen, "ledger_insert: turn %s already has a ledger row in %s", r->turn,
+                    db_path(db));
         else
-            ledger_msg(err, errlen, "ledger_insert: turn %s in %s: %s", r->turn, db_path(db),
-                       sqlite3_errmsg(db_handle(db)));
+            msg_set(err, errlen, "ledger_insert: turn %s in %s: %s", r->turn, db_path(db),
+                    sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         return -1;
     }
@@ -185,28 +159,28 @@ int ledger_spent_usd(struct db *db, enum ledger_scope scope, const char *tenant,
 {
     bool by_user = scope == LEDGER_SCOPE_USER;
     if (tenant == NULL || (by_user && user == NULL)) {
-        ledger_msg(err, errlen, "ledger_spent_usd: %s is NULL (required)",
-                   tenant == NULL ? "tenant" : "user");
+        msg_set(err, errlen, "ledger_spent_usd: %s is NULL (required)",
+                tenant == NULL ? "tenant" : "user");
         return -1;
     }
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(
         db_handle(db), by_user ? ledger_spent_user_sql : ledger_spent_tenant_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        ledger_fail(db, "ledger_spent_usd: prepare", err, errlen);
+        db_set_error(db, "ledger_spent_usd: prepare", err, errlen);
         return -1;
     }
-    rc = ledger_bind_text(st, 1, tenant);
+    rc = db_bind_text_or_null(st, 1, tenant);
     rc = rc ? rc : sqlite3_bind_int64(st, 2, since_ms);
     rc = rc ? rc : sqlite3_bind_int64(st, 3, until_ms);
     if (by_user)
-        rc = rc ? rc : ledger_bind_text(st, 4, user);
+        rc = rc ? rc : db_bind_text_or_null(st, 4, user);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
-        ledger_msg(err, errlen, "ledger_spent_usd: %s %s%s%s in %s: %s",
-                   by_user ? "user" : "tenant", tenant, by_user ? "/" : "", by_user ? user : "",
-                   db_path(db), sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "ledger_spent_usd: %s %s%s%s in %s: %s", by_user ? "user" : "tenant",
+                tenant, by_user ? "/" : "", by_user ? user : "", db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         return -1;
     }
@@ -238,7 +212,7 @@ int ledger_costs(struct db *db, enum ledger_group by, int64_t since_ms, ledger_c
                  void *ctx, char *err, size_t errlen)
 {
     if ((size_t)by >= LEDGER_GROUP_COUNT) {
-        ledger_msg(err, errlen, "ledger_costs: unknown grouping %d", (int)by);
+        msg_set(err, errlen, "ledger_costs: unknown grouping %d", (int)by);
         return -1;
     }
     /* Counts of NULL tokens add 0; total() is 0.0 over no known cost, which
@@ -253,7 +227,7 @@ int ledger_costs(struct db *db, enum ledger_group by, int64_t since_ms, ledger_c
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        ledger_fail(db, "ledger_costs: prepare", err, errlen);
+        db_set_error(db, "ledger_costs: prepare", err, errlen);
         return -1;
     }
     rc = sqlite3_bind_int64(st, 1, since_ms);
@@ -276,8 +250,8 @@ int ledger_costs(struct db *db, enum ledger_group by, int64_t since_ms, ledger_c
         rc = SQLITE_OK;
     }
     if (result == 0 && rc != SQLITE_DONE) {
-        ledger_msg(err, errlen, "ledger_costs: by %s in %s: %s", ledger_groups[by].name,
-                   db_path(db), sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "ledger_costs: by %s in %s: %s", ledger_groups[by].name, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         result = -1;
     }
     sqlite3_finalize(st);
@@ -306,36 +280,35 @@ static int ledger_override_check(const char *op, enum ledger_scope scope, const 
                                  char *err, size_t errlen)
 {
     if (scope != LEDGER_SCOPE_TENANT && scope != LEDGER_SCOPE_USER) {
-        ledger_msg(err, errlen, "%s: unknown scope %d (accepted: tenant, user)", op, (int)scope);
+        msg_set(err, errlen, "%s: unknown scope %d (accepted: tenant, user)", op, (int)scope);
         return -1;
     }
     if (tenant == NULL || !ident_valid(tenant)) {
-        ledger_msg(err, errlen,
-                   "%s: tenant '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", op,
-                   tenant != NULL ? tenant : "(null)");
+        msg_set(err, errlen, "%s: tenant '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})",
+                op, tenant != NULL ? tenant : "(null)");
         return -1;
     }
     if (scope == LEDGER_SCOPE_USER) {
         if (user == NULL || !ident_valid(user)) {
-            ledger_msg(err, errlen,
-                       "%s: user '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", op,
-                       user != NULL ? user : "(null)");
+            msg_set(err, errlen,
+                    "%s: user '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", op,
+                    user != NULL ? user : "(null)");
             return -1;
         }
         *user_col = user;
     } else {
         if (user != NULL && user[0] != '\0') {
-            ledger_msg(err, errlen,
-                       "%s: a tenant override takes no user (got '%.80s'); use the user scope", op,
-                       user);
+            msg_set(err, errlen,
+                    "%s: a tenant override takes no user (got '%.80s'); use the user scope", op,
+                    user);
             return -1;
         }
         *user_col = "";
     }
     if (name != NULL && !ledger_name_valid(name)) {
-        ledger_msg(err, errlen,
-                   "%s: override name '%.80s' is not valid (accepted: 1 to %d of a-z, 0-9, _)", op,
-                   name, LEDGER_OVERRIDE_NAME_MAX);
+        msg_set(err, errlen,
+                "%s: override name '%.80s' is not valid (accepted: 1 to %d of a-z, 0-9, _)", op,
+                name, LEDGER_OVERRIDE_NAME_MAX);
         return -1;
     }
     return 0;
@@ -350,34 +323,34 @@ int ledger_override_set(struct db *db, enum ledger_scope scope, const char *tena
                               errlen) != 0)
         return -1;
     if (name == NULL) {
-        ledger_msg(err, errlen, "ledger_override_set: name is NULL (required)");
+        msg_set(err, errlen, "ledger_override_set: name is NULL (required)");
         return -1;
     }
     if (!isfinite(value) || value < 0) {
-        ledger_msg(err, errlen,
-                   "ledger_override_set: %s: value %g is not valid (accepted: a finite number "
-                   ">= 0; 0 = unlimited)",
-                   name, value);
+        msg_set(err, errlen,
+                "ledger_override_set: %s: value %g is not valid (accepted: a finite number "
+                ">= 0; 0 = unlimited)",
+                name, value);
         return -1;
     }
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), ledger_override_set_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        ledger_fail(db, "ledger_override_set: prepare", err, errlen);
+        db_set_error(db, "ledger_override_set: prepare", err, errlen);
         return -1;
     }
-    rc = ledger_bind_text(st, 1, ledger_scope_sql(scope));
-    rc = rc ? rc : ledger_bind_text(st, 2, tenant);
-    rc = rc ? rc : ledger_bind_text(st, 3, user_col);
-    rc = rc ? rc : ledger_bind_text(st, 4, name);
+    rc = db_bind_text_or_null(st, 1, ledger_scope_sql(scope));
+    rc = rc ? rc : db_bind_text_or_null(st, 2, tenant);
+    rc = rc ? rc : db_bind_text_or_null(st, 3, user_col);
+    rc = rc ? rc : db_bind_text_or_null(st, 4, name);
     rc = rc ? rc : sqlite3_bind_double(st, 5, value);
     rc = rc ? rc : sqlite3_bind_int64(st, 6, now_ms);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        ledger_msg(err, errlen, "ledger_override_set: %s %s%s%s %s in %s: %s",
-                   ledger_scope_sql(scope), tenant, user_col[0] ? "/" : "", user_col, name,
-                   db_path(db), sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "ledger_override_set: %s %s%s%s %s in %s: %s", ledger_scope_sql(scope),
+                tenant, user_col[0] ? "/" : "", user_col, name, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         return -1;
     }
@@ -395,27 +368,27 @@ int ledger_override_clear(struct db *db, enum ledger_scope scope, const char *te
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), ledger_override_clear_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        ledger_fail(db, "ledger_override_clear: prepare", err, errlen);
+        db_set_error(db, "ledger_override_clear: prepare", err, errlen);
         return -1;
     }
-    rc = ledger_bind_text(st, 1, ledger_scope_sql(scope));
-    rc = rc ? rc : ledger_bind_text(st, 2, tenant);
-    rc = rc ? rc : ledger_bind_text(st, 3, user_col);
-    rc = rc ? rc : ledger_bind_text(st, 4, name);
+    rc = db_bind_text_or_null(st, 1, ledger_scope_sql(scope));
+    rc = rc ? rc : db_bind_text_or_null(st, 2, tenant);
+    rc = rc ? rc : db_bind_text_or_null(st, 3, user_col);
+    rc = rc ? rc : db_bind_text_or_null(st, 4, name);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        ledger_msg(err, errlen, "ledger_override_clear: %s %s%s%s in %s: %s",
-                   ledger_scope_sql(scope), tenant, user_col[0] ? "/" : "", user_col, db_path(db),
-                   sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "ledger_override_clear: %s %s%s%s in %s: %s", ledger_scope_sql(scope),
+                tenant, user_col[0] ? "/" : "", user_col, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         return -1;
     }
     sqlite3_finalize(st);
     if (sqlite3_changes(db_handle(db)) == 0) {
-        ledger_msg(err, errlen, "%s %s%s%s has no override%s%s", ledger_scope_sql(scope), tenant,
-                   user_col[0] ? "/" : "", user_col, name != NULL ? " named " : "",
-                   name != NULL ? name : "");
+        msg_set(err, errlen, "%s %s%s%s has no override%s%s", ledger_scope_sql(scope), tenant,
+                user_col[0] ? "/" : "", user_col, name != NULL ? " named " : "",
+                name != NULL ? name : "");
         return 1;
     }
     return 0;
@@ -426,7 +399,7 @@ int ledger_overrides_each(struct db *db, ledger_override_fn fn, void *ctx, char 
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), ledger_overrides_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        ledger_fail(db, "ledger_overrides_each: prepare", err, errlen);
+        db_set_error(db, "ledger_overrides_each: prepare", err, errlen);
         return -1;
     }
     int result = 0;
@@ -446,7 +419,7 @@ int ledger_overrides_each(struct db *db, ledger_override_fn fn, void *ctx, char 
             break;
     }
     if (result == 0 && rc != SQLITE_DONE) {
-        ledger_fail(db, "ledger_overrides_each", err, errlen);
+        db_set_error(db, "ledger_overrides_each", err, errlen);
         result = -1;
     }
     sqlite3_finalize(st);

@@ -21,6 +21,7 @@
 
 #include "store/db.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 #include "util/ident.h"
 #include "util/uuid.h"
 
@@ -37,41 +38,14 @@ static const char memhist_purge_sql[] =
 
 static const char *const memhist_ops[] = {"add", "refresh", "import", "delete"};
 
-/* printf into err when there is room; err may be NULL. */
-static void memhist_msg(char *err, size_t errlen, const char *fmt, ...) MC_PRINTF(3, 4);
-
-static void memhist_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* "op in PATH: SQLite's message". */
-static void memhist_fail(struct db *db, const char *op, char *err, size_t errlen)
-{
-    memhist_msg(err, errlen, "%s in %s: %s", op, db_path(db), sqlite3_errmsg(db_handle(db)));
-}
-
-/* SQLITE_STATIC: every statement is finalized before the function returns. */
-static int memhist_bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s != NULL)
-        return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    return sqlite3_bind_null(st, i);
-}
-
 /* Checks that id (named what) is a valid tenant/user/agent id. */
 static int memhist_check_ident(const char *op, const char *what, const char *id, char *err,
                                size_t errlen)
 {
     if (id != NULL && ident_valid(id))
         return 0;
-    memhist_msg(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", op,
-                what, id != NULL ? id : "(null)");
+    msg_set(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", op,
+            what, id != NULL ? id : "(null)");
     return -1;
 }
 
@@ -100,40 +74,40 @@ int memhist_add(struct db *db, const struct memhist_row *r, char *err, size_t er
         memhist_check_ident(fn, "agent", r->agent, err, errlen) != 0)
         return -1;
     if (r->memory_id == NULL || !uuid_valid(r->memory_id)) {
-        memhist_msg(err, errlen, "%s: memory id '%.80s' is not a UUID", fn,
-                    r->memory_id != NULL ? r->memory_id : "(null)");
+        msg_set(err, errlen, "%s: memory id '%.80s' is not a UUID", fn,
+                r->memory_id != NULL ? r->memory_id : "(null)");
         return -1;
     }
     if (r->op == NULL || !memhist_op_known(r->op)) {
-        memhist_msg(err, errlen,
-                    "%s: op '%.40s' is not known (accepted: add, refresh, import, "
-                    "delete)",
-                    fn, r->op != NULL ? r->op : "(null)");
+        msg_set(err, errlen,
+                "%s: op '%.40s' is not known (accepted: add, refresh, import, "
+                "delete)",
+                fn, r->op != NULL ? r->op : "(null)");
         return -1;
     }
     const char *detail = r->detail != NULL ? r->detail : "{}";
     if (!memhist_detail_valid(detail)) {
-        memhist_msg(err, errlen, "%s: memory %s: detail is not a JSON object", fn, r->memory_id);
+        msg_set(err, errlen, "%s: memory %s: detail is not a JSON object", fn, r->memory_id);
         return -1;
     }
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), memhist_insert_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        memhist_fail(db, "memhist_add: prepare", err, errlen);
+        db_set_error(db, "memhist_add: prepare", err, errlen);
         return -1;
     }
-    rc = memhist_bind_text(st, 1, r->tenant);
-    rc = rc ? rc : memhist_bind_text(st, 2, r->memory_id);
-    rc = rc ? rc : memhist_bind_text(st, 3, r->op);
-    rc = rc ? rc : memhist_bind_text(st, 4, r->user_id);
-    rc = rc ? rc : memhist_bind_text(st, 5, r->agent);
+    rc = db_bind_text_or_null(st, 1, r->tenant);
+    rc = rc ? rc : db_bind_text_or_null(st, 2, r->memory_id);
+    rc = rc ? rc : db_bind_text_or_null(st, 3, r->op);
+    rc = rc ? rc : db_bind_text_or_null(st, 4, r->user_id);
+    rc = rc ? rc : db_bind_text_or_null(st, 5, r->agent);
     rc = rc ? rc : sqlite3_bind_int64(st, 6, r->ts_ms);
-    rc = rc ? rc : memhist_bind_text(st, 7, detail);
+    rc = rc ? rc : db_bind_text_or_null(st, 7, detail);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        memhist_msg(err, errlen, "%s: tenant %s memory %s in %s: %s", fn, r->tenant, r->memory_id,
-                    db_path(db), sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: tenant %s memory %s in %s: %s", fn, r->tenant, r->memory_id,
+                db_path(db), sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         return -1;
     }
@@ -159,12 +133,12 @@ int memhist_list(struct db *db, const char *tenant, int64_t before, size_t limit
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), memhist_list_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        memhist_fail(db, "memhist_list: prepare", err, errlen);
+        db_set_error(db, "memhist_list: prepare", err, errlen);
         return -1;
     }
     /* A limit beyond what SQLite counts is no limit. */
     int64_t lim = limit == 0 || limit > (size_t)INT64_MAX ? -1 : (int64_t)limit;
-    rc = memhist_bind_text(st, 1, tenant);
+    rc = db_bind_text_or_null(st, 1, tenant);
     rc = rc ? rc : sqlite3_bind_int64(st, 2, before);
     rc = rc ? rc : sqlite3_bind_int64(st, 3, lim);
     struct memhist_row *out = NULL;
@@ -186,8 +160,8 @@ int memhist_list(struct db *db, const char *tenant, int64_t before, size_t limit
         rc = SQLITE_OK;
     }
     if (rc != SQLITE_DONE) {
-        memhist_msg(err, errlen, "memhist_list: tenant %s in %s: %s", tenant, db_path(db),
-                    sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "memhist_list: tenant %s in %s: %s", tenant, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         memhist_rows_free(out, count);
         return -1;
@@ -225,16 +199,16 @@ int memhist_purge(struct db *db, const char *tenant, const char *user, size_t *r
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), memhist_purge_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        memhist_fail(db, "memhist_purge: prepare", err, errlen);
+        db_set_error(db, "memhist_purge: prepare", err, errlen);
         return -1;
     }
-    rc = memhist_bind_text(st, 1, tenant);
-    rc = rc ? rc : memhist_bind_text(st, 2, user);
+    rc = db_bind_text_or_null(st, 1, tenant);
+    rc = rc ? rc : db_bind_text_or_null(st, 2, user);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        memhist_msg(err, errlen, "%s: tenant %s%s%s in %s: %s", fn, tenant, user ? " user " : "",
-                    user ? user : "", db_path(db), sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: tenant %s%s%s in %s: %s", fn, tenant, user ? " user " : "",
+                user ? user : "", db_path(db), sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         return -1;
     }

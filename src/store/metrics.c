@@ -53,14 +53,6 @@ static int metrics_bind_count(sqlite3_stmt *st, int i, long long v)
     return sqlite3_bind_null(st, i);
 }
 
-/* SQLITE_STATIC: every statement is finalized before the function returns. */
-static int metrics_bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s != NULL)
-        return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    return sqlite3_bind_null(st, i);
-}
-
 /* Formats "op: turn T in PATH: SQLite's message". */
 static void metrics_fail(struct db *db, const char *op, const char *turn, char *err, size_t errlen)
 {
@@ -89,17 +81,17 @@ int metrics_insert_turn(struct db *db, const struct turn_metrics *m, char *err, 
         return -1;
     }
     int i = 1;
-    rc = metrics_bind_text(st, i++, m->turn);
+    rc = db_bind_text_or_null(st, i++, m->turn);
     rc = rc ? rc : sqlite3_bind_int64(st, i++, m->ts_ms);
-    rc = rc ? rc : metrics_bind_text(st, i++, m->tenant);
-    rc = rc ? rc : metrics_bind_text(st, i++, m->user);
-    rc = rc ? rc : metrics_bind_text(st, i++, m->agent);
-    rc = rc ? rc : metrics_bind_text(st, i++, m->provider);
-    rc = rc ? rc : metrics_bind_text(st, i++, m->model);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, m->tenant);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, m->user);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, m->agent);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, m->provider);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, m->model);
     rc = rc ? rc : sqlite3_bind_int(st, i++, m->memory ? 1 : 0);
     for (int s = 0; s < MC_STAGE__COUNT; s++)
         rc = rc ? rc : metrics_bind_measure(st, i++, m->latency_ms[s]);
-    rc = rc ? rc : metrics_bind_text(st, i++, m->status);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, m->status);
     rc = rc ? rc : metrics_bind_count(st, i++, m->prompt_tokens);
     rc = rc ? rc : metrics_bind_count(st, i++, m->completion_tokens);
     rc = rc ? rc : metrics_bind_measure(st, i++, m->cost_usd);
@@ -137,7 +129,7 @@ int metrics_set_store(struct db *db, const char *turn, int stored, double latenc
     }
     rc = stored < 0 ? sqlite3_bind_null(st, 1) : sqlite3_bind_int(st, 1, stored);
     rc = rc ? rc : metrics_bind_measure(st, 2, latency_ms);
-    rc = rc ? rc : metrics_bind_text(st, 3, turn);
+    rc = rc ? rc : db_bind_text_or_null(st, 3, turn);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
@@ -182,7 +174,7 @@ int metrics_get_turn(struct db *db, const char *turn, struct metrics_row *row, c
         metrics_fail(db, "metrics_get_turn", turn, err, errlen);
         return -1;
     }
-    rc = metrics_bind_text(st, 1, turn);
+    rc = db_bind_text_or_null(st, 1, turn);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {

@@ -22,6 +22,7 @@
 
 #include "store/db.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 #include "util/ident.h"
 #include "util/utf8.h"
 #include "util/uuid.h"
@@ -49,40 +50,13 @@ static const char pending_next_sql[] = "SELECT min(next_ms) FROM pending_memorie
 static const char pending_purge_sql[] =
     "DELETE FROM pending_memories WHERE tenant = ?1 AND (?2 IS NULL OR user_id = ?2)";
 
-/* printf into err when there is room; err may be NULL. */
-static void pending_msg(char *err, size_t errlen, const char *fmt, ...) MC_PRINTF(3, 4);
-
-static void pending_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* "what in PATH: SQLite's message". */
-static void pending_fail(struct db *db, const char *what, char *err, size_t errlen)
-{
-    pending_msg(err, errlen, "%s in %s: %s", what, db_path(db), sqlite3_errmsg(db_handle(db)));
-}
-
-/* SQLITE_STATIC: every statement is finalized before the function returns. */
-static int pending_bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s != NULL)
-        return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    return sqlite3_bind_null(st, i);
-}
-
 static int pending_check_ident(const char *fn, const char *what, const char *id, char *err,
                                size_t errlen)
 {
     if (id != NULL && ident_valid(id))
         return 0;
-    pending_msg(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", fn,
-                what, id != NULL ? id : "(null)");
+    msg_set(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", fn,
+            what, id != NULL ? id : "(null)");
     return -1;
 }
 
@@ -105,20 +79,20 @@ static int pending_by_seq(struct db *db, const char *fn, const char *sql, int64_
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        pending_msg(err, errlen, "%s: prepare in %s: %s", fn, db_path(db),
-                    sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: prepare in %s: %s", fn, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         return -1;
     }
     rc = sqlite3_bind_int64(st, 1, seq);
     if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 3) {
-        rc = pending_bind_text(st, 2, text != NULL ? text : "");
+        rc = db_bind_text_or_null(st, 2, text != NULL ? text : "");
         rc = rc ? rc : sqlite3_bind_int64(st, 3, next_ms);
     }
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        pending_msg(err, errlen, "%s: row %lld in %s: %s", fn, (long long)seq, db_path(db),
-                    sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: row %lld in %s: %s", fn, (long long)seq, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         return -1;
     }
@@ -130,8 +104,7 @@ int pending_add(struct db *db, const struct pending_row *r, char *err, size_t er
 {
     static const char fn[] = "pending_add";
     if (!uuid_valid(r->turn)) {
-        pending_msg(err, errlen, "%s: turn '%.80s' is not a valid id (accepted: a UUID)", fn,
-                    r->turn);
+        msg_set(err, errlen, "%s: turn '%.80s' is not a valid id (accepted: a UUID)", fn, r->turn);
         return -1;
     }
     if (pending_check_ident(fn, "tenant", r->tenant, err, errlen) != 0 ||
@@ -139,32 +112,32 @@ int pending_add(struct db *db, const struct pending_row *r, char *err, size_t er
         pending_check_ident(fn, "agent", r->agent, err, errlen) != 0)
         return -1;
     if (r->payload == NULL) {
-        pending_msg(err, errlen, "%s: turn %s: payload is NULL (required)", fn, r->turn);
+        msg_set(err, errlen, "%s: turn %s: payload is NULL (required)", fn, r->turn);
         return -1;
     }
     if (r->attempts < 0) {
-        pending_msg(err, errlen, "%s: turn %s: attempts %d must be >= 0", fn, r->turn, r->attempts);
+        msg_set(err, errlen, "%s: turn %s: attempts %d must be >= 0", fn, r->turn, r->attempts);
         return -1;
     }
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), pending_insert_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        pending_fail(db, "pending_add: prepare", err, errlen);
+        db_set_error(db, "pending_add: prepare", err, errlen);
         return -1;
     }
-    rc = pending_bind_text(st, 1, r->turn);
-    rc = rc ? rc : pending_bind_text(st, 2, r->tenant);
-    rc = rc ? rc : pending_bind_text(st, 3, r->user_id);
-    rc = rc ? rc : pending_bind_text(st, 4, r->agent);
-    rc = rc ? rc : pending_bind_text(st, 5, r->payload);
+    rc = db_bind_text_or_null(st, 1, r->turn);
+    rc = rc ? rc : db_bind_text_or_null(st, 2, r->tenant);
+    rc = rc ? rc : db_bind_text_or_null(st, 3, r->user_id);
+    rc = rc ? rc : db_bind_text_or_null(st, 4, r->agent);
+    rc = rc ? rc : db_bind_text_or_null(st, 5, r->payload);
     rc = rc ? rc : sqlite3_bind_int(st, 6, r->attempts);
     rc = rc ? rc : sqlite3_bind_int64(st, 7, r->created_ms);
     rc = rc ? rc : sqlite3_bind_int64(st, 8, r->next_ms);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        pending_msg(err, errlen, "%s: turn %s in %s: %s", fn, r->turn, db_path(db),
-                    sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: turn %s in %s: %s", fn, r->turn, db_path(db),
+                sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         return -1;
     }
@@ -194,7 +167,7 @@ int pending_get_turn(struct db *db, const char *turn, struct pending_row *out, c
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db_handle(db), pending_turn_sql, -1, &st, NULL) != SQLITE_OK) {
-        pending_fail(db, "pending_get_turn: prepare", err, errlen);
+        db_set_error(db, "pending_get_turn: prepare", err, errlen);
         return -1;
     }
     int rc = sqlite3_bind_text(st, 1, turn, -1, SQLITE_STATIC);
@@ -203,7 +176,7 @@ int pending_get_turn(struct db *db, const char *turn, struct pending_row *out, c
     if (rc == SQLITE_ROW)
         pending_read_row(st, out);
     else if (rc != SQLITE_DONE)
-        pending_fail(db, "pending_get_turn", err, errlen);
+        db_set_error(db, "pending_get_turn", err, errlen);
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
 }
@@ -218,7 +191,7 @@ int pending_due(struct db *db, int64_t now_ms, size_t max, struct pending_row **
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), pending_due_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        pending_fail(db, "pending_due: prepare", err, errlen);
+        db_set_error(db, "pending_due: prepare", err, errlen);
         return -1;
     }
     rc = sqlite3_bind_int64(st, 1, now_ms);
@@ -234,7 +207,7 @@ int pending_due(struct db *db, int64_t now_ms, size_t max, struct pending_row **
         rc = SQLITE_OK;
     }
     if (rc != SQLITE_DONE) {
-        pending_fail(db, "pending_due", err, errlen);
+        db_set_error(db, "pending_due", err, errlen);
         sqlite3_finalize(st);
         pending_rows_free(v, count);
         return -1;
@@ -283,7 +256,7 @@ static int pending_scalar(struct db *db, const char *sql, const char *text, int6
         return -1;
     int rc = SQLITE_OK;
     if (sqlite3_bind_parameter_count(st) >= 1)
-        rc = pending_bind_text(st, 1, text);
+        rc = db_bind_text_or_null(st, 1, text);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
@@ -326,16 +299,16 @@ int pending_purge(struct db *db, const char *tenant, const char *user, size_t *r
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), pending_purge_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        pending_fail(db, "pending_purge: prepare", err, errlen);
+        db_set_error(db, "pending_purge: prepare", err, errlen);
         return -1;
     }
-    rc = pending_bind_text(st, 1, tenant);
-    rc = rc ? rc : pending_bind_text(st, 2, user);
+    rc = db_bind_text_or_null(st, 1, tenant);
+    rc = rc ? rc : db_bind_text_or_null(st, 2, user);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        pending_msg(err, errlen, "%s: tenant %s%s%s in %s: %s", fn, tenant, user ? " user " : "",
-                    user ? user : "", db_path(db), sqlite3_errmsg(db_handle(db)));
+        msg_set(err, errlen, "%s: tenant %s%s%s in %s: %s", fn, tenant, user ? " user " : "",
+                user ? user : "", db_path(db), sqlite3_errmsg(db_handle(db)));
         sqlite3_finalize(st);
         return -1;
     }
