@@ -350,11 +350,14 @@ static enum memory_status engine_store_row(struct mc_engine *eng, const struct p
                  r->turn);
         return MEMORY_ERR_INPUT;
     }
-    char *meta =
-        xasprintf("{\"turn\":\"%s\"%s%s%s}", r->turn,
-                  cJSON_IsString(conv) && conv->valuestring[0] ? ",\"conversation\":\"" : "",
-                  cJSON_IsString(conv) && conv->valuestring[0] ? conv->valuestring : "",
-                  cJSON_IsString(conv) && conv->valuestring[0] ? "\"" : "");
+    cJSON *mo = cJSON_CreateObject();
+    if (mo != NULL) {
+        cJSON_AddStringToObject(mo, "turn", r->turn);
+        if (cJSON_IsString(conv) && conv->valuestring[0] != '\0')
+            cJSON_AddStringToObject(mo, "conversation", conv->valuestring);
+    }
+    char *meta = mo != NULL ? cJSON_PrintUnformatted(mo) : NULL;
+    cJSON_Delete(mo);
     struct memory_added added;
     enum memory_status st =
         memory_add_conversation(eng->mem_bg, r->tenant, r->user_id, r->agent, msg->valuestring,
@@ -364,7 +367,7 @@ static enum memory_status engine_store_row(struct mc_engine *eng, const struct p
     char derr[512] = "";
     if (st == MEMORY_OK && pending_done(eng->db_bg, r->seq, derr, sizeof derr) != 0)
         log_warn("memory of turn %s stored, but its pending row stays: %s", r->turn, derr);
-    xfree(meta);
+    cJSON_free(meta);
     cJSON_Delete(p);
     if (st == MEMORY_OK)
         memcpy(id_out, added.id, MC_UUID_STRLEN + 1);
@@ -1190,6 +1193,13 @@ static bool engine_memory_job_valid(const struct mc_engine *eng, const struct mc
         (j->text == NULL || j->text[0] == '\0')) {
         snprintf(err, errlen, "input: the %s is empty",
                  j->op == MC_MEM_ADD ? "memory's text" : "search query");
+        return false;
+    }
+    if (j->id != NULL && !uuid_valid(j->id)) {
+        char ex[80];
+        snprintf(err, errlen, "input: the %s id '%s' is not a UUID",
+                 j->op == MC_CONV_REMOVE ? "conversation" : "memory",
+                 engine_excerpt(j->id, ex, sizeof ex));
         return false;
     }
     if (j->text != NULL && !engine_text_valid(eng, "the text", j->text, err, errlen))
