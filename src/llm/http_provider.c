@@ -30,6 +30,7 @@
 #include "net/sse.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/redact.h"
 #include "util/utf8.h"
 
 #define HP_FAIL_MSG_MAX 1024
@@ -766,6 +767,14 @@ static enum mc_error hp_http_error(const struct hp_call *call, const struct http
     }
     if (msg[0] == '\0')
         snprintf(msg, sizeof msg, "(the response had no error message)");
+    /* Some servers quote the user's message in their error: a credential
+     * pasted into the chat must not travel on to stderr, the log and
+     * traces with it. */
+    char *clean = redact_secrets(msg, strlen(msg), NULL);
+    if (clean != NULL) {
+        snprintf(msg, sizeof msg, "%s", clean);
+        xfree(clean);
+    }
     char rid[160] = "";
     const char *id = resp->request_id[0] != '\0' ? resp->request_id : body_id;
     if (id[0] != '\0') {

@@ -13,6 +13,22 @@
  * server may hold it. The canaries, the places and the steps are tables,
  * so later features (memory, tools) add rows, not code. A self-check plants
  * every form of every canary and proves the scanner finds it.
+ *
+ * Memory and conversations add a second kind of canary: a credential a
+ * user pastes into a chat or a memory. It stays where the user put it and
+ * nowhere else: the tenant's conversations and memories (memchat.db and
+ * its -wal, which hold them, their FTS index and the pending stores), the
+ * body of a request to the model the user sent it to, and the stdout of
+ * that tenant's own runs (the offline reply quotes the user's message, a
+ * search or an export prints the memories, --json's memory.retrieved and
+ * memory.injected carry them: the user's own output channel). Never stderr
+ * (diagnostics), memchat.log, traces/ (util/redact.c redacts trace texts),
+ * Opik, another tenant's output or requests, or any other file. Its
+ * allowances hold from the first step that pastes it (its value is in the
+ * step's arguments or stdin, under its tenant) until a `purge` of that
+ * tenant, after which it may be nowhere, memchat.db included (the data
+ * file deletes securely and purge truncates the WAL). Every allowance must
+ * be used at least once, so the steps provably put the canary there.
  */
 #include "cli_harness.h"
 
@@ -40,6 +56,15 @@ static struct mock *mock;
 #define C_PASS             "pass-CANARY-phrase-0Lw8"
 #define C_WRONG_PASS       "pass-CANARY-wrong-phrase-5Ug3"
 
+/* Credentials a user pastes into tenant T_PASTED's chats and memories, in
+ * two shapes util/redact.c recognises (sk- and ghp_ with enough token
+ * characters after the prefix), so its copies in traces are redacted. */
+#define C_PASTED_KEY   "sk-CANARY-pasted-in-chat-4Rt7"
+#define C_PASTED_TOKEN "ghp_CANARY_pasted_github_token_8Kq2"
+#define T_PASTED       "mem"
+/* The tenant of a run without --tenant (MEMCHAT_TENANT's default). */
+#define T_DEFAULT "default"
+
 /* The key commands: the output is built by printf, so the command's text
  * does not hold it, and the text carries a token of its own. */
 #define CMD_OK     "printf 'sk-CANARY-command-output-%s' 2Jr7 # " C_CMD_TEXT
@@ -49,7 +74,7 @@ static struct mock *mock;
 #define ROUTE_ANTHROPIC "/v1/messages"
 #define ROUTE_OPIK      "/v1/private/"
 
-/* A secret memchat holds during the run. */
+/* A secret memchat holds during the run, or a credential a user pasted. */
 struct canary {
     const char *name;   /* what it is, for messages */
     const char *value;  /* as memchat receives it */
@@ -57,28 +82,60 @@ struct canary {
     const char *route;  /* the only server path it may be sent to (NULL: none) */
     const char *header; /* in this request header only */
     bool must_send;     /* the scenario sends it there (the check's positive control) */
+    /* User content: where a pasted credential may stay (see the top). */
+    const char *tenant;         /* whose chats and memories hold it (NULL: not user content) */
+    const char *files[3];       /* data-dir files that store them (NULL-terminated) */
+    const char *body_routes[3]; /* paths of the models whose request bodies may carry it */
+    bool own_stdout;            /* its tenant's runs may print it on stdout */
 };
 
+#define SECRET(name_, value_, raw_, route_, header_, send_)                              \
+    {                                                                                    \
+        .name = name_, .value = value_, .raw = raw_, .route = route_, .header = header_, \
+        .must_send = send_                                                               \
+    }
+#define PASTED(name_, value_, tenant_)                                           \
+    {                                                                            \
+        .name = name_, .value = value_, .tenant = tenant_,                       \
+        .files = {"memchat.db", "memchat.db-wal", NULL},                         \
+        .body_routes = {ROUTE_OPENAI, ROUTE_ANTHROPIC, NULL}, .own_stdout = true \
+    }
+
 static const struct canary canaries[] = {
-    {"OPENAI_API_KEY (global)", C_GLOBAL_OPENAI, NULL, ROUTE_OPENAI, "authorization", true},
-    {"ANTHROPIC_API_KEY (global)", C_GLOBAL_ANTHROPIC, NULL, ROUTE_ANTHROPIC, "x-api-key", true},
-    {"acme's OpenAI key (keys set)", C_TENANT_OPENAI, NULL, ROUTE_OPENAI, "authorization", true},
-    {"acme's Anthropic key (keys set)", C_TENANT_ANTHROPIC, NULL, ROUTE_ANTHROPIC, "x-api-key",
-     true},
-    {"acme's tool:github credential", C_TOOL, NULL, NULL, NULL, false},
-    {"the key command's output", C_CMD_OUT, NULL, ROUTE_OPENAI, "authorization", true},
-    {"a token in the key command's text", C_CMD_TEXT, NULL, NULL, NULL, false},
-    {"the output of a key command that failed", C_FAILED_OUT, NULL, NULL, NULL, false},
-    {"MEMCHAT_MASTER_KEY", C_MASTER, C_MASTER_RAW, NULL, NULL, false},
-    {"a wrong MEMCHAT_MASTER_KEY", C_WRONG_MASTER, C_WRONG_MASTER_RAW, NULL, NULL, false},
-    {"a malformed MEMCHAT_MASTER_KEY", C_BAD_MASTER, NULL, NULL, NULL, false},
-    {"OPIK_API_KEY", C_OPIK, NULL, ROUTE_OPIK, "authorization", true},
-    {"the keystore passphrase", C_PASS, NULL, NULL, NULL, false},
-    {"a wrong keystore passphrase", C_WRONG_PASS, NULL, NULL, NULL, false},
+    SECRET("OPENAI_API_KEY (global)", C_GLOBAL_OPENAI, NULL, ROUTE_OPENAI, "authorization", true),
+    SECRET("ANTHROPIC_API_KEY (global)", C_GLOBAL_ANTHROPIC, NULL, ROUTE_ANTHROPIC, "x-api-key",
+           true),
+    SECRET("acme's OpenAI key (keys set)", C_TENANT_OPENAI, NULL, ROUTE_OPENAI, "authorization",
+           true),
+    SECRET("acme's Anthropic key (keys set)", C_TENANT_ANTHROPIC, NULL, ROUTE_ANTHROPIC,
+           "x-api-key", true),
+    SECRET("acme's tool:github credential", C_TOOL, NULL, NULL, NULL, false),
+    SECRET("the key command's output", C_CMD_OUT, NULL, ROUTE_OPENAI, "authorization", true),
+    SECRET("a token in the key command's text", C_CMD_TEXT, NULL, NULL, NULL, false),
+    SECRET("the output of a key command that failed", C_FAILED_OUT, NULL, NULL, NULL, false),
+    SECRET("MEMCHAT_MASTER_KEY", C_MASTER, C_MASTER_RAW, NULL, NULL, false),
+    SECRET("a wrong MEMCHAT_MASTER_KEY", C_WRONG_MASTER, C_WRONG_MASTER_RAW, NULL, NULL, false),
+    SECRET("a malformed MEMCHAT_MASTER_KEY", C_BAD_MASTER, NULL, NULL, NULL, false),
+    SECRET("OPIK_API_KEY", C_OPIK, NULL, ROUTE_OPIK, "authorization", true),
+    SECRET("the keystore passphrase", C_PASS, NULL, NULL, NULL, false),
+    SECRET("a wrong keystore passphrase", C_WRONG_PASS, NULL, NULL, NULL, false),
+    PASTED("an OpenAI key pasted into mem's chats and memories", C_PASTED_KEY, T_PASTED),
+    PASTED("a GitHub token pasted into mem's chats and memories", C_PASTED_TOKEN, T_PASTED),
 };
 
 #define N_CANARIES (sizeof canaries / sizeof canaries[0])
 #define MAX_FORMS  16
+
+/* The indexes of the rows the self-check names. */
+enum {
+    K_GLOBAL_OPENAI = 0,
+    K_TENANT_OPENAI = 2,
+    K_TENANT_ANTHROPIC = 3,
+    K_MASTER = 8,
+    K_OPIK = 11,
+    K_WRONG_PASS = 13,
+};
+#define K_PASTED_KEY (N_CANARIES - 2)
 
 /* One byte pattern that betrays a canary. */
 struct form {
@@ -156,20 +213,76 @@ static void forms_init(void)
     }
 }
 
-/* The first form of any canary (but skip, an index or N_CANARIES) in
- * hay[0..len): describes it in what and returns true. */
-static bool find_canary(const char *hay, size_t len, size_t skip, char *what, size_t wlen)
+/* ---- what the steps did with the canaries ---------------------------------
+ * A canary is found where it may be (a sighting, recorded in seen[]) or
+ * anywhere else (a leak, listed for the failure message). */
+enum {
+    SEEN_HEADER = 1u << 0, /* its own auth header, on its own route */
+    SEEN_FILE = 1u << 1,   /* a data-dir file that stores its tenant's chats and memories */
+    SEEN_BODY = 1u << 2,   /* the body of a request to a model, in its tenant's run */
+    SEEN_STDOUT = 1u << 3, /* its tenant's stdout */
+};
+
+static bool held[N_CANARIES];       /* its tenant's chats or memories hold it by now */
+static unsigned seen[N_CANARIES];   /* SEEN_* bits, over the whole scenario */
+static bool stored_now[N_CANARIES]; /* the latest file scan found it in an allowed file */
+static size_t requests_scanned;     /* the server's requests before this one are scanned */
+/* A trace file, and a trace sent to Opik, held a redacted credential: the
+ * pasted ones reached both, so their absence there is the redactor's. */
+#define REDACTED "[redacted]" /* util/redact.h's REDACT_MARK */
+static bool redacted_in_traces, redacted_in_opik;
+
+/* The leaks a scan found, one per line. */
+struct leaks {
+    char text[4096];
+    size_t n;
+};
+
+__attribute__((format(printf, 2, 3))) static void leaks_add(struct leaks *l, const char *fmt, ...)
 {
-    for (size_t c = 0; c < N_CANARIES; c++) {
-        if (c == skip)
-            continue;
-        for (size_t f = 0; f < n_forms[c]; f++)
-            if (memmem(hay, len, forms[c][f].text, forms[c][f].len) != NULL) {
-                snprintf(what, wlen, "%s (%s)", canaries[c].name, forms[c][f].how);
-                return true;
-            }
-    }
-    return false;
+    size_t used = strlen(l->text);
+    l->n++;
+    if (used + 8 >= sizeof l->text)
+        return; /* the first ones say enough */
+    snprintf(l->text + used, sizeof l->text - used, "\n  - ");
+    used += strlen(l->text + used);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->text + used, sizeof l->text - used, fmt, ap);
+    va_end(ap);
+}
+
+/* May canary c be where a scan looks? ud says where (each caller its own). */
+typedef bool (*canary_may)(size_t c, const void *ud);
+
+/* Looks for every canary (the first of its forms) in hay[0..len): one
+ * that may be there (may is not NULL and says so) is a sighting, marked
+ * with mark in seen[]; any other a leak "<canary> (<form>) <place>". */
+static void find_canaries(const char *hay, size_t len, canary_may may, const void *ud,
+                          unsigned mark, struct leaks *l, const char *place)
+{
+    for (size_t c = 0; c < N_CANARIES; c++)
+        for (size_t f = 0; f < n_forms[c]; f++) {
+            if (memmem(hay, len, forms[c][f].text, forms[c][f].len) == NULL)
+                continue;
+            if (may != NULL && may(c, ud))
+                seen[c] |= mark;
+            else
+                leaks_add(l, "%s (%s) %s", canaries[c].name, forms[c][f].how, place);
+            break;
+        }
+}
+
+/* Is tenant the one whose chats and memories c was pasted into? */
+static bool canary_of_tenant(size_t c, const char *tenant)
+{
+    return canaries[c].tenant != NULL && tenant != NULL && strcmp(canaries[c].tenant, tenant) == 0;
+}
+
+/* On the stdout of a run of tenant ud: the user's own output. */
+static bool may_show(size_t c, const void *ud)
+{
+    return held[c] && canaries[c].own_stdout && canary_of_tenant(c, ud);
 }
 
 /* ---- the places ----------------------------------------------------------
@@ -249,99 +362,132 @@ static const char *place_of_file(const char *path)
     return best;
 }
 
-/* Where a canary was found, for scan_file. */
-struct scan_hit {
-    char *where;
-    size_t wlen;
-};
+/* In the file at path ud: one of the data dir's files that store its
+ * tenant's chats and memories (the main data dir's only). */
+static bool may_store(size_t c, const void *ud)
+{
+    const char *path = ud;
+    size_t n = strlen(fx.data);
+    if (!held[c] || strncmp(path, fx.data, n) != 0 || path[n] != '/')
+        return false;
+    for (size_t i = 0; i < 3 && canaries[c].files[i] != NULL; i++)
+        if (strcmp(path + n + 1, canaries[c].files[i]) == 0) {
+            stored_now[c] = true;
+            return true;
+        }
+    return false;
+}
 
 static bool scan_file(void *ud, const char *path, const char *data, size_t len)
 {
-    struct scan_hit *h = ud;
-    char what[160];
-    if (!find_canary(data, len, N_CANARIES, what, sizeof what))
-        return false;
-    snprintf(h->where, h->wlen, "%s in %s (%.400s)", what, place_of_file(path), path);
-    return true;
+    char place[600];
+    snprintf(place, sizeof place, "in %s (%.400s)", place_of_file(path), path);
+    find_canaries(data, len, may_store, path, SEEN_FILE, ud, place);
+    if (strstr(path, "/traces/") != NULL && memmem(data, len, REDACTED, strlen(REDACTED)) != NULL)
+        redacted_in_traces = true;
+    return false; /* every file: a scan lists every leak */
 }
 
 /* Scans the files of every file row (each file once: the rows' roots are
  * HOME and directories inside it, so HOME's walk covers them all). */
-static bool scan_files(char *where, size_t wlen)
+static void scan_files(struct leaks *l)
 {
-    struct scan_hit h = {where, wlen};
-    return harness_walk_files(fx.dir, scan_file, &h);
+    memset(stored_now, 0, sizeof stored_now);
+    harness_walk_files(fx.dir, scan_file, l);
 }
 
-/* Scans every request the server logged. A canary in the header its row
- * allows, on its row's route, is a legitimate send and is counted in
- * sends[] (when not NULL); anywhere else it is a hit. */
-static bool scan_requests(size_t sends[N_CANARIES], char *where, size_t wlen)
+/* A request, for the checks of its parts. */
+struct request_at {
+    const char *path;   /* its path */
+    const char *tenant; /* the tenant of the run that sent it */
+    const char *header; /* the header being checked */
+    const char *value;  /* and its value */
+};
+
+/* In a request's body: to a model, in a run of its tenant (the user sent
+ * it there). */
+static bool may_send_body(size_t c, const void *ud)
+{
+    const struct request_at *at = ud;
+    if (!held[c] || !canary_of_tenant(c, at->tenant))
+        return false;
+    for (size_t i = 0; i < 3 && canaries[c].body_routes[i] != NULL; i++)
+        if (strstr(at->path, canaries[c].body_routes[i]) != NULL)
+            return true;
+    return false;
+}
+
+/* In a request header: its own auth header, on its own route, as is. */
+static bool may_send_header(size_t c, const void *ud)
+{
+    const struct request_at *at = ud;
+    return canaries[c].header != NULL && strcmp(at->header, canaries[c].header) == 0 &&
+           strstr(at->path, canaries[c].route) != NULL &&
+           strstr(at->value, canaries[c].value) != NULL;
+}
+
+/* Scans the requests the server logged since the last scan, sent by a run
+ * of tenant (NULL: none). A canary in the header its row allows, on its
+ * row's route, is a legitimate send (SEEN_HEADER); a pasted one in the body
+ * of a request to a model its tenant's run sent, another (SEEN_BODY). */
+static void scan_requests(const char *tenant, struct leaks *l)
 {
     cJSON *arr = NULL;
-    mock_requests(mock, &arr);
-    bool hit = false;
-    const cJSON *req;
-    cJSON_ArrayForEach(req, arr)
-    {
+    size_t n = mock_requests(mock, &arr);
+    for (size_t i = requests_scanned; i < n; i++) {
+        const cJSON *req = cJSON_GetArrayItem(arr, (int)i);
         const char *path = cJSON_GetObjectItemCaseSensitive(req, "path")->valuestring;
         const char *body = cJSON_GetObjectItemCaseSensitive(req, "body")->valuestring;
-        char what[160];
-        if (find_canary(path, strlen(path), N_CANARIES, what, sizeof what) ||
-            find_canary(body, strlen(body), N_CANARIES, what, sizeof what)) {
-            snprintf(where, wlen, "%s in the path or body of a request to %s", what, path);
-            hit = true;
-            break;
-        }
+        struct request_at at = {path, tenant, NULL, NULL};
+        char place[600];
+        snprintf(place, sizeof place, "in the path of a request to %.400s", path);
+        find_canaries(path, strlen(path), NULL, NULL, 0, l, place);
+        snprintf(place, sizeof place, "in the body of a request to %.400s", path);
+        find_canaries(body, strlen(body), may_send_body, &at, SEEN_BODY, l, place);
+        if (strstr(path, ROUTE_OPIK) != NULL && strstr(body, REDACTED) != NULL)
+            redacted_in_opik = true;
         const cJSON *h;
         cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(req, "headers"))
         {
-            const char *v = h->valuestring;
-            size_t allowed = N_CANARIES;
-            for (size_t c = 0; c < N_CANARIES; c++)
-                if (canaries[c].header != NULL && strcmp(h->string, canaries[c].header) == 0 &&
-                    strstr(path, canaries[c].route) != NULL && strstr(v, canaries[c].value)) {
-                    allowed = c;
-                    if (sends != NULL)
-                        sends[c]++;
-                }
-            if (find_canary(h->string, strlen(h->string), N_CANARIES, what, sizeof what) ||
-                find_canary(v, strlen(v), allowed, what, sizeof what)) {
-                snprintf(where, wlen, "%s in the %s header of a request to %s", what, h->string,
-                         path);
-                hit = true;
-                break;
-            }
+            at.header = h->string;
+            at.value = h->valuestring;
+            snprintf(place, sizeof place, "in the name of a header of a request to %.400s", path);
+            find_canaries(h->string, strlen(h->string), NULL, NULL, 0, l, place);
+            snprintf(place, sizeof place, "in the %.100s header of a request to %.400s", h->string,
+                     path);
+            find_canaries(h->valuestring, strlen(h->valuestring), may_send_header, &at, SEEN_HEADER,
+                          l, place);
         }
-        if (hit)
-            break;
     }
+    requests_scanned = n;
     cJSON_Delete(arr);
-    return hit;
 }
 
-/* Scans every place: r's streams (r may be NULL), the files, the requests. */
-static bool scan_places(const struct run *r, size_t sends[N_CANARIES], char *where, size_t wlen)
+/* Scans every place after a run of tenant: r's streams (r may be NULL),
+ * the files, the requests since the last scan. True when it found leaks,
+ * listed in l. */
+static bool scan_places(const struct run *r, const char *tenant, struct leaks *l)
 {
-    for (size_t i = 0; i < N_PLACES; i++) {
-        char what[160];
-        const struct place *p = &places[i];
-        if ((p->kind == PLACE_STDOUT && r != NULL &&
-             find_canary(r->out, r->out_len, N_CANARIES, what, sizeof what)) ||
-            (p->kind == PLACE_STDERR && r != NULL &&
-             find_canary(r->err, r->err_len, N_CANARIES, what, sizeof what))) {
-            snprintf(where, wlen, "%s on %s", what, p->name);
-            return true;
-        }
+    memset(l, 0, sizeof *l);
+    for (size_t i = 0; r != NULL && i < N_PLACES; i++) {
+        char place[128];
+        snprintf(place, sizeof place, "on %s", places[i].name);
+        if (places[i].kind == PLACE_STDOUT)
+            find_canaries(r->out, r->out_len, may_show, tenant, SEEN_STDOUT, l, place);
+        else if (places[i].kind == PLACE_STDERR)
+            find_canaries(r->err, r->err_len, NULL, NULL, 0, l, place);
     }
-    return scan_files(where, wlen) || scan_requests(sends, where, wlen);
+    scan_files(l);
+    scan_requests(tenant, l);
+    return l->n > 0;
 }
 
 /* ---- the steps ----------------------------------------------------------- */
 
 /* One run of memchat. env entries are "NAME=VALUE" (replacing the base
- * environment's NAME; '@' in a value stands for the server's URL) or a bare
- * "NAME" (removing it). */
+ * environment's NAME; '@' in a value stands for the server's URL, "@echo"
+ * for the quoting model server's) or a bare "NAME" (removing it). Its
+ * tenant is its --tenant argument, else T_DEFAULT. */
 struct step {
     const char *name;
     int exit_code;      /* -1: any (a chat goes on after a failed turn) */
@@ -354,7 +500,7 @@ struct step {
 };
 
 /* The environment every step starts from: all keys, both providers and
- * Opik on the test server, debug logging. */
+ * Opik on the test server, debug logging, traces on. */
 static const char *const base_env[] = {
     "OPENAI_BASE_URL=@/v1",
     "ANTHROPIC_BASE_URL=@",
@@ -364,6 +510,7 @@ static const char *const base_env[] = {
     "MEMCHAT_MASTER_KEY=" C_MASTER,
     "OPIK_API_KEY=" C_OPIK,
     "MEMCHAT_LOG_LEVEL=debug",
+    "MEMCHAT_TRACE=true",
     "MEMCHAT_MAX_RETRIES=1",
     "MEMCHAT_PROVIDER=openai",
     "MEMCHAT_MODEL=mock",
@@ -471,6 +618,119 @@ static void keystore_restore(void)
     assert_int_equal(fclose(f), 0);
 }
 
+/* ---- a model server that quotes the message in its errors ---------------
+ * Some OpenAI-compatible servers and proxies quote the request in an error
+ * message. This one answers every request 500 with {"error":{"message":
+ * "the server cannot take this message: <the last message's content>"}},
+ * so a credential pasted into the chat comes back inside an error (and its
+ * retry), which may then go only where the credential itself may. A forked
+ * child of the test, alive for one step; its requests are not scanned (it
+ * is the test's own server). */
+static pid_t echo_pid = -1;
+static char echo_url[64];
+
+/* The last "content":"..." of body, still JSON-escaped, at most max bytes
+ * (never cut inside an escape), into out. */
+static void echo_content(const char *body, char *out, size_t max)
+{
+    static const char key[] = "\"content\":\"";
+    const char *last = NULL;
+    for (const char *p = body; (p = strstr(p, key)) != NULL; p++)
+        last = p + sizeof key - 1;
+    size_t n = 0;
+    for (const char *p = last; p != NULL && *p != '\0' && *p != '"';) {
+        size_t step = *p == '\\' && p[1] != '\0' ? 2 : 1;
+        if (n + step > max)
+            break;
+        memcpy(out + n, p, step);
+        n += step;
+        p += step;
+    }
+    out[n] = '\0';
+}
+
+/* Reads one request from fd and answers it. */
+static void echo_answer(int fd)
+{
+    static char req[262144];
+    size_t len = 0, want = 0;
+    const char *body = NULL;
+    while (body == NULL || (size_t)(req + len - body) < want) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (len == sizeof req - 1 || poll(&p, 1, MOCK_GUARD_MS) <= 0)
+            return;
+        ssize_t n = read(fd, req + len, sizeof req - 1 - len);
+        if (n <= 0)
+            return;
+        len += (size_t)n;
+        req[len] = '\0';
+        char *end = body == NULL ? strstr(req, "\r\n\r\n") : NULL;
+        if (end != NULL) {
+            *end = '\0'; /* the headers end here */
+            const char *cl = strcasestr(req, "\r\ncontent-length:");
+            want = cl != NULL ? strtoul(cl + 17, NULL, 10) : 0;
+            body = end + 4;
+        }
+    }
+    char quoted[256], msg[512], resp[1024];
+    echo_content(body, quoted, 200);
+    int m = snprintf(msg, sizeof msg,
+                     "{\"error\":{\"message\":\"the server cannot take this message: %s\","
+                     "\"type\":\"server_error\"}}",
+                     quoted);
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     m, msg);
+    if (n > 0 && (size_t)n < sizeof resp) {
+        ssize_t w = write(fd, resp, (size_t)n);
+        (void)w; /* a client that hung up needs no answer */
+    }
+}
+
+/* Starts the server on a loopback port (echo_url). The child keeps only
+ * its socket: a copy of the mock's stdin pipe would keep the mock alive. */
+static void echo_start(void)
+{
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+    snprintf(echo_url, sizeof echo_url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    fflush(NULL);
+    echo_pid = fork();
+    assert_true(echo_pid >= 0);
+    if (echo_pid == 0) {
+        for (int fd = 3; fd < 1024; fd++)
+            if (fd != ls)
+                close(fd);
+        signal(SIGPIPE, SIG_IGN);
+        for (;;) {
+            struct pollfd p = {.fd = ls, .events = POLLIN};
+            if (poll(&p, 1, MOCK_GUARD_MS) <= 0)
+                _exit(0); /* a test that died without stopping it */
+            int fd = accept(ls, NULL, NULL);
+            if (fd >= 0) {
+                echo_answer(fd);
+                close(fd);
+            }
+        }
+    }
+    close(ls);
+}
+
+static void echo_stop(void)
+{
+    assert_true(echo_pid > 0);
+    kill(echo_pid, SIGTERM);
+    int st;
+    assert_int_equal(waitpid(echo_pid, &st, 0), echo_pid);
+    echo_pid = -1;
+}
+
 /* The rows of the steps table: a run with stdin in, the exit code it must
  * end with and a text its output must hold; with one change of the
  * environment; with hooks around it. */
@@ -488,9 +748,20 @@ static void keystore_restore(void)
 #define STEP_HOOK(name_, before_, after_, in_, code_, says_, ...) \
     STEP_ROW(name_, NULL, before_, after_, in_, code_, says_, __VA_ARGS__)
 
-#define ASK_ACME "ask", "--json", "--tenant", "acme"
-#define REPLIED  "\"event\":\"delta\"" /* a --json turn that streamed a reply */
-#define NO_ENV   "MEMCHAT_MASTER_KEY"  /* removes it: master.key applies */
+#define ASK_ACME  "ask", "--json", "--tenant", "acme"
+#define REPLIED   "\"event\":\"delta\"" /* a --json turn that streamed a reply */
+#define NO_ENV    "MEMCHAT_MASTER_KEY"  /* removes it: master.key applies */
+#define ASK_MEM   "ask", "--json", "--tenant", T_PASTED
+#define INJECTED  "\"event\":\"memory.injected\""  /* a turn that recalled memories */
+#define RETRIEVED "\"event\":\"memory.retrieved\"" /* a turn that ranked candidates */
+#define CONTINUED "\"conversation\":\""            /* a turn that carries a conversation on */
+#define ECHO_ENV  NO_ENV, "OPENAI_BASE_URL=@echo/v1"
+/* A note longer than MEMORY_MAX_BYTES=256, the key in its middle. */
+#define LONG_NOTE                                                                        \
+    "The runbook for the payments service, step by step, as the on-call team wrote it. " \
+    "First check the dashboards and the queue depth. Then page the owner if it grows. "  \
+    "The break-glass key is " C_PASTED_KEY " and lives in the sealed envelope. "         \
+    "Never paste it anywhere else; rotate it after every use and log who used it and when."
 
 static const struct step steps[] = {
     /* the keystore and its records, under MEMCHAT_MASTER_KEY */
@@ -552,6 +823,88 @@ static const struct step steps[] = {
     STEP("costs --json", NULL, 0, "mock", "costs", "--by", "model", "--json"),
     STEP("limits set", NULL, 0, "rpm", "limits", "set", "--tenant", "acme", "rpm=100"),
     STEP("limits show --json", NULL, 0, "rpm", "limits", "show", "--tenant", "acme", "--json"),
+
+    /* memory and conversations: credentials pasted into mem's chats and
+     * memories, with every other secret present (the global keys and the
+     * master key in the environment, acme's keys in the keystore) */
+    STEP("memory add (a key in the argument)", NULL, 0, "\"chunks\":1", "memory", "add", "--json",
+         "--tenant", T_PASTED, "My deploy key for prod is " C_PASTED_KEY ", keep it safe."),
+    STEP("memory add (a token on stdin, --user, --agent, --meta)",
+         "The release bot's GitHub token is " C_PASTED_TOKEN " (rotated in May).", 0,
+         "\"chunks\":1", "memory", "add", "--json", "--tenant", T_PASTED, "--user", "bob",
+         "--agent", "ops", "--meta", "source=chat"),
+    STEP("ask (recalls both, sends them to OpenAI)", NULL, 0, INJECTED, ASK_MEM,
+         "What is my deploy key for prod?"),
+    STEP("ask (offline: the reply quotes the recalled note)", NULL, 0, "From memory:", "ask",
+         "--tenant", T_PASTED, "--provider", "offline",
+         "Which GitHub token does the release bot use?"),
+    STEP("ask --json (offline)", NULL, 0, INJECTED, ASK_MEM, "--provider", "offline",
+         "the deploy key for prod?"),
+    STEP("ask (a key pasted into the chat)", NULL, 0, REPLIED, ASK_MEM,
+         "Use this one from now on: OPENAI_API_KEY=" C_PASTED_KEY),
+    STEP("ask --continue", NULL, 0, CONTINUED, ASK_MEM, "--continue",
+         "And which token does the bot use?"),
+    STEP("ask --continue (Anthropic)", NULL, 0, CONTINUED, ASK_MEM, "--continue", "--provider",
+         "anthropic", "Say both of them again."),
+    STEP("chat --plain (a token pasted into the chat)",
+         "{\"token\": \"" C_PASTED_TOKEN "\"}\n/memory off\nwhat was it?\n/memory on\nand now?\n",
+         0, "mock reply: and now?", "chat", "--plain", "--tenant", T_PASTED),
+    STEP_ENV("ask (the embedder changed: the exchange waits in pending_memories)",
+             "EMBEDDINGS_DIMENSION=512", NULL, 0, "dimension_mismatch", ASK_MEM,
+             "Remember that staging uses " C_PASTED_TOKEN),
+    STEP_ENV("memory search (the embedder changed)", "EMBEDDINGS_DIMENSION=512", NULL, 2,
+             "EMBEDDINGS_DIMENSION", "memory", "search", "--tenant", T_PASTED, "token"),
+    STEP("memory search", NULL, 0, "My deploy key", "memory", "search", "--tenant", T_PASTED,
+         "deploy key for prod"),
+    STEP("memory search --json (hybrid, --filter on a --meta key)", NULL, 0, "\"scores\"", "memory",
+         "search", "--json", "--tenant", T_PASTED, "--method", "hybrid", "--filter",
+         "{\"source\":{\"$eq\":\"chat\"}}", "release bot token"),
+    STEP("memory export", NULL, 0, "\"text\":\"My deploy key", "memory", "export", "--tenant",
+         T_PASTED),
+    STEP("memory import (a bad id: refused without quoting the text)",
+         "{\"text\":\"staging: " C_PASTED_KEY "\",\"id\":\"not-a-uuid\"}\n", 2, "not a UUID",
+         "memory", "import", "--tenant", T_PASTED),
+    STEP("memory import", "{\"text\":\"The staging key is " C_PASTED_KEY "\"}\n", 0,
+         "imported 1 memory", "memory", "import", "--tenant", T_PASTED),
+    STEP("memory add (invalid UTF-8: refused without quoting the text)",
+         "a bad byte \xff"
+         " then " C_PASTED_TOKEN,
+         2, "UTF-8", "memory", "add", "--tenant", T_PASTED),
+    STEP_ENV("memory add (longer than MEMORY_MAX_BYTES: chunked)", "MEMORY_MAX_BYTES=256",
+             LONG_NOTE, 0, "\"chunks\":2", "memory", "add", "--json", "--tenant", T_PASTED),
+    STEP("memory history", NULL, 0, "add", "memory", "history", "--tenant", T_PASTED),
+    STEP("memory history --json", NULL, 0, "\"op\":\"add\"", "memory", "history", "--json",
+         "--tenant", T_PASTED),
+    STEP("memory stats --json (every tenant)", NULL, 0, "\"" T_PASTED "\"", "memory", "stats",
+         "--json"),
+    STEP("conversations", NULL, 0, "TITLE", "conversations", "--tenant", T_PASTED),
+    STEP("conversations --json", NULL, 0, "\"turns\":", "conversations", "--json", "--tenant",
+         T_PASTED),
+
+    /* other tenants see none of it */
+    STEP("memory search --json (another tenant)", NULL, 0, "\"text\"", "memory", "search", "--json",
+         "--tenant", "acme", "hi, what is the deploy key or the bot token?"),
+    STEP("memory export (another tenant)", NULL, 0, "\"text\"", "memory", "export", "--tenant",
+         "acme"),
+    STEP("ask (another tenant asks for the key)", NULL, 0, RETRIEVED, ASK_ACME,
+         "What is my deploy key for prod?"),
+    STEP("conversations --json (the default tenant)", NULL, 0, "\"turns\":", "conversations",
+         "--json"),
+    STEP("costs --json (by conversation)", NULL, 0, "\"conversation\"", "costs", "--by",
+         "conversation", "--json"),
+
+    /* purge: afterwards the pasted credentials are nowhere, memchat.db and
+     * its WAL included */
+    STEP("purge --user (one user of the tenant)", NULL, 0, "user bob", "purge", "--tenant",
+         T_PASTED, "--user", "bob", "--yes"),
+    STEP("purge --json", NULL, 0, "\"memories\":", "purge", "--json", "--tenant", T_PASTED,
+         "--yes"),
+    STEP("memory search (after purge)", NULL, 0, "no memories", "memory", "search", "--tenant",
+         T_PASTED, "deploy key for prod"),
+    STEP("conversations (after purge)", NULL, 0, "no conversations", "conversations", "--tenant",
+         T_PASTED),
+    STEP("ask (after purge: nothing to recall)", NULL, 0, REPLIED, ASK_MEM,
+         "What is my deploy key for prod?"),
 
     /* configuration errors */
     STEP_HOOK("a bad config.env (config)", bad_config_write, bad_config_remove, NULL, 2,
@@ -615,6 +968,12 @@ static const struct step steps[] = {
              "keys", "rotate", "--passphrase-stdin"),
     STEP_ENV("ask (after rotate)", NO_ENV, NULL, 0, REPLIED, ASK_ACME, "hi"),
     STEP_ENV("keys list (after rotate)", NO_ENV, NULL, 0, "tool:github", "keys", "list"),
+
+    /* a model server that quotes the pasted key back in its error, which
+     * memchat shows, logs with the retry and records in the trace */
+    STEP_ROW("ask (the model server quotes the pasted key in its error)", ECHO_ENV, echo_start,
+             echo_stop, NULL, 3, "cannot take this message", "ask", "--tenant", T_PASTED,
+             "Please check this key: " C_PASTED_KEY),
 };
 
 #define N_STEPS (sizeof steps / sizeof steps[0])
@@ -625,13 +984,21 @@ static size_t env_name_len(const char *e)
     return strcspn(e, "=");
 }
 
-/* e with '@' in its value replaced by the server's URL, into buf. */
+/* e with "@echo" in its value replaced by the quoting server's URL, or
+ * else '@' by the test server's, into buf. */
 static const char *env_expand(const char *e, char *buf, size_t len)
 {
-    const char *at = strchr(e, '@');
+    const char *at = strstr(e, "@echo");
+    const char *url = echo_url;
+    size_t skip = 5;
+    if (at == NULL) {
+        at = strchr(e, '@');
+        url = mock_url(mock);
+        skip = 1;
+    }
     if (at == NULL)
         return e;
-    snprintf(buf, len, "%.*s%s%s", (int)(at - e), e, mock_url(mock), at + 1);
+    snprintf(buf, len, "%.*s%s%s", (int)(at - e), e, url, at + skip);
     return buf;
 }
 
@@ -653,18 +1020,70 @@ static void step_env(const struct step *s, const char **out, char bufs[][512])
     out[k] = NULL;
 }
 
+/* The value of option opt in s's arguments, or NULL. */
+static const char *step_option(const struct step *s, const char *opt)
+{
+    for (size_t i = 0; i + 1 < 16 && s->args[i] != NULL; i++)
+        if (strcmp(s->args[i], opt) == 0)
+            return s->args[i + 1];
+    return NULL;
+}
+
+/* The tenant a step runs as. */
+static const char *step_tenant(const struct step *s)
+{
+    const char *t = step_option(s, "--tenant");
+    return t != NULL ? t : T_DEFAULT;
+}
+
+/* Does s paste canary c: its value in s's arguments or stdin, in a run of
+ * its tenant? */
+static bool step_pastes(const struct step *s, size_t c)
+{
+    if (!canary_of_tenant(c, step_tenant(s)))
+        return false;
+    if (s->in != NULL && strstr(s->in, canaries[c].value) != NULL)
+        return true;
+    for (size_t i = 0; i < 16 && s->args[i] != NULL; i++)
+        if (strstr(s->args[i], canaries[c].value) != NULL)
+            return true;
+    return false;
+}
+
+/* Does s purge its whole tenant (not one user of it)? */
+static bool step_purges_tenant(const struct step *s)
+{
+    return s->args[0] != NULL && strcmp(s->args[0], "purge") == 0 &&
+           step_option(s, "--tenant") != NULL && step_option(s, "--user") == NULL;
+}
+
 static int case_setup(void **state)
 {
     mock = mock_start();
     forms_init();
+    memset(held, 0, sizeof held);
+    memset(seen, 0, sizeof seen);
+    memset(stored_now, 0, sizeof stored_now);
+    requests_scanned = 0;
+    redacted_in_traces = redacted_in_opik = false;
     return setup(state);
 }
 
 static int case_teardown(void **state)
 {
+    if (echo_pid > 0)
+        echo_stop();
     mock_stop(mock);
     mock = NULL;
     return teardown(state);
+}
+
+/* A new server: an empty request log. */
+static void mock_restart(void)
+{
+    mock_stop(mock);
+    mock = mock_start();
+    requests_scanned = 0;
 }
 
 /* Sends the server one request: POST path with one more header line and
@@ -680,33 +1099,66 @@ static void raw_post(const char *path, const char *header, const char *body)
     free(mock_raw_exchange(mock, req, (size_t)n, NULL));
 }
 
+/* A run's streams, as the scanner sees them (run_free frees them). */
+static struct run fake_run(const char *out, const char *err)
+{
+    struct run r = {.out = strdup(out), .err = strdup(err)};
+    assert_true(r.out != NULL && r.err != NULL);
+    r.out_len = strlen(out);
+    r.err_len = strlen(err);
+    return r;
+}
+
+/* Scans, and fails unless it found exactly one leak, naming canary c and
+ * where (each a text the leak's description must hold). */
+static void expect_one_leak(const struct run *r, const char *tenant, size_t c, const char *where)
+{
+    struct leaks l;
+    if (!scan_places(r, tenant, &l))
+        fail_msg("planted %s %s was not found", canaries[c].name, where);
+    if (l.n != 1 || strstr(l.text, canaries[c].name) == NULL || strstr(l.text, where) == NULL)
+        fail_msg("planted %s %s, found %zu leaks:%s", canaries[c].name, where, l.n, l.text);
+}
+
+static void expect_no_leak(const struct run *r, const char *tenant)
+{
+    struct leaks l;
+    if (scan_places(r, tenant, &l))
+        fail_msg("found %zu leaks where none are:%s", l.n, l.text);
+}
+
 /* The scanner finds every form of every canary planted in a file of the
  * data dir (and says which canary, how encoded, and where), on stdout and
  * stderr, and in a request outside its own auth header (another header;
  * the auth header of another server), while a key in its own auth header
- * is counted as a legitimate send, not a leak. Without this the canary
- * test could pass by reading nothing. */
+ * is counted as a legitimate send, not a leak. A pasted credential is a
+ * sighting, not a leak, only in its tenant's stored chats and memories,
+ * on its tenant's stdout and in its tenant's requests to a model, and only
+ * while they hold it. Without this the canary test could pass by reading
+ * nothing, or by allowing too much. */
 static void the_scanner_finds_every_planted_form_in_every_place(void **state)
 {
     (void)state;
-    char where[1024] = "";
+    assert_string_equal(canaries[K_GLOBAL_OPENAI].value, C_GLOBAL_OPENAI);
+    assert_string_equal(canaries[K_TENANT_OPENAI].value, C_TENANT_OPENAI);
+    assert_string_equal(canaries[K_TENANT_ANTHROPIC].value, C_TENANT_ANTHROPIC);
+    assert_string_equal(canaries[K_MASTER].value, C_MASTER);
+    assert_string_equal(canaries[K_OPIK].value, C_OPIK);
+    assert_string_equal(canaries[K_WRONG_PASS].value, C_WRONG_PASS);
+    assert_string_equal(canaries[K_PASTED_KEY].value, C_PASTED_KEY);
     assert_int_equal(mkdir(fx.data, 0700), 0);
-    assert_false(scan_places(NULL, NULL, where, sizeof where));
+    expect_no_leak(NULL, NULL);
     for (size_t c = 0; c < N_CANARIES; c++) {
         assert_true(n_forms[c] >= 4); /* itself and base64 at three offsets */
         for (size_t f = 0; f < n_forms[c]; f++) {
             char text[256];
             snprintf(text, sizeof text, "xx%syy", forms[c][f].text);
             free(tu_write_file(fx.data, "scratch", text));
-            where[0] = '\0';
-            if (!scan_places(NULL, NULL, where, sizeof where))
-                fail_msg("planted %s (%s) was not found", canaries[c].name, forms[c][f].how);
-            assert_non_null(strstr(where, canaries[c].name));
-            assert_non_null(strstr(where, "a file of the data dir"));
+            expect_one_leak(NULL, NULL, c, "a file of the data dir");
         }
     }
     remove_home_file(fx.data, "scratch");
-    assert_false(scan_places(NULL, NULL, where, sizeof where));
+    expect_no_leak(NULL, NULL);
 
     /* The raw master key inside binary data, in a named place. */
     char blob[64] = {0};
@@ -717,94 +1169,172 @@ static void the_scanner_finds_every_planted_form_in_every_place(void **state)
     assert_non_null(f);
     assert_int_equal(fwrite(blob, 1, sizeof blob, f), sizeof blob);
     assert_int_equal(fclose(f), 0);
-    assert_true(scan_places(NULL, NULL, where, sizeof where));
-    assert_non_null(strstr(where, "MEMCHAT_MASTER_KEY (decoded)"));
-    assert_non_null(strstr(where, "memchat.db-wal"));
+    expect_one_leak(NULL, NULL, K_MASTER, "MEMCHAT_MASTER_KEY (decoded)");
+    expect_one_leak(NULL, NULL, K_MASTER, "memchat.db-wal");
     assert_int_equal(unlink(db), 0);
 
-    struct run r = {.out = strdup("ok " C_OPIK), .err = strdup("")};
-    r.out_len = strlen(r.out);
-    assert_true(scan_places(&r, NULL, where, sizeof where));
-    assert_non_null(strstr(where, "OPIK_API_KEY"));
-    assert_non_null(strstr(where, "stdout"));
+    struct run r = fake_run("ok " C_OPIK, "");
+    expect_one_leak(&r, NULL, K_OPIK, "stdout");
     run_free(&r);
-    r = (struct run){.out = strdup(""), .err = strdup("error: " C_WRONG_PASS "\n")};
-    r.err_len = strlen(r.err);
-    assert_true(scan_places(&r, NULL, where, sizeof where));
-    assert_non_null(strstr(where, "stderr"));
+    r = fake_run("", "error: " C_WRONG_PASS "\n");
+    expect_one_leak(&r, NULL, K_WRONG_PASS, "stderr");
     run_free(&r);
 
     /* Requests: the key in its own header is a send, elsewhere a leak. */
-    size_t sends[N_CANARIES] = {0};
     raw_post("/v1/chat/completions", "Authorization: Bearer " C_GLOBAL_OPENAI, "{}");
-    assert_false(scan_places(NULL, sends, where, sizeof where));
-    assert_int_equal(sends[0], 1);
+    expect_no_leak(NULL, NULL);
+    assert_true(seen[K_GLOBAL_OPENAI] & SEEN_HEADER);
     raw_post("/v1/chat/completions", "X-Debug: " C_GLOBAL_OPENAI, "{}");
-    assert_true(scan_places(NULL, NULL, where, sizeof where));
-    assert_non_null(strstr(where, "x-debug header"));
-    assert_non_null(strstr(where, canaries[0].name));
+    expect_one_leak(NULL, NULL, K_GLOBAL_OPENAI, "x-debug header");
 
-    mock_stop(mock);
-    mock = mock_start();
+    mock_restart();
     raw_post("/api/v1/private/traces/batch", "Authorization: " C_TENANT_OPENAI, "{}");
-    assert_true(scan_places(NULL, NULL, where, sizeof where));
-    assert_non_null(strstr(where, canaries[2].name));
-    assert_non_null(strstr(where, "authorization header of a request to /api/v1/private"));
+    expect_one_leak(NULL, NULL, K_TENANT_OPENAI,
+                    "authorization header of a request to /api/v1/private");
 
-    mock_stop(mock);
-    mock = mock_start();
+    mock_restart();
     raw_post("/v1/messages", "X-Api-Key: " C_GLOBAL_ANTHROPIC,
              "{\"system\":\"" C_TENANT_ANTHROPIC "\"}");
-    assert_true(scan_places(NULL, NULL, where, sizeof where));
-    assert_non_null(strstr(where, canaries[3].name));
-    assert_non_null(strstr(where, "path or body"));
+    expect_one_leak(NULL, NULL, K_TENANT_ANTHROPIC, "body of a request to /v1/messages");
+
+    /* A pasted credential, before its tenant holds it: a leak even in the
+     * data file and on its tenant's stdout. */
+    const size_t p = K_PASTED_KEY;
+    assert_non_null(canaries[p].tenant);
+    free(tu_write_file(fx.data, "memchat.db", "xx" C_PASTED_KEY "yy"));
+    expect_one_leak(NULL, NULL, p, "memchat.db");
+    r = fake_run("From memory: " C_PASTED_KEY, "");
+    remove_home_file(fx.data, "memchat.db");
+    expect_one_leak(&r, T_PASTED, p, "stdout");
+
+    /* Held: a sighting in the data file and its WAL, on its tenant's
+     * stdout, in its tenant's request body to a model; a leak in any
+     * other file (traces/, another data dir), on stderr, on another
+     * tenant's stdout, in another tenant's requests, in a header, or in
+     * the body of a request to Opik. */
+    held[p] = true;
+    seen[p] = 0;
+    free(tu_write_file(fx.data, "memchat.db", "xx" C_PASTED_KEY "yy"));
+    free(tu_write_file(fx.data, "memchat.db-wal", "xx" C_PASTED_KEY "yy"));
+    expect_no_leak(&r, T_PASTED);
+    assert_true(stored_now[p]);
+    assert_int_equal(seen[p], SEEN_FILE | SEEN_STDOUT);
+    expect_one_leak(&r, "acme", p, "stdout");
+    run_free(&r);
+    r = fake_run("", "memchat: " C_PASTED_KEY);
+    expect_one_leak(&r, T_PASTED, p, "stderr");
+    run_free(&r);
+    char traces[4096];
+    snprintf(traces, sizeof traces, "%s/traces", fx.data);
+    assert_int_equal(mkdir(traces, 0700), 0);
+    free(tu_write_file(traces, "traces.jsonl", "{\"input\":\"" C_PASTED_KEY "\"}"));
+    expect_one_leak(NULL, T_PASTED, p, "the traces/ files");
+    remove_home_file(traces, "traces.jsonl");
+    char other[4096];
+    snprintf(other, sizeof other, "%s.pass", fx.data);
+    assert_int_equal(mkdir(other, 0700), 0);
+    free(tu_write_file(other, "memchat.db", "xx" C_PASTED_KEY "yy"));
+    expect_one_leak(NULL, T_PASTED, p, "a file of HOME");
+    remove_home_file(other, "memchat.db");
+
+    mock_restart();
+    raw_post("/v1/chat/completions", "Authorization: Bearer " C_GLOBAL_OPENAI,
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"" C_PASTED_KEY "\"}]}");
+    expect_no_leak(NULL, T_PASTED);
+    assert_true(seen[p] & SEEN_BODY);
+    raw_post("/v1/chat/completions", "Authorization: Bearer " C_GLOBAL_OPENAI,
+             "{\"content\":\"" C_PASTED_KEY "\"}");
+    expect_one_leak(NULL, "acme", p, "body of a request to /v1/chat/completions");
+    raw_post("/v1/chat/completions", "X-Note: " C_PASTED_KEY, "{}");
+    expect_one_leak(NULL, T_PASTED, p, "x-note header");
+    raw_post("/api/v1/private/traces/batch", "Authorization: " C_OPIK,
+             "{\"traces\":[{\"input\":{\"text\":\"" C_PASTED_KEY "\"}}]}");
+    expect_one_leak(NULL, T_PASTED, p, "body of a request to /api/v1/private/traces/batch");
+
+    /* Purged: nowhere, the data file included. */
+    remove_home_file(fx.data, "memchat.db-wal");
+    held[p] = false;
+    expect_one_leak(NULL, T_PASTED, p, "memchat.db");
+    assert_false(stored_now[p]);
 }
 
 /* Every step of the table runs with its expected exit code and reaches its
- * path (its text in the output); after each, no canary is in any place. In
- * the end every file row that must exist does (the scan read them), and
- * every key meant for a server reached it in its own auth header. */
+ * path (its text in the output); after each, no canary is anywhere it may
+ * not be. A pasted credential may be in the data file from the step that
+ * pastes it until its tenant's purge, which must find it there and leave
+ * it nowhere. In the end every file row that must exist does (the scan
+ * read them), every key meant for a server reached it in its own auth
+ * header, and every pasted credential was stored, sent to a model and
+ * shown to its user: each place it may be was checked with it there; the
+ * traces and Opik held them redacted: each place it may not be, too. */
 static void no_canary_leaks_from_any_verb_error_path_or_log(void **state)
 {
     (void)state;
     for (size_t i = 0; i < N_STEPS; i++) {
         const struct step *s = &steps[i];
+        const char *tenant = step_tenant(s);
+        for (size_t c = 0; c < N_CANARIES; c++) {
+            if (step_pastes(s, c))
+                held[c] = true;
+            if (step_purges_tenant(s) && held[c] && canary_of_tenant(c, tenant) && !stored_now[c])
+                fail_msg("step '%s': %s is not in memchat.db or its WAL before the purge, so "
+                         "the purge proves nothing",
+                         s->name, canaries[c].name);
+        }
+        if (s->before != NULL)
+            s->before();
         const char *env[N_BASE_ENV + 8];
         char bufs[N_BASE_ENV + 8][512];
         step_env(s, env, bufs);
-        if (s->before != NULL)
-            s->before();
         struct run r;
         run_memchat(&r, s->in, env, s->args);
         if (s->after != NULL)
             s->after();
+        /* Failures are written out before the run is freed, so a failing
+         * step reports no leak of the test's own under LeakSanitizer. */
+        static char why[16384];
+        why[0] = '\0';
         if (s->exit_code >= 0 && r.status != s->exit_code)
-            fail_msg("step '%s': exit %d, want %d\nstdout: %s\nstderr: %s", s->name, r.status,
-                     s->exit_code, r.out, r.err);
-        if (s->output != NULL && strstr(r.out, s->output) == NULL &&
-            strstr(r.err, s->output) == NULL)
-            fail_msg("step '%s' did not say '%s'\nstdout: %s\nstderr: %s", s->name, s->output,
-                     r.out, r.err);
-        char where[1024] = "";
-        if (scan_places(&r, NULL, where, sizeof where))
-            fail_msg("step '%s' leaked %s", s->name, where);
+            snprintf(why, sizeof why, "step '%s': exit %d, want %d\nstdout: %s\nstderr: %s",
+                     s->name, r.status, s->exit_code, r.out, r.err);
+        else if (s->output != NULL && strstr(r.out, s->output) == NULL &&
+                 strstr(r.err, s->output) == NULL)
+            snprintf(why, sizeof why, "step '%s' did not say '%s'\nstdout: %s\nstderr: %s", s->name,
+                     s->output, r.out, r.err);
+        for (size_t c = 0; c < N_CANARIES && step_purges_tenant(s); c++)
+            if (canary_of_tenant(c, tenant))
+                held[c] = false;
+        struct leaks l;
+        if (why[0] == '\0' && scan_places(&r, tenant, &l))
+            snprintf(why, sizeof why, "step '%s' leaked (%zu):%s", s->name, l.n, l.text);
         run_free(&r);
+        if (why[0] != '\0')
+            fail_msg("%s", why);
     }
     for (size_t i = 0; i < N_PLACES; i++) {
         if (!places[i].must_exist)
             continue;
-        char *p = place_path(&places[i]);
-        if (access(p, F_OK) != 0)
-            fail_msg("%s (%s) does not exist: the scan proved nothing there", places[i].name, p);
+        char *p = place_path(&places[i]), path[4096];
+        bool there = access(p, F_OK) == 0;
+        snprintf(path, sizeof path, "%s", p);
         free(p);
+        if (!there)
+            fail_msg("%s (%s) does not exist: the scan proved nothing there", places[i].name, path);
     }
-    size_t sends[N_CANARIES] = {0};
-    char where[1024] = "";
-    assert_false(scan_requests(sends, where, sizeof where));
-    for (size_t c = 0; c < N_CANARIES; c++)
-        if (canaries[c].must_send && sends[c] == 0)
-            fail_msg("%s never reached %s in its %s header", canaries[c].name, canaries[c].route,
-                     canaries[c].header);
+    for (size_t c = 0; c < N_CANARIES; c++) {
+        const struct canary *k = &canaries[c];
+        if (k->must_send && !(seen[c] & SEEN_HEADER))
+            fail_msg("%s never reached %s in its %s header", k->name, k->route, k->header);
+        if (k->files[0] != NULL && !(seen[c] & SEEN_FILE))
+            fail_msg("%s was never stored in %s's memchat.db or its WAL", k->name, k->tenant);
+        if (k->body_routes[0] != NULL && !(seen[c] & SEEN_BODY))
+            fail_msg("%s never reached a model in a request body", k->name);
+        if (k->own_stdout && !(seen[c] & SEEN_STDOUT))
+            fail_msg("%s was never shown on %s's stdout", k->name, k->tenant);
+    }
+    if (!redacted_in_traces || !redacted_in_opik)
+        fail_msg("no %s credential in %s: the pasted ones never reached a trace", REDACTED,
+                 !redacted_in_traces ? "traces/" : "a trace sent to Opik");
 }
 
 static int secrets_tests(void)
