@@ -1084,6 +1084,26 @@ static int engine_enqueue(struct mc_engine *eng, struct engine_job *job)
     return rc;
 }
 
+/* Checks that a turn's or a job's text is valid UTF-8 within MEMCHAT_MAX_INPUT_BYTES;
+ * what names it in the message. */
+static bool engine_text_valid(const struct mc_engine *eng, const char *what, const char *s,
+                              char *err, size_t errlen)
+{
+    size_t len = strlen(s), bad = 0;
+    long long max = config_int(eng->cfg, CFG_MEMCHAT_MAX_INPUT_BYTES);
+    if ((long long)len > max) {
+        snprintf(err, errlen, "input: %s is %zu bytes; MEMCHAT_MAX_INPUT_BYTES allows at most %lld",
+                 what, len, max);
+        return false;
+    }
+    if (!utf8_valid(s, len, &bad)) {
+        snprintf(err, errlen, "input: %s is not valid UTF-8 (first bad byte at offset %zu)", what,
+                 bad);
+        return false;
+    }
+    return true;
+}
+
 int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *req,
                           char turn_id[MC_UUID_STRLEN + 1], char *err, size_t errlen)
 {
@@ -1101,20 +1121,8 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
         snprintf(err, errlen, "input: the turn has no message text");
         return -1;
     }
-    size_t len = strlen(req->text);
-    long long max = config_int(eng->cfg, CFG_MEMCHAT_MAX_INPUT_BYTES);
-    if ((long long)len > max) {
-        snprintf(err, errlen,
-                 "input: the message is %zu bytes; MEMCHAT_MAX_INPUT_BYTES allows at most %lld",
-                 len, max);
+    if (!engine_text_valid(eng, "the message", req->text, err, errlen))
         return -1;
-    }
-    size_t bad = 0;
-    if (!utf8_valid(req->text, len, &bad)) {
-        snprintf(err, errlen,
-                 "input: the message is not valid UTF-8 (first bad byte at offset %zu)", bad);
-        return -1;
-    }
     if (req->conversation != NULL && !uuid_valid(req->conversation)) {
         char ex[80];
         snprintf(err, errlen,
@@ -1151,26 +1159,6 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
         return -1;
     }
     return 0;
-}
-
-/* Checks that a job's text is valid UTF-8 within MEMCHAT_MAX_INPUT_BYTES;
- * what names it in the message. */
-static bool engine_text_valid(const struct mc_engine *eng, const char *what, const char *s,
-                              char *err, size_t errlen)
-{
-    size_t len = strlen(s), bad = 0;
-    long long max = config_int(eng->cfg, CFG_MEMCHAT_MAX_INPUT_BYTES);
-    if ((long long)len > max) {
-        snprintf(err, errlen, "input: %s is %zu bytes; MEMCHAT_MAX_INPUT_BYTES allows at most %lld",
-                 what, len, max);
-        return false;
-    }
-    if (!utf8_valid(s, len, &bad)) {
-        snprintf(err, errlen, "input: %s is not valid UTF-8 (first bad byte at offset %zu)", what,
-                 bad);
-        return false;
-    }
-    return true;
 }
 
 /* Validates a memory job's ids and texts. */

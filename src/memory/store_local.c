@@ -1348,6 +1348,37 @@ static int local_fts_query(const char *text, struct buf *out, size_t *terms)
     return 0;
 }
 
+/* Steps st to its end, appending each row's record (its fields from
+ * column 0, the vector when with_vectors) to out; a row's score is minus
+ * column score_col (bm25: lower is better) when score_col >= 0. Finalizes
+ * st. 0, or -1 with a message naming op (out is then freed). */
+static int local_collect(struct local *L, const char *tenant, const char *op, sqlite3_stmt *st,
+                         bool with_vectors, int dim, int score_col, struct mem_records *out,
+                         char *err, size_t errlen)
+{
+    size_t cap = 0;
+    int result = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mem_record *r = local_records_push(out, &cap);
+        if (local_read_record(st, 0, with_vectors, dim, r) != 0) {
+            local_fail(L, tenant, err, errlen, "%s: record %s holds a vector that is not %d floats",
+                       op, r->id, dim);
+            result = -1;
+            break;
+        }
+        if (score_col >= 0)
+            r->score = -sqlite3_column_double(st, score_col);
+    }
+    if (result == 0 && rc != SQLITE_DONE) {
+        local_fail_sql(L, tenant, op, err, errlen);
+        result = -1;
+    }
+    sqlite3_finalize(st);
+    if (result != 0)
+        mem_records_free(out);
+    return result;
+}
+
 static int local_keyword(struct vstore *s, const char *tenant, const char *text, size_t k,
                          const struct mem_filter *f, struct mem_records *out, char *err,
                          size_t errlen)
@@ -1398,26 +1429,8 @@ static int local_keyword(struct vstore *s, const char *tenant, const char *text,
     sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, sqlite3_bind_parameter_count(st),
                        k > (size_t)INT64_MAX ? INT64_MAX : (int64_t)k);
-    size_t cap = 0;
-    int result = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct mem_record *r = local_records_push(out, &cap);
-        if (local_read_record(st, 0, true, ns.dim, r) != 0) {
-            local_fail(L, tenant, err, errlen,
-                       "keyword: record %s holds a vector that is not %d floats", r->id, ns.dim);
-            result = -1;
-            break;
-        }
-        r->score = -sqlite3_column_double(st, 9);
-    }
-    if (result == 0 && rc != SQLITE_DONE) {
-        local_fail_sql(L, tenant, "keyword", err, errlen);
-        result = -1;
-    }
-    sqlite3_finalize(st);
+    int result = local_collect(L, tenant, "keyword", st, true, ns.dim, 9, out, err, errlen);
     buf_free(&match);
-    if (result != 0)
-        mem_records_free(out);
     return result;
 }
 
@@ -1453,25 +1466,7 @@ static int local_list(struct vstore *s, const char *tenant, const struct mem_fil
     sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, sqlite3_bind_parameter_count(st),
                        limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit);
-    size_t cap = 0;
-    int result = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct mem_record *r = local_records_push(out, &cap);
-        if (local_read_record(st, 0, with_vectors, ns.dim, r) != 0) {
-            local_fail(L, tenant, err, errlen,
-                       "list: record %s holds a vector that is not %d floats", r->id, ns.dim);
-            result = -1;
-            break;
-        }
-    }
-    if (result == 0 && rc != SQLITE_DONE) {
-        local_fail_sql(L, tenant, "list", err, errlen);
-        result = -1;
-    }
-    sqlite3_finalize(st);
-    if (result != 0)
-        mem_records_free(out);
-    return result;
+    return local_collect(L, tenant, "list", st, with_vectors, ns.dim, -1, out, err, errlen);
 }
 
 /* After a user deletes memories: FTS5 segments are immutable, so the

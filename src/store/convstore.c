@@ -78,16 +78,6 @@ static int64_t conv_limit(size_t limit)
     return limit == 0 || limit > (size_t)INT64_MAX ? -1 : (int64_t)limit;
 }
 
-static int conv_check_ident(const char *fn, const char *what, const char *id, char *err,
-                            size_t errlen)
-{
-    if (id != NULL && ident_valid(id))
-        return 0;
-    msg_set(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", fn,
-            what, id != NULL ? id : "(null)");
-    return -1;
-}
-
 static int conv_check_uuid(const char *fn, const char *what, const char *id, char *err,
                            size_t errlen)
 {
@@ -145,9 +135,9 @@ int convstore_create(struct db *db, const char *tenant, const char *user, const 
                      char *err, size_t errlen)
 {
     static const char fn[] = "convstore_create";
-    if (conv_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
-        conv_check_ident(fn, "user", user, err, errlen) != 0 ||
-        conv_check_ident(fn, "agent", agent, err, errlen) != 0)
+    if (db_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
+        db_check_ident(fn, "user", user, err, errlen) != 0 ||
+        db_check_ident(fn, "agent", agent, err, errlen) != 0)
         return -1;
     char title[CONV_TITLE_MAX + 1];
     conv_title(first_message, title);
@@ -238,7 +228,7 @@ int convstore_get(struct db *db, const char *tenant, const char *id, struct conv
                   char *err, size_t errlen)
 {
     static const char fn[] = "convstore_get";
-    if (conv_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
+    if (db_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
         conv_check_uuid(fn, "conversation", id, err, errlen) != 0)
         return -1;
     struct conv_info *v = NULL;
@@ -260,8 +250,8 @@ int convstore_latest(struct db *db, const char *tenant, const char *user, struct
                      char *err, size_t errlen)
 {
     static const char fn[] = "convstore_latest";
-    if (conv_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
-        conv_check_ident(fn, "user", user, err, errlen) != 0)
+    if (db_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
+        db_check_ident(fn, "user", user, err, errlen) != 0)
         return -1;
     struct conv_info *v = NULL;
     size_t n = 0;
@@ -284,8 +274,8 @@ int convstore_list(struct db *db, const char *tenant, const char *user, size_t l
     static const char fn[] = "convstore_list";
     *out = NULL;
     *n = 0;
-    if (conv_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
-        (user != NULL && conv_check_ident(fn, "user", user, err, errlen) != 0))
+    if (db_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
+        (user != NULL && db_check_ident(fn, "user", user, err, errlen) != 0))
         return -1;
     char what[256];
     snprintf(what, sizeof what, "%s: tenant %s%s%s", fn, tenant, user ? " user " : "",
@@ -407,41 +397,17 @@ void convstore_messages_free(struct conv_message *m, size_t n)
     xfree(m);
 }
 
-/* Runs a DELETE bound to (a1, a2); *changes says how many rows went. */
-static int conv_delete(struct db *db, const char *sql, const char *what, const char *a1,
-                       const char *a2, size_t *changes, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        msg_set(err, errlen, "%s: prepare in %s: %s", what, db_path(db),
-                sqlite3_errmsg(db_handle(db)));
-        return -1;
-    }
-    rc = db_bind_text_or_null(st, 1, a1);
-    rc = rc ? rc : db_bind_text_or_null(st, 2, a2);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        msg_set(err, errlen, "%s in %s: %s", what, db_path(db), sqlite3_errmsg(db_handle(db)));
-        return -1;
-    }
-    *changes = (size_t)sqlite3_changes64(db_handle(db));
-    return 0;
-}
-
 int convstore_remove(struct db *db, const char *tenant, const char *id, char *err, size_t errlen)
 {
     static const char fn[] = "convstore_remove";
-    if (conv_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
+    if (db_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
         conv_check_uuid(fn, "conversation", id, err, errlen) != 0)
         return -1;
     char what[256];
     snprintf(what, sizeof what, "%s: conversation %s of tenant %s", fn, id, tenant);
     size_t changes = 0;
-    if (conv_delete(db, conv_remove_messages_sql, what, id, tenant, &changes, err, errlen) != 0 ||
-        conv_delete(db, conv_remove_sql, what, id, tenant, &changes, err, errlen) != 0)
+    if (db_exec_two(db, conv_remove_messages_sql, what, id, tenant, &changes, err, errlen) != 0 ||
+        db_exec_two(db, conv_remove_sql, what, id, tenant, &changes, err, errlen) != 0)
         return -1;
     if (changes == 0) {
         msg_set(err, errlen, "tenant %s has no conversation %s", tenant, id);
@@ -456,15 +422,15 @@ int convstore_purge(struct db *db, const char *tenant, const char *user, size_t 
     static const char fn[] = "convstore_purge";
     if (removed != NULL)
         *removed = 0;
-    if (conv_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
-        (user != NULL && conv_check_ident(fn, "user", user, err, errlen) != 0))
+    if (db_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
+        (user != NULL && db_check_ident(fn, "user", user, err, errlen) != 0))
         return -1;
     char what[256];
     snprintf(what, sizeof what, "%s: tenant %s%s%s", fn, tenant, user ? " user " : "",
              user ? user : "");
     size_t changes = 0;
-    if (conv_delete(db, conv_purge_messages_sql, what, tenant, user, &changes, err, errlen) != 0 ||
-        conv_delete(db, conv_purge_sql, what, tenant, user, &changes, err, errlen) != 0)
+    if (db_exec_two(db, conv_purge_messages_sql, what, tenant, user, &changes, err, errlen) != 0 ||
+        db_exec_two(db, conv_purge_sql, what, tenant, user, &changes, err, errlen) != 0)
         return -1;
     if (removed != NULL)
         *removed = changes;

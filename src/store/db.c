@@ -55,6 +55,7 @@
 #include <sqlite3.h>
 
 #include "util/alloc.h"
+#include "util/ident.h"
 #include "util/msg.h"
 #include "util/clock.h"
 
@@ -743,4 +744,50 @@ int db_bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
     if (s != NULL)
         return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
     return sqlite3_bind_null(st, i);
+}
+
+int db_check_ident(const char *fn, const char *what, const char *id, char *err, size_t errlen)
+{
+    if (id != NULL && ident_valid(id))
+        return 0;
+    msg_set(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", fn,
+            what, id != NULL ? id : "(null)");
+    return -1;
+}
+
+int db_exec_two(struct db *db, const char *sql, const char *what, const char *a1, const char *a2,
+                size_t *changes, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        msg_set(err, errlen, "%s: prepare in %s: %s", what, db->path, sqlite3_errmsg(db->conn));
+        return -1;
+    }
+    rc = db_bind_text_or_null(st, 1, a1);
+    rc = rc ? rc : db_bind_text_or_null(st, 2, a2);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        msg_set(err, errlen, "%s in %s: %s", what, db->path, sqlite3_errmsg(db->conn));
+        return -1;
+    }
+    if (changes != NULL)
+        *changes = (size_t)sqlite3_changes64(db->conn);
+    return 0;
+}
+
+int db_purge_scope(struct db *db, const char *fn, const char *sql, const char *tenant,
+                   const char *user, size_t *removed, char *err, size_t errlen)
+{
+    if (removed != NULL)
+        *removed = 0;
+    if (db_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
+        (user != NULL && db_check_ident(fn, "user", user, err, errlen) != 0))
+        return -1;
+    char what[256];
+    snprintf(what, sizeof what, "%s: tenant %s%s%s", fn, tenant, user ? " user " : "",
+             user ? user : "");
+    return db_exec_two(db, sql, what, tenant, user, removed, err, errlen);
 }

@@ -66,6 +66,20 @@ void db_set_error(struct db *db, const char *what, char *err, size_t errlen);
  * is reset or finalized), or NULL when s is NULL. An SQLite result code. */
 int db_bind_text_or_null(struct sqlite3_stmt *st, int i, const char *s);
 
+/* 0 when id is a valid tenant, user or agent id (util/ident.h); else -1
+ * with "fn: what 'id' is not a valid id (accepted: ...)" in err. */
+int db_check_ident(const char *fn, const char *what, const char *id, char *err, size_t errlen);
+/* Runs one statement that takes a1 as ?1 and a2 as ?2 (NULL binds NULL),
+ * such as a DELETE of a tenant's or a user's rows; *changes (when not
+ * NULL) is the rows it changed. 0, or -1 with "what in PATH: message". */
+int db_exec_two(struct db *db, const char *sql, const char *what, const char *a1, const char *a2,
+                size_t *changes, char *err, size_t errlen);
+/* The purge of one table by scope: checks tenant (and user when not NULL),
+ * then runs sql (?1 tenant, ?2 user or NULL) as db_exec_two, naming fn,
+ * the tenant and the user in messages. *removed is the rows removed. */
+int db_purge_scope(struct db *db, const char *fn, const char *sql, const char *tenant,
+                   const char *user, size_t *removed, char *err, size_t errlen);
+
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. 0, or -1 with a message naming the
  * file. A failed COMMIT may leave the transaction open: call db_rollback(),
  * which does nothing when no transaction is open. */

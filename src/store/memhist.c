@@ -38,17 +38,6 @@ static const char memhist_purge_sql[] =
 
 static const char *const memhist_ops[] = {"add", "refresh", "import", "delete"};
 
-/* Checks that id (named what) is a valid tenant/user/agent id. */
-static int memhist_check_ident(const char *op, const char *what, const char *id, char *err,
-                               size_t errlen)
-{
-    if (id != NULL && ident_valid(id))
-        return 0;
-    msg_set(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", op,
-            what, id != NULL ? id : "(null)");
-    return -1;
-}
-
 static bool memhist_op_known(const char *op)
 {
     for (size_t i = 0; i < sizeof memhist_ops / sizeof memhist_ops[0]; i++)
@@ -69,9 +58,9 @@ static bool memhist_detail_valid(const char *detail)
 int memhist_add(struct db *db, const struct memhist_row *r, char *err, size_t errlen)
 {
     static const char fn[] = "memhist_add";
-    if (memhist_check_ident(fn, "tenant", r->tenant, err, errlen) != 0 ||
-        memhist_check_ident(fn, "user", r->user_id, err, errlen) != 0 ||
-        memhist_check_ident(fn, "agent", r->agent, err, errlen) != 0)
+    if (db_check_ident(fn, "tenant", r->tenant, err, errlen) != 0 ||
+        db_check_ident(fn, "user", r->user_id, err, errlen) != 0 ||
+        db_check_ident(fn, "agent", r->agent, err, errlen) != 0)
         return -1;
     if (r->memory_id == NULL || !uuid_valid(r->memory_id)) {
         msg_set(err, errlen, "%s: memory id '%.80s' is not a UUID", fn,
@@ -128,7 +117,7 @@ int memhist_list(struct db *db, const char *tenant, int64_t before, size_t limit
 {
     *rows = NULL;
     *n = 0;
-    if (memhist_check_ident("memhist_list", "tenant", tenant, err, errlen) != 0)
+    if (db_check_ident("memhist_list", "tenant", tenant, err, errlen) != 0)
         return -1;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db_handle(db), memhist_list_sql, -1, &st, NULL);
@@ -190,30 +179,6 @@ void memhist_rows_free(struct memhist_row *rows, size_t n)
 int memhist_purge(struct db *db, const char *tenant, const char *user, size_t *removed, char *err,
                   size_t errlen)
 {
-    static const char fn[] = "memhist_purge";
-    if (removed != NULL)
-        *removed = 0;
-    if (memhist_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
-        (user != NULL && memhist_check_ident(fn, "user", user, err, errlen) != 0))
-        return -1;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db_handle(db), memhist_purge_sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        db_set_error(db, "memhist_purge: prepare", err, errlen);
-        return -1;
-    }
-    rc = db_bind_text_or_null(st, 1, tenant);
-    rc = rc ? rc : db_bind_text_or_null(st, 2, user);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
-        msg_set(err, errlen, "%s: tenant %s%s%s in %s: %s", fn, tenant, user ? " user " : "",
-                user ? user : "", db_path(db), sqlite3_errmsg(db_handle(db)));
-        sqlite3_finalize(st);
-        return -1;
-    }
-    sqlite3_finalize(st);
-    if (removed != NULL)
-        *removed = (size_t)sqlite3_changes64(db_handle(db));
-    return 0;
+    return db_purge_scope(db, "memhist_purge", memhist_purge_sql, tenant, user, removed, err,
+                          errlen);
 }

@@ -50,16 +50,6 @@ static const char pending_next_sql[] = "SELECT min(next_ms) FROM pending_memorie
 static const char pending_purge_sql[] =
     "DELETE FROM pending_memories WHERE tenant = ?1 AND (?2 IS NULL OR user_id = ?2)";
 
-static int pending_check_ident(const char *fn, const char *what, const char *id, char *err,
-                               size_t errlen)
-{
-    if (id != NULL && ident_valid(id))
-        return 0;
-    msg_set(err, errlen, "%s: %s '%.80s' is not a valid id (accepted: [A-Za-z0-9_-]{1,64})", fn,
-            what, id != NULL ? id : "(null)");
-    return -1;
-}
-
 /* Copies column i into dst[0..cap), cut at a character boundary. */
 static void pending_column_copy(sqlite3_stmt *st, int i, char *dst, size_t cap)
 {
@@ -107,9 +97,9 @@ int pending_add(struct db *db, const struct pending_row *r, char *err, size_t er
         msg_set(err, errlen, "%s: turn '%.80s' is not a valid id (accepted: a UUID)", fn, r->turn);
         return -1;
     }
-    if (pending_check_ident(fn, "tenant", r->tenant, err, errlen) != 0 ||
-        pending_check_ident(fn, "user", r->user_id, err, errlen) != 0 ||
-        pending_check_ident(fn, "agent", r->agent, err, errlen) != 0)
+    if (db_check_ident(fn, "tenant", r->tenant, err, errlen) != 0 ||
+        db_check_ident(fn, "user", r->user_id, err, errlen) != 0 ||
+        db_check_ident(fn, "agent", r->agent, err, errlen) != 0)
         return -1;
     if (r->payload == NULL) {
         msg_set(err, errlen, "%s: turn %s: payload is NULL (required)", fn, r->turn);
@@ -290,30 +280,6 @@ int64_t pending_next_due(struct db *db)
 int pending_purge(struct db *db, const char *tenant, const char *user, size_t *removed, char *err,
                   size_t errlen)
 {
-    static const char fn[] = "pending_purge";
-    if (removed != NULL)
-        *removed = 0;
-    if (pending_check_ident(fn, "tenant", tenant, err, errlen) != 0 ||
-        (user != NULL && pending_check_ident(fn, "user", user, err, errlen) != 0))
-        return -1;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db_handle(db), pending_purge_sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        db_set_error(db, "pending_purge: prepare", err, errlen);
-        return -1;
-    }
-    rc = db_bind_text_or_null(st, 1, tenant);
-    rc = rc ? rc : db_bind_text_or_null(st, 2, user);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
-        msg_set(err, errlen, "%s: tenant %s%s%s in %s: %s", fn, tenant, user ? " user " : "",
-                user ? user : "", db_path(db), sqlite3_errmsg(db_handle(db)));
-        sqlite3_finalize(st);
-        return -1;
-    }
-    sqlite3_finalize(st);
-    if (removed != NULL)
-        *removed = (size_t)sqlite3_changes64(db_handle(db));
-    return 0;
+    return db_purge_scope(db, "pending_purge", pending_purge_sql, tenant, user, removed, err,
+                          errlen);
 }
