@@ -1284,9 +1284,11 @@ int main(int argc, char **argv)
         struct memory_settings set;
         memory_settings_from_config(b.cfg, &set);
         printf("## bench_memory: local embedder, local store; default method %s, k %zu, "
-               "diversity %.2f, fetch_k %zu, EMBEDDINGS_DIMENSION %d\n",
+               "diversity %.2f, fetch_k %zu, hybrid fusion %s (keyword weight %.2f), "
+               "EMBEDDINGS_DIMENSION %d\n",
                memory_method_name(set.method), set.k, set.diversity,
-               set.fetch_k ? set.fetch_k : 4 * set.k, b.o.dims[0]);
+               set.fetch_k ? set.fetch_k : 4 * set.k,
+               set.fusion == MEMORY_FUSION_RRF ? "rrf" : "score", set.keyword_weight, b.o.dims[0]);
     }
     if (rc == 0 && b.o.facts)
         rc = bench_facts(&b);

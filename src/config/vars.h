@@ -133,6 +133,10 @@
       "ranking: vector similarity, MMR for diversity, or keyword and vector fused, then MMR")      \
     X(CFG_MEMORY_MMR_DIVERSITY, "MEMORY_MMR_DIVERSITY", CFG_NUMBER, "0.3", 0, 1, NULL, 0,          \
       "weight of diversity against relevance in MMR (0: relevance only)")                          \
+    X(CFG_MEMORY_HYBRID_FUSION, "MEMORY_HYBRID_FUSION", CFG_ENUM, "score", 0, 0, "score|rrf", 0,   \
+      "how hybrid fuses its rankings: weighted scores, or reciprocal ranks")                       \
+    X(CFG_MEMORY_HYBRID_WEIGHT, "MEMORY_HYBRID_WEIGHT", CFG_NUMBER, "0.5", 0, 1, NULL, 0,          \
+      "weight of the keyword ranking against the vector one in hybrid")                            \
     X(CFG_MEMORY_FETCH_K, "MEMORY_FETCH_K", CFG_INT, "0", 0, 1000, NULL, 0,                        \
       "candidates ranked before MMR picks k; 0 means 4 x k")                                       \
     X(CFG_MEMORY_DEDUP_THRESHOLD, "MEMORY_DEDUP_THRESHOLD", CFG_NUMBER, "0.95", 0, 1, NULL, 0,     \

@@ -20,8 +20,9 @@
  * word's IDF, so a query's rare words count for more than its common ones.
  * The terms counted for those frequencies are 32-bit hashes of the words.
  *
- * Every constant below (hash seeds, n-gram sizes, weights, the stop list,
- * the IDF formula) is part of "hash-v1": changing one changes the vectors,
+ * Every constant below (hash seeds, n-gram sizes, weights, the IDF
+ * formula), and the stop list of stopwords.c, is part of "hash-v1":
+ * changing one changes the vectors,
  * and so needs a new model name. The values were chosen by measuring
  * nDCG@10 on BEIR SciFact and recall@5 on the project's facts set
  * (bench/bench_memory.c, docs/benchmarks.md).
@@ -34,6 +35,7 @@
 #include "config.h"
 
 #include "memory/embed.h"
+#include "memory/stopwords.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -91,29 +93,6 @@ static const struct local_params local_hash_v1 = {
     .stop_weight = 0.2f,
     .df_floor = 1.0f,
     .df_prior = 100.0f,
-};
-
-/* A small, fixed English stop-word list: the function words that carry
- * little of what a memory is about. Damped, not dropped ("not" still
- * counts a little). */
-static const char *const local_stop_words[] = {
-    "a",      "about",  "above",  "after",    "again",      "against", "all",   "am",
-    "an",     "and",    "any",    "are",      "as",         "at",      "be",    "because",
-    "been",   "before", "being",  "below",    "between",    "both",    "but",   "by",
-    "can",    "could",  "did",    "do",       "does",       "doing",   "down",  "during",
-    "each",   "few",    "for",    "from",     "further",    "had",     "has",   "have",
-    "having", "he",     "her",    "here",     "hers",       "herself", "him",   "himself",
-    "his",    "how",    "i",      "if",       "in",         "into",    "is",    "it",
-    "its",    "itself", "just",   "me",       "more",       "most",    "my",    "myself",
-    "no",     "nor",    "not",    "of",       "off",        "on",      "once",  "only",
-    "or",     "other",  "our",    "ours",     "ourselves",  "out",     "over",  "own",
-    "same",   "she",    "should", "so",       "some",       "such",    "than",  "that",
-    "the",    "their",  "theirs", "them",     "themselves", "then",    "there", "these",
-    "they",   "this",   "those",  "through",  "to",         "too",     "under", "until",
-    "up",     "very",   "was",    "we",       "were",       "what",    "when",  "where",
-    "which",  "while",  "who",    "whom",     "why",        "will",    "with",  "would",
-    "you",    "your",   "yours",  "yourself", "yourselves", "s",       "t",     "also",
-    "may",    "might",  "must",   "shall",    "us",
 };
 
 #define STOP_SLOTS 512 /* a power of two above twice the list */
@@ -649,8 +628,10 @@ struct embedder *embed_local_new(int dim, char *err, size_t errlen)
     }
     struct local_impl *li = xcalloc(1, sizeof *li);
     li->p = local_hash_v1;
-    for (size_t i = 0; i < sizeof local_stop_words / sizeof local_stop_words[0]; i++) {
-        const char *w = local_stop_words[i];
+    size_t nstop;
+    const char *const *stop = stopwords_list(&nstop);
+    for (size_t i = 0; i < nstop; i++) {
+        const char *w = stop[i];
         uint64_t hw = local_fnv((const unsigned char *)w, strlen(w));
         size_t j = hw & (STOP_SLOTS - 1);
         while (li->stop[j] != 0 && li->stop[j] != hw)

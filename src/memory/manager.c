@@ -315,6 +315,11 @@ void memory_settings_from_config(const struct config *cfg, struct memory_setting
     /* An emptied number is unset: no diversity term, no dedup. */
     double d = config_number(cfg, CFG_MEMORY_MMR_DIVERSITY);
     out->diversity = isnan(d) ? 0.0 : d;
+    out->fusion = strcmp(config_str(cfg, CFG_MEMORY_HYBRID_FUSION), "rrf") == 0
+                      ? MEMORY_FUSION_RRF
+                      : MEMORY_FUSION_SCORE;
+    double w = config_number(cfg, CFG_MEMORY_HYBRID_WEIGHT);
+    out->keyword_weight = isnan(w) ? 0.5 : w;
     double t = config_number(cfg, CFG_MEMORY_DEDUP_THRESHOLD);
     out->dedup_threshold = isnan(t) ? 2.0 : t;
     out->max_bytes = (size_t)config_int(cfg, CFG_MEMORY_MAX_BYTES);
@@ -335,6 +340,8 @@ struct memory_manager *memory_new(const struct memory_settings *set, struct embe
         bad = "memory_new: MEMORY_RETRIEVAL_K must be 1..1000";
     else if (!(set->diversity >= 0.0 && set->diversity <= 1.0))
         bad = "memory_new: MEMORY_MMR_DIVERSITY must be 0..1";
+    else if (!(set->keyword_weight >= 0.0 && set->keyword_weight <= 1.0))
+        bad = "memory_new: MEMORY_HYBRID_WEIGHT must be 0..1";
     else if (isnan(set->dedup_threshold))
         bad = "memory_new: MEMORY_DEDUP_THRESHOLD must be a number";
     else if (set->max_bytes < 16)
@@ -1482,6 +1489,54 @@ static void mm_rank_mmr(struct memory_manager *m, struct memory_hit *cands, size
     xfree(order);
 }
 
+/* Hybrid's fusion: adds the keyword ranking rk to the n vector candidates
+ * (ranked best first; cands has room for rk's too) and sets each one's
+ * fused score. A keyword-only candidate gets its vector similarity from
+ * its own vector; a vector-only one keeps keyword NAN (not ranked) and
+ * counts as 0, bm25's floor.
+ * score: (1 - w) * cosine + w * bm25 / the query's best bm25, which beats
+ * bm25 alone on SciFact where reciprocal ranks did not (the vector
+ * ranking is the weaker one there, and ranks weigh both the same);
+ * rrf: (1 - w) / (60 + vector rank) + w / (60 + keyword rank), ranks from
+ * 1, the classic form at w = 0.5 (docs/benchmarks.md has both). */
+static void mm_fuse(const struct memory_manager *m, const float *q, struct memory_hit *cands,
+                    size_t *n, const struct mem_records *rk)
+{
+    double w = m->set.keyword_weight;
+    bool rrf = m->set.fusion == MEMORY_FUSION_RRF;
+    size_t nv = *n;
+    double kwmax = 0;
+    for (size_t j = 0; j < rk->n; j++)
+        kwmax = rk->v[j].score > kwmax ? rk->v[j].score : kwmax;
+    for (size_t i = 0; i < nv; i++)
+        cands[i].fused = rrf ? (1 - w) / (MEMORY_RRF_K + (double)(i + 1)) : 0;
+    for (size_t j = 0; j < rk->n; j++) {
+        size_t at = *n;
+        for (size_t i = 0; i < nv && at == *n; i++)
+            if (strcmp(cands[i].rec.id, rk->v[j].id) == 0)
+                at = i;
+        double kw = rk->v[j].score; /* before mm_hit_take moves the record */
+        if (at == *n) {
+            mm_hit_take(&cands[at], &rk->v[j]);
+            cands[at].vector = cands[at].rec.vector != NULL
+                                   ? (double)vscan_dot(q, cands[at].rec.vector, (size_t)m->e->dim)
+                                   : (double)NAN;
+            cands[at].fused = 0;
+            (*n)++;
+        }
+        cands[at].keyword = kw;
+        if (rrf)
+            cands[at].fused += w / (MEMORY_RRF_K + (double)(j + 1));
+    }
+    if (rrf)
+        return;
+    for (size_t i = 0; i < *n; i++) {
+        double v = isnan(cands[i].vector) ? 0 : cands[i].vector;
+        double kw = kwmax > 0 && !isnan(cands[i].keyword) ? cands[i].keyword / kwmax : 0;
+        cands[i].fused = (1 - w) * v + w * kw;
+    }
+}
+
 /* The ranking itself, once the query vector q exists. */
 static enum memory_status mm_rank(struct memory_manager *m, const char *tenant, const char *query,
                                   const float *q, size_t k, enum memory_method method,
@@ -1522,29 +1577,7 @@ static enum memory_status mm_rank(struct memory_manager *m, const char *tenant, 
     } else if (method == MEMORY_MMR) {
         mm_rank_mmr(m, cands, n, rel, k, out);
     } else {
-        /* Reciprocal rank fusion over the union of both rankings (ranks
-         * from 1); a keyword-only candidate gets its vector similarity
-         * from its own vector. */
-        for (size_t i = 0; i < n; i++)
-            cands[i].fused = 1.0 / (MEMORY_RRF_K + (double)(i + 1));
-        for (size_t j = 0; j < rk.n; j++) {
-            double add = 1.0 / (MEMORY_RRF_K + (double)(j + 1));
-            size_t at = n;
-            for (size_t i = 0; i < n && at == n; i++)
-                if (strcmp(cands[i].rec.id, rk.v[j].id) == 0)
-                    at = i;
-            double kw = rk.v[j].score;
-            if (at == n) {
-                mm_hit_take(&cands[n], &rk.v[j]);
-                cands[n].vector = cands[n].rec.vector != NULL
-                                      ? (double)vscan_dot(q, cands[n].rec.vector, (size_t)m->e->dim)
-                                      : (double)NAN;
-                cands[n].fused = 0.0;
-                n++;
-            }
-            cands[at].keyword = kw;
-            cands[at].fused += add;
-        }
+        mm_fuse(m, q, cands, &n, &rk);
         /* The fused scores rescaled to [0,1] over the candidates (the best
          * 1, the worst 0; all 1 when equal) stand for sim(q,x) in MMR. */
         double lo = (double)INFINITY, hi = -(double)INFINITY;

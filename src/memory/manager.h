@@ -16,9 +16,10 @@
  *   similarity: the k nearest by inner product;
  *   mmr: fetch_k nearest, then greedily the one maximising
  *        (1-d)*sim(q,x) - d*max sim(x,kept), d = MEMORY_MMR_DIVERSITY;
- *   hybrid: fetch_k by vector and fetch_k by keywords (bm25), fused by
- *        reciprocal rank (1/(60+rank) summed), then MMR with the fused
- *        score, rescaled to [0,1], in place of sim(q,x).
+ *   hybrid: fetch_k by vector and fetch_k by keywords (bm25), fused
+ *        (MEMORY_HYBRID_FUSION: weighted cosine and normalised bm25, or
+ *        weighted reciprocal ranks), then MMR with the fused score,
+ *        rescaled to [0,1], in place of sim(q,x).
  * Every candidate is returned with all its scores and whether it was kept,
  * so front ends can show why a memory was or was not recalled.
  *
@@ -55,12 +56,18 @@ enum memory_status {
 
 enum memory_method { MEMORY_SIMILARITY, MEMORY_MMR, MEMORY_HYBRID };
 
+/* How hybrid fuses the vector and keyword rankings: weighted scores
+ * (cosine and bm25 over the query's best bm25), or reciprocal ranks. */
+enum memory_fusion { MEMORY_FUSION_SCORE, MEMORY_FUSION_RRF };
+
 /* Settings, normally from the configuration (memory_settings_from_config). */
 struct memory_settings {
     enum memory_method method; /* MEMORY_RETRIEVAL_METHOD */
     size_t k;                  /* MEMORY_RETRIEVAL_K */
     size_t fetch_k;            /* MEMORY_FETCH_K; 0 means 4*k */
     double diversity;          /* MEMORY_MMR_DIVERSITY */
+    enum memory_fusion fusion; /* MEMORY_HYBRID_FUSION */
+    double keyword_weight;     /* MEMORY_HYBRID_WEIGHT, 0..1 */
     double dedup_threshold;    /* MEMORY_DEDUP_THRESHOLD; > 1 disables */
     size_t max_bytes;          /* MEMORY_MAX_BYTES: chunk size */
     bool user_scope;           /* MEMORY_SCOPE=user */
@@ -98,7 +105,7 @@ struct memory_hit {
     struct mem_record rec; /* vector loaded */
     double vector;         /* inner product with the query; NAN when not ranked by it */
     double keyword;        /* bm25 relevance (hybrid); NAN otherwise */
-    double fused;          /* reciprocal-rank fusion (hybrid); NAN otherwise */
+    double fused;          /* the fused score (hybrid); NAN otherwise */
     double mmr;            /* the MMR score when picked (mmr, hybrid); NAN otherwise */
     double score;          /* the score the method ranked by */
     bool kept;             /* among the k returned */

@@ -23,6 +23,17 @@
  * within the error bound), so this costs little; four candidates are summed
  * side by side to hide the addition latency.
  *
+ * The codes are laid out for short queries. Rows come in blocks of 64 (one
+ * word of the allow bitmap), and inside a block the codes of each quad of
+ * dimensions are stored together, row after row (256 bytes: 64 rows x 4
+ * codes). A query quantised to int8 keeps only its larger weights, and a
+ * query of the local embedder has about 50 nonzero codes of 1024, in
+ * about a fifth of the quads: pass 1 reads only those quads, so the
+ * integer dot product is the same as over every dimension while the bytes
+ * read per query fall about five-fold (measured in docs/benchmarks.md). A
+ * dense query (a remote embedder's) reads every quad, as a row-major scan
+ * would.
+ *
  * Kernels: the int8 codes' dot product and vscan_dot, in AVX2 (+FMA) where
  * the CPU has them and portable C elsewhere, chosen once per process behind
  * pthread_once. The choice and the tests' override are process-wide state
@@ -48,13 +59,11 @@
 #define VSCAN_X86 0
 #endif
 
-#define ROW_ALIGN  64 /* bytes: rows start on a cache line */
-#define CODE_CHUNK 32 /* code rows are padded to this many bytes (one AVX2 load) */
-/* Bytes ahead of the rows being scored that the scan prefetches: the
- * hardware prefetcher alone leaves the int8 pass at about half the memory
- * bandwidth (measured at 100k x 384: 2.3 ms without, 1.1 ms with). */
-#define PREFETCH_AHEAD 16384
-#define DIM_MAX        65536
+#define ROW_ALIGN 64             /* bytes: rows start on a cache line */
+#define BLOCK     64             /* rows per code block: one word of the allow bitmap */
+#define QUAD      4              /* dimensions whose codes are stored side by side */
+#define QUAD_SPAN (BLOCK * QUAD) /* bytes of one quad in one block */
+#define DIM_MAX   65536
 /* A bitmap word with at least this many rows allowed is scored whole (the
  * 64 rows' codes are streamed anyway) and the others ignored; sparser
  * words score their rows one by one. */
@@ -63,12 +72,13 @@
 struct vscan {
     int dim;
     size_t fstride; /* floats per row, dim rounded up to ROW_ALIGN bytes */
-    size_t cstride; /* code bytes per row, dim rounded up to CODE_CHUNK */
+    size_t nquads;  /* quads of dimensions, dim / QUAD rounded up */
+    size_t cblock;  /* code bytes per block of BLOCK rows */
     size_t n, cap;
     char *fraw; /* the allocations; f and c point inside them, aligned */
     char *craw;
     float *f;
-    int8_t *c;
+    int8_t *c;    /* the code blocks, see the file comment */
     float *scale; /* per row: x_hat = scale * c */
     float *xerr;  /* per row: ||x - x_hat||, rounded up */
     float *hnorm; /* per row: ||x_hat||, rounded up */
@@ -76,12 +86,22 @@ struct vscan {
 
 /* ---- kernels ---------------------------------------------------------- */
 
+/* A query as pass 1 reads it: the quads with a nonzero code, and each
+ * quad's four codes packed in an int32 (byte t = dimension 4p + t). */
+struct qquads {
+    uint32_t *idx;
+    int32_t *word;
+    size_t n;
+};
+
 struct vscan_kernels {
     const char *name;
     float (*dot)(const float *a, const float *b, size_t n);
-    /* out[r] = sum of q[i] * codes[r * stride + i] over i < stride, for
-     * r < nrows; stride is a multiple of CODE_CHUNK and |values| <= 127. */
-    void (*dot_i8)(const int8_t *q, const int8_t *codes, size_t stride, size_t nrows, int32_t *out);
+    /* out[j] = the query's code dot product with row j of the block, for
+     * the BLOCK rows of block; next is the block scanned after this one
+     * (or NULL), whose quads are prefetched. */
+    void (*dot_i8)(const struct qquads *q, const int8_t *block, const int8_t *next,
+                   int32_t out[BLOCK]);
 };
 
 static float dot_portable(const float *a, const float *b, size_t n)
@@ -99,25 +119,42 @@ static float dot_portable(const float *a, const float *b, size_t n)
     return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
 }
 
-static void dot_i8_portable(const int8_t *q, const int8_t *codes, size_t stride, size_t nrows,
-                            int32_t *out)
+/* The signed byte t of a quad word. */
+static int32_t quad_byte(int32_t w, int t)
 {
-    for (size_t r = 0; r < nrows; r++) {
-        const int8_t *x = codes + r * stride;
+    return (int32_t)(int8_t)(uint8_t)((uint32_t)w >> (8 * t));
+}
+
+/* The prefetch of the quads the next block's scan reads: they are
+ * scattered 256-byte runs that no hardware prefetcher predicts. */
+static void prefetch_quads(const struct qquads *q, const int8_t *next)
+{
 #if defined(__GNUC__)
-        for (size_t l = 0; l < stride; l += 64) /* see PREFETCH_AHEAD */
-            __builtin_prefetch((const void *)((uintptr_t)x + PREFETCH_AHEAD + l));
+    if (next == NULL)
+        return;
+    for (size_t i = 0; i < q->n; i++) {
+        uintptr_t a = (uintptr_t)next + (uintptr_t)q->idx[i] * QUAD_SPAN;
+        for (size_t b = 0; b < QUAD_SPAN; b += 64)
+            __builtin_prefetch((const void *)(a + b));
+    }
+#else
+    (void)q;
+    (void)next;
 #endif
-        /* Chunks of a fixed 32 bytes: a loop the compiler vectorises at
-         * -O2 (the plain loop over stride it leaves scalar, 4x slower). */
-        int32_t s = 0;
-        for (size_t i = 0; i < stride; i += CODE_CHUNK) {
-            int32_t t = 0;
-            for (size_t j = 0; j < CODE_CHUNK; j++)
-                t += (int32_t)q[i + j] * (int32_t)x[i + j];
-            s += t;
-        }
-        out[r] = s;
+}
+
+static void dot_i8_portable(const struct qquads *q, const int8_t *block, const int8_t *next,
+                            int32_t out[BLOCK])
+{
+    prefetch_quads(q, next);
+    for (size_t j = 0; j < BLOCK; j++)
+        out[j] = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        const int8_t *x = block + (size_t)q->idx[i] * QUAD_SPAN;
+        int32_t q0 = quad_byte(q->word[i], 0), q1 = quad_byte(q->word[i], 1);
+        int32_t q2 = quad_byte(q->word[i], 2), q3 = quad_byte(q->word[i], 3);
+        for (size_t j = 0; j < BLOCK; j++, x += QUAD)
+            out[j] += q0 * x[0] + q1 * x[1] + q2 * x[2] + q3 * x[3];
     }
 }
 
@@ -153,14 +190,6 @@ __attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const 
     return hsum256_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))) + t;
 }
 
-__attribute__((target("avx2"))) static int32_t hsum256_epi32(__m256i v)
-{
-    __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    x = _mm_add_epi32(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 0, 3, 2)));
-    x = _mm_add_epi32(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(x);
-}
-
 /* One step of the signed int8 dot product: maddubs multiplies unsigned by
  * signed bytes, so it gets |q| and x with q's sign moved onto it; pairs sum
  * to at most 2 * 127 * 127, inside int16, and madd widens them to int32. */
@@ -171,45 +200,30 @@ __attribute__((target("avx2"))) static inline __m256i i8_step(__m256i acc, __m25
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(qa, xs), ones));
 }
 
-__attribute__((target("avx2"))) static void dot_i8_avx2(const int8_t *q, const int8_t *codes,
-                                                        size_t stride, size_t nrows, int32_t *out)
+/* A quad's 256 bytes are eight loads of eight rows' four codes each: the
+ * query's quad broadcast to every row, one int32 lane per row, so eight
+ * accumulators hold the block's 64 sums in row order. */
+__attribute__((target("avx2"))) static void dot_i8_avx2(const struct qquads *q, const int8_t *block,
+                                                        const int8_t *next, int32_t out[BLOCK])
 {
     const __m256i ones = _mm256_set1_epi16(1);
-    size_t r = 0;
-    /* Four rows at a time share each load of the query. */
-    for (; r + 4 <= nrows; r += 4) {
-        const int8_t *x = codes + r * stride;
-        __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
-        __m256i a2 = _mm256_setzero_si256(), a3 = _mm256_setzero_si256();
-        uintptr_t pf = (uintptr_t)x + PREFETCH_AHEAD;
-        for (size_t i = 0; i < stride; i += CODE_CHUNK, pf += 128) {
-            /* Two lines per step: the four rows' 4 * stride bytes, some
-             * rows ahead (past the end is harmless: a prefetch never
-             * faults; the address is an integer so no pointer leaves its
-             * object). */
-            _mm_prefetch((const char *)pf, _MM_HINT_T0);
-            _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-            __m256i qv = _mm256_loadu_si256((const __m256i *)(const void *)(q + i));
-            __m256i qa = _mm256_abs_epi8(qv);
-            a0 = i8_step(a0, qa, qv, x + i, ones);
-            a1 = i8_step(a1, qa, qv, x + stride + i, ones);
-            a2 = i8_step(a2, qa, qv, x + 2 * stride + i, ones);
-            a3 = i8_step(a3, qa, qv, x + 3 * stride + i, ones);
+    __m256i a[8];
+    for (int r = 0; r < 8; r++)
+        a[r] = _mm256_setzero_si256();
+    for (size_t i = 0; i < q->n; i++) {
+        const int8_t *x = block + (size_t)q->idx[i] * QUAD_SPAN;
+        if (next != NULL) {
+            uintptr_t pf = (uintptr_t)next + (uintptr_t)q->idx[i] * QUAD_SPAN;
+            for (int b = 0; b < QUAD_SPAN; b += 64) /* an integer: no pointer leaves its object */
+                _mm_prefetch((const char *)(pf + (uintptr_t)b), _MM_HINT_T0);
         }
-        out[r] = hsum256_epi32(a0);
-        out[r + 1] = hsum256_epi32(a1);
-        out[r + 2] = hsum256_epi32(a2);
-        out[r + 3] = hsum256_epi32(a3);
+        __m256i qv = _mm256_set1_epi32(q->word[i]);
+        __m256i qa = _mm256_abs_epi8(qv);
+        for (int r = 0; r < 8; r++)
+            a[r] = i8_step(a[r], qa, qv, x + 32 * r, ones);
     }
-    for (; r < nrows; r++) {
-        const int8_t *x = codes + r * stride;
-        __m256i a0 = _mm256_setzero_si256();
-        for (size_t i = 0; i < stride; i += CODE_CHUNK) {
-            __m256i qv = _mm256_loadu_si256((const __m256i *)(const void *)(q + i));
-            a0 = i8_step(a0, _mm256_abs_epi8(qv), qv, x + i, ones);
-        }
-        out[r] = hsum256_epi32(a0);
-    }
+    for (int r = 0; r < 8; r++)
+        _mm256_storeu_si256((__m256i *)(void *)(out + 8 * r), a[r]);
 }
 
 static const struct vscan_kernels kernels_avx2 = {"avx2", dot_avx2, dot_i8_avx2};
@@ -323,7 +337,8 @@ struct vscan *vscan_new(int dim)
     struct vscan *m = xcalloc(1, sizeof *m);
     m->dim = dim;
     m->fstride = round_up((size_t)dim, ROW_ALIGN / sizeof(float));
-    m->cstride = round_up((size_t)dim, CODE_CHUNK);
+    m->nquads = round_up((size_t)dim, QUAD) / QUAD;
+    m->cblock = m->nquads * QUAD_SPAN;
     return m;
 }
 
@@ -366,23 +381,35 @@ static void vscan_reserve(struct vscan *m, size_t want)
         cap *= 2;
     }
     m->f = grow_aligned(&m->fraw, m->f, m->n, cap, m->fstride * sizeof(float));
-    m->c = grow_aligned(&m->craw, m->c, m->n, cap, m->cstride);
+    /* Codes come in whole blocks; new ones start zeroed, so the rows past
+     * n in the last block are defined bytes (their sums are never read). */
+    size_t oldblocks = round_up(m->cap, BLOCK) / BLOCK, blocks = round_up(cap, BLOCK) / BLOCK;
+    m->c = grow_aligned(&m->craw, m->c, oldblocks, blocks, m->cblock);
+    memset(m->c + oldblocks * m->cblock, 0, (blocks - oldblocks) * m->cblock);
     m->scale = xreallocarray(m->scale, cap, sizeof *m->scale);
     m->xerr = xreallocarray(m->xerr, cap, sizeof *m->xerr);
     m->hnorm = xreallocarray(m->hnorm, cap, sizeof *m->hnorm);
     m->cap = cap;
 }
 
+/* Row's four codes of quad p. */
+static int8_t *code_at(const struct vscan *m, size_t row, size_t p)
+{
+    return m->c + row / BLOCK * m->cblock + p * QUAD_SPAN + row % BLOCK * QUAD;
+}
+
 void vscan_set(struct vscan *m, size_t row, const float *v)
 {
     assert(row < m->n);
     float *f = m->f + row * m->fstride;
-    int8_t *c = m->c + row * m->cstride;
     memcpy(f, v, (size_t)m->dim * sizeof(float));
     memset(f + m->dim, 0, (m->fstride - (size_t)m->dim) * sizeof(float));
-    memset(c + m->dim, 0, m->cstride - (size_t)m->dim);
+    int8_t *code = xcalloc(m->nquads, QUAD); /* zero padded to whole quads */
     double err, hnorm;
-    quantise(v, m->dim, c, &m->scale[row], &err, &hnorm);
+    quantise(v, m->dim, code, &m->scale[row], &err, &hnorm);
+    for (size_t p = 0; p < m->nquads; p++)
+        memcpy(code_at(m, row, p), code + p * QUAD, QUAD);
+    xfree(code);
     m->xerr[row] = float_up(err);
     m->hnorm[row] = float_up(hnorm);
 }
@@ -401,7 +428,8 @@ size_t vscan_remove_swap(struct vscan *m, size_t row)
     size_t last = m->n - 1;
     if (row != last) {
         memcpy(m->f + row * m->fstride, m->f + last * m->fstride, m->fstride * sizeof(float));
-        memcpy(m->c + row * m->cstride, m->c + last * m->cstride, m->cstride);
+        for (size_t p = 0; p < m->nquads; p++)
+            memcpy(code_at(m, row, p), code_at(m, last, p), QUAD);
         m->scale[row] = m->scale[last];
         m->xerr[row] = m->xerr[last];
         m->hnorm[row] = m->hnorm[last];
@@ -428,7 +456,7 @@ const float *vscan_row(const struct vscan *m, size_t row)
 
 size_t vscan_bytes_per_row(const struct vscan *m)
 {
-    return m->fstride * sizeof(float) + m->cstride + 3 * sizeof(float);
+    return m->fstride * sizeof(float) + m->nquads * QUAD + 3 * sizeof(float);
 }
 
 /* ---- the scan --------------------------------------------------------- */
@@ -607,6 +635,42 @@ static void scan_block(struct scan *sc, size_t base, size_t cnt, const int32_t *
     }
 }
 
+/* The quads of the query's codes qc (nquads * QUAD bytes) that are not
+ * all zero. The caller frees idx and word. */
+static struct qquads query_quads(const int8_t *qc, size_t nquads)
+{
+    struct qquads q = {xcalloc(nquads, sizeof *q.idx), xcalloc(nquads, sizeof *q.word), 0};
+    for (size_t p = 0; p < nquads; p++) {
+        uint32_t w;
+        memcpy(&w, qc + p * QUAD, QUAD);
+        if (w == 0)
+            continue;
+        /* Byte t of the word is dimension 4p + t whatever the host's
+         * byte order, as the kernels read it. */
+        uint32_t packed = 0;
+        for (int t = 0; t < QUAD; t++)
+            packed |= (uint32_t)(uint8_t)qc[p * QUAD + (size_t)t] << (8 * t);
+        q.idx[q.n] = (uint32_t)p;
+        q.word[q.n] = (int32_t)packed;
+        q.n++;
+    }
+    return q;
+}
+
+/* The code dot product of row j of block alone: for the sparse bitmap
+ * words of a selective filter, where scoring the whole block would read
+ * 64 rows' quads for a few. */
+static int32_t row_idot(const struct qquads *q, const int8_t *block, size_t j)
+{
+    int32_t s = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        const int8_t *x = block + (size_t)q->idx[i] * QUAD_SPAN + j * QUAD;
+        for (int t = 0; t < QUAD; t++)
+            s += quad_byte(q->word[i], t) * x[t];
+    }
+    return s;
+}
+
 /* The reference sums of four rows with q, each in index order. */
 static void exact4(const float *q, const float *const x[4], size_t n, double out[4])
 {
@@ -643,7 +707,7 @@ size_t vscan_topk_stats(const struct vscan *m, const float *q, size_t k, const u
     struct scan sc = {.m = m};
 
     /* The query's codes, zero padded like the rows'. */
-    int8_t *qc = xcalloc(1, m->cstride);
+    int8_t *qc = xcalloc(m->nquads, QUAD);
     float qscale;
     double qerr, qhnorm, qn = 0;
     quantise(q, m->dim, qc, &qscale, &qerr, &qhnorm);
@@ -661,35 +725,31 @@ size_t vscan_topk_stats(const struct vscan *m, const float *q, size_t k, const u
     sc.q.c_hat = qerr * (1 + 1e-5) + 1e-6 * qn;
     sc.lb.cap = kk;
     sc.lb.v = xmalloc(kk * sizeof *sc.lb.v);
+    struct qquads qq = query_quads(qc, m->nquads);
 
-    /* Pass 1, 64 rows (one bitmap word) at a time. */
-    int32_t idots[64];
-    for (size_t base = 0; base < m->n; base += 64) {
-        size_t cnt = m->n - base < 64 ? m->n - base : 64;
-        uint64_t full = cnt == 64 ? ~(uint64_t)0 : ((uint64_t)1 << cnt) - 1;
-        uint64_t w = allow ? allow[base / 64] & full : full;
+    /* Pass 1, one block (one bitmap word) at a time. */
+    int32_t idots[BLOCK];
+    size_t nblocks = round_up(m->n, BLOCK) / BLOCK;
+    for (size_t b = 0; b < nblocks; b++) {
+        size_t base = b * BLOCK;
+        size_t cnt = m->n - base < BLOCK ? m->n - base : BLOCK;
+        uint64_t full = cnt == BLOCK ? ~(uint64_t)0 : ((uint64_t)1 << cnt) - 1;
+        uint64_t w = allow ? allow[b] & full : full;
         if (w == 0)
             continue;
         size_t pop = (size_t)__builtin_popcountll(w);
         st.scanned += pop;
+        const int8_t *block = m->c + b * m->cblock;
         if (pop >= BLOCK_MIN_ALLOWED) {
-            kern->dot_i8(qc, m->c + base * m->cstride, m->cstride, cnt, idots);
+            const int8_t *next = b + 1 < nblocks ? block + m->cblock : NULL;
+            kern->dot_i8(&qq, block, next, idots);
             scan_block(&sc, base, cnt, idots, w);
-        } else {
-#if defined(__GNUC__)
-            /* Ask for all of the word's rows first, so their cache misses
-             * overlap instead of coming one row at a time. */
-            for (uint64_t p = w; p != 0; p &= p - 1) {
-                const int8_t *c = m->c + (base + (size_t)__builtin_ctzll(p)) * m->cstride;
-                for (size_t b = 0; b < m->cstride; b += 64)
-                    __builtin_prefetch(c + b);
-            }
-#endif
-            for (; w != 0; w &= w - 1) {
-                size_t r = base + (size_t)__builtin_ctzll(w);
-                kern->dot_i8(qc, m->c + r * m->cstride, m->cstride, 1, idots);
-                scan_block(&sc, r, 1, idots, 1);
-            }
+            continue;
+        }
+        for (; w != 0; w &= w - 1) {
+            size_t j = (size_t)__builtin_ctzll(w);
+            idots[0] = row_idot(&qq, block, j);
+            scan_block(&sc, base + j, 1, idots, 1);
         }
     }
 
@@ -744,6 +804,8 @@ size_t vscan_topk_stats(const struct vscan *m, const float *q, size_t k, const u
     xfree(top.v);
     xfree(sc.cands);
     xfree(sc.lb.v);
+    xfree(qq.idx);
+    xfree(qq.word);
     xfree(qc);
     return got;
 }

@@ -78,6 +78,8 @@ static struct memory_settings defaults(void)
         .k = 5,
         .fetch_k = 0,
         .diversity = 0.3,
+        .fusion = MEMORY_FUSION_SCORE,
+        .keyword_weight = 0.5,
         .dedup_threshold = 0.95,
         .max_bytes = 8192,
         .user_scope = false,
@@ -643,6 +645,8 @@ static void test_hybrid_fusion_matches_a_hand_computation(void **state)
     struct memory_settings set = defaults();
     set.fetch_k = 2;
     set.diversity = 0.3;
+    set.fusion = MEMORY_FUSION_RRF;
+    set.keyword_weight = 0.5;
     f->m = fake_manager(f, &set, table, 4);
     add_ok(f->m, "acme", "u1", "papaya", NULL, NULL);
     add_ok(f->m, "acme", "u1", "zebra banana", NULL, NULL);
@@ -659,9 +663,10 @@ static void test_hybrid_fusion_matches_a_hand_computation(void **state)
     assert_string_equal(r.hits[2].rec.text, "papaya");
     const struct memory_hit *zb = hit_of(&r, "zebra banana"), *z = hit_of(&r, "Zebra"),
                             *p = hit_of(&r, "papaya");
-    assert_near(zb->fused, 2.0 / 62.0, 1e-12);
-    assert_near(z->fused, 1.0 / 61.0, 1e-12);
-    assert_near(p->fused, 1.0 / 61.0, 1e-12);
+    /* (1 - w) / (60 + vector rank) + w / (60 + keyword rank), w = 0.5 */
+    assert_near(zb->fused, 0.5 / 62.0 + 0.5 / 62.0, 1e-12);
+    assert_near(z->fused, 0.5 / 61.0, 1e-12);
+    assert_near(p->fused, 0.5 / 61.0, 1e-12);
     assert_near(z->vector, 0.28, 1e-6);
     assert_near(p->vector, 0.8, 1e-6);
     assert_true(isnan(p->keyword));
@@ -671,6 +676,53 @@ static void test_hybrid_fusion_matches_a_hand_computation(void **state)
     assert_near(zb->score, zb->mmr, 0.0);
     assert_true(isnan(p->mmr));
     memory_result_free(&r);
+}
+
+/* Score fusion: fused = (1 - w) * cosine + w * bm25 / the best bm25, a
+ * vector-only candidate counting keyword 0; at w = 0 the vector ranking
+ * decides, at w = 1 the keyword one, and in between the blend (here the
+ * mid-ranked "zebra banana", second on both lists, wins at w = 0.5). */
+static void test_hybrid_score_fusion_weighs_both_rankings(void **state)
+{
+    static const struct fake_vec table[] = {
+        {"zebra", {1.0f, 0.0f, 0.0f, 0.0f}},
+        {"papaya", {0.8f, 0.6f, 0.0f, 0.0f}},
+        {"zebra banana", {0.6f, 0.8f, 0.0f, 0.0f}},
+        {"Zebra", {0.28f, 0.0f, 0.96f, 0.0f}},
+    };
+    struct fixture *f = *state;
+    static const double weights[] = {0.0, 0.5, 1.0};
+    static const char *const first[] = {"papaya", "zebra banana", "Zebra"};
+    for (size_t wi = 0; wi < 3; wi++) {
+        struct memory_settings set = defaults();
+        set.fetch_k = 2;
+        set.diversity = 0;
+        set.keyword_weight = weights[wi];
+        assert_int_equal(set.fusion, MEMORY_FUSION_SCORE); /* the default */
+        memory_free(f->m);
+        f->m = fake_manager(f, &set, table, 4);
+        if (wi == 0) {
+            add_ok(f->m, "acme", "u1", "papaya", NULL, NULL);
+            add_ok(f->m, "acme", "u1", "zebra banana", NULL, NULL);
+            add_ok(f->m, "acme", "u1", "Zebra", NULL, NULL);
+        }
+        struct memory_result r;
+        char err[512] = "";
+        assert_int_equal(memory_retrieve(f->m, "acme", NULL, "zebra", 1, MEMORY_HYBRID, NULL, &r,
+                                         err, sizeof err),
+                         MEMORY_OK);
+        assert_int_equal(r.n, 3);
+        assert_string_equal(r.hits[0].rec.text, first[wi]);
+        const struct memory_hit *zb = hit_of(&r, "zebra banana"), *z = hit_of(&r, "Zebra"),
+                                *p = hit_of(&r, "papaya");
+        double w = weights[wi];
+        assert_true(isnan(p->keyword));
+        assert_true(z->keyword > zb->keyword && zb->keyword > 0);
+        assert_near(p->fused, (1 - w) * 0.8, 1e-6);
+        assert_near(z->fused, (1 - w) * 0.28 + w, 1e-6);
+        assert_near(zb->fused, (1 - w) * 0.6 + w * zb->keyword / z->keyword, 1e-6);
+        memory_result_free(&r);
+    }
 }
 
 /* --- dedup ----------------------------------------------------------------- */
@@ -1557,6 +1609,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_mmr_with_zero_diversity_matches_similarity_on_real_texts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hybrid_fusion_matches_a_hand_computation, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hybrid_score_fusion_weighs_both_rankings, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dedup_refreshes_instead_of_adding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_applies_within_a_batch, setup, teardown),

@@ -396,6 +396,58 @@ static void only_rows_in_the_allow_bitmap_are_returned(void **state)
     vscan_free(m);
 }
 
+/* A unit vector with about nnz nonzero dimensions at random places
+ * (non-negative, like the local embedder's hashed features). */
+static void gen_sparse(float *v, int dim, int nnz)
+{
+    memset(v, 0, (size_t)dim * sizeof(float));
+    for (int i = 0; i < nnz; i++)
+        v[rng_below((size_t)dim)] = (float)(0.05 + rng_unit());
+    normalise(v, dim);
+}
+
+/* Queries with few nonzero codes (as the local embedder's are) make pass 1
+ * read only the quads of dimensions they touch: with rows as sparse as
+ * short notes, in dims that are and are not a multiple of four, with and
+ * without a filter, a one-dimension query and an all-zero one (every score
+ * 0, so the lowest rows win), both kernels still return the reference. */
+static void sparse_queries_stay_exact(void **state)
+{
+    (void)state;
+    static const int dims[] = {1024, 1001};
+    static const int qnnz[] = {1, 3, 50, 0};
+    for (size_t di = 0; di < 2; di++) {
+        int dim = dims[di];
+        size_t n = 1500; /* 23 full blocks and a partial one */
+        rng_seed(700 + (uint64_t)dim);
+        float *rows = xmalloc(n * (size_t)dim * sizeof(float));
+        struct vscan *m = vscan_new(dim);
+        for (size_t r = 0; r < n; r++) {
+            gen_sparse(rows + r * (size_t)dim, dim, 20 + (int)rng_below(200));
+            vscan_add(m, rows + r * (size_t)dim);
+        }
+        uint64_t allow[24];
+        for (size_t w = 0; w < 24; w++)
+            allow[w] = w % 3 == 0 ? rng_next() : (uint64_t)1 << rng_below(64);
+        float *q = xmalloc((size_t)dim * sizeof(float));
+        for (size_t qi = 0; qi < 4; qi++) {
+            if (qnnz[qi] == 0)
+                memset(q, 0, (size_t)dim * sizeof(float));
+            else
+                gen_sparse(q, dim, qnnz[qi]);
+            for (size_t mode = 0; mode < 2; mode++) {
+                vscan_force_portable(kernel_modes[mode]);
+                check_query(m, rows, q, 10, NULL);
+                check_query(m, rows, q, 10, allow);
+            }
+        }
+        vscan_force_portable(false);
+        xfree(q);
+        xfree(rows);
+        vscan_free(m);
+    }
+}
+
 /* vscan_set replaces a row's vector and codes; vscan_remove_swap moves the
  * last row into the hole and returns its old index; after a long random
  * series of both (and adds), the scan still equals the reference over the
@@ -688,6 +740,7 @@ int main(void)
         cmocka_unit_test(ties_are_broken_by_the_lower_row_like_the_reference),
         cmocka_unit_test(k_beyond_the_rows_returns_them_all_and_k_zero_nothing),
         cmocka_unit_test(only_rows_in_the_allow_bitmap_are_returned),
+        cmocka_unit_test(sparse_queries_stay_exact),
         cmocka_unit_test(set_and_remove_swap_keep_the_scan_exact),
         cmocka_unit_test(both_dot_kernels_equal_the_reference),
         cmocka_unit_test(the_scan_stays_exact_where_the_bound_is_tight),

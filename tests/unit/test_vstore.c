@@ -1309,24 +1309,26 @@ static void keyword_quotes_hostile_input(void **state)
     } cases[] = {
         {"\"", 0},
         {"\"\"\"", 0},
-        {"AND", 2},           /* the word "and", in two texts */
-        {"NEAR(", 1},         /* the word "near" */
-        {"NEAR(x y, 3)", 1},  /* near, x, y, 3: only "near" is in a text */
-        {"*", 0},             /* not a word */
-        {"stars*", 1},        /* the word stars, not a prefix query */
-        {":", 0},             /* not a word */
-        {"text:", 1},         /* the word text, not a column filter */
-        {"text:with", 1},     /* text OR with: one memory has both */
-        {"(station)", 1},     /* parentheses separate */
-        {"-that +this", 1},   /* operators separate */
-        {"café", 1},          /* Unicode word */
-        {"cafe", 1},          /* diacritics folded */
-        {"日本語", 1},        /* CJK word */
-        {"“quoted”", 0},      /* curly quotes inside a quoted term */
-        {"OR", 1},            /* the word "or" in "about OR" */
-        {"x\"y OR \"z", 1},   /* x, y, or, z: "or" again */
-        {"^station", 1},      /* caret separates */
-        {"col : station", 1}, /* spaced colon */
+        {"AND", 2},             /* the word "and", in two texts */
+        {"NEAR(", 1},           /* the word "near" */
+        {"NEAR(x y, 3)", 1},    /* near, x, y, 3: only "near" is in a text */
+        {"*", 0},               /* not a word */
+        {"stars*", 1},          /* the word stars, not a prefix query */
+        {":", 0},               /* not a word */
+        {"text:", 1},           /* the word text, not a column filter */
+        {"text:with", 1},       /* text OR with: one memory has both */
+        {"(station)", 1},       /* parentheses separate */
+        {"-that +this", 1},     /* operators separate */
+        {"café", 1},            /* Unicode word */
+        {"cafe", 1},            /* diacritics folded */
+        {"日本語", 1},          /* CJK word */
+        {"“quoted”", 0},        /* curly quotes inside a quoted term */
+        {"OR", 1},              /* the word "or" in "about OR" */
+        {"x\"y OR \"z", 0},     /* x, y, z: "or", a stop word, is left out */
+        {"and the station", 1}, /* station alone: the stop words are left out */
+        {"AND THE", 3},         /* nothing but stop words: they are searched */
+        {"^station", 1},        /* caret separates */
+        {"col : station", 1},   /* spaced colon */
         {"", 0},
         {"   \t\n", 0},
     };
