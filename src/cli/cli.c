@@ -29,6 +29,15 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
+    {"agents", cmd_agents, CLI_OPT_JSON, "agents [--json]",
+     "list the agents: shipped ones and your own",
+     "Lists every agent with its description, memory setting, steps and where it\n"
+     "comes from. The shipped agents (assistant, planner, branding, quality) live in\n"
+     "the share dir's agents/; your own JSON files in the config dir's agents/\n"
+     "override them by name. A malformed file is reported (file and field) on\n"
+     "stderr; the others still load. Use one with ask --agent NAME or /agent NAME.\n"
+     "\n"
+     "  --json   one JSON object per agent\n"},
     {"ask", cmd_ask,
      CLI_OPT_JSON | CLI_OPT_IDS | CLI_OPT_NO_MEMORY | CLI_OPT_MODEL | CLI_OPT_PASS | CLI_OPT_CONV,
      "ask [OPTIONS] [QUESTION...]", "ask one question and print the answer",
@@ -164,6 +173,24 @@ static const struct verb verbs[] = {
      "  --id ID            forget: the memory with this id\n"
      "  --limit N          history: the N newest entries\n"
      "  --json             one JSON object per line\n"},
+    {"rollout", cmd_rollout, CLI_OPT_JSON | CLI_OPT_COSTS, "rollout ACTION [ARGS]",
+     "turn memory on or off per tenant, and watch the figures",
+     "  memchat rollout status [--since DURATION] [--json]\n"
+     "  memchat rollout global on|off\n"
+     "  memchat rollout enable|disable TENANT\n"
+     "  memchat rollout reset TENANT\n"
+     "  memchat rollout percent N|off\n"
+     "\n"
+     "Is memory on for a turn? Strongest first: the session (--no-memory, /memory),\n"
+     "the agent's memory setting, the tenant's own setting (enable/disable; reset\n"
+     "clears it), the percentage (a tenant is in when its hash bucket, 0 to 99, is\n"
+     "below N), the global setting, then RAG_ENABLED. Each turn's rollout event\n"
+     "names the rule that decided. status prints the settings and, per tenant, its\n"
+     "figures against the rollout targets, from the turn metrics and the ledger.\n"
+     "\n"
+     "  --since DURATION   the figures' window: N followed by s m h d w (default 7d),\n"
+     "                     or all\n"
+     "  --json             status as JSON\n"},
     {"purge", cmd_purge, CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_USER | CLI_OPT_YES,
      "purge --tenant T [--user U] [--yes]", "remove everything stored about a tenant or user",
      "Removes the tenant's (with --user, that user's) memories, conversations,\n"

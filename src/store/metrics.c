@@ -1,5 +1,5 @@
 /*
- * The turn_metrics table (schema.c, migration 1): the turn worker's insert
+ * The turn_metrics table (schema.c, migrations 1 and 5): the turn worker's insert
  * at the end of a turn, the background worker's store outcome, and reading
  * one row back. Column lists are built from MC_STAGE_LIST, so each stage of
  * include/memchat/event.h maps to its lat_<stage> column; a stage without a
@@ -26,14 +26,16 @@
 static const char metrics_insert_sql[] =
     "INSERT INTO turn_metrics (turn, ts_ms, tenant, user_id, agent, provider, model, "
     "memory, " MC_STAGE_LIST(
-        METRICS_LAT_COL) "status, prompt_tokens, completion_tokens, cost_usd, stored, store_ms)"
+        METRICS_LAT_COL) "status, prompt_tokens, completion_tokens, cost_usd, stored, store_ms,"
+                         " rollout, recalled, relevance, conversation, step)"
                          " VALUES (?, ?, ?, ?, ?, ?, ?, ?, " MC_STAGE_LIST(
-                             METRICS_LAT_ARG) "?, ?, ?, ?, ?, ?)";
+                             METRICS_LAT_ARG) "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static const char metrics_select_sql[] =
     "SELECT turn, ts_ms, tenant, user_id, agent, provider, model, memory, " MC_STAGE_LIST(
         METRICS_LAT_COL) "status, prompt_tokens, completion_tokens, cost_usd, stored,"
-                         " store_ms FROM turn_metrics WHERE turn = ?";
+                         " store_ms, rollout, recalled, relevance, conversation, step"
+                         " FROM turn_metrics WHERE turn = ?";
 
 static const char metrics_store_sql[] =
     "UPDATE turn_metrics SET stored = ?, store_ms = ? WHERE turn = ?";
@@ -100,6 +102,14 @@ int metrics_insert_turn(struct db *db, const struct turn_metrics *m, char *err, 
             : (known ? sqlite3_bind_int(st, i++, m->store == METRICS_STORE_OK)
                      : sqlite3_bind_null(st, i++));
     rc = rc ? rc : metrics_bind_measure(st, i++, known ? m->store_ms : -1.0);
+    rc = rc ? rc : db_bind_text_or_null(st, i++, m->rollout);
+    rc = rc ? rc : metrics_bind_count(st, i++, m->recalled);
+    rc =
+        rc ? rc
+           : (m->recalled > 0 && isfinite(m->relevance) ? sqlite3_bind_double(st, i++, m->relevance)
+                                                        : sqlite3_bind_null(st, i++));
+    rc = rc ? rc : db_bind_text_or_null(st, i++, m->conversation);
+    rc = rc ? rc : (m->step > 0 ? sqlite3_bind_int(st, i++, m->step) : sqlite3_bind_null(st, i++));
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
@@ -204,6 +214,13 @@ int metrics_get_turn(struct db *db, const char *turn, struct metrics_row *row, c
     row->stored = sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int(st, i);
     i++;
     row->store_latency_ms = metrics_column_measure(st, i++);
+    row->rollout = metrics_column_text(st, i++);
+    row->recalled = metrics_column_count(st, i++);
+    row->relevance =
+        sqlite3_column_type(st, i) == SQLITE_NULL ? (double)NAN : sqlite3_column_double(st, i);
+    i++;
+    row->conversation = metrics_column_text(st, i++);
+    row->step = sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int(st, i);
     sqlite3_finalize(st);
     return 0;
 }
@@ -218,6 +235,8 @@ void metrics_row_free(struct metrics_row *row)
     xfree(row->agent);
     xfree(row->provider);
     xfree(row->model);
+    xfree(row->rollout);
+    xfree(row->conversation);
     xfree(row->status);
     memset(row, 0, sizeof *row);
 }

@@ -35,6 +35,12 @@ struct turn_metrics {
     double cost_usd;                            /* negative is NULL (no price) */
     enum metrics_store store;                   /* the memory store stage's outcome */
     double store_ms;                            /* its latency; NULL unless stored or failed */
+    const char *rollout;      /* the rule that decided memory (the rollout event's reason) */
+    long long recalled;       /* memories injected; -1 is NULL (memory off) */
+    double relevance;         /* their mean similarity to the message; stored only when
+                                 recalled > 0 (else NULL) */
+    const char *conversation; /* the turn's conversation; NULL outside one */
+    int step;                 /* agent step, from 1; 0 is NULL (not a step) */
 };
 
 /* Inserts one row (turn, tenant, user, agent and status required; provider
@@ -59,6 +65,10 @@ struct metrics_row {
     double cost_usd;                            /* -1 for NULL */
     int stored;                                 /* 1, 0, or -1 for NULL */
     double store_latency_ms;                    /* -1 for NULL */
+    char *rollout, *conversation;               /* NULL for NULL */
+    long long recalled;                         /* -1 for NULL */
+    double relevance;                           /* NAN for NULL */
+    int step;                                   /* 0 for NULL */
 };
 
 /* Reads the row of turn into *row (zeroed first). 0 found, 1 not found,

@@ -243,6 +243,31 @@ const struct db_migration db_migrations[] = {
         "ALTER TABLE ledger ADD COLUMN conversation TEXT;"
         "CREATE INDEX ledger_conversation ON ledger (conversation);",
     },
+    {
+        5,
+        "rollout",
+        /* A tenant's own memory setting (`memchat rollout enable|disable`,
+         * cleared by `rollout reset`); the global setting and the
+         * percentage live in settings ('rollout.global' = 'on'|'off',
+         * 'rollout.percent' = '0'..'100'). updated_ms is Unix ms. */
+        "CREATE TABLE rollout_tenants ("
+        " tenant TEXT PRIMARY KEY NOT NULL,"
+        " memory INTEGER NOT NULL CHECK (memory IN (0, 1)),"
+        " updated_ms INTEGER NOT NULL"
+        ") WITHOUT ROWID;"
+        /* What the rollout figures need of a turn besides its latencies:
+         * the rule that decided memory (the rollout event's reason), how
+         * many memories were injected and their mean similarity to the
+         * message (context relevance; NULL when none were), its
+         * conversation (cost per request on multi-turn conversations),
+         * and its agent step (index from 1; NULL outside a multi-step
+         * run). */
+        "ALTER TABLE turn_metrics ADD COLUMN rollout TEXT;"
+        "ALTER TABLE turn_metrics ADD COLUMN recalled INTEGER;"
+        "ALTER TABLE turn_metrics ADD COLUMN relevance REAL;"
+        "ALTER TABLE turn_metrics ADD COLUMN conversation TEXT;"
+        "ALTER TABLE turn_metrics ADD COLUMN step INTEGER;",
+    },
 };
 
 const size_t db_migrations_count = sizeof db_migrations / sizeof db_migrations[0];

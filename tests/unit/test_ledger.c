@@ -231,20 +231,13 @@ static void migration_3_upgrades_a_version_2_file_and_keeps_its_rows(void **stat
     struct db *db = db_open_with(f->path, db_migrations, 2, &why, err, sizeof err);
     assert_non_null(db);
     assert_int_equal(db_schema_version(db), 2);
-    struct turn_metrics m = {
-        .turn = "0190a0b0-0000-7000-8000-000000000001",
-        .ts_ms = NOW_MS,
-        .tenant = "acme",
-        .user = "alice",
-        .agent = "assistant",
-        .status = "ok",
-        .prompt_tokens = -1,
-        .completion_tokens = -1,
-        .cost_usd = -1,
-    };
-    for (int s = 0; s < MC_STAGE__COUNT; s++)
-        m.latency_ms[s] = -1;
-    assert_int_equal(metrics_insert_turn(db, &m, err, sizeof err), 0);
+    /* A row as version 2's code wrote it. */
+    assert_int_equal(sqlite3_exec(db_handle(db),
+                                  "INSERT INTO turn_metrics (turn, ts_ms, tenant, user_id, agent,"
+                                  " memory, status) VALUES ('0190a0b0-0000-7000-8000-000000000001',"
+                                  " 1, 'acme', 'alice', 'assistant', 0, 'ok')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'ledger'"), 0);
     db_close(db);
 
@@ -252,7 +245,8 @@ static void migration_3_upgrades_a_version_2_file_and_keeps_its_rows(void **stat
     assert_int_equal(db_schema_version(db), (int)db_migrations_count);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM turn_metrics"), 1);
     struct metrics_row row;
-    assert_int_equal(metrics_get_turn(db, m.turn, &row, err, sizeof err), 0);
+    assert_int_equal(
+        metrics_get_turn(db, "0190a0b0-0000-7000-8000-000000000001", &row, err, sizeof err), 0);
     assert_string_equal(row.tenant, "acme");
     metrics_row_free(&row);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"

@@ -318,20 +318,22 @@ static void forward_migration_from_v1_to_v2_keeps_the_rows(void **state)
     struct db *db = db_open_with(f->path, db_migrations, 1, &why, err, sizeof err);
     assert_non_null(db);
     assert_int_equal(db_schema_version(db), 1);
-    struct turn_metrics m = sample_turn("0190a0b0-0000-7000-8000-000000000001");
-    assert_int_equal(metrics_insert_turn(db, &m, err, sizeof err), 0);
     db_close(db);
+    /* A row as version 1's code wrote it (today's insert names later
+     * columns). */
+    raw_exec(f->path, "INSERT INTO turn_metrics (turn, ts_ms, tenant, user_id, agent, memory,"
+                      " status) VALUES ('0190a0b0-0000-7000-8000-000000000001', 1, 'acme',"
+                      " 'alice', 'assistant', 1, 'ok')");
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'settings'"),
                      0);
 
     db = db_open_with(f->path, db_migrations, 2, &why, err, sizeof err);
     assert_non_null(db);
     assert_int_equal(db_schema_version(db), 2);
-    struct metrics_row row;
-    assert_int_equal(metrics_get_turn(db, m.turn, &row, err, sizeof err), 0);
-    assert_string_equal(row.tenant, "acme");
-    metrics_row_free(&row);
     db_close(db);
+    char tenant[64];
+    raw_text(f->path, "SELECT tenant FROM turn_metrics", tenant, sizeof tenant);
+    assert_string_equal(tenant, "acme");
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'settings'"),
                      1);
     assert_int_equal(raw_int(f->path, "SELECT max(version) FROM schema_version"), 2);
@@ -665,18 +667,25 @@ static void a_damaged_table_page_is_caught_by_queries_and_before_migrating(void 
     char err[512];
     struct db *db = db_open_with(f->path, db_migrations, 1, &why, err, sizeof err);
     assert_non_null(db);
-    struct turn_metrics m = sample_turn("0190a0b0-0000-7000-8000-0000000000dd");
-    assert_int_equal(metrics_insert_turn(db, &m, err, sizeof err), 0);
     db_close(db);
+    raw_exec(f->path, "INSERT INTO turn_metrics (turn, ts_ms, tenant, user_id, agent, memory,"
+                      " status) VALUES ('0190a0b0-0000-7000-8000-0000000000dd', 1, 'acme',"
+                      " 'alice', 'assistant', 1, 'ok')");
     long off = root_page_offset(f->path, "turn_metrics");
     damage(f->path, off, 8, 0xee);
 
     /* The lookup goes through the primary key's index to the table page. */
     db = db_open_with(f->path, db_migrations, 1, &why, err, sizeof err);
     assert_non_null(db);
-    struct metrics_row row;
-    assert_int_equal(metrics_get_turn(db, m.turn, &row, err, sizeof err), -1);
-    assert_non_null(strstr(err, "malformed"));
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db_handle(db),
+                                        "SELECT tenant FROM turn_metrics WHERE turn ="
+                                        " '0190a0b0-0000-7000-8000-0000000000dd'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_CORRUPT);
+    assert_non_null(strstr(sqlite3_errmsg(db_handle(db)), "malformed"));
+    sqlite3_finalize(st);
     db_close(db);
 
     struct snap before = snap_take(f->path);
@@ -779,6 +788,32 @@ static struct db *open_fresh(const struct fixture *f)
     return db;
 }
 
+/* The rollout figures' fields (migration 5) read back as written: the
+ * rule, the recalled count with its mean relevance (negative allowed: a
+ * remote embedder's cosine), the conversation and the agent step. */
+static void metrics_round_trip_of_the_rollout_fields(void **state)
+{
+    struct fixture *f = *state;
+    struct db *db = open_fresh(f);
+    char err[512];
+    struct turn_metrics m = sample_turn("0190a0b0-0000-7000-8000-00000000001a");
+    m.rollout = "percent";
+    m.recalled = 3;
+    m.relevance = -0.25;
+    m.conversation = "0190a0b0-0000-7000-8000-0000000000c1";
+    m.step = 2;
+    assert_int_equal(metrics_insert_turn(db, &m, err, sizeof err), 0);
+    struct metrics_row row;
+    assert_int_equal(metrics_get_turn(db, m.turn, &row, err, sizeof err), 0);
+    assert_string_equal(row.rollout, "percent");
+    assert_int_equal(row.recalled, 3);
+    assert_true(row.relevance == -0.25);
+    assert_string_equal(row.conversation, m.conversation);
+    assert_int_equal(row.step, 2);
+    metrics_row_free(&row);
+    db_close(db);
+}
+
 /* A row reads back as written; negative or NaN latencies, -1 token counts,
  * a negative cost and a NULL provider are stored as SQL NULL and read back
  * as -1 / NULL; stored is NULL until set. */
@@ -816,6 +851,13 @@ static void metrics_round_trip_with_nulls(void **state)
     assert_true(row.cost_usd == -1);
     assert_int_equal(row.stored, -1);
     assert_true(row.store_latency_ms == -1);
+    /* Migration 5's columns, unset: NULL, and no relevance without a
+     * recalled memory even though the struct's 0.0 is a number. */
+    assert_null(row.rollout);
+    assert_null(row.conversation);
+    assert_int_equal(row.recalled, 0);
+    assert_true(isnan(row.relevance));
+    assert_int_equal(row.step, 0);
     metrics_row_free(&row);
     assert_null(row.turn);
     metrics_row_free(NULL);
@@ -995,6 +1037,7 @@ int main(void)
         T(a_damaged_table_page_is_caught_by_queries_and_before_migrating),
         T(an_unusable_path_is_an_io_error),
         T(threads_opening_a_new_file_at_once_all_succeed),
+        T(metrics_round_trip_of_the_rollout_fields),
         T(metrics_round_trip_with_nulls),
         T(metrics_insert_rejects_duplicates_and_missing_fields),
         T(metrics_insert_records_the_store_outcome),

@@ -1,0 +1,4 @@
+/* Placeholder: multi-step agent runs (the lead writes this). */
+#include "config.h"
+
+#include "agents/run.h"

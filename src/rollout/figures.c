@@ -1,0 +1,4 @@
+/* Placeholder: the rollout figures (helper B replaces this file). */
+#include "config.h"
+
+#include "rollout/figures.h"

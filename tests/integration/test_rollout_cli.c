@@ -1,0 +1,5 @@
+/* Placeholder (replaced by its author). */
+int main(void)
+{
+    return 77;
+}

@@ -1,0 +1,5 @@
+/* Placeholder (a helper replaces this file). */
+int main(void)
+{
+    return 77;
+}
