@@ -84,6 +84,20 @@ struct mc_limits_change {
     bool clear;         /* remove the override instead (value unused) */
 };
 
+/* One change to the persisted rollout of memory (memchat rollout …). */
+enum mc_rollout_op {
+    MC_ROLLOUT_GLOBAL,  /* on: the global setting */
+    MC_ROLLOUT_TENANT,  /* tenant, on: the tenant's own setting */
+    MC_ROLLOUT_RESET,   /* tenant: clears the tenant's own setting */
+    MC_ROLLOUT_PERCENT, /* percent 0..100, or -1 to clear the percentage */
+};
+struct mc_rollout_change {
+    enum mc_rollout_op op;
+    const char *tenant; /* TENANT and RESET: an id */
+    bool on;
+    int percent;
+};
+
 /* Starts an engine on cfg (which must outlive it): opens the data file and
  * starts both workers. NULL with a message in err on failure; *code then
  * says which error (e.g. MC_ERR_DATA_FILE). Free with mc_engine_free(). */
@@ -103,6 +117,12 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
  * is invalid (bad id, unknown name, negative or non-integer limit). */
 int mc_engine_submit_limits(struct mc_engine *eng, const struct mc_limits_change *changes, size_t n,
                             char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen);
+/* Queues a job that stores one rollout change. It answers with a `result`
+ * event {job, kind "rollout", items: [{op, tenant, memory, percent,
+ * had}]} (had: RESET found a setting to clear) or an `error` event
+ * carrying "job". 0, or -1 with a message when the change is invalid. */
+int mc_engine_submit_rollout(struct mc_engine *eng, const struct mc_rollout_change *c,
+                             char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen);
 /* Queues a memory job. It answers with one `result` event {job, kind,
  * items} or an `error` event carrying "job" (a usage or input error exits
  * 2, a namespace stored with another embedder or dimension is code

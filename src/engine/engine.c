@@ -56,6 +56,7 @@
 #include "memory/manager.h"
 #include "memory/store.h"
 #include "net/opik.h"
+#include "rollout/rollout.h"
 #include "store/db.h"
 #include "store/keystore.h"
 #include "store/ledger.h"
@@ -75,6 +76,7 @@ enum engine_job_kind {
     ENGINE_JOB_RESET,
     ENGINE_JOB_LIMITS,
     ENGINE_JOB_MEMORY,
+    ENGINE_JOB_ROLLOUT,
 };
 
 /* One stored-limit change of a limits job; owns its strings. */
@@ -98,6 +100,7 @@ struct engine_job {
     bool continue_latest;
     struct engine_limit *limits; /* ENGINE_JOB_LIMITS */
     size_t n_limits;
+    struct mc_rollout_change rollout; /* ENGINE_JOB_ROLLOUT; its tenant is the job's */
     /* ENGINE_JOB_MEMORY: the job, its strings owned by the fields below */
     struct mc_memory_job mem;
     char *m_metadata, *m_filter, *m_id, *m_method;
@@ -607,6 +610,53 @@ static void engine_run_limits(struct mc_engine *eng, const struct engine_job *jo
     emit_result(&em, job->turn, "limits", items);
 }
 
+/* A rollout job: store the change and answer with what is now set. */
+static void engine_run_rollout(struct mc_engine *eng, const struct engine_job *job)
+{
+    struct emit em = {.turn = NULL, .seq = NULL, .sink = engine_sink, .sink_ud = eng};
+    const struct mc_rollout_change *c = &job->rollout;
+    char err[512] = "";
+    bool had = false;
+    int rc = 0;
+    static const char *const names[] = {"global", "tenant", "reset", "percent"};
+    switch (c->op) {
+    case MC_ROLLOUT_GLOBAL:
+        rc = rollout_set_global(eng->db_turn, c->on, err, sizeof err);
+        break;
+    case MC_ROLLOUT_TENANT:
+        rc = rollout_set_tenant(eng->db_turn, job->tenant, c->on, err, sizeof err);
+        break;
+    case MC_ROLLOUT_RESET:
+        rc = rollout_reset_tenant(eng->db_turn, job->tenant, &had, err, sizeof err);
+        break;
+    case MC_ROLLOUT_PERCENT:
+        rc = rollout_set_percent(eng->db_turn, c->percent, err, sizeof err);
+        break;
+    }
+    if (rc != 0) {
+        emit_job_error(&em, job->turn, MC_ERR_IO, err);
+        return;
+    }
+    cJSON *it = cJSON_CreateObject();
+    cJSON_AddStringToObject(it, "op", names[c->op]);
+    if (job->tenant != NULL)
+        cJSON_AddStringToObject(it, "tenant", job->tenant);
+    else
+        cJSON_AddNullToObject(it, "tenant");
+    if (c->op == MC_ROLLOUT_GLOBAL || c->op == MC_ROLLOUT_TENANT)
+        cJSON_AddBoolToObject(it, "memory", c->on);
+    else
+        cJSON_AddNullToObject(it, "memory");
+    if (c->op == MC_ROLLOUT_PERCENT && c->percent >= 0)
+        cJSON_AddNumberToObject(it, "percent", c->percent);
+    else
+        cJSON_AddNullToObject(it, "percent");
+    cJSON_AddBoolToObject(it, "had", had);
+    cJSON *items = cJSON_CreateArray();
+    cJSON_AddItemToArray(items, it);
+    emit_result(&em, job->turn, "rollout", items);
+}
+
 /* A memory job: run it on the turn worker's manager and connection, and
  * answer with its result or its error. */
 static void engine_run_memory(struct mc_engine *eng, const struct engine_job *job)
@@ -640,9 +690,11 @@ static void *engine_turn_main(void *arg)
             eng->conv_state.id[0] = '\0';
         } else if (job->kind == ENGINE_JOB_MEMORY) {
             engine_run_memory(eng, job);
-        } else if (job->kind == ENGINE_JOB_LIMITS)
+        } else if (job->kind == ENGINE_JOB_LIMITS) {
             engine_run_limits(eng, job);
-        else
+        } else if (job->kind == ENGINE_JOB_ROLLOUT) {
+            engine_run_rollout(eng, job);
+        } else
             engine_run_turn(eng, job);
         engine_job_free(job);
     }
@@ -1305,6 +1357,38 @@ int mc_engine_submit_limits(struct mc_engine *eng, const struct mc_limits_change
     if (engine_enqueue(eng, job) != 0) {
         engine_job_free(job);
         snprintf(err, errlen, "limits: the engine is shutting down");
+        return -1;
+    }
+    return 0;
+}
+
+int mc_engine_submit_rollout(struct mc_engine *eng, const struct mc_rollout_change *c,
+                             char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen)
+{
+    bool needs_tenant = c->op == MC_ROLLOUT_TENANT || c->op == MC_ROLLOUT_RESET;
+    if ((unsigned)c->op > MC_ROLLOUT_PERCENT) {
+        snprintf(err, errlen, "rollout: unknown change %d", (int)c->op);
+        return -1;
+    }
+    if (needs_tenant && (c->tenant == NULL || !ident_valid(c->tenant))) {
+        snprintf(err, errlen, "rollout: the tenant must be an id ([A-Za-z0-9_-]{1,64})");
+        return -1;
+    }
+    if (c->op == MC_ROLLOUT_PERCENT && (c->percent < -1 || c->percent > 100)) {
+        snprintf(err, errlen, "rollout: the percentage must be 0 to 100 (or off), not %d",
+                 c->percent);
+        return -1;
+    }
+    struct engine_job *job = xcalloc(1, sizeof *job);
+    job->kind = ENGINE_JOB_ROLLOUT;
+    job->rollout = *c;
+    job->tenant = needs_tenant ? xstrdup(c->tenant) : NULL;
+    job->rollout.tenant = NULL;
+    uuid7_new(job->turn);
+    memcpy(job_id, job->turn, sizeof job->turn);
+    if (engine_enqueue(eng, job) != 0) {
+        engine_job_free(job);
+        snprintf(err, errlen, "rollout: the engine is shutting down");
         return -1;
     }
     return 0;
