@@ -39,7 +39,8 @@ static const struct verb verbs[] = {
      "\n"
      "  --json   one JSON object per agent\n"},
     {"ask", cmd_ask,
-     CLI_OPT_JSON | CLI_OPT_IDS | CLI_OPT_NO_MEMORY | CLI_OPT_MODEL | CLI_OPT_PASS | CLI_OPT_CONV,
+     CLI_OPT_JSON | CLI_OPT_IDS | CLI_OPT_NO_MEMORY | CLI_OPT_MODEL | CLI_OPT_PASS | CLI_OPT_CONV |
+         CLI_OPT_COMPARE,
      "ask [OPTIONS] [QUESTION...]", "ask one question and print the answer",
      "The question comes from the arguments, from standard input, or both\n"
      "(cat notes.txt | memchat ask \"summarise\": the arguments, a blank line, then stdin).\n"
@@ -52,13 +53,18 @@ static const struct verb verbs[] = {
      "  --continue                        carry on the latest conversation of the\n"
      "                                    tenant and user (a new one when there is none)\n"
      "  --conversation ID                 carry on conversation ID\n"
+     "  --compare                         ask twice, with memory on and off, each in a new\n"
+     "                                    conversation, and show both side by side with\n"
+     "                                    their latency, tokens and cost\n"
      "  --no-memory                       neither recall nor store memories\n"
      "  --provider P                      auto, offline, openai, anthropic or ollama\n"
      "  --model M                         the model (default: the provider's)\n"
      "  --temperature T                   sampling temperature, 0 to 2\n"
      "  --max-tokens N                    cap on the reply's tokens\n"
      "  --passphrase-stdin                the keystore's passphrase is stdin's first line\n"
-     "  --json                            print every event as one JSON line\n"},
+     "  --json                            print every event as one JSON line\n"
+     "An agent with steps (--agent planner) runs each step as its own turn; ask shows\n"
+     "each step's reply under a [step i of n: name] line.\n"},
     {"chat", cmd_chat,
      CLI_OPT_JSON | CLI_OPT_PLAIN | CLI_OPT_IDS | CLI_OPT_NO_MEMORY | CLI_OPT_MODEL | CLI_OPT_PASS,
      "chat --plain [OPTIONS]", "chat line by line (for pipes and screen readers)",
@@ -388,6 +394,9 @@ static int cli_parse(int argc, char **argv, struct cli_parse *p)
         } else if (strcmp(a, "--continue") == 0) {
             p->o.continue_latest = true;
             p->seen |= CLI_OPT_CONV;
+        } else if (strcmp(a, "--compare") == 0) {
+            p->o.compare = true;
+            p->seen |= CLI_OPT_COMPARE;
         } else if ((k = cli_value_opt(a)) < n_value_opts) {
             const char *v = cli_opt_value(argc, argv, &i, value_opts[k].opt);
             if (v == NULL) {
@@ -467,6 +476,7 @@ static const char *const option_names[CLI_OPT__COUNT] = {
     "--limit",
     "--yes",
     "--continue/--conversation",
+    "--compare",
 };
 
 int cli_refuse_opts(const char *what, unsigned allowed, unsigned seen)

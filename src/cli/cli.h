@@ -39,9 +39,10 @@ enum cli_opt_bit {
     CLI_OPT_FILTER = 1 << 13,
     CLI_OPT_ID = 1 << 14,
     CLI_OPT_LIMIT = 1 << 15,
-    CLI_OPT_YES = 1 << 16,  /* purge: --yes */
-    CLI_OPT_CONV = 1 << 17, /* ask: --continue, --conversation ID */
-    CLI_OPT__COUNT = 18,
+    CLI_OPT_YES = 1 << 16,     /* purge: --yes */
+    CLI_OPT_CONV = 1 << 17,    /* ask: --continue, --conversation ID */
+    CLI_OPT_COMPARE = 1 << 18, /* ask: --compare */
+    CLI_OPT__COUNT = 19,
 };
 #define CLI_OPT_IDS (CLI_OPT_TENANT | CLI_OPT_USER | CLI_OPT_AGENT)
 
@@ -66,6 +67,7 @@ struct cli_opts {
     bool yes;                 /* purge: --yes */
     bool continue_latest;     /* ask: --continue */
     const char *conversation; /* ask: --conversation ID */
+    bool compare;             /* ask: --compare */
     char **args;              /* positional arguments after the verb */
     size_t n_args;
 };

@@ -8,6 +8,7 @@
 
 #include "cli/session.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -146,13 +147,22 @@ static void session_print_text(const struct session *s, const char *text)
     buf_free(&b);
 }
 
-/* What the loop has seen of the turn it waits for. */
+#define WATCH_TURNS_MAX 16 /* turns of one run: a multi-step agent has at most 8 */
+
+/* What the loop has seen of the run it waits for: the submitted turn and,
+ * for a multi-step agent, the later steps' turns (their turn.start names
+ * the first as step.run). */
 struct turn_watch {
     const char *turn;
-    bool done;         /* turn.done seen */
-    bool stored;       /* the store stage reported (memory.stored/skipped store) */
+    char turns[WATCH_TURNS_MAX][MC_UUID_STRLEN + 1]; /* the run's turns seen so far */
+    size_t n_turns;
+    size_t n_stored;   /* store stages reported among them */
+    bool done;         /* the run's last turn.done seen */
+    bool last_step;    /* the turn running is the run's last (or only) one */
+    bool failed;       /* an error or a cancel ended the run early */
     bool printed_text; /* a delta was printed (plain mode) */
     int exit_code;
+    struct session_capture *cap; /* compare: the reply and figures instead of printing */
 };
 
 static bool session_is_store_report(const struct mc_event *ev)
@@ -162,9 +172,87 @@ static bool session_is_store_report(const struct mc_event *ev)
     return ev->kind == MC_EV_MEMORY_SKIPPED && strcmp(mc_event_str(ev, "stage", ""), "store") == 0;
 }
 
+/* Keeps what compare shows of a turn: the reply, and the figures of its
+ * turn.done, usage and cost events. */
+static void session_capture_event(struct session_capture *c, const struct mc_event *ev)
+{
+    switch (ev->kind) {
+    case MC_EV_DELTA:
+        buf_puts(&c->reply, mc_event_str(ev, "text", ""));
+        break;
+    case MC_EV_USAGE:
+        c->prompt_tokens = (long long)mc_event_num(ev, "prompt_tokens", -1);
+        c->completion_tokens = (long long)mc_event_num(ev, "completion_tokens", -1);
+        break;
+    case MC_EV_COST:
+        c->usd = mc_event_num(ev, "usd", -1);
+        break;
+    case MC_EV_TURN_DONE: {
+        const cJSON *lat = cJSON_GetObjectItemCaseSensitive(ev->json, "latency_ms");
+        const cJSON *total = cJSON_GetObjectItemCaseSensitive(lat, "total");
+        c->total_ms = cJSON_IsNumber(total) ? total->valuedouble : -1;
+        break;
+    }
+    case MC_EV_MEMORY_INJECTED:
+        c->recalled = true;
+        break;
+    case MC_EV_ERROR:
+        snprintf(c->error, sizeof c->error, "%s", mc_event_str(ev, "message", "failed"));
+        break;
+    default:
+        break;
+    }
+}
+
+/* Whether ev belongs to the run w waits for; a turn.start naming the run
+ * as its step.run adds that step's turn to it. */
+static bool session_is_ours(struct session *s, struct turn_watch *w, const struct mc_event *ev)
+{
+    if (w->turn == NULL || ev->turn[0] == '\0')
+        return false;
+    if (w->n_turns == 0 && strcmp(ev->turn, w->turn) == 0) {
+        memcpy(w->turns[0], w->turn, sizeof w->turns[0]);
+        w->n_turns = 1;
+    }
+    for (size_t i = 0; i < w->n_turns; i++)
+        if (strcmp(ev->turn, w->turns[i]) == 0)
+            return true;
+    if (ev->kind != MC_EV_TURN_START || w->n_turns >= WATCH_TURNS_MAX)
+        return false;
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(ev->json, "step");
+    const cJSON *run = cJSON_GetObjectItemCaseSensitive(step, "run");
+    if (!cJSON_IsString(run) || strcmp(run->valuestring, w->turn) != 0)
+        return false;
+    memcpy(w->turns[w->n_turns++], ev->turn, sizeof w->turns[0]);
+    s->awaiting++; /* its store stage reports too */
+    return true;
+}
+
+/* turn.start of one of the run's turns: is it the last, and in plain mode
+ * the step's heading. */
+static void session_turn_started(struct session *s, struct turn_watch *w, const struct mc_event *ev)
+{
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(ev->json, "step");
+    const cJSON *index = cJSON_GetObjectItemCaseSensitive(step, "index");
+    const cJSON *of = cJSON_GetObjectItemCaseSensitive(step, "of");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(step, "name");
+    if (!cJSON_IsNumber(index) || !cJSON_IsNumber(of)) {
+        w->last_step = true;
+        return;
+    }
+    w->last_step = index->valuedouble >= of->valuedouble;
+    if (s->json || w->cap != NULL)
+        return;
+    if (w->printed_text)
+        fputc('\n', stdout);
+    printf("%s[step %.0f of %.0f: %s]\n", w->printed_text ? "\n" : "", index->valuedouble,
+           of->valuedouble, cJSON_IsString(name) ? name->valuestring : "?");
+    w->printed_text = false;
+}
+
 static void session_handle_event(struct session *s, struct turn_watch *w, const struct mc_event *ev)
 {
-    bool ours = w->turn != NULL && strcmp(ev->turn, w->turn) == 0;
+    bool ours = session_is_ours(s, w, ev);
     if (s->json) {
         char *line = mc_event_to_json(ev);
         fputs(line, stdout);
@@ -178,33 +266,41 @@ static void session_handle_event(struct session *s, struct turn_watch *w, const 
         fflush(stdout);
         return;
     }
+    if (w->cap != NULL)
+        session_capture_event(w->cap, ev);
     switch (ev->kind) {
+    case MC_EV_TURN_START:
+        session_turn_started(s, w, ev);
+        break;
     case MC_EV_DELTA:
-        if (!s->json) {
+        if (!s->json && w->cap == NULL) {
             session_print_text(s, mc_event_str(ev, "text", ""));
             w->printed_text = true;
         }
         break;
     case MC_EV_ERROR:
+        w->failed = true;
         w->exit_code = mc_error_exit_code(mc_error_from_code(mc_event_str(ev, "code", "")));
         if (!s->json)
             session_error("%s", mc_event_str(ev, "message", "unknown error"));
         break;
     case MC_EV_TURN_CANCELLED:
+        w->failed = true;
         w->exit_code = MC_EXIT_CANCELLED;
         if (!s->json)
             session_error("cancelled");
         break;
     case MC_EV_TURN_DONE:
-        w->done = true;
-        if (!s->json && w->printed_text)
+        if (w->last_step || w->failed)
+            w->done = true;
+        if (w->done && !s->json && w->cap == NULL && w->printed_text)
             fputc('\n', stdout);
         break;
     default:
         break;
     }
     if (session_is_store_report(ev)) {
-        w->stored = true;
+        w->n_stored++;
         s->awaiting--;
     }
     fflush(stdout);
@@ -242,6 +338,12 @@ static int session_wait(struct session *s)
 
 int session_turn(struct session *s, const struct mc_turn_request *req, bool wait_store)
 {
+    return session_turn_capture(s, req, wait_store, NULL);
+}
+
+int session_turn_capture(struct session *s, const struct mc_turn_request *req, bool wait_store,
+                         struct session_capture *cap)
+{
     char turn[MC_UUID_STRLEN + 1];
     char err[512] = "";
     if (mc_engine_submit_turn(s->eng, req, turn, err, sizeof err) != 0) {
@@ -250,10 +352,10 @@ int session_turn(struct session *s, const struct mc_turn_request *req, bool wait
         return MC_EXIT_USAGE;
     }
     s->awaiting++;
-    struct turn_watch w = {.turn = turn, .exit_code = MC_EXIT_OK};
+    struct turn_watch w = {.turn = turn, .exit_code = MC_EXIT_OK, .cap = cap};
     for (;;) {
         session_pump(s, &w);
-        if (w.done && (w.stored || !wait_store))
+        if (w.done && (w.n_stored >= w.n_turns || !wait_store))
             break;
         if (session_wait(s) < 0) {
             w.exit_code = MC_EXIT_RUNTIME;

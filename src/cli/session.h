@@ -14,6 +14,7 @@
 
 #include "cli/secret.h"
 #include "memchat/engine.h"
+#include "util/buf.h"
 
 struct config;
 
@@ -44,6 +45,20 @@ void session_stop(struct session *s);
  * right after; the chat takes the next line at once). Ctrl-C cancels the
  * turn. Returns the turn's exit code (memchat/error.h). */
 int session_turn(struct session *s, const struct mc_turn_request *req, bool wait_store);
+/* What `ask --compare` keeps of a turn instead of printing it. The caller
+ * initialises reply (buf_init) and frees it. */
+struct session_capture {
+    struct buf reply;
+    long long prompt_tokens, completion_tokens; /* -1: not reported */
+    double usd;                                 /* -1: no price */
+    double total_ms;
+    bool recalled; /* memory injected notes into the prompt */
+    char error[512];
+};
+/* session_turn, keeping the run's reply and figures in *cap (NULL: print
+ * as session_turn does; with --json every event is still printed). */
+int session_turn_capture(struct session *s, const struct mc_turn_request *req, bool wait_store,
+                         struct session_capture *cap);
 /* Waits for the `result` or `error` event of a job that is not a turn
  * (printed with --json; an error also to stderr). Returns its exit code. */
 int session_job(struct session *s, const char *job);

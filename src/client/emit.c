@@ -75,7 +75,8 @@ void emit_stamp(struct mc_event *ev, int64_t seq, int64_t ts_ms)
 }
 
 void emit_turn_start(const struct emit *em, const char *tenant, const char *user, const char *agent,
-                     const char *provider, const char *model, bool memory, const char *conversation)
+                     const char *provider, const char *model, bool memory, const char *conversation,
+                     const struct turn_step *step)
 {
     struct mc_event *ev = emit_new(em, MC_EV_TURN_START);
     emit_str(ev->json, "tenant", tenant);
@@ -84,7 +85,16 @@ void emit_turn_start(const struct emit *em, const char *tenant, const char *user
     emit_str(ev->json, "provider", provider);
     emit_str(ev->json, "model", model);
     emit_bool(ev->json, "memory", memory);
-    emit_check(cJSON_AddNullToObject(ev->json, "step"));
+    if (step == NULL) {
+        emit_check(cJSON_AddNullToObject(ev->json, "step"));
+    } else {
+        cJSON *o = cJSON_AddObjectToObject(ev->json, "step");
+        emit_check(o);
+        emit_check(cJSON_AddNumberToObject(o, "index", step->index));
+        emit_check(cJSON_AddNumberToObject(o, "of", step->of));
+        emit_str(o, "name", step->name);
+        emit_str(o, "run", step->run);
+    }
     emit_str(ev->json, "conversation", conversation);
     emit_send(em, ev);
 }

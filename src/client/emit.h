@@ -39,12 +39,22 @@ struct emit {
 /* Sets ev's seq and ts_ms, in the struct and in its JSON (the sink's job). */
 void emit_stamp(struct mc_event *ev, int64_t seq, int64_t ts_ms);
 
-/* turn.start; step is null (agent steps arrive with agents); conversation
- * is the id of the turn's conversation (null when it has none yet: a new
- * one is made when the turn completes). */
+/* Which step of a multi-step agent run a turn is: index from 1 of `of`,
+ * the step's name, and run, the turn id of the run's first step (the id
+ * the front end submitted). Strings are borrowed. */
+struct turn_step {
+    int index, of;
+    const char *name;
+    const char *run;
+};
+
+/* turn.start; step is NULL (null in the event) outside a multi-step run,
+ * else {index, of, name, run}; conversation is the id of the turn's
+ * conversation (null when it has none yet: a new one is made when the
+ * turn completes). */
 void emit_turn_start(const struct emit *em, const char *tenant, const char *user, const char *agent,
-                     const char *provider, const char *model, bool memory,
-                     const char *conversation);
+                     const char *provider, const char *model, bool memory, const char *conversation,
+                     const struct turn_step *step);
 /* rollout: which rule decided whether memory is on. */
 void emit_rollout(const struct emit *em, bool memory, const char *reason);
 /* memory.skipped: stage "retrieve" or "store", and why. */

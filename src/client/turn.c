@@ -32,8 +32,10 @@
 #include "config/vars.h"
 #include "llm/prices.h"
 #include "llm/tokens.h"
+#include "memory/filter.h"
 #include "memory/manager.h"
 #include "net/retry.h"
+#include "rollout/rollout.h"
 #include "store/db.h"
 #include "store/ledger.h"
 #include "store/metrics.h"
@@ -50,52 +52,23 @@
  * still shown in full but not carried into later turns. */
 #define TURN_REPLY_MAX (4u << 20)
 
-/* The answer to "is memory on for this turn?" and which rule gave it. */
-struct turn_rollout {
-    bool memory;
-    const char *reason; /* as in the rollout event */
-};
-
-/* One rule of DESIGN.md's list; returns true when it decides. */
-typedef bool (*turn_rule_fn)(const struct turn_env *env, const struct turn_input *in,
-                             struct turn_rollout *d);
-
-/* Rule 1: the session (--no-memory, /memory off|on). */
-static bool turn_rule_session(const struct turn_env *env, const struct turn_input *in,
-                              struct turn_rollout *d)
-{
-    (void)env;
-    if (in->memory == MC_MEMORY_DEFAULT)
-        return false;
-    d->memory = in->memory == MC_MEMORY_ON;
-    d->reason = "session";
-    return true;
-}
-
-/* Rule 6: RAG_ENABLED, which always decides. */
-static bool turn_rule_env(const struct turn_env *env, const struct turn_input *in,
-                          struct turn_rollout *d)
-{
-    (void)in;
-    d->memory = config_bool(env->cfg, CFG_RAG_ENABLED);
-    d->reason = "env";
-    return true;
-}
-
-/* Strongest first. Rules 2-5 (the agent's memory flag, the tenant's own
- * setting, the percentage rollout, the persisted global setting) come with
- * the rollout issue and slot in between these two. */
-static const turn_rule_fn turn_rules[] = {
-    turn_rule_session,
-    turn_rule_env,
-};
-
+/* Stage 1: "is memory on for this turn?" (rollout/rollout.h), from the
+ * session, the agent, the data file's settings and RAG_ENABLED. A data
+ * file that cannot be read leaves the decision to the rules below it. */
 static void turn_rollout_decide(const struct turn_env *env, const struct turn_input *in,
-                                struct turn_rollout *d)
+                                struct rollout_decision *d)
 {
-    for (size_t i = 0; i < sizeof turn_rules / sizeof turn_rules[0]; i++)
-        if (turn_rules[i](env, in, d))
-            return;
+    struct rollout_input ri = {
+        .tenant = in->tenant,
+        .session = in->memory == MC_MEMORY_DEFAULT ? ROLLOUT_UNSET
+                   : in->memory == MC_MEMORY_ON    ? ROLLOUT_ON
+                                                   : ROLLOUT_OFF,
+        .agent = in->agent_memory_off ? ROLLOUT_OFF : ROLLOUT_UNSET,
+        .rag_enabled = config_bool(env->cfg, CFG_RAG_ENABLED),
+    };
+    char err[512] = "";
+    if (rollout_decide(env->db, &ri, d, err, sizeof err) != 0)
+        log_warn("turn %s: rollout settings not read: %s", in->turn, err);
 }
 
 char *client_turn_agent_prompt(const char *agent)
@@ -213,8 +186,16 @@ static void turn_retrieve(const struct turn_env *env, const struct turn_input *i
     size_t qlen = utf8_truncate(in->text, strlen(in->text), TURN_QUERY_MAX);
     char *query = xstrndup(in->text, qlen);
     char err[1024] = "";
-    enum memory_status st = memory_retrieve(env->memory, in->tenant, in->user, query, 0, -1, NULL,
-                                            &rc->res, err, sizeof err);
+    /* An agent's scope: the whole tenant (even under MEMORY_SCOPE=user),
+     * the user's own, or what the agent itself stored. */
+    const char *user = in->scope == TURN_SCOPE_TENANT ? NULL : in->user;
+    struct mem_filter *f = in->scope == TURN_SCOPE_USER    ? filter_eq("user_id", in->user)
+                           : in->scope == TURN_SCOPE_AGENT ? filter_eq("agent", in->agent)
+                                                           : NULL;
+    size_t k = in->k > 0 ? (size_t)in->k : 0;
+    enum memory_status st =
+        memory_retrieve(env->memory, in->tenant, user, query, k, -1, f, &rc->res, err, sizeof err);
+    filter_free(f);
     xfree(query);
     if (st != MEMORY_OK) {
         log_warn("turn %s: memory not recalled: %s", in->turn, err);
@@ -222,8 +203,16 @@ static void turn_retrieve(const struct turn_env *env, const struct turn_input *i
         return;
     }
     rc->have = true;
-    char *filter = set.user_scope ? xasprintf("{\"user_id\":{\"$eq\":\"%s\"}}", in->user) : NULL;
-    emit_memory_retrieved(em, &rc->res, set.k, filter);
+    char *filter = NULL;
+    if (in->scope == TURN_SCOPE_AGENT && set.user_scope)
+        filter =
+            xasprintf("{\"$and\":[{\"user_id\":{\"$eq\":\"%s\"}},{\"agent\":{\"$eq\":\"%s\"}}]}",
+                      in->user, in->agent);
+    else if (in->scope == TURN_SCOPE_AGENT)
+        filter = xasprintf("{\"agent\":{\"$eq\":\"%s\"}}", in->agent);
+    else if (in->scope == TURN_SCOPE_USER || (in->scope == TURN_SCOPE_DEFAULT && set.user_scope))
+        filter = xasprintf("{\"user_id\":{\"$eq\":\"%s\"}}", in->user);
+    emit_memory_retrieved(em, &rc->res, k > 0 ? k : set.k, filter);
     xfree(filter);
 }
 
@@ -320,7 +309,8 @@ static size_t turn_history_start(const struct turn_env *env, bool carry, bool me
 static void turn_prompt_build(const struct turn_env *env, const struct turn_input *in, bool memory,
                               bool carry, const char *notes, struct turn_prompt *p)
 {
-    char *prompt = client_turn_agent_prompt(in->agent);
+    char *prompt = in->system_prompt != NULL ? xstrdup(in->system_prompt)
+                                             : client_turn_agent_prompt(in->agent);
     if (notes != NULL) {
         p->system = xasprintf("%s\n\n%s", prompt, notes);
         xfree(prompt);
@@ -596,6 +586,10 @@ static int turn_record(const struct turn_env *env, const struct turn_input *in,
         .prompt_tokens = o->usage.prompt_tokens,
         .completion_tokens = o->usage.completion_tokens,
         .cost_usd = o->cost_usd,
+        .rollout = o->rollout,
+        .recalled = o->recalled,
+        .relevance = o->relevance,
+        .step = in->step != NULL ? in->step->index : 0,
     };
     memcpy(m.latency_ms, o->latency_ms, sizeof m.latency_ms);
     struct ledger_row l = {
@@ -619,12 +613,17 @@ static int turn_record(const struct turn_env *env, const struct turn_input *in,
     };
     if (db_begin(env->db, err, errlen) != 0)
         return -1;
-    int rc = metrics_insert_turn(env->db, &m, err, errlen);
-    if (rc == 0 && o->status == TURN_OK && reply != NULL)
+    int rc = 0;
+    if (o->status == TURN_OK && reply != NULL)
         rc = turn_record_exchange(env, in, o, reply, err, errlen);
     const struct turn_conv *cs = env->conv_state;
-    if (cs != NULL && cs->id[0] != '\0')
-        l.conversation = cs->id; /* created above when this turn opened it */
+    if (cs != NULL && cs->id[0] != '\0') {
+        /* created above when this turn opened it */
+        l.conversation = cs->id;
+        m.conversation = cs->id;
+    }
+    if (rc == 0)
+        rc = metrics_insert_turn(env->db, &m, err, errlen);
     if (rc != 0 || ledger_insert(env->db, &l, err, errlen) != 0 ||
         db_commit(env->db, err, errlen) != 0) {
         db_rollback(env->db);
@@ -857,6 +856,54 @@ static void turn_trace(const struct turn_env *env, const struct turn_input *in,
         log_warn("turn %s: out of memory building its trace record", in->turn);
 }
 
+/* The rollout figures' context relevance: how many memories were
+ * injected and their mean similarity to the message (rollout/figures.c). */
+static void turn_relevance(const struct turn_recall *rc, struct turn_outcome *out)
+{
+    out->recalled = rc->have ? (long long)rc->res.n_kept : 0;
+    double sum = 0;
+    size_t n = 0;
+    for (size_t i = 0; rc->have && i < rc->res.n_kept; i++)
+        if (!isnan(rc->res.hits[i].vector)) {
+            sum += rc->res.hits[i].vector;
+            n++;
+        }
+    out->relevance = n > 0 ? sum / (double)n : (double)NAN;
+}
+
+/* A reply that must be one JSON value (an agent step's format "json"):
+ * the value, minified, in *json (caller frees), or MC_ERR_PROVIDER with a
+ * message. Models often wrap JSON in a Markdown fence; one fence around
+ * the whole reply is taken off first. */
+static enum mc_error turn_reply_json(const char *reply, char **json, char *err, size_t errlen)
+{
+    const char *p = reply, *end = reply + strlen(reply);
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t'))
+        end--;
+    if (end - p >= 6 && strncmp(p, "```", 3) == 0 && strncmp(end - 3, "```", 3) == 0) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl != NULL && nl < end - 3) {
+            p = nl + 1;
+            end -= 3;
+        }
+    }
+    size_t n = (size_t)(end - p);
+    if (n == 0 || !jsonmin_is_json(p, n)) {
+        snprintf(err, errlen,
+                 "the agent's step asked for one JSON value, and the reply (%zu bytes) is not "
+                 "JSON; the run stops here",
+                 strlen(reply));
+        return MC_ERR_PROVIDER;
+    }
+    char *out = xmalloc(n + 1);
+    size_t m = jsonmin_value(p, n, out);
+    out[m] = '\0';
+    *json = out;
+    return MC_ERR_NONE;
+}
+
 void client_turn_run(const struct turn_env *env, const struct turn_input *in, const struct emit *em,
                      struct turn_outcome *out)
 {
@@ -877,8 +924,12 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
 
     /* 1. rollout */
     int64_t t = turn_mark(begin, MC_STAGE_ROLLOUT, start_ns);
-    struct turn_rollout d = {.memory = false, .reason = "env"};
+    struct rollout_decision d = {.memory = false, .reason = "env"};
     turn_rollout_decide(env, in, &d);
+    out->rollout = d.reason;
+    out->reply = NULL;
+    out->recalled = -1;
+    out->relevance = NAN;
     lat[MC_STAGE_ROLLOUT] = clock_since_ms(t);
     out->memory = d.memory;
     out->status = TURN_OK;
@@ -896,7 +947,7 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
     if (cs != NULL && cs->id[0] != '\0' && conv_rc == MC_ERR_NONE)
         snprintf(out->conversation, sizeof out->conversation, "%s", cs->id);
     emit_turn_start(em, in->tenant, in->user, in->agent, env->provider->name, env->model, d.memory,
-                    out->conversation[0] != '\0' ? out->conversation : NULL);
+                    out->conversation[0] != '\0' ? out->conversation : NULL, in->step);
 
     struct turn_stream s = {.em = em, .cancel = env->cancel, .first_token_ms = -1.0};
     buf_init(&s.reply, TURN_REPLY_MAX);
@@ -924,6 +975,8 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
         /* 3. inject */
         t = turn_mark(begin, MC_STAGE_INJECT, start_ns);
         turn_inject(em, &recall);
+        if (d.memory)
+            turn_relevance(&recall, out);
         struct turn_prompt prompt;
         turn_prompt_build(env, in, d.memory, carry, recall.block, &prompt);
         lat[MC_STAGE_INJECT] = clock_since_ms(t);
@@ -943,8 +996,11 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
             .model = env->model,
             .messages = prompt.msgs,
             .n_messages = prompt.n,
-            .max_tokens = config_int(env->cfg, CFG_MEMCHAT_MAX_TOKENS),
-            .temperature = config_number(env->cfg, CFG_MEMCHAT_TEMPERATURE),
+            .max_tokens =
+                in->max_tokens > 0 ? in->max_tokens : config_int(env->cfg, CFG_MEMCHAT_MAX_TOKENS),
+            .temperature = in->has_temperature ? in->temperature
+                                               : config_number(env->cfg, CFG_MEMCHAT_TEMPERATURE),
+            .want_json = in->want_json,
             .no_stream = !config_bool(env->cfg, CFG_MEMCHAT_STREAM),
             .recalled = recall.texts,
             .n_recalled = recall.n,
@@ -1032,6 +1088,8 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
          * cancel did not deliver what the user would have seen: cancelled. */
         if (rc == MC_ERR_NONE && s.refused)
             rc = MC_ERR_CANCELLED;
+        if (rc == MC_ERR_NONE && in->want_json && !s.reply_lost)
+            rc = turn_reply_json(buf_cstr(&s.reply), &out->reply, err, sizeof err);
         if (billed) {
             /* 10. cost */
             emit_usage(em, &usage);
@@ -1067,6 +1125,12 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
             snprintf(fail, sizeof fail, "%s", rec_err);
             turn_status_text(out);
         }
+    }
+    if (in->keep_reply && out->status == TURN_OK && out->reply == NULL && !s.reply_lost)
+        out->reply = xstrdup(buf_cstr(&s.reply));
+    if (out->status != TURN_OK) {
+        xfree(out->reply);
+        out->reply = NULL;
     }
     emit_turn_done(em, lat);
     turn_trace(env, in, out, &s, fail, &recall);

@@ -70,6 +70,9 @@ struct turn_env {
     void *backoff_ud;
 };
 
+/* Whose memories a turn recalls: MEMORY_SCOPE's choice, or an agent's. */
+enum turn_scope { TURN_SCOPE_DEFAULT, TURN_SCOPE_TENANT, TURN_SCOPE_USER, TURN_SCOPE_AGENT };
+
 /* One turn as submitted, already validated (ids, UTF-8, size). */
 struct turn_input {
     const char *turn; /* UUIDv7 */
@@ -79,6 +82,18 @@ struct turn_input {
     bool continue_conversation; /* chat: continue the session's conversation */
     const char *conversation;   /* continue this stored conversation; NULL: see below */
     bool continue_latest;       /* continue the tenant's and user's latest one */
+    /* The agent's profile (agents/agent.h), zero for the configuration's
+     * defaults. */
+    const char *system_prompt; /* NULL: client_turn_agent_prompt(agent) */
+    bool agent_memory_off;     /* the agent says memory: false (rollout rule 2) */
+    int k;                     /* memories recalled; 0: MEMORY_RETRIEVAL_K */
+    enum turn_scope scope;     /* whose memories */
+    bool has_temperature;      /* temperature overrides MEMCHAT_TEMPERATURE */
+    double temperature;
+    long long max_tokens;         /* 0: MEMCHAT_MAX_TOKENS */
+    bool want_json;               /* the reply must be one JSON value (a step's format) */
+    bool keep_reply;              /* fill turn_outcome.reply (agent runs, compare) */
+    const struct turn_step *step; /* NULL outside a multi-step run */
 };
 
 /* How a turn ended. */
@@ -115,6 +130,12 @@ struct turn_outcome {
      * stage's memory.skipped (e.g. "turn_failed"); NULL when pending. */
     const char *store_skip;
     char conversation[MC_UUID_STRLEN + 1]; /* the turn's conversation; "" when none */
+    /* The reply of a completed turn when keep_reply or want_json was set
+     * (for want_json, the JSON minified); NULL otherwise. Owned: xfree. */
+    char *reply;
+    const char *rollout; /* the rule that decided memory (static) */
+    long long recalled;  /* memories injected; -1 when memory was off */
+    double relevance;    /* their mean similarity to the message; NAN when none */
 };
 
 /* Runs one turn, writing its events through em (turn.start first, exactly

@@ -48,6 +48,8 @@
 #include "client/emit.h"
 #include "client/turn.h"
 #include "client/memjob.h"
+#include "agents/agent.h"
+#include "agents/run.h"
 #include "config/config.h"
 #include "config/vars.h"
 #include "engine/queue.h"
@@ -120,10 +122,20 @@ struct engine_event {
     struct engine_event *next;
 };
 
+/* A provider an agent chose instead of the configured one, made on first
+ * use by the turn worker and kept for the engine's life. */
+struct engine_alt_provider {
+    char *name;
+    struct llm_provider *p;
+};
+#define ENGINE_ALT_PROVIDERS 8
+
 struct mc_engine {
     const struct config *cfg;
     struct llm_provider *provider;
     char *model;
+    struct agents *agents; /* the agent registry, read-only after the start */
+    struct engine_alt_provider alt[ENGINE_ALT_PROVIDERS]; /* the turn worker's */
     struct db *db_turn;    /* the turn worker's: metrics and ledger rows */
     struct prices *prices; /* the price table, shipped and overridden */
     struct cache *cache;   /* the response cache, shared by the session's turns */
@@ -479,35 +491,131 @@ static void engine_store_free(void *p)
     xfree(sj);
 }
 
-static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
+/* The provider and model of an agent's turns: its own when it names one
+ * (made once, kept), else the configured ones. NULL with err when the
+ * agent's provider cannot be set up. */
+static struct llm_provider *engine_agent_provider(struct mc_engine *eng, const struct agent *a,
+                                                  const char **model, char *err, size_t errlen)
+{
+    *model = eng->model;
+    if (a == NULL || a->provider == NULL || strcmp(a->provider, eng->provider->name) == 0) {
+        if (a != NULL && a->model != NULL)
+            *model = a->model;
+        return eng->provider;
+    }
+    size_t i = 0;
+    while (i < ENGINE_ALT_PROVIDERS && eng->alt[i].name != NULL &&
+           strcmp(eng->alt[i].name, a->provider) != 0)
+        i++;
+    if (i == ENGINE_ALT_PROVIDERS) {
+        snprintf(err, errlen, "agent %s: too many providers in one session", a->name);
+        return NULL;
+    }
+    if (eng->alt[i].name == NULL) {
+        eng->alt[i].p = llm_provider_resolve(a->provider, eng->cfg, err, errlen);
+        if (eng->alt[i].p == NULL)
+            return NULL;
+        eng->alt[i].name = xstrdup(a->provider);
+    }
+    *model = a->model != NULL ? a->model : eng->alt[i].p->default_model;
+    return eng->alt[i].p;
+}
+
+/* What every turn of one job shares: the engine, the job, and the turn
+ * environment with the agent's provider and model. */
+struct engine_turn_ctx {
+    struct mc_engine *eng;
+    struct engine_job *job;
+    struct turn_env env;
+};
+
+/* Hands a finished turn's store stage to the background worker. */
+static void engine_store_handoff(struct mc_engine *eng, struct engine_store_job *sj)
+{
+    /* From here the background worker owns sj (and the turn's counter). */
+    if (queue_try_push(eng->stores, sj) == 0)
+        return;
+    /* The store queue is full (or closed). A turn's exchange waits in
+     * pending_memories, written with its ledger row, so nothing is lost:
+     * the background worker stores it when it is due. */
+    engine_store_report(eng, sj, sj->out.pending ? "queued" : engine_store_reason(sj), NULL);
+    if (sj->out.trace != NULL)
+        log_warn("turn %s: trace record dropped: the background queue is full", sj->turn);
+    engine_store_free(sj);
+}
+
+/* One turn of a job (the only one, or one agent step): its events, its
+ * rows, then its store stage. agents/run.c's hook. */
+static void engine_turn_hook(void *ud, const struct turn_input *in, struct turn_outcome *out)
+{
+    struct engine_turn_ctx *c = ud;
+    struct engine_store_job *sj = xcalloc(1, sizeof *sj);
+    memcpy(sj->turn, in->turn, sizeof sj->turn);
+    struct emit em = {.turn = sj->turn, .seq = &sj->seq, .sink = engine_sink, .sink_ud = c->eng};
+    client_turn_run(&c->env, in, &em, &sj->out);
+    /* The caller gets the outcome; the store stage keeps its own copy
+     * without the reply (and the trace record, which it writes). */
+    *out = sj->out;
+    out->trace = NULL;
+    sj->out.reply = NULL;
+    engine_store_handoff(c->eng, sj);
+}
+
+/* A turn that cannot start (its agent's provider cannot be set up): the
+ * events of a failed turn, and its store stage's report. */
+static void engine_fail_turn(struct mc_engine *eng, const struct engine_job *job,
+                             const char *provider, const char *model, const char *msg)
 {
     struct engine_store_job *sj = xcalloc(1, sizeof *sj);
     memcpy(sj->turn, job->turn, sizeof sj->turn);
+    struct emit em = {.turn = sj->turn, .seq = &sj->seq, .sink = engine_sink, .sink_ud = eng};
+    double lat[MC_STAGE__COUNT];
+    for (int i = 0; i < MC_STAGE__COUNT; i++)
+        lat[i] = -1.0;
+    emit_turn_start(&em, job->tenant, job->user, job->agent, provider, model, false, NULL, NULL);
+    emit_error(&em, MC_ERR_CONFIG, msg);
+    emit_turn_done(&em, lat);
+    sj->out.status = TURN_FAILED;
+    sj->out.store_skip = "turn_failed";
+    sj->out.memory = true; /* so the report says why, not memory_off */
+    engine_store_report(eng, sj, "turn_failed", NULL);
+    engine_store_free(sj);
+}
 
+static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
+{
     pthread_mutex_lock(&eng->lock);
     eng->running_serial = job->serial;
     atomic_store(&eng->turn_cancel, job->serial <= eng->cancel_upto);
     pthread_mutex_unlock(&eng->lock);
 
-    struct emit em = {.turn = job->turn, .seq = &sj->seq, .sink = engine_sink, .sink_ud = eng};
-    struct turn_env env = {
-        .cfg = eng->cfg,
-        .provider = eng->provider,
-        .model = eng->model,
-        .conv = eng->conv,
-        .cancel = &eng->turn_cancel,
-        .backoff = engine_backoff,
-        .backoff_ud = eng,
-        .db = eng->db_turn,
-        .prices = eng->prices,
-        .cache = eng->cache,
-        .cache_policy = eng->cache_policy,
-        .ratelimit = eng->ratelimit,
-        .budget = eng->budget,
-        .keys = eng->keys,
-        .trace_project = eng->trace_project,
-        .conv_state = &eng->conv_state,
-        .memory = eng->mem_turn,
+    const struct agent *agent = agents_find(eng->agents, job->agent);
+    char err[512] = "";
+    const char *model = NULL;
+    struct llm_provider *provider = engine_agent_provider(eng, agent, &model, err, sizeof err);
+    struct engine_turn_ctx c = {
+        .eng = eng,
+        .job = job,
+        .env =
+            {
+                .cfg = eng->cfg,
+                .provider = provider,
+                .model = model,
+                .conv = eng->conv,
+                .cancel = &eng->turn_cancel,
+                .backoff = engine_backoff,
+                .backoff_ud = eng,
+                .db = eng->db_turn,
+                .prices = eng->prices,
+                .cache = eng->cache,
+                .cache_policy = eng->cache_policy,
+                .ratelimit = eng->ratelimit,
+                .budget = eng->budget,
+                .keys = eng->keys,
+                .trace_project = eng->trace_project,
+                .conv_state = &eng->conv_state,
+                .memory = eng->mem_turn,
+            },
     };
     struct turn_input in = {
         .turn = job->turn,
@@ -520,22 +628,23 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
         .conversation = job->conversation,
         .continue_latest = job->continue_latest,
     };
-    client_turn_run(&env, &in, &em, &sj->out);
+    if (provider == NULL) {
+        engine_fail_turn(eng, job, agent != NULL ? agent->provider : NULL, NULL, err);
+    } else if (agent == NULL) {
+        /* mc_engine_submit_turn refuses unknown agents; a plain turn
+         * keeps this path safe anyway. */
+        struct turn_outcome last;
+        engine_turn_hook(&c, &in, &last);
+        xfree(last.reply);
+    } else {
+        struct agent_run_hooks h = {.turn = engine_turn_hook, .ud = &c};
+        struct turn_outcome last;
+        agent_run(agent, &in, &h, &last);
+    }
 
     pthread_mutex_lock(&eng->lock);
     eng->running_serial = 0;
     pthread_mutex_unlock(&eng->lock);
-
-    /* From here the background worker owns sj (and the turn's counter). */
-    if (queue_try_push(eng->stores, sj) == 0)
-        return;
-    /* The store queue is full (or closed). A turn's exchange waits in
-     * pending_memories, written with its ledger row, so nothing is lost:
-     * the background worker stores it when it is due. */
-    engine_store_report(eng, sj, sj->out.pending ? "queued" : engine_store_reason(sj), NULL);
-    if (sj->out.trace != NULL)
-        log_warn("turn %s: trace record dropped: the background queue is full", sj->turn);
-    engine_store_free(sj);
 }
 
 static int engine_apply_override(const struct ledger_override *o, void *ctx);
@@ -816,6 +925,29 @@ static int engine_load_prices(struct mc_engine *eng, int *code, char *err, size_
     return rc;
 }
 
+/* The agents: the shipped ones and the config dir's. A malformed file is
+ * logged and skipped (memchat agents shows the same warnings); only an
+ * unreadable directory stops the start. */
+static int engine_load_agents(struct mc_engine *eng, int *code, char *err, size_t errlen)
+{
+    char *warnings = NULL;
+    eng->agents = agents_load(config_str(eng->cfg, CFG_MEMCHAT_SHARE_DIR),
+                              config_str(eng->cfg, CFG_MEMCHAT_CONFIG_DIR), &warnings, err, errlen);
+    if (warnings != NULL) {
+        for (char *line = warnings, *next; line != NULL && *line != '\0'; line = next) {
+            next = strchr(line, '\n');
+            if (next != NULL)
+                *next++ = '\0';
+            log_warn("agents: %s", line);
+        }
+        xfree(warnings);
+    }
+    if (eng->agents != NULL)
+        return 0;
+    engine_fail(code, MC_ERR_CONFIG);
+    return -1;
+}
+
 /* The budget's loader: what scope spent in [start, end) by the ledger.
  * Called from the turn worker (budget_reserve), on its connection. */
 static int engine_budget_load(void *ud, const char *tenant, const char *user, int64_t start_ms,
@@ -991,6 +1123,8 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
         goto fail;
     if (engine_load_prices(eng, code, err, errlen) != 0)
         goto fail;
+    if (engine_load_agents(eng, code, err, errlen) != 0)
+        goto fail;
     if (!cache_policy_parse(config_str(cfg, CFG_CACHE_POLICY), &eng->cache_policy))
         eng->cache_policy = CACHE_POLICY_OFF; /* config validated the name */
     eng->cache = cache_new((size_t)config_int(cfg, CFG_CACHE_MAX_BYTES),
@@ -1088,6 +1222,11 @@ void mc_engine_free(struct mc_engine *eng)
     opik_free(eng->opik);
     xfree(eng->trace_dir);
     llm_provider_free(eng->provider);
+    for (size_t i = 0; i < ENGINE_ALT_PROVIDERS; i++) {
+        xfree(eng->alt[i].name);
+        llm_provider_free(eng->alt[i].p);
+    }
+    agents_free(eng->agents);
     xfree(eng->model);
     engine_log_release(eng);
     pthread_mutex_destroy(&eng->ev_lock);
@@ -1169,6 +1308,18 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
     const char *agent = engine_pick_id(eng, "agent", req->agent, CFG_MEMCHAT_AGENT, err, errlen);
     if (agent == NULL)
         return -1;
+    if (agents_find(eng->agents, agent) == NULL) {
+        char names[512] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < agents_count(eng->agents) && used < sizeof names; i++) {
+            int n = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                             agents_at(eng->agents, i)->name);
+            used += n > 0 ? (size_t)n : 0;
+        }
+        snprintf(err, errlen, "unknown agent '%s' (agents: %s; memchat agents describes them)",
+                 agent, names);
+        return -1;
+    }
     if (req->text == NULL) {
         snprintf(err, errlen, "input: the turn has no message text");
         return -1;

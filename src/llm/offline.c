@@ -14,6 +14,7 @@
 
 #include "llm/provider.h"
 
+#include <cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -164,6 +165,69 @@ static enum buf_result offline_compose(const struct llm_request *req, struct buf
     return r;
 }
 
+/* Adds s[0..n) to o under name as one safe line (offline_put_oneline);
+ * false when out of memory. */
+static bool offline_json_line(cJSON *o, const char *name, const char *s, size_t max)
+{
+    struct buf b;
+    buf_init(&b, max * 4 + 16);
+    bool ok = offline_put_oneline(&b, s, strlen(s), max) == BUF_OK &&
+              cJSON_AddStringToObject(o, name, buf_cstr(&b)) != NULL;
+    buf_free(&b);
+    return ok;
+}
+
+/* The answer when the request wants one JSON value (an agent step of
+ * format json): the same facts as the prose answer, as a JSON object, so
+ * a multi-step agent's steps run offline and hand JSON to each other. */
+static enum buf_result offline_compose_json(const struct llm_request *req, struct buf *out)
+{
+    const char *system = NULL, *last_user = NULL;
+    size_t user_count = 0;
+    for (size_t i = 0; i < req->n_messages; i++) {
+        const struct llm_message *m = &req->messages[i];
+        if (m->content == NULL)
+            continue;
+        if (strcmp(m->role, "system") == 0 && system == NULL)
+            system = m->content;
+        if (strcmp(m->role, "user") == 0) {
+            user_count++;
+            last_user = m->content;
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o != NULL && cJSON_AddBoolToObject(o, "offline", 1) != NULL &&
+              cJSON_AddStringToObject(o, "note",
+                                      "No model was called: memchat is running offline.") != NULL;
+    ok = ok && offline_json_line(o, "agent", system != NULL ? system : "", OFFLINE_ROLE_MAX);
+    ok = ok &&
+         offline_json_line(o, "message", last_user != NULL ? last_user : "", OFFLINE_SUMMARY_MAX);
+    ok = ok && cJSON_AddNumberToObject(o, "message_number", (double)user_count) != NULL;
+    if (ok && req->n_recalled > 0 && req->recalled[0] != NULL)
+        ok = offline_json_line(o, "from_memory", req->recalled[0], OFFLINE_SUMMARY_MAX);
+    else if (ok)
+        ok = cJSON_AddNullToObject(o, "from_memory") != NULL;
+    cJSON *notes = ok ? cJSON_AddArrayToObject(o, "recalled") : NULL;
+    ok = ok && notes != NULL;
+    for (size_t i = 0; ok && i < req->n_recalled && i < OFFLINE_NOTES_SHOWN; i++) {
+        struct buf b;
+        buf_init(&b, OFFLINE_NOTE_MAX * 4 + 16);
+        const char *note = req->recalled[i] != NULL ? req->recalled[i] : "";
+        cJSON *str = NULL;
+        if (offline_put_oneline(&b, note, strlen(note), OFFLINE_NOTE_MAX) == BUF_OK)
+            str = cJSON_CreateString(buf_cstr(&b));
+        buf_free(&b);
+        ok = str != NULL && cJSON_AddItemToArray(notes, str);
+    }
+    char *text = ok ? cJSON_Print(o) : NULL;
+    cJSON_Delete(o);
+    if (text == NULL)
+        return BUF_NO_MEM;
+    enum buf_result r = buf_puts(out, text);
+    cJSON_free(text);
+    return r;
+}
+
 /* The end of the delta starting at s[0..n): after OFFLINE_GROUP_WORDS
  * words and their trailing space, or after a newline. Cuts fall after ASCII
  * bytes only, so no delta splits a UTF-8 character. */
@@ -192,7 +256,8 @@ static enum mc_error offline_chat(const struct llm_provider *p, const struct llm
 
     struct buf reply;
     buf_init(&reply, OFFLINE_REPLY_MAX);
-    if (offline_compose(req, &reply) != BUF_OK) {
+    if ((req->want_json ? offline_compose_json(req, &reply) : offline_compose(req, &reply)) !=
+        BUF_OK) {
         buf_free(&reply);
         snprintf(err, errlen, "offline provider: out of memory composing the answer");
         return MC_ERR_OUT_OF_MEMORY;

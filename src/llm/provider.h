@@ -49,6 +49,9 @@ struct llm_request {
      * is a real temperature: callers that do not choose must pass NAN. */
     double temperature;
     bool no_stream; /* ask for one JSON answer instead of a stream */
+    /* The reply must be one JSON value (an agent step's format): the
+     * prompt already says so; the offline provider answers with JSON. */
+    bool want_json;
     /* The key to send instead of the provider's own (the tenant's key, stage
      * 7); NULL = the provider's. Only for providers whose key_name is set. */
     const char *api_key;

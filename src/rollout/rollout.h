@@ -53,7 +53,8 @@ struct rollout_state {
 };
 
 /* Decides for one turn, reading the tenant's own setting, the percentage
- * and the global setting from db (no writes). On a read error the
+ * and the global setting from db (no writes; db NULL: none of them is
+ * set, for pipeline tests without a data file). On a read error the
  * decision falls through to the rules below it and err says what failed
  * (the turn still runs); returns 0, or -1 after such a fall-through. */
 int rollout_decide(struct db *db, const struct rollout_input *in, struct rollout_decision *out,

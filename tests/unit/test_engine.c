@@ -1555,7 +1555,7 @@ static void memory_jobs_answer_results_of_their_documented_kinds(void **state)
     char turn[MC_UUID_STRLEN + 1];
     const struct mc_event *evs[256];
     struct mc_turn_request req = {
-        .tenant = t, .user = "u1", .agent = "a1", .text = "hello", .memory = MC_MEMORY_OFF};
+        .tenant = t, .user = "u1", .agent = "assistant", .text = "hello", .memory = MC_MEMORY_OFF};
     (void)run_req(f, &req, turn, evs, 256);
     struct mc_memory_job convs = {.op = MC_CONV_LIST, .tenant = t};
     items = result_items(run_job(f, &convs), "conversations");
@@ -1564,7 +1564,7 @@ static void memory_jobs_answer_results_of_their_documented_kinds(void **state)
     snprintf(conv, sizeof conv, "%s", item_str(items, 0, "id"));
     assert_true(uuid_valid(conv));
     assert_string_equal(item_str(items, 0, "user_id"), "u1");
-    assert_string_equal(item_str(items, 0, "agent"), "a1");
+    assert_string_equal(item_str(items, 0, "agent"), "assistant");
     (void)item_str(items, 0, "title");
     assert_true(item_num(items, 0, "created_ms") > 0);
     assert_true(item_num(items, 0, "updated_ms") >= item_num(items, 0, "created_ms"));

@@ -363,7 +363,7 @@ static void emitter_writes_every_contract_field(void **state)
     double lat[MC_STAGE__COUNT];
     for (int i = 0; i < MC_STAGE__COUNT; i++)
         lat[i] = i % 2 == 0 ? (double)i + 0.5 : -1.0;
-    emit_turn_start(&em, "t", "u", "a", "offline", "offline", true, NULL);
+    emit_turn_start(&em, "t", "u", "a", "offline", "offline", true, NULL, NULL);
     struct llm_usage u = {.prompt_tokens = 12, .completion_tokens = -1, .cached_tokens = 0};
     emit_usage(&em, &u);
     emit_cost(&em, -1.0, "m");
