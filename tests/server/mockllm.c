@@ -5,7 +5,11 @@
  * and chunked request bodies, chunked streamed replies) to play OpenAI,
  * Anthropic and Ollama, and misbehaves on demand: the request's "model"
  * string (`mock:<behaviour>,...`) picks error statuses, stalls, drops,
- * garbage events, split UTF-8 writes or an endless stream. One thread, one
+ * garbage events, split UTF-8 writes, an endless stream or a JSON reply
+ * (`json`: the object {"mock":"reply","message":<the last user message>},
+ * written indented over several lines as models often do, so a test can see
+ * whether its client minified it; streamed or whole alike; split-utf8's
+ * extra text is not added to it, which would make it invalid). One thread, one
  * poll() loop: every connection is a small state machine whose reply is a
  * queue of output segments (bytes with an optional delay before them, "stall"
  * or "close"), so a slow or stalled connection never blocks another and
@@ -814,6 +818,7 @@ struct behave {
     enum err_kind err;
     bool no_retry_header, usage_in_finish, no_usage, hang, stall, drop, malformed, crlf, split,
         oversize, midstream, slow;
+    bool json;       /* the reply text is an indented JSON object quoting the message */
     bool echo_key;   /* Opik routes only: the error body quotes the authorization header */
     bool spans_only; /* Opik routes only: trace batches are served normally */
     bool has_then;
@@ -852,6 +857,7 @@ static const struct {
     {"oversize", offsetof(struct behave, oversize)},
     {"mid-stream-error", offsetof(struct behave, midstream)},
     {"slow", offsetof(struct behave, slow)},
+    {"json", offsetof(struct behave, json)},
     {"echo-key", offsetof(struct behave, echo_key)},
     {"spans-only", offsetof(struct behave, spans_only)},
 };
@@ -911,7 +917,7 @@ static bool behave_parse(const char *model, struct behave *b, char *bad, size_t 
 }
 
 /* then=N: after N requests the failure behaviours stop; the formatting ones
- * (usage placement, malformed, crlf, split-utf8, slow) stay. */
+ * (usage placement, malformed, crlf, split-utf8, slow, json) stay. */
 static void behave_disarm(struct behave *b)
 {
     b->err = E_NONE;
@@ -1745,12 +1751,6 @@ static void handle_chat(struct server *s, struct conn *c, const struct request *
         return;
     }
 
-    /* the reply text: mock reply: + the last user message's text */
-    sb_puts(&rp.text, "mock reply: ");
-    if (b.split) {
-        sb_puts(&rp.text, "h\xc3\xa9llo w\xc3\xb6rld \xe2\x98\x83 \xf0\x9d\x84\x9e ");
-        rp.fffd = true;
-    }
     const char *msgs = js_obj_get(root, end, "messages");
     const char *last = NULL;
     if (msgs != NULL && *msgs == '[') {
@@ -1760,7 +1760,24 @@ static void handle_chat(struct server *s, struct conn *c, const struct request *
             if (js_str_is(js_obj_get(el, end, "role"), end, "user"))
                 last = js_obj_get(el, end, "content");
     }
-    js_content_text(last, end, &rp.text);
+    if (b.json) {
+        /* json: the message quoted in an indented object (no split text:
+         * its extra \ufffd piece would make the reply invalid JSON) */
+        struct sbuf said = {0};
+        js_content_text(last, end, &said);
+        sb_puts(&rp.text, "{\n  \"mock\": \"reply\",\n  \"message\": ");
+        json_put_str(&rp.text, said.p != NULL ? said.p : "", said.len);
+        sb_puts(&rp.text, "\n}");
+        sb_free(&said);
+    } else {
+        /* the reply text: mock reply: + the last user message's text */
+        sb_puts(&rp.text, "mock reply: ");
+        if (b.split) {
+            sb_puts(&rp.text, "h\xc3\xa9llo w\xc3\xb6rld \xe2\x98\x83 \xf0\x9d\x84\x9e ");
+            rp.fffd = true;
+        }
+        js_content_text(last, end, &rp.text);
+    }
     reply_cut(&rp);
 
     if (rp.stream)
