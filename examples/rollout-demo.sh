@@ -48,6 +48,8 @@ step "3. Turn memory on for one test tenant (acme) and chat again"
 run rollout enable acme
 talk acme Apollo March "2 million dollars"
 run ask --tenant acme "What did I tell you about the Apollo budget?"
+run ask --tenant acme "Which month is the Apollo launch?"
+run ask --tenant acme "Remind me of my Apollo plans."
 
 step "4. acme's figures against the rollout targets (the others stay off)"
 run rollout status --since 1h
