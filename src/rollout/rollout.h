@@ -62,7 +62,7 @@ int rollout_decide(struct db *db, const struct rollout_input *in, struct rollout
 
 /* The tenant's bucket, 0..99: the first 8 bytes of the unkeyed
  * BLAKE2b-256 of the tenant id, read little-endian, mod 100. The
- * percentage rollout turns memory on where bucket < N. */
+ * percentage rollout turns memory on where bucket < N. -1 for NULL. */
 int rollout_bucket(const char *tenant);
 
 /* `rollout global on|off`. 0, or -1 with a message. */
