@@ -100,6 +100,10 @@ int cli_refuse_opts(const char *what, unsigned allowed, unsigned seen);
  * refused at submission, the message goes to stderr and the error's exit
  * code is returned (*items NULL); Ctrl-C stops waiting (130). */
 int cli_memory_job(struct session *s, const struct mc_memory_job *job, struct cJSON **items);
+/* Waits for the answer of the job id already submitted on s: as
+ * cli_memory_job, also printing the job's events as JSON lines when
+ * print_json is set. */
+int cli_job_wait(struct session *s, const char *id, bool print_json, struct cJSON **items);
 /* Prints every element of items as one line of compact JSON. */
 void cli_print_items(const struct cJSON *items);
 /* The columns a table may use: stdout's width on a terminal, else 100. */

@@ -80,11 +80,22 @@ int cli_memory_job(struct session *s, const struct mc_memory_job *job, cJSON **i
         memcli_error(err);
         return MC_EXIT_USAGE;
     }
+    return cli_job_wait(s, id, false, items);
+}
+
+int cli_job_wait(struct session *s, const char *id, bool print_json, cJSON **items)
+{
+    *items = NULL;
     for (;;) {
         struct mc_event *ev;
         while ((ev = mc_engine_next_event(s->eng)) != NULL) {
             int rc = -1;
             if (strcmp(mc_event_str(ev, "job", ""), id) == 0) {
+                if (print_json) {
+                    char *line = mc_event_to_json(ev);
+                    puts(line);
+                    xfree(line);
+                }
                 if (ev->kind == MC_EV_RESULT) {
                     cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(ev->json, "items");
                     if (!cJSON_IsArray(it)) {

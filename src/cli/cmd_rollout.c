@@ -22,8 +22,6 @@
 
 #include <cJSON.h>
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,47 +89,12 @@ static int rollout_job(struct session *s, const struct mc_rollout_change *c, boo
         session_error("%s", err);
         return MC_EXIT_USAGE;
     }
-    for (;;) {
-        struct mc_event *ev;
-        while ((ev = mc_engine_next_event(s->eng)) != NULL) {
-            int rc = -1;
-            if (strcmp(mc_event_str(ev, "job", ""), id) == 0) {
-                if (s->json) {
-                    char *line = mc_event_to_json(ev);
-                    puts(line);
-                    xfree(line);
-                }
-                if (ev->kind == MC_EV_RESULT) {
-                    const cJSON *items = cJSON_GetObjectItemCaseSensitive(ev->json, "items");
-                    const cJSON *first = cJSON_IsArray(items) ? cJSON_GetArrayItem(items, 0) : NULL;
-                    *had = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(first, "had"));
-                    rc = MC_EXIT_OK;
-                } else if (ev->kind == MC_EV_ERROR) {
-                    session_error("%s", mc_event_str(ev, "message", "the rollout change failed"));
-                    rc = mc_error_exit_code(mc_error_from_code(mc_event_str(ev, "code", "")));
-                }
-            }
-            mc_event_free(ev);
-            if (rc >= 0)
-                return rc;
-        }
-        struct pollfd pfd[2] = {
-            {.fd = mc_engine_wake_fd(s->eng), .events = POLLIN},
-            {.fd = session_signal_fd(), .events = POLLIN},
-        };
-        if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-            session_error("poll: %s", strerror(errno));
-            return MC_EXIT_RUNTIME;
-        }
-        if (pfd[1].revents & POLLIN) {
-            int sig = session_take_signal();
-            if (sig == SIGINT || sig == SIGTERM) {
-                /* The job is one transaction: it completes or changes nothing. */
-                session_error("cancelled (a change that had started completes first)");
-                return MC_EXIT_CANCELLED;
-            }
-        }
-    }
+    cJSON *items = NULL;
+    int rc = cli_job_wait(s, id, s->json, &items);
+    const cJSON *first = cJSON_GetArrayItem(items, 0);
+    *had = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(first, "had"));
+    cJSON_Delete(items);
+    return rc;
 }
 
 /* Parses the words of a change into *c. A usage error names what the
