@@ -575,9 +575,6 @@ static void engine_fail_turn(struct mc_engine *eng, const struct engine_job *job
     emit_turn_start(&em, job->tenant, job->user, job->agent, provider, model, false, NULL, NULL);
     emit_error(&em, MC_ERR_CONFIG, msg);
     emit_turn_done(&em, lat);
-    sj->out.status = TURN_FAILED;
-    sj->out.store_skip = "turn_failed";
-    sj->out.memory = true; /* so the report says why, not memory_off */
     engine_store_report(eng, sj, "turn_failed", NULL);
     engine_store_free(sj);
 }

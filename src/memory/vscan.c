@@ -641,15 +641,13 @@ static struct qquads query_quads(const int8_t *qc, size_t nquads)
 {
     struct qquads q = {xcalloc(nquads, sizeof *q.idx), xcalloc(nquads, sizeof *q.word), 0};
     for (size_t p = 0; p < nquads; p++) {
-        uint32_t w;
-        memcpy(&w, qc + p * QUAD, QUAD);
-        if (w == 0)
-            continue;
         /* Byte t of the word is dimension 4p + t whatever the host's
          * byte order, as the kernels read it. */
         uint32_t packed = 0;
         for (int t = 0; t < QUAD; t++)
             packed |= (uint32_t)(uint8_t)qc[p * QUAD + (size_t)t] << (8 * t);
+        if (packed == 0)
+            continue;
         q.idx[q.n] = (uint32_t)p;
         q.word[q.n] = (int32_t)packed;
         q.n++;

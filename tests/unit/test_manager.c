@@ -624,30 +624,32 @@ static void test_mmr_with_zero_diversity_matches_similarity_on_real_texts(void *
     memory_result_free(&b);
 }
 
-/* Hybrid with k = 2 and fetch_k = 2, worked by hand. Vector top 2:
- * papaya (.8), zebra banana (.6). Keyword top 2 for "zebra": "Zebra" (the
- * shorter text ranks first in bm25), "zebra banana". Fused: papaya 1/61,
- * zebra banana 1/62 + 1/62, Zebra 1/61 (keyword-only, its vector score
+/* The hybrid tests' fake vectors: the query "zebra" and three memories,
+ * "Zebra" matching it by keyword (FTS5 folds the case) but far by vector. */
+static const struct fake_vec zebra_table[] = {
+    {"zebra", {1.0f, 0.0f, 0.0f, 0.0f}},
+    {"papaya", {0.8f, 0.6f, 0.0f, 0.0f}},
+    {"zebra banana", {0.6f, 0.8f, 0.0f, 0.0f}},
+    {"Zebra", {0.28f, 0.0f, 0.96f, 0.0f}},
+};
+
+/* Hybrid with reciprocal-rank fusion (w = .5), k = 2 and fetch_k = 2,
+ * worked by hand. Vector top 2: papaya (.8), zebra banana (.6). Keyword
+ * top 2 for "zebra": "Zebra" (the shorter text ranks first in bm25),
+ * "zebra banana". Fused: papaya .5/61, zebra banana .5/62 + .5/62, Zebra
+ * .5/61 (keyword-only, its vector score
  * .28 computed from its stored vector). Rescaled: papaya 0, zebra banana
  * 1, Zebra 0. MMR (d = .3): zebra banana .7; then papaya -.3*.96 = -.288
  * against Zebra -.3*.168 = -.0504, so Zebra. */
 static void test_hybrid_fusion_matches_a_hand_computation(void **state)
 {
-    /* The fake gives a vector per exact text, so the query "zebra" and the
-     * stored "Zebra" (FTS5 folds the case for the keyword side) differ. */
-    static const struct fake_vec table[] = {
-        {"zebra", {1.0f, 0.0f, 0.0f, 0.0f}},
-        {"papaya", {0.8f, 0.6f, 0.0f, 0.0f}},
-        {"zebra banana", {0.6f, 0.8f, 0.0f, 0.0f}},
-        {"Zebra", {0.28f, 0.0f, 0.96f, 0.0f}},
-    };
     struct fixture *f = *state;
     struct memory_settings set = defaults();
     set.fetch_k = 2;
     set.diversity = 0.3;
     set.fusion = MEMORY_FUSION_RRF;
     set.keyword_weight = 0.5;
-    f->m = fake_manager(f, &set, table, 4);
+    f->m = fake_manager(f, &set, zebra_table, 4);
     add_ok(f->m, "acme", "u1", "papaya", NULL, NULL);
     add_ok(f->m, "acme", "u1", "zebra banana", NULL, NULL);
     add_ok(f->m, "acme", "u1", "Zebra", NULL, NULL);
@@ -684,12 +686,6 @@ static void test_hybrid_fusion_matches_a_hand_computation(void **state)
  * mid-ranked "zebra banana", second on both lists, wins at w = 0.5). */
 static void test_hybrid_score_fusion_weighs_both_rankings(void **state)
 {
-    static const struct fake_vec table[] = {
-        {"zebra", {1.0f, 0.0f, 0.0f, 0.0f}},
-        {"papaya", {0.8f, 0.6f, 0.0f, 0.0f}},
-        {"zebra banana", {0.6f, 0.8f, 0.0f, 0.0f}},
-        {"Zebra", {0.28f, 0.0f, 0.96f, 0.0f}},
-    };
     struct fixture *f = *state;
     static const double weights[] = {0.0, 0.5, 1.0};
     static const char *const first[] = {"papaya", "zebra banana", "Zebra"};
@@ -700,7 +696,7 @@ static void test_hybrid_score_fusion_weighs_both_rankings(void **state)
         set.keyword_weight = weights[wi];
         assert_int_equal(set.fusion, MEMORY_FUSION_SCORE); /* the default */
         memory_free(f->m);
-        f->m = fake_manager(f, &set, table, 4);
+        f->m = fake_manager(f, &set, zebra_table, 4);
         if (wi == 0) {
             add_ok(f->m, "acme", "u1", "papaya", NULL, NULL);
             add_ok(f->m, "acme", "u1", "zebra banana", NULL, NULL);

@@ -151,6 +151,17 @@ static void check_query(const struct vscan *m, const float *rows, const float *q
 /* Both kernels, in turn, then the detected one again. */
 static const bool kernel_modes[2] = {false, true};
 
+/* check_query under each kernel in turn, then the detected one again. */
+static void check_both(const struct vscan *m, const float *rows, const float *q, size_t k,
+                       const uint64_t *allow)
+{
+    for (size_t mode = 0; mode < 2; mode++) {
+        vscan_force_portable(kernel_modes[mode]);
+        check_query(m, rows, q, k, allow);
+    }
+    vscan_force_portable(false);
+}
+
 /* Uniform random unit vectors in dims with and without SIMD tails
  * (16, 17, 100, 384, 1000), several k: both kernels return the reference
  * top k exactly, and every row stays 64-byte aligned through growth. */
@@ -180,11 +191,8 @@ static void the_scan_equals_the_reference_on_random_vectors(void **state)
         float *q = xmalloc((size_t)dim * sizeof(float));
         for (int qi = 0; qi < 6; qi++) {
             gen_unit(q, dim);
-            for (size_t mode = 0; mode < 2; mode++) {
-                vscan_force_portable(kernel_modes[mode]);
-                for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)
-                    check_query(m, rows, q, ks[ki], NULL);
-            }
+            for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)
+                check_both(m, rows, q, ks[ki], NULL);
         }
         vscan_force_portable(false);
         xfree(q);
@@ -221,11 +229,8 @@ static void the_scan_equals_the_reference_on_clustered_vectors(void **state)
         for (int i = 0; i < dim; i++)
             q[i] = (float)((double)c[i] + 0.05 * rng_gauss() / sqrt(dim));
         normalise(q, dim);
-        for (size_t mode = 0; mode < 2; mode++) {
-            vscan_force_portable(kernel_modes[mode]);
-            check_query(m, rows, q, 10, NULL);
-            check_query(m, rows, q, 100, NULL);
-        }
+        check_both(m, rows, q, 10, NULL);
+        check_both(m, rows, q, 100, NULL);
     }
     vscan_force_portable(false);
     xfree(cent);
@@ -262,10 +267,7 @@ static void codes_at_their_limits_and_unnormalised_rows_stay_exact(void **state)
     for (int qi = 0; qi < 8; qi++) {
         for (int i = 0; i < dim; i++)
             q[i] = (float)(qi % 2 ? (rng_next() & 1 ? 1.0 : -1.0) / sqrt(dim) : 3 * rng_gauss());
-        for (size_t mode = 0; mode < 2; mode++) {
-            vscan_force_portable(kernel_modes[mode]);
-            check_query(m, rows, q, 15, NULL);
-        }
+        check_both(m, rows, q, 15, NULL);
     }
     /* A zero query scores every row 0: the first k rows, in row order. */
     memset(q, 0, dim * sizeof(float));
@@ -313,11 +315,8 @@ static void ties_are_broken_by_the_lower_row_like_the_reference(void **state)
     float q[17];
     for (int i = 0; i < dim; i++)
         q[i] = 0.2425356f; /* about 1/sqrt(17) */
-    for (size_t mode = 0; mode < 2; mode++) {
-        vscan_force_portable(kernel_modes[mode]);
-        check_query(m, rows, q, 50, NULL);
-        check_query(m, rows, base, 120, NULL);
-    }
+    check_both(m, rows, q, 50, NULL);
+    check_both(m, rows, base, 120, NULL);
     /* The duplicates of base are its best matches, lowest rows first. */
     struct vscan_hit hits[4];
     assert_int_equal(vscan_topk(m, base, 4, NULL, hits), 4);
@@ -384,11 +383,8 @@ static void only_rows_in_the_allow_bitmap_are_returned(void **state)
             if (rep == 2 && density[di] == 0)
                 allow[n / 64] |= (uint64_t)1 << (n % 64 - 1); /* only the last row */
             gen_unit(q, dim);
-            for (size_t mode = 0; mode < 2; mode++) {
-                vscan_force_portable(kernel_modes[mode]);
-                check_query(m, rows, q, 10, allow);
-                check_query(m, rows, q, 200, allow);
-            }
+            check_both(m, rows, q, 10, allow);
+            check_both(m, rows, q, 200, allow);
         }
     }
     vscan_force_portable(false);
@@ -435,11 +431,8 @@ static void sparse_queries_stay_exact(void **state)
                 memset(q, 0, (size_t)dim * sizeof(float));
             else
                 gen_sparse(q, dim, qnnz[qi]);
-            for (size_t mode = 0; mode < 2; mode++) {
-                vscan_force_portable(kernel_modes[mode]);
-                check_query(m, rows, q, 10, NULL);
-                check_query(m, rows, q, 10, allow);
-            }
+            check_both(m, rows, q, 10, NULL);
+            check_both(m, rows, q, 10, allow);
         }
         vscan_force_portable(false);
         xfree(q);
@@ -484,10 +477,7 @@ static void set_and_remove_swap_keep_the_scan_exact(void **state)
             for (size_t r = 0; r < n; r++)
                 assert_memory_equal(vscan_row(m, r), rows + r * dim, dim * sizeof(float));
             gen_unit(v, dim);
-            for (size_t mode = 0; mode < 2; mode++) {
-                vscan_force_portable(kernel_modes[mode]);
-                check_query(m, rows, v, 10, NULL);
-            }
+            check_both(m, rows, v, 10, NULL);
             /* A stored vector finds itself first. */
             size_t r = rng_below(n);
             struct vscan_hit hit;
