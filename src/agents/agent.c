@@ -893,21 +893,6 @@ static int agents_load_dir(struct agents *r, const char *dir, enum agent_source 
     return 0;
 }
 
-/* The directory of the shipped agents (caller frees): share_dir/agents,
- * else $(pkgdatadir)/agents when it exists, else the source tree's, as
- * prices_shipped_path finds prices.json. */
-static char *agents_shipped_dir(const char *share_dir)
-{
-    if (share_dir != NULL && share_dir[0] != '\0')
-        return paths_join(share_dir, "agents");
-    char *d = paths_join(MC_PKGDATADIR, "agents");
-    struct stat st;
-    if (stat(d, &st) == 0 && S_ISDIR(st.st_mode))
-        return d;
-    xfree(d);
-    return paths_join(MC_SRCDIR, "share/agents");
-}
-
 static void agents_add_builtin(struct agents *r)
 {
     struct agent *a = agents_push(r);
@@ -932,7 +917,7 @@ struct agents *agents_load(const char *share_dir, const char *config_dir, char *
     struct agents *r = xcalloc(1, sizeof *r);
     struct warnlist w;
     warnlist_init(&w, AGENTS_MAX_WARNINGS);
-    char *dir = agents_shipped_dir(share_dir);
+    char *dir = paths_shipped_dir(share_dir, "agents");
     int rc = agents_load_dir(r, dir, AGENT_SOURCE_SHIPPED, &w, err, errlen);
     xfree(dir);
     if (rc == 0 && config_dir != NULL && config_dir[0] != '\0') {

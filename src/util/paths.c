@@ -85,3 +85,18 @@ int paths_mkdir_p(const char *path, unsigned mode, char *err, size_t errlen)
     xfree(p);
     return rc;
 }
+
+char *paths_shipped_dir(const char *share_dir, const char *name)
+{
+    if (share_dir != NULL && share_dir[0] != '\0')
+        return paths_join(share_dir, name);
+    char *d = paths_join(MC_PKGDATADIR, name);
+    struct stat st;
+    if (stat(d, &st) == 0 && S_ISDIR(st.st_mode))
+        return d;
+    xfree(d);
+    char *shared = paths_join(MC_SRCDIR, "share");
+    char *out = paths_join(shared, name);
+    xfree(shared);
+    return out;
+}

@@ -18,5 +18,10 @@ char *paths_join(const char *dir, const char *name);
 /* mkdir -p with mode for every directory created. 0, or -1 with a message
  * naming the path in err. */
 int paths_mkdir_p(const char *path, unsigned mode, char *err, size_t errlen);
+/* The directory of shipped files of one kind ("agents", "themes"):
+ * share_dir/name when share_dir is non-empty (MEMCHAT_SHARE_DIR, never
+ * second-guessed), else $(pkgdatadir)/name when it exists (an installed
+ * memchat), else share/name of the source tree. Caller frees. */
+char *paths_shipped_dir(const char *share_dir, const char *name);
 
 #endif

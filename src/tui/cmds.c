@@ -1,0 +1,3 @@
+/* placeholder */
+#include "config.h"
+typedef int tui_placeholder_cmds;

@@ -1,0 +1,3 @@
+#ifndef MEMCHAT_TUI_INPUT_H
+#define MEMCHAT_TUI_INPUT_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef MEMCHAT_TUI_INTERNAL_H
+#define MEMCHAT_TUI_INTERNAL_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef MEMCHAT_TUI_TERM_H
+#define MEMCHAT_TUI_TERM_H
+#endif

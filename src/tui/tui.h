@@ -1,0 +1,3 @@
+#ifndef MEMCHAT_TUI_TUI_H
+#define MEMCHAT_TUI_TUI_H
+#endif
