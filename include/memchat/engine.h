@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "event.h"
 
@@ -39,6 +40,11 @@ struct mc_turn_request {
      * new conversation. Chat sessions keep theirs across turns. */
     const char *conversation;
     bool continue_latest;
+    /* The provider and model for this turn (the TUI's /provider, /model);
+     * NULL: the agent's own, else the configured ones. A model given
+     * without a provider is for whichever provider answers. */
+    const char *provider;
+    const char *model;
 };
 
 /* What a memory job does (`memchat memory …`, `conversations`, `purge`). */
@@ -90,12 +96,15 @@ enum mc_rollout_op {
     MC_ROLLOUT_TENANT,  /* tenant, on: the tenant's own setting */
     MC_ROLLOUT_RESET,   /* tenant: clears the tenant's own setting */
     MC_ROLLOUT_PERCENT, /* percent 0..100, or -1 to clear the percentage */
+    MC_ROLLOUT_STATUS,  /* changes nothing: answers the status (since_ms) */
 };
 struct mc_rollout_change {
     enum mc_rollout_op op;
     const char *tenant; /* TENANT and RESET: an id */
     bool on;
     int percent;
+    int64_t since_ms; /* STATUS: the figures' window starts here; 0: the
+                         last 7 days; INT64_MIN: everything */
 };
 
 /* Starts an engine on cfg (which must outlive it): opens the data file and
@@ -120,7 +129,10 @@ int mc_engine_submit_limits(struct mc_engine *eng, const struct mc_limits_change
 /* Queues a job that stores one rollout change. It answers with a `result`
  * event {job, kind "rollout", items: [{op, tenant, memory, percent,
  * had}]} (had: RESET found a setting to clear) or an `error` event
- * carrying "job". 0, or -1 with a message when the change is invalid. */
+ * carrying "job". MC_ROLLOUT_STATUS changes nothing and answers kind
+ * "rollout_status" with one item, the object of `memchat rollout status
+ * --json` without its data_file fields (rollout/status.h). 0, or -1 with a
+ * message when the change is invalid. */
 int mc_engine_submit_rollout(struct mc_engine *eng, const struct mc_rollout_change *c,
                              char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen);
 /* Queues a memory job. It answers with one `result` event {job, kind,
@@ -163,6 +175,36 @@ void mc_engine_set_passphrase(struct mc_engine *eng, const char *pass, size_t le
  * server at ...)").
  * Written into out; never contains a key. */
 const char *mc_engine_describe(const struct mc_engine *eng, char *out, size_t outlen);
+
+/* What sending a message now would meet, for a front end's estimate while
+ * the user types (DESIGN.md allows front ends side-effect-free reads). */
+struct mc_estimate {
+    long long tokens;  /* the message's estimated prompt tokens (not the
+                            history or recalled memories, unknown yet) */
+    double usd;        /* those tokens at the model's input price; NAN
+                            when the model has no price */
+    char provider[32]; /* who would answer */
+    char model[128];   /* "" when not known before the turn runs */
+    long long wait_ms; /* 0, or how long a rate limit would make it wait */
+    bool refused;      /* a bucket could never hold its tokens */
+    char limit[96];    /* the binding limit ("tenant tokens 1000/60s"), "" */
+    bool budget;       /* a budget applies; then: */
+    char budget_scope[8];
+    double budget_remaining_usd; /* of the tightest budget */
+};
+/* Fills *out for req (its tenant, user, agent, provider, model and text;
+ * NULLs as for mc_engine_submit_turn) without changing anything: the
+ * limiter's and budgets' state is only read. Safe from the UI thread. 0,
+ * or -1 with a message when an id is invalid. */
+int mc_engine_estimate(struct mc_engine *eng, const struct mc_turn_request *req,
+                       struct mc_estimate *out, char *err, size_t errlen);
+
+/* The i-th model the price table knows for provider (NULL: any), for
+ * completion; NULL past the last. The string lives as long as eng. */
+const char *mc_engine_model_at(const struct mc_engine *eng, const char *provider, size_t i);
+/* The i-th agent's name (sorted), or NULL past the last; lives as long
+ * as eng. */
+const char *mc_engine_agent_at(const struct mc_engine *eng, size_t i);
 
 /* A descriptor that becomes readable when events are waiting. */
 int mc_engine_wake_fd(const struct mc_engine *eng);

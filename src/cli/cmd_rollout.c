@@ -34,6 +34,7 @@
 #include "memchat/error.h"
 #include "rollout/figures.h"
 #include "rollout/rollout.h"
+#include "rollout/status.h"
 #include "store/db.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -173,6 +174,8 @@ static void rollout_print_change(const struct mc_rollout_change *c, bool had)
                    "others)\n",
                    c->percent, c->percent);
         break;
+    case MC_ROLLOUT_STATUS: /* never a change */
+        break;
     }
 }
 
@@ -201,60 +204,13 @@ static int rollout_change(const struct config *cfg, const struct cli_opts *o,
 
 /* --- status --------------------------------------------------------------- */
 
-/* One tenant's line of the status: its own setting (NULL: none), the
- * decision for a plain turn and its figures (NULL: no rows). */
-struct rollout_row {
-    const char *tenant;
-    const struct rollout_tenant_setting *own;
-    const struct tenant_figures *fig;
-    struct rollout_decision now;
-};
-
-/* What status shows, gathered before it is printed either way. */
-struct rollout_view {
+/* What status prints: the shared view and where it was read from. */
+struct status_view {
+    struct rollout_view v;
     const char *path; /* the data file */
     bool exists;
-    int64_t now_ms, since_ms; /* since INT64_MIN: everything */
     const char *since_text;
-    struct rollout_state state;
-    struct figures figs;
-    bool rag;
-    struct rollout_row *rows;
-    size_t n_rows;
 };
-
-static const struct tenant_figures rollout_no_figures; /* every figure NO_DATA */
-
-/* The tenants with a setting or with turns, in order (both lists are
- * sorted), each decided as a plain turn would be now. The first read
- * error is printed as a warning; the decision still stands. */
-static void rollout_rows(struct rollout_view *v, struct db *db)
-{
-    const struct rollout_state *st = &v->state;
-    v->rows = xcalloc(st->n_tenants + v->figs.n + 1, sizeof *v->rows);
-    size_t i = 0, j = 0;
-    bool warned = false;
-    while (i < st->n_tenants || j < v->figs.n) {
-        int c = i == st->n_tenants ? 1
-                : j == v->figs.n   ? -1
-                                   : strcmp(st->tenants[i].tenant, v->figs.v[j].tenant);
-        struct rollout_row *r = &v->rows[v->n_rows++];
-        r->own = c <= 0 ? &st->tenants[i++] : NULL;
-        r->fig = c >= 0 ? &v->figs.v[j++] : &rollout_no_figures;
-        r->tenant = r->own != NULL ? r->own->tenant : r->fig->tenant;
-        struct rollout_input in = {r->tenant, ROLLOUT_UNSET, ROLLOUT_UNSET, v->rag};
-        char err[1024] = "";
-        if (rollout_decide(db, &in, &r->now, err, sizeof err) != 0 && !warned) {
-            session_error("warning: %s", err);
-            warned = true;
-        }
-    }
-}
-
-static const char *rollout_tri_name(enum rollout_tri t)
-{
-    return t == ROLLOUT_ON ? "on" : t == ROLLOUT_OFF ? "off" : "unset";
-}
 
 static const char *rollout_state_text(enum figure_state s)
 {
@@ -327,10 +283,24 @@ static void rollout_print_figures(const struct tenant_figures *t)
                         rollout_state_text(k->state));
 }
 
-static void rollout_print_text(const struct rollout_view *v)
+static void rollout_print_json(const struct status_view *sv)
 {
+    cJSON *root = rollout_view_json(&sv->v);
+    cJSON_AddStringToObject(root, "data_file", sv->path);
+    cJSON_AddBoolToObject(root, "data_file_exists", sv->exists);
+    char *s = cJSON_PrintUnformatted(root);
+    if (s == NULL)
+        alloc_die("cJSON");
+    puts(s);
+    cJSON_free(s);
+    cJSON_Delete(root);
+}
+
+static void rollout_print_text(const struct status_view *sv)
+{
+    const struct rollout_view *v = &sv->v;
     char when[32];
-    printf("memory rollout (data file %s%s)\n", v->path, v->exists ? "" : ", not created yet");
+    printf("memory rollout (data file %s%s)\n", sv->path, sv->exists ? "" : ", not created yet");
     printf("  global setting     %s\n", rollout_tri_name(v->state.global));
     if (v->state.percent >= 0)
         printf("  percentage         %d (memory on where the tenant's bucket is below %d)\n",
@@ -341,7 +311,7 @@ static void rollout_print_text(const struct rollout_view *v)
     if (v->since_ms == INT64_MIN)
         printf("  window             everything, to now\n");
     else
-        printf("  window             the last %s (since %s UTC)\n", v->since_text,
+        printf("  window             the last %s (since %s UTC)\n", sv->since_text,
                cli_format_time(v->since_ms, when, sizeof when));
     if (v->n_rows == 0)
         printf("\nno tenant has its own setting or a turn in the window\n");
@@ -355,113 +325,13 @@ static void rollout_print_text(const struct rollout_view *v)
                rollout_bucket(r->tenant));
         printf("  %-19s %lld in the window: %lld with memory on, %lld off\n", "turns",
                r->fig->turns, r->fig->turns_on, r->fig->turns_off);
+        printf("  %-19s $%.4f in the window", "spent", r->spent_usd);
+        if (r->unpriced > 0)
+            printf(" (+%lld turns without a price)", r->unpriced);
+        putchar('\n');
         rollout_figure_line("FIGURE", "VALUE", "TARGET", "STATE");
         rollout_print_figures(r->fig);
     }
-}
-
-/* Adds name: v, or null when !known. */
-static void rollout_json_num(cJSON *o, const char *name, double v, bool known)
-{
-    if (known)
-        cJSON_AddNumberToObject(o, name, v);
-    else
-        cJSON_AddNullToObject(o, name);
-}
-
-static cJSON *rollout_json_figures(const struct tenant_figures *t)
-{
-    cJSON *f = cJSON_CreateObject();
-    cJSON *o = cJSON_AddObjectToObject(f, "retrieval_latency");
-    rollout_json_num(o, "p50_ms", t->retrieval.p50_ms, t->retrieval.n > 0);
-    rollout_json_num(o, "p95_ms", t->retrieval.p95_ms, t->retrieval.n > 0);
-    cJSON_AddNumberToObject(o, "samples", (double)t->retrieval.n);
-    cJSON_AddNumberToObject(o, "target_p95_ms", FIGURES_RETRIEVAL_P95_MS);
-    cJSON_AddStringToObject(o, "state", figures_state_name(t->retrieval.state));
-
-    o = cJSON_AddObjectToObject(f, "storage_success");
-    rollout_json_num(o, "rate", t->storage.rate, t->storage.n > 0);
-    cJSON_AddNumberToObject(o, "stored", (double)t->storage.stored);
-    cJSON_AddNumberToObject(o, "samples", (double)t->storage.n);
-    cJSON_AddNumberToObject(o, "target_rate", FIGURES_STORAGE_RATE);
-    cJSON_AddStringToObject(o, "state", figures_state_name(t->storage.state));
-
-    o = cJSON_AddObjectToObject(f, "context_relevance");
-    rollout_json_num(o, "mean", t->relevance.mean, t->relevance.n > 0);
-    cJSON_AddNumberToObject(o, "samples", (double)t->relevance.n);
-    cJSON_AddNumberToObject(o, "target_mean", FIGURES_RELEVANCE);
-    cJSON_AddStringToObject(o, "state", figures_state_name(t->relevance.state));
-
-    const struct figure_added *d = &t->added;
-    o = cJSON_AddObjectToObject(f, "added_latency");
-    rollout_json_num(o, "added_ms", d->added_ms, d->n_on > 0 && d->n_off > 0);
-    rollout_json_num(o, "memory_on_median_ms", d->on_ms, d->n_on > 0);
-    rollout_json_num(o, "memory_off_median_ms", d->off_ms, d->n_off > 0);
-    cJSON_AddNumberToObject(o, "samples_on", (double)d->n_on);
-    cJSON_AddNumberToObject(o, "samples_off", (double)d->n_off);
-    cJSON_AddNumberToObject(o, "target_ms", FIGURES_ADDED_MS);
-    cJSON_AddStringToObject(o, "state", figures_state_name(d->state));
-
-    const struct figure_cost *k = &t->cost;
-    o = cJSON_AddObjectToObject(f, "cost_per_request");
-    const char *basis = figures_basis_name(k->basis);
-    if (basis != NULL)
-        cJSON_AddStringToObject(o, "basis", basis);
-    else
-        cJSON_AddNullToObject(o, "basis");
-    cJSON_AddNumberToObject(o, "samples_on", (double)k->n_on);
-    cJSON_AddNumberToObject(o, "samples_off", (double)k->n_off);
-    rollout_json_num(o, "usd_on", k->usd_on, k->n_usd_on > 0);
-    rollout_json_num(o, "usd_off", k->usd_off, k->n_usd_off > 0);
-    cJSON_AddNumberToObject(o, "priced_on", (double)k->n_usd_on);
-    cJSON_AddNumberToObject(o, "priced_off", (double)k->n_usd_off);
-    rollout_json_num(o, "prompt_tokens_on", k->tokens_on, k->n_tokens_on > 0);
-    rollout_json_num(o, "prompt_tokens_off", k->tokens_off, k->n_tokens_off > 0);
-    cJSON_AddStringToObject(o, "state", figures_state_name(k->state));
-    return f;
-}
-
-static void rollout_print_json(const struct rollout_view *v)
-{
-    cJSON *root = cJSON_CreateObject();
-    if (root == NULL)
-        alloc_die("cJSON");
-    cJSON_AddStringToObject(root, "data_file", v->path);
-    cJSON_AddBoolToObject(root, "data_file_exists", v->exists);
-    cJSON_AddNumberToObject(root, "now_ms", (double)v->now_ms);
-    rollout_json_num(root, "since_ms", (double)v->since_ms, v->since_ms != INT64_MIN);
-    if (v->state.global == ROLLOUT_UNSET)
-        cJSON_AddNullToObject(root, "global");
-    else
-        cJSON_AddStringToObject(root, "global", rollout_tri_name(v->state.global));
-    rollout_json_num(root, "percent", v->state.percent, v->state.percent >= 0);
-    cJSON_AddBoolToObject(root, "rag_enabled", v->rag);
-    cJSON *tenants = cJSON_AddArrayToObject(root, "tenants");
-    for (size_t i = 0; i < v->n_rows; i++) {
-        const struct rollout_row *r = &v->rows[i];
-        cJSON *t = cJSON_CreateObject();
-        cJSON_AddStringToObject(t, "tenant", r->tenant);
-        if (r->own != NULL)
-            cJSON_AddStringToObject(t, "setting", r->own->memory ? "on" : "off");
-        else
-            cJSON_AddNullToObject(t, "setting");
-        rollout_json_num(t, "setting_updated_ms", r->own != NULL ? (double)r->own->updated_ms : 0,
-                         r->own != NULL);
-        cJSON_AddNumberToObject(t, "bucket", rollout_bucket(r->tenant));
-        cJSON_AddBoolToObject(t, "memory", r->now.memory);
-        cJSON_AddStringToObject(t, "reason", r->now.reason);
-        cJSON_AddNumberToObject(t, "turns", (double)r->fig->turns);
-        cJSON_AddNumberToObject(t, "turns_memory_on", (double)r->fig->turns_on);
-        cJSON_AddNumberToObject(t, "turns_memory_off", (double)r->fig->turns_off);
-        cJSON_AddItemToObject(t, "figures", rollout_json_figures(r->fig));
-        cJSON_AddItemToArray(tenants, t);
-    }
-    char *s = cJSON_PrintUnformatted(root);
-    if (s == NULL)
-        alloc_die("cJSON");
-    puts(s);
-    cJSON_free(s);
-    cJSON_Delete(root);
 }
 
 /* costs_parse_since's message speaks as `costs`; said here as status. */
@@ -482,12 +352,12 @@ static int rollout_status(const struct config *cfg, const struct cli_opts *o,
                       a->word[1]);
         return MC_EXIT_USAGE;
     }
-    struct rollout_view v;
-    memset(&v, 0, sizeof v);
+    struct status_view sv;
+    memset(&sv, 0, sizeof sv);
     char err[1024] = "";
-    v.now_ms = clock_wall_ms();
-    v.since_text = a->since != NULL ? a->since : ROLLOUT_DEFAULT_SINCE;
-    if (costs_parse_since(v.since_text, v.now_ms, &v.since_ms, err, sizeof err) != 0) {
+    int64_t now_ms = clock_wall_ms(), since_ms = 0;
+    sv.since_text = a->since != NULL ? a->since : ROLLOUT_DEFAULT_SINCE;
+    if (costs_parse_since(sv.since_text, now_ms, &since_ms, err, sizeof err) != 0) {
         rollout_since_error(err);
         return MC_EXIT_USAGE;
     }
@@ -498,8 +368,7 @@ static int rollout_status(const struct config *cfg, const struct cli_opts *o,
         return MC_EXIT_USAGE;
     }
     char *path = paths_join(data_dir, "memchat.db");
-    v.path = path;
-    v.rag = config_bool(cfg, CFG_RAG_ENABLED);
+    sv.path = path;
     struct db *db = NULL;
     /* No data file yet: nothing is set and no turn ran; status must not
      * create one. */
@@ -512,27 +381,27 @@ static int rollout_status(const struct config *cfg, const struct cli_opts *o,
             return MC_EXIT_RUNTIME;
         }
     }
-    v.exists = db != NULL;
+    sv.exists = db != NULL;
     int rc = MC_EXIT_OK;
-    if (rollout_state_read(db, &v.state, err, sizeof err) != 0 ||
-        figures_compute(db, NULL, v.since_ms, v.now_ms, &v.figs, err, sizeof err) != 0) {
+    char warn[1024] = "";
+    if (rollout_view_build(db, config_bool(cfg, CFG_RAG_ENABLED), since_ms, now_ms, &sv.v, warn,
+                           sizeof warn, err, sizeof err) != 0) {
         session_error("%s", err);
         rc = MC_EXIT_RUNTIME;
     }
     if (rc == MC_EXIT_OK) {
-        rollout_rows(&v, db);
+        if (warn[0] != '\0')
+            session_error("warning: %s", warn);
         if (o->json)
-            rollout_print_json(&v);
+            rollout_print_json(&sv);
         else
-            rollout_print_text(&v);
+            rollout_print_text(&sv);
         if (fflush(stdout) != 0 || ferror(stdout)) {
             session_error("rollout status: cannot write the report: %s", strerror(errno));
             rc = MC_EXIT_RUNTIME;
         }
+        rollout_view_free(&sv.v);
     }
-    xfree(v.rows);
-    figures_free(&v.figs);
-    rollout_state_free(&v.state);
     db_close(db);
     xfree(path);
     return rc;

@@ -54,11 +54,13 @@
 #include "config/vars.h"
 #include "engine/queue.h"
 #include "llm/prices.h"
+#include "llm/tokens.h"
 #include "llm/provider.h"
 #include "memory/manager.h"
 #include "memory/store.h"
 #include "net/opik.h"
 #include "rollout/rollout.h"
+#include "rollout/status.h"
 #include "store/db.h"
 #include "store/keystore.h"
 #include "store/ledger.h"
@@ -100,6 +102,7 @@ struct engine_job {
     bool continue_conversation;
     char *conversation; /* turns: --conversation ID */
     bool continue_latest;
+    char *provider, *model;      /* turns: the session's choice, or NULL */
     struct engine_limit *limits; /* ENGINE_JOB_LIMITS */
     size_t n_limits;
     struct mc_rollout_change rollout; /* ENGINE_JOB_ROLLOUT; its tenant is the job's */
@@ -311,6 +314,8 @@ static void engine_job_free(void *p)
     xfree(job->agent);
     xfree(job->text);
     xfree(job->conversation);
+    xfree(job->provider);
+    xfree(job->model);
     xfree(job->limits);
     xfree(job->m_metadata);
     xfree(job->m_filter);
@@ -491,33 +496,40 @@ static void engine_store_free(void *p)
     xfree(sj);
 }
 
-/* The provider and model of an agent's turns: its own when it names one
- * (made once, kept), else the configured ones. NULL with err when the
- * agent's provider cannot be set up. */
-static struct llm_provider *engine_agent_provider(struct mc_engine *eng, const struct agent *a,
-                                                  const char **model, char *err, size_t errlen)
+/* The provider and model of a turn: the session's choice (/provider,
+ * /model), else the agent's own, else the configured ones. A provider
+ * other than the configured one is made once and kept. An agent's model
+ * applies only to the agent's provider. NULL with err when the provider
+ * cannot be set up. */
+static struct llm_provider *engine_turn_provider(struct mc_engine *eng, const struct agent *a,
+                                                 const struct engine_job *job, const char **model,
+                                                 char *err, size_t errlen)
 {
-    *model = eng->model;
-    if (a == NULL || a->provider == NULL || strcmp(a->provider, eng->provider->name) == 0) {
-        if (a != NULL && a->model != NULL)
-            *model = a->model;
+    const char *name = job->provider != NULL ? job->provider : a != NULL ? a->provider : NULL;
+    const char *agent_model =
+        a != NULL && (a->provider == NULL || name == NULL || strcmp(a->provider, name) == 0)
+            ? a->model
+            : NULL;
+    const char *want = job->model != NULL ? job->model : agent_model;
+    if (name == NULL || strcmp(name, eng->provider->name) == 0) {
+        *model = want != NULL ? want : eng->model;
         return eng->provider;
     }
     size_t i = 0;
     while (i < ENGINE_ALT_PROVIDERS && eng->alt[i].name != NULL &&
-           strcmp(eng->alt[i].name, a->provider) != 0)
+           strcmp(eng->alt[i].name, name) != 0)
         i++;
     if (i == ENGINE_ALT_PROVIDERS) {
-        snprintf(err, errlen, "agent %s: too many providers in one session", a->name);
+        snprintf(err, errlen, "provider %s: too many providers in one session", name);
         return NULL;
     }
     if (eng->alt[i].name == NULL) {
-        eng->alt[i].p = llm_provider_resolve(a->provider, eng->cfg, err, errlen);
+        eng->alt[i].p = llm_provider_resolve(name, eng->cfg, err, errlen);
         if (eng->alt[i].p == NULL)
             return NULL;
-        eng->alt[i].name = xstrdup(a->provider);
+        eng->alt[i].name = xstrdup(name);
     }
-    *model = a->model != NULL ? a->model : eng->alt[i].p->default_model;
+    *model = want != NULL ? want : eng->alt[i].p->default_model;
     return eng->alt[i].p;
 }
 
@@ -589,7 +601,7 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
     const struct agent *agent = agents_find(eng->agents, job->agent);
     char err[512] = "";
     const char *model = NULL;
-    struct llm_provider *provider = engine_agent_provider(eng, agent, &model, err, sizeof err);
+    struct llm_provider *provider = engine_turn_provider(eng, agent, job, &model, err, sizeof err);
     struct engine_turn_ctx c = {
         .eng = eng,
         .job = job,
@@ -626,7 +638,11 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
         .continue_latest = job->continue_latest,
     };
     if (provider == NULL) {
-        engine_fail_turn(eng, job, agent != NULL ? agent->provider : NULL, NULL, err);
+        engine_fail_turn(eng, job,
+                         job->provider != NULL ? job->provider
+                         : agent != NULL       ? agent->provider
+                                               : NULL,
+                         NULL, err);
     } else if (agent == NULL) {
         /* mc_engine_submit_turn refuses unknown agents; a plain turn
          * keeps this path safe anyway. */
@@ -716,11 +732,41 @@ static void engine_run_limits(struct mc_engine *eng, const struct engine_job *jo
     emit_result(&em, job->turn, "limits", items);
 }
 
+/* The window of a status job when it names none: the last 7 days, as
+ * `memchat rollout status` shows by default. */
+#define ENGINE_STATUS_WINDOW_MS (7LL * 24 * 3600 * 1000)
+
+/* A status job: read the settings and figures, answer with the view. */
+static void engine_run_rollout_status(struct mc_engine *eng, const struct engine_job *job,
+                                      struct emit *em)
+{
+    int64_t now = clock_wall_ms();
+    int64_t since =
+        job->rollout.since_ms != 0 ? job->rollout.since_ms : now - ENGINE_STATUS_WINDOW_MS;
+    struct rollout_view v;
+    char err[1024] = "", warn[1024] = "";
+    if (rollout_view_build(eng->db_turn, config_bool(eng->cfg, CFG_RAG_ENABLED), since, now, &v,
+                           warn, sizeof warn, err, sizeof err) != 0) {
+        emit_job_error(em, job->turn, MC_ERR_IO, err);
+        return;
+    }
+    if (warn[0] != '\0')
+        log_warn("rollout status: %s", warn);
+    cJSON *items = cJSON_CreateArray();
+    cJSON_AddItemToArray(items, rollout_view_json(&v));
+    rollout_view_free(&v);
+    emit_result(em, job->turn, "rollout_status", items);
+}
+
 /* A rollout job: store the change and answer with what is now set. */
 static void engine_run_rollout(struct mc_engine *eng, const struct engine_job *job)
 {
     struct emit em = {.turn = NULL, .seq = NULL, .sink = engine_sink, .sink_ud = eng};
     const struct mc_rollout_change *c = &job->rollout;
+    if (c->op == MC_ROLLOUT_STATUS) {
+        engine_run_rollout_status(eng, job, &em);
+        return;
+    }
     char err[512] = "";
     bool had = false;
     int rc = 0;
@@ -737,6 +783,8 @@ static void engine_run_rollout(struct mc_engine *eng, const struct engine_job *j
         break;
     case MC_ROLLOUT_PERCENT:
         rc = rollout_set_percent(eng->db_turn, c->percent, err, sizeof err);
+        break;
+    case MC_ROLLOUT_STATUS:
         break;
     }
     if (rc != 0) {
@@ -1292,6 +1340,25 @@ static bool engine_text_valid(const struct mc_engine *eng, const char *what, con
     return true;
 }
 
+/* True when name is a provider llm_provider_resolve knows; else a message
+ * listing them. */
+static bool engine_provider_known(const char *name, char *err, size_t errlen)
+{
+    char names[128] = "";
+    size_t used = 0;
+    for (size_t i = 0; llm_provider_name_at(i) != NULL; i++) {
+        if (strcmp(name, llm_provider_name_at(i)) == 0)
+            return true;
+        int n = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                         llm_provider_name_at(i));
+        used += n > 0 && (size_t)n < sizeof names - used ? (size_t)n : 0;
+    }
+    char ex[80];
+    snprintf(err, errlen, "unknown provider '%s' (accepted: %s)",
+             engine_excerpt(name, ex, sizeof ex), names);
+    return false;
+}
+
 int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *req,
                           char turn_id[MC_UUID_STRLEN + 1], char *err, size_t errlen)
 {
@@ -1334,6 +1401,13 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
         snprintf(err, errlen, "a turn continues either a given conversation or the latest one");
         return -1;
     }
+    if (req->provider != NULL && !engine_provider_known(req->provider, err, errlen))
+        return -1;
+    if (req->model != NULL && (req->model[0] == '\0' || strlen(req->model) > 200 ||
+                               !utf8_valid(req->model, strlen(req->model), NULL))) {
+        snprintf(err, errlen, "the model name must be 1 to 200 bytes of UTF-8");
+        return -1;
+    }
     if (req->memory != MC_MEMORY_DEFAULT && req->memory != MC_MEMORY_OFF &&
         req->memory != MC_MEMORY_ON) {
         snprintf(err, errlen, "the turn's memory setting %d is not one of default, off, on",
@@ -1352,6 +1426,8 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
     job->continue_conversation = req->continue_conversation;
     job->conversation = req->conversation != NULL ? xstrdup(req->conversation) : NULL;
     job->continue_latest = req->continue_latest;
+    job->provider = req->provider != NULL ? xstrdup(req->provider) : NULL;
+    job->model = req->model != NULL ? xstrdup(req->model) : NULL;
     memcpy(turn_id, job->turn, MC_UUID_STRLEN + 1);
     if (engine_enqueue(eng, job) != 0) {
         engine_job_free(job);
@@ -1514,7 +1590,7 @@ int mc_engine_submit_rollout(struct mc_engine *eng, const struct mc_rollout_chan
                              char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen)
 {
     bool needs_tenant = c->op == MC_ROLLOUT_TENANT || c->op == MC_ROLLOUT_RESET;
-    if ((unsigned)c->op > MC_ROLLOUT_PERCENT) {
+    if ((unsigned)c->op > MC_ROLLOUT_STATUS) {
         snprintf(err, errlen, "rollout: unknown change %d", (int)c->op);
         return -1;
     }
@@ -1540,6 +1616,102 @@ int mc_engine_submit_rollout(struct mc_engine *eng, const struct mc_rollout_chan
         return -1;
     }
     return 0;
+}
+
+/* The longest wait any bucket of view would impose on one request of
+ * `tokens` tokens, into out (refused: a bucket can never hold it). */
+static void engine_estimate_limits(const struct ratelimit_view *view, long long tokens,
+                                   struct mc_estimate *out)
+{
+    for (int sc = 0; sc < RATELIMIT_SCOPE__COUNT; sc++) {
+        for (int k = 0; k < RATELIMIT_KIND__COUNT; k++) {
+            const struct ratelimit_bucket_view *b = &view->b[sc][k];
+            long long need = k == RATELIMIT_REQUESTS ? 1 : tokens;
+            if (b->capacity <= 0 || b->level >= need)
+                continue;
+            bool never = need > b->capacity;
+            long long wait = never ? 0
+                                   : (long long)ceil((double)(need - b->level) *
+                                                     (double)view->window_ms / (double)b->capacity);
+            if (!(never && !out->refused) && (out->refused || wait <= out->wait_ms))
+                continue;
+            out->refused = out->refused || never;
+            out->wait_ms = wait;
+            snprintf(out->limit, sizeof out->limit, "%s %s %lld/%llds",
+                     ratelimit_scope_name((enum ratelimit_scope)sc),
+                     ratelimit_kind_name((enum ratelimit_kind)k), b->capacity,
+                     view->window_ms / 1000);
+        }
+    }
+}
+
+int mc_engine_estimate(struct mc_engine *eng, const struct mc_turn_request *req,
+                       struct mc_estimate *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    const char *tenant =
+        engine_pick_id(eng, "tenant", req->tenant, CFG_MEMCHAT_TENANT, err, errlen);
+    const char *user = tenant != NULL
+                           ? engine_pick_id(eng, "user", req->user, CFG_MEMCHAT_USER, err, errlen)
+                           : NULL;
+    const char *agent_id =
+        user != NULL ? engine_pick_id(eng, "agent", req->agent, CFG_MEMCHAT_AGENT, err, errlen)
+                     : NULL;
+    if (agent_id == NULL)
+        return -1;
+    const struct agent *a = agents_find(eng->agents, agent_id);
+    const char *text = req->text != NULL ? req->text : "";
+    out->tokens = tokens_estimate(text, strlen(text)) + TOKENS_PER_MESSAGE + TOKENS_PER_REQUEST;
+    /* Who would answer, by engine_turn_provider's rules, without making a
+     * provider: another provider's default model is unknown until then. */
+    const char *name = req->provider != NULL ? req->provider : a != NULL ? a->provider : NULL;
+    bool configured = name == NULL || strcmp(name, eng->provider->name) == 0;
+    const char *agent_model =
+        a != NULL && (a->provider == NULL || name == NULL || strcmp(a->provider, name) == 0)
+            ? a->model
+            : NULL;
+    const char *model = req->model != NULL    ? req->model
+                        : agent_model != NULL ? agent_model
+                        : configured          ? eng->model
+                                              : "";
+    snprintf(out->provider, sizeof out->provider, "%s", configured ? eng->provider->name : name);
+    snprintf(out->model, sizeof out->model, "%s", model);
+    struct model_price price;
+    struct llm_usage usage = {
+        .prompt_tokens = out->tokens, .completion_tokens = 0, .cached_tokens = 0};
+    out->usd = prices_lookup(eng->prices, out->provider, model, &price)
+                   ? prices_cost(&price, &usage)
+                   : (double)NAN;
+    int64_t now = clock_mono_ms();
+    struct ratelimit_view rv;
+    ratelimit_snapshot(eng->ratelimit, tenant, user, now, &rv);
+    engine_estimate_limits(&rv, out->tokens, out);
+    struct budget_view bv;
+    budget_snapshot(eng->budget, tenant, user, clock_wall_ms(), &bv);
+    for (int sc = 0; sc < BUDGET_SCOPE__COUNT; sc++) {
+        const struct budget_scope_view *b = &bv.s[sc];
+        if (!b->limited || (out->budget && b->remaining_usd >= out->budget_remaining_usd))
+            continue;
+        out->budget = true;
+        out->budget_remaining_usd = b->remaining_usd;
+        snprintf(out->budget_scope, sizeof out->budget_scope, "%s",
+                 budget_scope_name((enum budget_scope)sc));
+    }
+    return 0;
+}
+
+const char *mc_engine_model_at(const struct mc_engine *eng, const char *provider, size_t i)
+{
+    const char *id, *prov;
+    for (size_t j = 0; (id = prices_model_at(eng->prices, j, &prov)) != NULL; j++)
+        if ((provider == NULL || strcmp(prov, provider) == 0) && i-- == 0)
+            return id;
+    return NULL;
+}
+
+const char *mc_engine_agent_at(const struct mc_engine *eng, size_t i)
+{
+    return i < agents_count(eng->agents) ? agents_at(eng->agents, i)->name : NULL;
 }
 
 void mc_engine_set_passphrase(struct mc_engine *eng, const char *pass, size_t len)

@@ -556,6 +556,15 @@ size_t prices_count(const struct prices *p)
     return p != NULL ? p->n_models : 0;
 }
 
+const char *prices_model_at(const struct prices *p, size_t i, const char **provider)
+{
+    if (p == NULL || i >= p->n_models)
+        return NULL;
+    if (provider != NULL)
+        *provider = p->models[i].provider;
+    return p->models[i].id;
+}
+
 int prices_shipped_path(const char *share_dir, char *out, size_t outlen)
 {
     int n;

@@ -96,6 +96,9 @@ bool prices_lookup(const struct prices *p, const char *provider, const char *mod
 double prices_cost(const struct model_price *price, const struct llm_usage *usage);
 /* The number of model entries (not aliases or provider prices). */
 size_t prices_count(const struct prices *p);
+/* The id of model entry i (0 <= i < prices_count) and its provider into
+ * *provider (may be NULL), for completion; NULL when i is out of range. */
+const char *prices_model_at(const struct prices *p, size_t i, const char **provider);
 
 /* Where the shipped table is, in this order: share_dir (MEMCHAT_SHARE_DIR)
  * + "/prices.json" when share_dir is non-empty, whether or not the file

@@ -171,6 +171,13 @@ static struct llm_provider *provider_auto(const struct config *cfg, char *err, s
     return p;
 }
 
+static const char *const provider_names[] = {"auto", "offline", "openai", "anthropic", "ollama"};
+
+const char *llm_provider_name_at(size_t i)
+{
+    return i < sizeof provider_names / sizeof provider_names[0] ? provider_names[i] : NULL;
+}
+
 struct llm_provider *llm_provider_resolve(const char *name, const struct config *cfg, char *err,
                                           size_t errlen)
 {
