@@ -188,7 +188,12 @@ struct mc_estimate {
     long long wait_ms; /* 0, or how long a rate limit would make it wait */
     bool refused;      /* a bucket could never hold its tokens */
     char limit[96];    /* the binding limit ("tenant tokens 1000/60s"), "" */
-    bool budget;       /* a budget applies; then: */
+    /* The rate-limit buckets of (tenant, user): [global, tenant, user] x
+     * [requests, tokens]; capacity 0 = unlimited. */
+    struct {
+        long long capacity, level;
+    } bucket[3][2];
+    bool budget; /* a budget applies; then: */
     char budget_scope[8];
     double budget_remaining_usd; /* of the tightest budget */
 };
@@ -205,6 +210,9 @@ const char *mc_engine_model_at(const struct mc_engine *eng, const char *provider
 /* The i-th agent's name (sorted), or NULL past the last; lives as long
  * as eng. */
 const char *mc_engine_agent_at(const struct mc_engine *eng, size_t i);
+/* The memory scope of agent name ("default", "tenant", "user", "agent"),
+ * or NULL when there is no such agent. */
+const char *mc_engine_agent_scope(const struct mc_engine *eng, const char *name);
 
 /* A descriptor that becomes readable when events are waiting. */
 int mc_engine_wake_fd(const struct mc_engine *eng);

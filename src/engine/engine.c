@@ -1686,6 +1686,11 @@ int mc_engine_estimate(struct mc_engine *eng, const struct mc_turn_request *req,
     struct ratelimit_view rv;
     ratelimit_snapshot(eng->ratelimit, tenant, user, now, &rv);
     engine_estimate_limits(&rv, out->tokens, out);
+    for (int sc = 0; sc < RATELIMIT_SCOPE__COUNT && sc < 3; sc++)
+        for (int k = 0; k < RATELIMIT_KIND__COUNT && k < 2; k++) {
+            out->bucket[sc][k].capacity = rv.b[sc][k].capacity;
+            out->bucket[sc][k].level = rv.b[sc][k].level;
+        }
     struct budget_view bv;
     budget_snapshot(eng->budget, tenant, user, clock_wall_ms(), &bv);
     for (int sc = 0; sc < BUDGET_SCOPE__COUNT; sc++) {
@@ -1712,6 +1717,12 @@ const char *mc_engine_model_at(const struct mc_engine *eng, const char *provider
 const char *mc_engine_agent_at(const struct mc_engine *eng, size_t i)
 {
     return i < agents_count(eng->agents) ? agents_at(eng->agents, i)->name : NULL;
+}
+
+const char *mc_engine_agent_scope(const struct mc_engine *eng, const char *name)
+{
+    const struct agent *a = agents_find(eng->agents, name);
+    return a != NULL ? agent_scope_name(a->scope) : NULL;
 }
 
 void mc_engine_set_passphrase(struct mc_engine *eng, const char *pass, size_t len)

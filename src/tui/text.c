@@ -12,6 +12,7 @@
 
 #include "tui/text.h"
 
+#include <limits.h>
 #include <wchar.h>
 
 #include "util/alloc.h"
@@ -79,7 +80,7 @@ size_t text_fit(const char *s, size_t n, size_t cols)
 static size_t text_cluster(const char *s, size_t i, size_t end, int *cols)
 {
     size_t j = i + text_char(s, i, end, cols);
-    while (j < end && s[j] != '\n' && s[j] != '\t') {
+    while (j < end) {
         int c;
         size_t len = text_char(s, j, end, &c);
         if (c != 0)
@@ -118,11 +119,12 @@ static void text_lines_push(struct text_lines *l, const char *s, size_t start, s
         l->cap = l->cap == 0 ? 16 : l->cap * 2;
         l->v = xreallocarray(l->v, l->cap, sizeof *l->v);
     }
-    size_t w = text_width(s + start, end - start);
+    /* s may be NULL for empty text, and NULL + 0 is undefined. */
+    size_t w = end > start ? text_width(s + start, end - start) : 0;
     l->v[l->n++] = (struct text_line){
         .start = start,
         .len = end - start,
-        .cols = w > (size_t)INT32_MAX ? INT32_MAX : (int)w,
+        .cols = w > (size_t)INT_MAX ? INT_MAX : (int)w,
     };
 }
 
@@ -167,13 +169,10 @@ static size_t text_wrap_hard_line(const char *s, size_t a, size_t b, size_t widt
         size_t brk;
         if (off == pos)
             brk = pos + clen; /* wider than the line: alone on one */
-        else if (mode == TEXT_WRAP_WORDS && !text_is_space(s, off, b) && have_run &&
-                 run_end == off)
-            brk = off; /* right after a space: the run below drops it */
-        else if (mode == TEXT_WRAP_WORDS && !text_is_space(s, off, b) && have_run)
-            brk = run_start;
+        else if (mode == TEXT_WRAP_WORDS && have_run && !text_is_space(s, off, b))
+            brk = run_start; /* the word that does not fit moves down whole */
         else
-            brk = off;
+            brk = off; /* a space, or CHARS, or a word wider than the line */
         /* Drop the run of spaces around the break from both lines. */
         size_t end = brk;
         while (end > pos && s[end - 1] == ' ')
