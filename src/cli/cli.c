@@ -67,13 +67,15 @@ static const struct verb verbs[] = {
      "each step's reply under a [step i of n: name] line.\n"},
     {"chat", cmd_chat,
      CLI_OPT_JSON | CLI_OPT_PLAIN | CLI_OPT_IDS | CLI_OPT_NO_MEMORY | CLI_OPT_MODEL | CLI_OPT_PASS,
-     "chat --plain [OPTIONS]", "chat line by line (for pipes and screen readers)",
-     "Each input line is one message; the reply follows it. Chosen automatically when\n"
-     "stdin or stdout is not a terminal. Commands: /help, /quit, /new (forget the\n"
-     "conversation), /memory on|off|default, /tenant ID, /user ID, /agent ID.\n"
-     "Ctrl-C cancels a running reply; at the prompt it ends the chat.\n"
+     "chat [--plain] [OPTIONS]", "chat: the TUI on a terminal, else line by line",
+     "On a terminal, the TUI: conversation, recalled-context and metrics panes (/help\n"
+     "in it lists every key and command). With --plain, or when stdin or stdout is not\n"
+     "a terminal (or TERM is dumb), the line chat: each input line is one message; the\n"
+     "reply follows it. Its commands: /help, /quit, /new (forget the conversation),\n"
+     "/memory on|off|default, /tenant ID, /user ID, /agent ID. Ctrl-C cancels a\n"
+     "running reply; at the prompt it ends the chat.\n"
      "\n"
-     "  --plain                           the line interface (the only one until the TUI)\n"
+     "  --plain                           the line chat (for pipes and screen readers)\n"
      "  --tenant T, --user U, --agent A   who chats and who answers\n"
      "  --no-memory                       neither recall nor store memories\n"
      "  --provider P                      auto, offline, openai, anthropic or ollama\n"
@@ -519,12 +521,10 @@ static int cli_run(struct cli_parse *p)
             cli_usage(stdout);
         return MC_EXIT_OK;
     }
-    if (v == NULL) {
-        /* No verb: the chat. The TUI takes this place when it lands; until
-         * then the line chat serves terminals too. */
+    if (v == NULL) /* No verb: the chat, the TUI on a terminal. */
         v = verb_find("chat");
-        p->o.plain = true;
-    }
+    if (v == NULL)
+        return MC_EXIT_RUNTIME; /* the table always has chat */
     int rc = cli_refuse_opts(v->name, v->opts, p->seen);
     if (rc != MC_EXIT_OK)
         return rc;

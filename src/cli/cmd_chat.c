@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "cli/session.h"
+#include "tui/tui.h"
 #include "config/config.h"
 #include "config/vars.h"
 #include "memchat/error.h"
@@ -257,6 +258,13 @@ int cmd_chat(const struct config *cfg, const struct cli_opts *o)
     secret_free(&pass);
     if (rc != MC_EXIT_OK)
         return rc;
+    char why[128];
+    if (!o->plain && !o->json && tui_usable(why, sizeof why)) {
+        struct tui_opts to = {.memory = o->memory};
+        rc = tui_run(cfg, s.eng, &to);
+        session_stop(&s);
+        return rc;
+    }
     if (st.interactive && !o->json) {
         char who[512];
         printf("memchat %s: tenant %s, user %s, %s.\n/help for commands, Ctrl-D to leave.\n",

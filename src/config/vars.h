@@ -88,6 +88,10 @@
       "config dir: config.env, master.key, agents/, tools/, themes/, prices.json")                 \
     X(CFG_MEMCHAT_SHARE_DIR, "MEMCHAT_SHARE_DIR", CFG_PATH, "", 0, 0, NULL, 0,                     \
       "shipped files (agents, themes, prices); empty means the installed or source copy")          \
+    X(CFG_MEMCHAT_THEME, "MEMCHAT_THEME", CFG_ID, "default", 0, 0, NULL, 0,                        \
+      "the TUI's theme: a file NAME.theme in the config dir's themes/ or the shipped ones")        \
+    X(CFG_MEMCHAT_TUI_MOUSE, "MEMCHAT_TUI_MOUSE", CFG_BOOL, "true", 0, 0, NULL, 0,                 \
+      "the TUI takes the mouse (wheel scrolls, a click focuses); false leaves it to the terminal") \
     X(CFG_MEMCHAT_LOG_LEVEL, "MEMCHAT_LOG_LEVEL", CFG_ENUM, "info", 0, 0, "error|warn|info|debug", \
       0, "threshold of memchat.log")                                                               \
     X(CFG_MEMCHAT_MAX_INPUT_BYTES, "MEMCHAT_MAX_INPUT_BYTES", CFG_INT, "1048576", 1, 67108864,     \
