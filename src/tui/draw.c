@@ -601,22 +601,6 @@ static void metrics_lines(struct tui *t, struct rendered *r)
             break;
         }
     }
-    render_fmt(r, TH_LABEL, 0, "stage          last     p50     p95");
-    for (int st = 0; st < MC_STAGE__COUNT; st++) {
-        char a[16], b[16], c[16];
-        draw_ms(u != NULL ? u->latency_ms[st] : (double)NAN, a, sizeof a);
-        bool have = s->stage[st].total > 0;
-        draw_ms(have ? (double)hist_percentile(&s->stage[st], 50) / 1000.0 : (double)NAN, b,
-                sizeof b);
-        draw_ms(have ? (double)hist_percentile(&s->stage[st], 95) / 1000.0 : (double)NAN, c,
-                sizeof c);
-        render_fmt(r, TH_VALUE, 0, "%-11s %s %s %s", mc_stage_name((enum mc_stage)st), a, b, c);
-    }
-    struct buf spark;
-    buf_init(&spark, 4096);
-    model_sparkline(s->series, s->n_series, r->width - 9 > 0 ? r->width - 9 : 1, &spark);
-    render_fmt(r, TH_SPARK, 0, "totals   %s", buf_cstr(&spark));
-    buf_free(&spark);
     char a[32], b[32], c[32];
     if (u != NULL)
         render_fmt(r, TH_VALUE, 0, "tokens   in %lld out %lld%s \xc2\xb7 session %lld/%lld",
@@ -625,22 +609,20 @@ static void metrics_lines(struct tui *t, struct rendered *r)
     draw_usd(u != NULL ? u->usd : (double)NAN, a, sizeof a);
     draw_usd(s->usd, b, sizeof b);
     draw_usd(t->tenant_spent, c, sizeof c);
-    render_fmt(r, TH_VALUE, 0, "cost     turn %s \xc2\xb7 session %s \xc2\xb7 tenant %s (7d)", a, b,
+    render_fmt(r, TH_VALUE, 0, "cost     turn %s \xc2\xb7 session %s \xc2\xb7 tenant(7d) %s", a, b,
                c);
     render_fmt(r, TH_VALUE, 0,
-               "cache    %lld/%lld hits%s \xc2\xb7 JSON saved %lld B \xc2\xb7 retries %lld",
-               s->cache_hits, s->cache_lookups,
-               s->cache_lookups > 0 ? "" : " (consulted at temperature 0)", s->minify_saved,
-               s->retries);
+               "cache    %lld/%lld hits \xc2\xb7 JSON saved %lld B \xc2\xb7 retries %lld",
+               s->cache_hits, s->cache_lookups, s->minify_saved, s->retries);
     if (t->est_valid) {
         char bk[6][32];
         for (int sc = 0; sc < 3; sc++)
             for (int k = 0; k < 2; k++)
                 draw_bucket(t->est.bucket[sc][k].capacity, t->est.bucket[sc][k].level,
                             bk[sc * 2 + k], sizeof bk[0]);
-        render_fmt(r, TH_VALUE, 0, "requests global %s \xc2\xb7 tenant %s \xc2\xb7 user %s", bk[0],
+        render_fmt(r, TH_VALUE, 0, "requests g %s \xc2\xb7 tenant %s \xc2\xb7 user %s", bk[0],
                    bk[2], bk[4]);
-        render_fmt(r, TH_VALUE, 0, "tokens   global %s \xc2\xb7 tenant %s \xc2\xb7 user %s", bk[1],
+        render_fmt(r, TH_VALUE, 0, "tok/win  g %s \xc2\xb7 tenant %s \xc2\xb7 user %s", bk[1],
                    bk[3], bk[5]);
         if (t->est.budget)
             render_fmt(r, t->est.budget_remaining_usd <= 0 ? TH_WARN : TH_VALUE, 0,
@@ -668,6 +650,21 @@ static void metrics_lines(struct tui *t, struct rendered *r)
             render_fmt(r, TH_VALUE, 0, "typing   ~%lld tok \xc2\xb7 %s \xc2\xb7 no wait",
                        t->est.tokens, a);
     }
+    render_fmt(r, TH_LABEL, 0, "stage          last     p50     p95");
+    for (int st = 0; st < MC_STAGE__COUNT; st++) {
+        bool have = s->stage[st].total > 0;
+        draw_ms(u != NULL ? u->latency_ms[st] : (double)NAN, a, sizeof a);
+        draw_ms(have ? (double)hist_percentile(&s->stage[st], 50) / 1000.0 : (double)NAN, b,
+                sizeof b);
+        draw_ms(have ? (double)hist_percentile(&s->stage[st], 95) / 1000.0 : (double)NAN, c,
+                sizeof c);
+        render_fmt(r, TH_VALUE, 0, "%-11s %s %s %s", mc_stage_name((enum mc_stage)st), a, b, c);
+    }
+    struct buf spark;
+    buf_init(&spark, 4096);
+    model_sparkline(s->series, s->n_series, r->width - 9 > 0 ? r->width - 9 : 1, &spark);
+    render_fmt(r, TH_SPARK, 0, "totals   %s", buf_cstr(&spark));
+    buf_free(&spark);
 }
 
 static void draw_metrics(struct tui *t)

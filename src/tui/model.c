@@ -814,6 +814,21 @@ static void model_md_italic(struct buf *out, const char *s)
     buf_puts(out, "_\n\n");
 }
 
+/* True when s leaves a fenced code block open (an odd number of lines
+ * starting with ```): a reply cut off by a cancel or an error. */
+static bool model_md_open_fence(const char *s)
+{
+    bool open = false;
+    for (const char *line = s; line != NULL;) {
+        if (strncmp(line, "```", 3) == 0)
+            open = !open;
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+    return open;
+}
+
 static void model_md_turn(struct buf *out, const struct tm_turn *t)
 {
     if (t->text != NULL) {
@@ -831,7 +846,13 @@ static void model_md_turn(struct buf *out, const struct tm_turn *t)
     const char *reply = buf_cstr(&t->reply);
     if (reply[0] != '\0') {
         buf_puts(out, reply);
-        buf_puts(out, t->reply.len > 0 && reply[t->reply.len - 1] == '\n' ? "\n" : "\n\n");
+        if (reply[t->reply.len - 1] != '\n')
+            buf_putc(out, '\n');
+        /* Close a fence the reply left open, or the rest of the notes
+         * would render as code. */
+        if (model_md_open_fence(reply))
+            buf_puts(out, "```\n");
+        buf_putc(out, '\n');
     }
     switch (t->state) {
     case TM_WAITING:
