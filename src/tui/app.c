@@ -106,17 +106,28 @@ static void app_set_str(char **dst, const char *v)
     *dst = v != NULL ? xstrdup(v) : NULL;
 }
 
-/* Refreshes the tenant's figures shown in the panes: its memory count
- * and its rollout status (with its spending). Quiet jobs. */
-static void app_refresh_tenant(struct tui *t)
+/* The tenant's memory count, for the context pane (a quiet job). */
+static void app_refresh_count(struct tui *t)
 {
     char id[MC_UUID_STRLEN + 1], err[512];
     struct mc_memory_job mj = {.op = MC_MEM_STATS, .tenant = t->tenant};
     if (mc_engine_submit_memory(t->eng, &mj, id, err, sizeof err) == 0)
         app_job_add(t, id, JOB_STATS, true);
+}
+
+/* The tenant's rollout state and spending, for the metrics pane. */
+static void app_refresh_rollout(struct tui *t)
+{
+    char id[MC_UUID_STRLEN + 1], err[512];
     struct mc_rollout_change rc = {.op = MC_ROLLOUT_STATUS};
     if (mc_engine_submit_rollout(t->eng, &rc, id, err, sizeof err) == 0)
         app_job_add(t, id, JOB_ROLLOUT, true);
+}
+
+static void app_refresh_tenant(struct tui *t)
+{
+    app_refresh_count(t);
+    app_refresh_rollout(t);
 }
 
 void app_estimate(struct tui *t)
@@ -728,9 +739,11 @@ static void app_on_event(struct tui *t, struct mc_event *ev)
         app_on_job(t, ev, &j);
         return;
     }
-    if (ev->kind == MC_EV_TURN_DONE || ev->kind == MC_EV_MEMORY_STORED) {
-        app_refresh_tenant(t);
+    if (ev->kind == MC_EV_TURN_DONE) {
+        app_refresh_rollout(t);
         app_estimate(t);
+    } else if (ev->kind == MC_EV_MEMORY_STORED) {
+        app_refresh_count(t);
     }
 }
 
@@ -823,17 +836,21 @@ static void app_loop(struct tui *t)
     size_t last_len = (size_t)-1;
     while (!t->quit) {
         int64_t now = clock_mono_ms();
-        if ((t->dirty || t->dirty_input || t->relayout) && now - t->last_frame_ms >= TUI_FRAME_MS) {
-            if (t->dirty_input && (input_line() != last_line || strlen(input_line()) != last_len)) {
-                last_line = input_line();
-                last_len = strlen(last_line);
-                app_estimate(t);
-                t->dirty = true; /* the metrics pane shows the estimate */
-            }
-            if (input_rows_needed(t, t->cols) != t->input_rows)
-                t->relayout = true;
+        if (t->dirty_input && (input_line() != last_line || strlen(input_line()) != last_len)) {
+            last_line = input_line();
+            last_len = strlen(last_line);
+            app_estimate(t);
+            t->dirty = true; /* the metrics pane shows the estimate */
+        }
+        if (t->dirty_input && input_rows_needed(t, t->cols) != t->input_rows)
+            t->relayout = true;
+        if ((t->dirty || t->relayout) && now - t->last_frame_ms >= TUI_FRAME_MS) {
             draw_frame(t);
             t->last_frame_ms = now;
+        } else if (t->dirty_input) {
+            /* A keystroke shows at once: the input line alone is cheap, and
+             * the panes follow at the next frame. */
+            draw_input_only(t);
         }
         struct pollfd p[3] = {
             {.fd = STDIN_FILENO, .events = POLLIN},

@@ -770,8 +770,19 @@ static void draw_too_small(struct tui *t)
     draw_text(y < t->rows ? y : 0, x, t->cols, msg, strlen(msg), A_BOLD);
 }
 
+void draw_input_only(struct tui *t)
+{
+    input_assert_ui_thread();
+    if (!t->lay.too_small)
+        input_draw(t);
+    wnoutrefresh(stdscr);
+    doupdate();
+    t->dirty_input = false;
+}
+
 void draw_frame(struct tui *t)
 {
+    input_assert_ui_thread();
     if (t->relayout) {
         t->input_rows = input_rows_needed(t, t->cols);
         layout_compute(t->rows, t->cols, t->input_rows, t->zoom, t->focus, &t->lay);

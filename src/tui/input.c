@@ -60,6 +60,11 @@ static FILE *rl_null;
 /* Debug builds check that readline runs on the UI thread only. */
 #define INPUT_ON_UI_THREAD() assert(pthread_equal(pthread_self(), ui_thread))
 
+void input_assert_ui_thread(void)
+{
+    INPUT_ON_UI_THREAD();
+}
+
 /* readline's source of keys: the bytes the loop read. When a key needs
  * more bytes than have arrived (a sequence cut between two reads), wait
  * briefly for them rather than report an end of file. */

@@ -158,6 +158,8 @@ void app_cmd_quit(struct tui *t, const char *arg);
 void draw_init_colors(struct tui *t);
 /* Draws everything that is dirty and updates the screen once. */
 void draw_frame(struct tui *t);
+/* Draws the input line alone (a keystroke between frames). */
+void draw_input_only(struct tui *t);
 /* Frees the conversation pane's renderings. */
 void draw_free(struct tui *t);
 /* The curses attributes (colour pair included) of element el. */
@@ -176,6 +178,9 @@ void input_draw(struct tui *t);
 int input_rows_needed(const struct tui *t, int cols);
 /* The line being typed (not yet sent), for the estimate. */
 const char *input_line(void);
+/* Debug builds: aborts unless called on the thread that runs the TUI
+ * (curses and readline are not thread-safe). */
+void input_assert_ui_thread(void);
 /* Saves the history and opens the one of t's (tenant, user). */
 void input_switch_history(struct tui *t);
 /* Leaves curses and readline's terminal mode, runs fn, comes back. */
