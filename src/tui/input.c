@@ -548,8 +548,9 @@ static void input_on_mouse(struct tui *t, int b, int x, int y, bool press)
     }
 }
 
-/* A lone Esc: cancels a streaming reply, else closes what is open. */
-static void input_lone_esc(struct tui *t)
+/* A lone Esc: cancels a streaming reply, else closes what is open; false
+ * when it meant none of these (readline gets it: vi mode needs it). */
+static bool input_lone_esc(struct tui *t)
 {
     if (model_busy(t->model)) {
         app_cancel(t);
@@ -558,7 +559,10 @@ static void input_lone_esc(struct tui *t)
         t->dirty = true;
     } else if (t->show_injected) {
         app_toggle_injected(t);
+    } else {
+        return false;
     }
+    return true;
 }
 
 /* True when s[0..n) starts with a UTF-8 sequence that more bytes would
@@ -583,8 +587,11 @@ void input_feed(struct tui *t, int64_t now_ms)
                 if (now_ms < t->esc_deadline)
                     return;
                 t->esc_deadline = 0;
+                if (!input_lone_esc(t)) {
+                    rl_callback_read_char(); /* readline takes the Esc */
+                    continue;
+                }
                 buf_consume(&t->in, 1);
-                input_lone_esc(t);
                 continue;
             }
             t->esc_deadline = 0;
@@ -622,6 +629,19 @@ static const char *input_text(struct buf *b, size_t *cursor)
     return buf_cstr(b);
 }
 
+/* Wraps the prompt and line at cols; a line that ends in a newline gets
+ * the empty row the cursor then sits on. */
+static void input_wrap(const char *s, size_t n, int cols, struct text_lines *l)
+{
+    text_wrap(s, n, cols > 1 ? cols - 1 : 1, TEXT_WRAP_CHARS, l);
+    if (n > 0 && s[n - 1] == '\n') {
+        size_t before = l->n;
+        text_wrap("", 0, 1, TEXT_WRAP_CHARS, l);
+        if (l->n > before)
+            l->v[l->n - 1].start = n;
+    }
+}
+
 int input_rows_needed(const struct tui *t, int cols)
 {
     (void)t;
@@ -631,7 +651,8 @@ int input_rows_needed(const struct tui *t, int cols)
     const char *s = input_text(&b, &cursor);
     struct text_lines l;
     text_lines_init(&l);
-    size_t n = text_wrap(s, b.len, cols > 1 ? cols - 1 : 1, TEXT_WRAP_CHARS, &l);
+    input_wrap(s, b.len, cols, &l);
+    size_t n = l.n;
     text_lines_free(&l);
     buf_free(&b);
     return n < 1 ? 1 : n > 5 ? 5 : (int)n;
@@ -649,7 +670,7 @@ void input_draw(struct tui *t)
     const char *s = input_text(&b, &cursor);
     struct text_lines l;
     text_lines_init(&l);
-    text_wrap(s, b.len, r->w > 1 ? r->w - 1 : 1, TEXT_WRAP_CHARS, &l);
+    input_wrap(s, b.len, r->w, &l);
     /* The row holding the cursor, and the first row shown so it is seen. */
     size_t crow = 0;
     for (size_t i = 0; i < l.n; i++)

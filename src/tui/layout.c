@@ -93,8 +93,7 @@ int layout_pane_at(const struct layout *l, int y, int x)
         return -1;
     for (int p = 0; p < PANE__COUNT; p++) {
         const struct rect *r = &l->pane[p];
-        if (r->h > 0 && r->w > 0 && y >= r->y && y < r->y + r->h && x >= r->x &&
-            x < r->x + r->w)
+        if (r->h > 0 && r->w > 0 && y >= r->y && y < r->y + r->h && x >= r->x && x < r->x + r->w)
             return p;
     }
     return -1;

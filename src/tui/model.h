@@ -60,42 +60,42 @@ struct tm_candidate {
 
 struct tm_turn {
     char id[MC_UUID_STRLEN + 1];
-    char run[MC_UUID_STRLEN + 1];     /* the run's first turn (== id outside a run) */
-    int step_index, step_of;          /* 0, 0 outside a multi-step run */
-    char *step_name;                  /* NULL outside a run */
-    char *text;                       /* the user's message; NULL for later steps */
+    char run[MC_UUID_STRLEN + 1]; /* the run's first turn (== id outside a run) */
+    int step_index, step_of;      /* 0, 0 outside a multi-step run */
+    char *step_name;              /* NULL outside a run */
+    char *text;                   /* the user's message; NULL for later steps */
     char tenant[IDENT_MAX + 1], user[IDENT_MAX + 1], agent[IDENT_MAX + 1];
-    char *provider, *model;           /* from turn.start; NULL before */
-    struct buf reply;                 /* sanitised, as streamed so far */
+    char *provider, *model; /* from turn.start; NULL before */
+    struct buf reply;       /* sanitised, as streamed so far */
     enum tm_turn_state state;
-    char *error;                      /* "code: message" when TM_FAILED */
+    char *error; /* "code: message" when TM_FAILED */
     /* rollout */
-    bool memory;                      /* memory on for this turn */
-    char *rollout_reason;             /* NULL until the rollout event */
+    bool memory;          /* memory on for this turn */
+    char *rollout_reason; /* NULL until the rollout event */
     /* memory.retrieved / memory.injected / memory.skipped (retrieve) */
-    bool retrieved;                   /* a memory.retrieved event came */
-    char *method;                     /* "mmr", ... */
+    bool retrieved; /* a memory.retrieved event came */
+    char *method;   /* "mmr", ... */
     int k;
-    double retrieve_ms;               /* NAN when unknown */
+    double retrieve_ms; /* NAN when unknown */
     struct tm_candidate *cand;
     size_t n_cand, n_kept;
-    char *injected;                   /* the exact block; NULL when none */
+    char *injected; /* the exact block; NULL when none */
     long long injected_tokens;
-    char *retrieve_skip;              /* memory.skipped (retrieve) reason, or NULL */
+    char *retrieve_skip; /* memory.skipped (retrieve) reason, or NULL */
     /* the store stage */
     enum tm_store_state store;
-    char *store_reason;               /* when skipped */
+    char *store_reason; /* when skipped */
     /* markers and figures */
-    int cache;                        /* -1 not consulted, 0 miss, 1 hit */
+    int cache; /* -1 not consulted, 0 miss, 1 hit */
     int retries;
     int tool_calls;
-    long long ratelimit_wait_ms;      /* summed ratelimit.wait */
-    long long minify_saved;           /* bytes_before - bytes_after, summed */
+    long long ratelimit_wait_ms;                /* summed ratelimit.wait */
+    long long minify_saved;                     /* bytes_before - bytes_after, summed */
     long long prompt_tokens, completion_tokens; /* -1 unknown */
     bool usage_estimated;
-    double usd;                       /* NAN: no price or not reported */
+    double usd;                         /* NAN: no price or not reported */
     double latency_ms[MC_STAGE__COUNT]; /* turn.done; NAN when null */
-    int64_t started_ms;               /* ts_ms of turn.start; 0 before */
+    int64_t started_ms;                 /* ts_ms of turn.start; 0 before */
 };
 
 struct tm_search {
@@ -121,14 +121,14 @@ struct tm_entry {
 
 /* The session's aggregates over every finished turn. */
 struct tm_session {
-    long long turns;              /* turn.done seen */
+    long long turns;                    /* turn.done seen */
     struct hist stage[MC_STAGE__COUNT]; /* microseconds, per stage */
-    double series[MODEL_SERIES];  /* total latency (ms) of the newest turns, oldest first */
+    double series[MODEL_SERIES];        /* total latency (ms) of the newest turns, oldest first */
     size_t n_series;
     long long prompt_tokens, completion_tokens;
-    double usd;                   /* sum of known costs */
+    double usd; /* sum of known costs */
     long long cache_lookups, cache_hits;
-    long long minify_saved;       /* JSON bytes saved */
+    long long minify_saved; /* JSON bytes saved */
     long long retries;
     /* the newest budget event */
     bool have_budget;

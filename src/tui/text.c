@@ -6,7 +6,8 @@
  * base and a break never lands between them. A cluster is a "space" for
  * breaking only when it is a lone ' ' byte; a tab is a 4-column character
  * like any other (code and lists indent with it, and breaking there would
- * lose the indentation).
+ * lose the indentation). Spaces at a break are dropped only in WORDS mode:
+ * CHARS (code blocks, the input line) keeps every byte but the '\n's.
  */
 #include "config.h"
 
@@ -173,13 +174,16 @@ static size_t text_wrap_hard_line(const char *s, size_t a, size_t b, size_t widt
             brk = run_start; /* the word that does not fit moves down whole */
         else
             brk = off; /* a space, or CHARS, or a word wider than the line */
-        /* Drop the run of spaces around the break from both lines. */
-        size_t end = brk;
-        while (end > pos && s[end - 1] == ' ')
-            end--;
-        size_t next = brk;
-        while (next < b && text_is_space(s, next, b))
-            next++;
+        /* Drop the run of spaces around a break between words from both
+         * lines. CHARS keeps every byte: code keeps its alignment, and the
+         * input line must show every space the cursor can sit on. */
+        size_t end = brk, next = brk;
+        if (mode == TEXT_WRAP_WORDS) {
+            while (end > pos && s[end - 1] == ' ')
+                end--;
+            while (next < b && text_is_space(s, next, b))
+                next++;
+        }
         if (end > pos) {
             text_lines_push(out, s, pos, end);
             added++;

@@ -55,8 +55,9 @@ void text_lines_free(struct text_lines *l);
 /* Appends to out the lines of s[0..n) wrapped at width columns (width >= 1;
  * a width of 1 still places a wide character alone on its line). '\n'
  * ends a line; empty text or a trailing '\n' gives an empty last line only
- * when n == 0 (one empty line) — "a\n" wraps to one line "a". A run of
- * spaces at a break is dropped from both lines' ends. Returns the number of
+ * when n == 0 (one empty line) — "a\n" wraps to one line "a". In WORDS mode a
+ * run of spaces at a break is dropped from both lines' ends; CHARS mode
+ * keeps every byte but the newlines. Returns the number of
  * lines appended. */
 size_t text_wrap(const char *s, size_t n, int width, enum text_wrap_mode mode,
                  struct text_lines *out);

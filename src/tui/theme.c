@@ -37,7 +37,7 @@ static const struct {
     const char *name;
     unsigned bit;
 } theme_attr_names[] = {
-    {"bold", THEME_BOLD},       {"dim", THEME_DIM},         {"underline", THEME_UNDERLINE},
+    {"bold", THEME_BOLD},       {"dim", THEME_DIM},       {"underline", THEME_UNDERLINE},
     {"reverse", THEME_REVERSE}, {"italic", THEME_ITALIC},
 };
 
@@ -194,8 +194,8 @@ static int theme_parse_style(const char *p, size_t end, const char *origin, unsi
     }
     if (theme_colour(tok, len, &st->fg) != 0) {
         theme_quote(q, sizeof q, tok, len);
-        snprintf(err, errlen, "%s:%u: unknown colour '%s' for '%s' (accepted: %s)", origin, line,
-                 q, elname, THEME_ACCEPTED_COLOURS);
+        snprintf(err, errlen, "%s:%u: unknown colour '%s' for '%s' (accepted: %s)", origin, line, q,
+                 elname, THEME_ACCEPTED_COLOURS);
         return -1;
     }
     st->bg = -1;
@@ -224,9 +224,11 @@ static int theme_parse_style(const char *p, size_t end, const char *origin, unsi
     return 0;
 }
 
-int theme_parse(const char *name, const char *text, size_t n, const char *origin,
-                struct theme *out, char *err, size_t errlen)
+int theme_parse(const char *name, const char *text, size_t n, const char *origin, struct theme *out,
+                char *err, size_t errlen)
 {
+    if (origin == NULL)
+        origin = "theme";
     struct theme t;
     memset(&t, 0, sizeof t);
     snprintf(t.name, sizeof t.name, "%s", name != NULL ? name : "");
@@ -262,22 +264,25 @@ int theme_parse(const char *name, const char *text, size_t n, const char *origin
         size_t elen = (size_t)(eq - p);
         i = 0;
         if (!theme_next_tok(p, elen, &i, &tok, &len)) {
-            snprintf(err, errlen, "%s:%u: no element before '=' (expected ELEMENT = FG [BG] [ATTR...])",
-                     origin, line);
+            snprintf(err, errlen,
+                     "%s:%u: no element before '=' (expected ELEMENT = FG [BG] [ATTR...])", origin,
+                     line);
             return -1;
         }
         int el = -1;
         for (int e = 0; e < TH__COUNT && el < 0; e++)
-            if (theme_tok_is(tok, len, theme_names_tab[e]) && i == elen)
+            if (theme_tok_is(tok, len, theme_names_tab[e]))
                 el = e;
-        size_t rest_i = i;
         const char *extra;
         size_t extralen;
-        if (el < 0 || theme_next_tok(p, elen, &rest_i, &extra, &extralen)) {
+        if (el < 0 || theme_next_tok(p, elen, &i, &extra, &extralen)) {
+            size_t qlen = elen - (size_t)(tok - p);
+            while (qlen > 0 && theme_space(tok[qlen - 1]))
+                qlen--;
             struct buf b;
             buf_init(&b, 4096);
             theme_list_elements(&b);
-            theme_quote(q, sizeof q, tok, elen - (size_t)(tok - p));
+            theme_quote(q, sizeof q, tok, qlen);
             snprintf(err, errlen, "%s:%u: unknown element '%s' (accepted: %s)", origin, line, q,
                      buf_cstr(&b));
             buf_free(&b);
@@ -289,18 +294,21 @@ int theme_parse(const char *name, const char *text, size_t n, const char *origin
             return -1;
         }
         size_t after = elen + 1;
-        if (theme_parse_style(p + after, plen - after, origin, line, theme_names_tab[el],
-                              &t.el[el], err, errlen) != 0)
+        if (theme_parse_style(p + after, plen - after, origin, line, theme_names_tab[el], &t.el[el],
+                              err, errlen) != 0)
             return -1;
         set_on[el] = line;
         pos = next;
     }
     for (int e = 0; e < TH__COUNT; e++) {
         if (set_on[e] == 0) {
-            snprintf(err, errlen,
-                     "%s:%u: '%s' is not set (every element must be named once: see "
-                     "share/themes/default.theme)",
-                     origin, line, theme_names_tab[e]);
+            /* Reported at the last line: the file ended without it. */
+            struct buf b;
+            buf_init(&b, 4096);
+            theme_list_elements(&b);
+            snprintf(err, errlen, "%s:%u: '%s' is not set (every element must be named once: %s)",
+                     origin, line == 0 ? 1 : line, theme_names_tab[e], buf_cstr(&b));
+            buf_free(&b);
             return -1;
         }
     }
@@ -324,8 +332,7 @@ static bool theme_name_ok(const char *name)
 
 /* Reads and parses dir/NAME.theme: 0, -1 (message set), or -2 when the
  * file does not exist. */
-static int theme_try(const char *dir, const char *name, struct theme *out, char *err,
-                     size_t errlen)
+static int theme_try(const char *dir, const char *name, struct theme *out, char *err, size_t errlen)
 {
     char *file = xasprintf("%s.theme", name);
     char *path = paths_join(dir, file);
@@ -341,8 +348,8 @@ static int theme_try(const char *dir, const char *name, struct theme *out, char 
     return rc;
 }
 
-int theme_load(const char *share_dir, const char *config_dir, const char *name,
-               struct theme *out, char *err, size_t errlen)
+int theme_load(const char *share_dir, const char *config_dir, const char *name, struct theme *out,
+               char *err, size_t errlen)
 {
     if (name == NULL || !theme_name_ok(name)) {
         char q[40];
@@ -449,10 +456,10 @@ void theme_names_free(char **names)
 static void theme_rgb(int c, int rgb[3])
 {
     static const unsigned char base16[16][3] = {
-        {0, 0, 0},       {205, 0, 0},     {0, 205, 0},   {205, 205, 0},
-        {0, 0, 238},     {205, 0, 205},   {0, 205, 205}, {229, 229, 229},
-        {127, 127, 127}, {255, 0, 0},     {0, 255, 0},   {255, 255, 0},
-        {92, 92, 255},   {255, 0, 255},   {0, 255, 255}, {255, 255, 255},
+        {0, 0, 0},       {205, 0, 0},   {0, 205, 0},   {205, 205, 0},
+        {0, 0, 238},     {205, 0, 205}, {0, 205, 205}, {229, 229, 229},
+        {127, 127, 127}, {255, 0, 0},   {0, 255, 0},   {255, 255, 0},
+        {92, 92, 255},   {255, 0, 255}, {0, 255, 255}, {255, 255, 255},
     };
     if (c < 16) {
         for (int i = 0; i < 3; i++)
@@ -479,11 +486,17 @@ short theme_degrade(short c, int colors)
         return n == 16 ? c : (short)(c & 7);
     int want[3];
     theme_rgb(c, want);
+    /* A grey goes to the nearest grey (black, white, bright black, bright
+     * white): by distance alone mid-grey is nearer yellow than white on an
+     * 8-colour terminal, and a grey turning into a hue reads as meaning. */
+    bool grey = want[0] == want[1] && want[1] == want[2];
     int best = 0;
     long best_d = -1;
     for (int i = 0; i < n; i++) {
         int rgb[3];
         theme_rgb(i, rgb);
+        if (grey && !(rgb[0] == rgb[1] && rgb[1] == rgb[2]))
+            continue;
         long d = 0;
         for (int k = 0; k < 3; k++)
             d += (long)(rgb[k] - want[k]) * (rgb[k] - want[k]);

@@ -24,29 +24,29 @@
 #include <stddef.h>
 
 /* X(enum, "name in the file", "what it colours") */
-#define THEME_ELEMENT_LIST(X)                                               \
-    X(TH_NORMAL, "normal", "pane text")                                     \
-    X(TH_TITLE, "title", "pane titles")                                     \
-    X(TH_TITLE_FOCUS, "title-focus", "the focused pane's title")            \
-    X(TH_SEPARATOR, "separator", "the line between panes")                  \
-    X(TH_USER, "user", "the user's messages")                               \
-    X(TH_ASSISTANT, "assistant", "replies")                                 \
-    X(TH_NOTICE, "notice", "command feedback")                              \
-    X(TH_ERROR, "error", "errors")                                          \
-    X(TH_CODE, "code", "fenced code blocks")                                \
-    X(TH_MARKER, "marker", "turn markers (memory, cache, tools, step)")     \
-    X(TH_SELECTED, "selected", "the selected turn or memory")               \
-    X(TH_KEPT, "kept", "memories injected into the prompt")                 \
-    X(TH_DROPPED, "dropped", "candidates not kept")                         \
-    X(TH_SCORE, "score", "scores")                                          \
-    X(TH_LABEL, "label", "metric names")                                    \
-    X(TH_VALUE, "value", "metric values")                                   \
-    X(TH_SPARK, "spark", "sparklines")                                      \
-    X(TH_WARN, "warn", "limits close to refusing, cancelled turns")         \
-    X(TH_STATUS, "status", "the status line")                               \
+#define THEME_ELEMENT_LIST(X)                                                 \
+    X(TH_NORMAL, "normal", "pane text")                                       \
+    X(TH_TITLE, "title", "pane titles")                                       \
+    X(TH_TITLE_FOCUS, "title-focus", "the focused pane's title")              \
+    X(TH_SEPARATOR, "separator", "the line between panes")                    \
+    X(TH_USER, "user", "the user's messages")                                 \
+    X(TH_ASSISTANT, "assistant", "replies")                                   \
+    X(TH_NOTICE, "notice", "command feedback")                                \
+    X(TH_ERROR, "error", "errors")                                            \
+    X(TH_CODE, "code", "fenced code blocks")                                  \
+    X(TH_MARKER, "marker", "turn markers (memory, cache, tools, step)")       \
+    X(TH_SELECTED, "selected", "the selected turn or memory")                 \
+    X(TH_KEPT, "kept", "memories injected into the prompt")                   \
+    X(TH_DROPPED, "dropped", "candidates not kept")                           \
+    X(TH_SCORE, "score", "scores")                                            \
+    X(TH_LABEL, "label", "metric names")                                      \
+    X(TH_VALUE, "value", "metric values")                                     \
+    X(TH_SPARK, "spark", "sparklines")                                        \
+    X(TH_WARN, "warn", "limits close to refusing, cancelled turns")           \
+    X(TH_STATUS, "status", "the status line")                                 \
     X(TH_STATUS_ALERT, "status-alert", "offline or memory off in the status") \
-    X(TH_PROMPT, "prompt", "the input prompt")                              \
-    X(TH_INPUT, "input", "the input line")                                  \
+    X(TH_PROMPT, "prompt", "the input prompt")                                \
+    X(TH_INPUT, "input", "the input line")                                    \
     X(TH_OVERLAY, "overlay", "help and list overlays")
 
 enum theme_element {
@@ -86,14 +86,14 @@ void theme_builtin(struct theme *out);
 /* Parses a theme file's text; origin names it in messages ("/x/y.theme").
  * 0 with *out filled (name set to name), or -1 with "origin:LINE: what is
  * wrong (accepted: ...)" in err and *out untouched. */
-int theme_parse(const char *name, const char *text, size_t n, const char *origin,
-                struct theme *out, char *err, size_t errlen);
+int theme_parse(const char *name, const char *text, size_t n, const char *origin, struct theme *out,
+                char *err, size_t errlen);
 /* Loads theme `name` (letters, digits, '-', '_', '.'; at most
  * THEME_NAME_MAX) from config_dir/themes/NAME.theme, else from the shipped
  * themes (paths_shipped_dir(share_dir, "themes")). 0, or -1 with a message
  * (unknown name: it lists the themes there are) and *out untouched. */
-int theme_load(const char *share_dir, const char *config_dir, const char *name,
-               struct theme *out, char *err, size_t errlen);
+int theme_load(const char *share_dir, const char *config_dir, const char *name, struct theme *out,
+               char *err, size_t errlen);
 /* The names of every theme there is (user's and shipped, sorted, no
  * duplicates), as a NULL-terminated array; free with theme_names_free. */
 char **theme_names(const char *share_dir, const char *config_dir);
