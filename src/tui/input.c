@@ -123,40 +123,21 @@ static void input_on_line(char *line)
 
 /* --- the app's keys ------------------------------------------------------ */
 
-static int key_help(int count, int key)
-{
-    (void)count, (void)key;
-    app_show_help(cur);
-    return 0;
-}
+/* A readline function that runs an app action (readline passes no user
+ * pointer, so each key needs its own function). */
+#define KEY_ACTION(fn, action)        \
+    static int fn(int count, int key) \
+    {                                 \
+        (void)count, (void)key;       \
+        action(cur);                  \
+        return 0;                     \
+    }
 
-static int key_focus(int count, int key)
-{
-    (void)count, (void)key;
-    app_focus_next(cur);
-    return 0;
-}
-
-static int key_zoom(int count, int key)
-{
-    (void)count, (void)key;
-    app_zoom(cur);
-    return 0;
-}
-
-static int key_injected(int count, int key)
-{
-    (void)count, (void)key;
-    app_toggle_injected(cur);
-    return 0;
-}
-
-static int key_forget(int count, int key)
-{
-    (void)count, (void)key;
-    app_forget_highlighted(cur);
-    return 0;
-}
+KEY_ACTION(key_help, app_show_help)
+KEY_ACTION(key_focus, app_focus_next)
+KEY_ACTION(key_zoom, app_zoom)
+KEY_ACTION(key_injected, app_toggle_injected)
+KEY_ACTION(key_forget, app_forget_highlighted)
 
 static int key_scroll_up(int count, int key)
 {
@@ -172,19 +153,18 @@ static int key_scroll_down(int count, int key)
     return 0;
 }
 
-static int key_prev(int count, int key)
+static void input_select_prev(struct tui *t)
 {
-    (void)count, (void)key;
-    app_select(cur, -1);
-    return 0;
+    app_select(t, -1);
 }
 
-static int key_next(int count, int key)
+static void input_select_next(struct tui *t)
 {
-    (void)count, (void)key;
-    app_select(cur, 1);
-    return 0;
+    app_select(t, 1);
 }
+
+KEY_ACTION(key_prev, input_select_prev)
+KEY_ACTION(key_next, input_select_next)
 
 static int key_newline(int count, int key)
 {

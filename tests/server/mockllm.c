@@ -9,11 +9,18 @@
  * (`json`: the object {"mock":"reply","message":<the last user message>},
  * written indented over several lines as models often do, so a test can see
  * whether its client minified it; streamed or whole alike; split-utf8's
- * extra text is not added to it, which would make it invalid). One thread, one
- * poll() loop: every connection is a small state machine whose reply is a
- * queue of output segments (bytes with an optional delay before them, "stall"
- * or "close"), so a slow or stalled connection never blocks another and
- * delays are poll timeouts, never sleeps. It links libc only (no libmemchat,
+ * extra text is not added to it, which would make it invalid). Two more shape
+ * the reply for benchmarks: `words=N` makes the text N words "w1 w2 ... wN"
+ * (one piece, one delta, per word and its space: N completion tokens; in
+ * place of the normal text and split-utf8's, not of json's), and
+ * `rate=N` paces a streamed reply at N pieces a second, each piece due at
+ * a fixed time after the reply was queued (start + i/N), so the pace does not
+ * drift with the loop's wake-up latency (a whole reply waits npieces/N s).
+ * One thread, one poll() loop: every connection is a small state machine
+ * whose reply is a queue of output segments (bytes with an optional delay
+ * before them or a time they are due at, "stall" or "close"), so a slow or
+ * stalled connection never blocks another and delays are poll timeouts,
+ * never sleeps. It links libc only (no libmemchat,
  * no cJSON), hence its own tiny buffer, JSON scanner and JSON writer.
  * It binds 127.0.0.1 only, prints `PORT=<n>`, and exits 0 on stdin EOF or
  * SIGTERM, freeing everything (the tests run it under ASan).
@@ -47,6 +54,8 @@
 #define PIECE_MAX        7u
 #define SLOW_US          20000   /* `slow`: 20 ms between pieces */
 #define SPLIT_PACE_US    200     /* `split-utf8`: gap between tiny writes */
+#define RATE_MAX         1000000 /* `rate=N`: at most a piece a microsecond */
+#define WORDS_MAX        1000000 /* `words=N`: at most a million words (~7 MB) */
 #define LINGER_US        2000000 /* drain time after a closing reply */
 #define OVERSIZE_LIMIT   (256ull * 1024u * 1024u)
 #define OVERSIZE_BATCH   65536u
@@ -823,6 +832,8 @@ struct behave {
     bool spans_only; /* Opik routes only: trace batches are served normally */
     bool has_then;
     unsigned long then_n;
+    unsigned long rate;  /* rate=N: streamed pieces per second (0: as fast as possible) */
+    unsigned long words; /* words=N: the reply is "w1 w2 ... wN" (0: the normal text) */
 };
 
 static const struct {
@@ -862,6 +873,20 @@ static const struct {
     {"spans-only", offsetof(struct behave, spans_only)},
 };
 
+/* Parses the count of `rate=N` or `words=N`: decimal, 1 to max. */
+static bool behave_count(const char *v, unsigned long max, unsigned long *out)
+{
+    if (*v < '0' || *v > '9')
+        return false;
+    char *endp;
+    errno = 0;
+    unsigned long n = strtoul(v, &endp, 10);
+    if (*endp != '\0' || errno != 0 || n == 0 || n > max)
+        return false;
+    *out = n;
+    return true;
+}
+
 /* Sets one behaviour named w in b; false when w is not a behaviour. */
 static bool behave_set(struct behave *b, const char *w)
 {
@@ -885,6 +910,10 @@ static bool behave_set(struct behave *b, const char *w)
         b->has_then = true;
         return *endp == '\0' && errno == 0;
     }
+    if (strncmp(w, "rate=", 5) == 0)
+        return behave_count(w + 5, RATE_MAX, &b->rate);
+    if (strncmp(w, "words=", 6) == 0)
+        return behave_count(w + 6, WORDS_MAX, &b->words);
     return w[0] == '\0'; /* an empty item, as in "mock:,500" */
 }
 
@@ -917,7 +946,8 @@ static bool behave_parse(const char *model, struct behave *b, char *bad, size_t 
 }
 
 /* then=N: after N requests the failure behaviours stop; the formatting ones
- * (usage placement, malformed, crlf, split-utf8, slow, json) stay. */
+ * (usage placement, malformed, crlf, split-utf8, slow, json, rate, words)
+ * stay. */
 static void behave_disarm(struct behave *b)
 {
     b->err = E_NONE;
@@ -942,6 +972,7 @@ struct seg {
     char *data;
     size_t len, off;
     int64_t delay_us; /* wait this long after the previous step */
+    int64_t due_us;   /* and not before this time (now_us() clock; 0: none) */
     bool split;       /* write 1-3 bytes at a time, SPLIT_PACE_US apart */
     char *unit;
     size_t unitlen;
@@ -1033,6 +1064,15 @@ static void q_chunk(struct conn *c, const char *s, size_t n, int64_t delay_us, b
     sb_puts(&b, "\r\n");
     struct seg *g = q_push(c, SEG_DATA, delay_us, split);
     g->data = sb_take(&b, &g->len);
+}
+
+/* Makes the segment just queued due at due_us: it is not written before,
+ * whatever the delays before it (rate=N's fixed schedule). */
+static void q_due(struct conn *c, int64_t due_us)
+{
+    c->tail->due_us = due_us;
+    if (c->head == c->tail && due_us > c->next_ok_us)
+        c->next_ok_us = due_us;
 }
 
 static void q_mark(struct conn *c, enum seg_kind kind)
@@ -1302,6 +1342,23 @@ static void reply_cut(struct reply *rp)
     }
 }
 
+/* Cuts a words=N text into one piece per word, its space included. */
+static void reply_cut_words(struct reply *rp)
+{
+    size_t n = rp->text.len, cap = n / 2 + 1;
+    rp->poff = xmalloc_or_die(cap * sizeof *rp->poff);
+    rp->plen = xmalloc_or_die(cap * sizeof *rp->plen);
+    rp->npieces = 0;
+    for (size_t off = 0; off < n;) {
+        const char *sp = memchr(rp->text.p + off, ' ', n - off);
+        size_t k = sp != NULL ? (size_t)(sp - (rp->text.p + off)) + 1 : n - off;
+        rp->poff[rp->npieces] = off;
+        rp->plen[rp->npieces] = k;
+        rp->npieces++;
+        off += k;
+    }
+}
+
 /* Appends piece i as a JSON string. */
 static void piece_json(struct sbuf *b, const struct reply *rp, size_t i)
 {
@@ -1443,12 +1500,15 @@ static void q_stream(struct conn *c, const struct behave *b, const struct reply 
     }
 
     bool cut = b->stall || b->drop || b->midstream;
+    int64_t start = now_us();
     for (size_t i = 0; i < rp->npieces; i++) {
         if (cut && i == 2)
             break;
         e.len = 0;
         ev_piece(&e, rp, i);
         q_event(c, b, e.p, e.len, i == 1 && rp->route != R_OLLAMA, b->slow ? SLOW_US : 0);
+        if (b->rate > 0) /* piece i at start + i/rate: no drift from late wake-ups */
+            q_due(c, start + (int64_t)((double)i * 1e6 / (double)b->rate));
         if (i == 0 && b->malformed)
             q_garbage(c, b, rp);
     }
@@ -1622,6 +1682,8 @@ static void q_whole(struct conn *c, const struct behave *b, const struct reply *
         head_put(&h, c, 200, "application/json", (long long)body.len, extra);
         q_bytes(c, h.p, h.len, 0, false);
         int64_t delay = b->slow ? (int64_t)SLOW_US * (int64_t)rp->npieces : 0;
+        if (b->rate > 0) /* the time the streamed pieces would have taken */
+            delay += (int64_t)((double)rp->npieces * 1e6 / (double)b->rate);
         if (b->stall) {
             q_mark(c, SEG_STALL);
         } else if (b->drop) {
@@ -1760,7 +1822,11 @@ static void handle_chat(struct server *s, struct conn *c, const struct request *
             if (js_str_is(js_obj_get(el, end, "role"), end, "user"))
                 last = js_obj_get(el, end, "content");
     }
-    if (b.json) {
+    if (b.words > 0 && !b.json) {
+        /* words=N: "w1 w2 ... wN", one piece per word with its space */
+        for (unsigned long w = 1; w <= b.words; w++)
+            sb_printf(&rp.text, "w%lu%s", w, w < b.words ? " " : "");
+    } else if (b.json) {
         /* json: the message quoted in an indented object (no split text:
          * its extra \ufffd piece would make the reply invalid JSON) */
         struct sbuf said = {0};
@@ -1778,7 +1844,10 @@ static void handle_chat(struct server *s, struct conn *c, const struct request *
         }
         js_content_text(last, end, &rp.text);
     }
-    reply_cut(&rp);
+    if (b.words > 0 && !b.json)
+        reply_cut_words(&rp);
+    else
+        reply_cut(&rp);
 
     if (rp.stream)
         q_stream(c, &b, &rp);
@@ -2200,6 +2269,8 @@ static void conn_write(struct server *s, struct conn *c, int64_t now)
         seg_free(g);
         if (c->head != NULL && now + c->head->delay_us > c->next_ok_us)
             c->next_ok_us = now + c->head->delay_us;
+        if (c->head != NULL && c->head->due_us > c->next_ok_us)
+            c->next_ok_us = c->head->due_us;
     }
     if (c->head == NULL && c->state == C_SEND)
         conn_reply_done(s, c, now);
