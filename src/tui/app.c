@@ -15,6 +15,7 @@
 #include <cJSON.h>
 #include <curses.h>
 #include <errno.h>
+#include <langinfo.h>
 #include <locale.h>
 #include <math.h>
 #include <poll.h>
@@ -955,9 +956,19 @@ static void app_free_state(struct tui *t)
     xfree(t->last_text);
 }
 
-int tui_run(const struct config *cfg, struct mc_engine *eng, const struct tui_opts *o)
+/* Widths and drawing need a UTF-8 locale (memchat's text is UTF-8 in any
+ * case): the user's, else C.UTF-8, which glibc always has. */
+static void app_locale(void)
 {
     setlocale(LC_ALL, "");
+    const char *cs = nl_langinfo(CODESET);
+    if (cs == NULL || strcmp(cs, "UTF-8") != 0)
+        setlocale(LC_CTYPE, "C.UTF-8");
+}
+
+int tui_run(const struct config *cfg, struct mc_engine *eng, const struct tui_opts *o)
+{
+    app_locale();
     struct tui t;
     app_init_state(&t, cfg, eng, o);
     char err[1024] = "";
