@@ -581,6 +581,15 @@ static void draw_usd(double usd, char *out, size_t outlen)
         snprintf(out, outlen, "$%.4f", usd);
 }
 
+/* A count, or "-" while unknown (negative). */
+static void draw_count(long long v, char *out, size_t outlen)
+{
+    if (v < 0)
+        snprintf(out, outlen, "-");
+    else
+        snprintf(out, outlen, "%lld", v);
+}
+
 static void draw_bucket(long long cap, long long level, char *out, size_t outlen)
 {
     if (cap <= 0)
@@ -602,10 +611,12 @@ static void metrics_lines(struct tui *t, struct rendered *r)
         }
     }
     char a[32], b[32], c[32];
-    if (u != NULL)
-        render_fmt(r, TH_VALUE, 0, "tokens   in %lld out %lld%s \xc2\xb7 session %lld/%lld",
-                   u->prompt_tokens, u->completion_tokens, u->usage_estimated ? " (est.)" : "",
-                   s->prompt_tokens, s->completion_tokens);
+    if (u != NULL) {
+        draw_count(u->prompt_tokens, a, sizeof a);
+        draw_count(u->completion_tokens, b, sizeof b);
+        render_fmt(r, TH_VALUE, 0, "tokens   in %s out %s%s \xc2\xb7 session %lld/%lld", a, b,
+                   u->usage_estimated ? " (est.)" : "", s->prompt_tokens, s->completion_tokens);
+    }
     draw_usd(u != NULL ? u->usd : (double)NAN, a, sizeof a);
     draw_usd(s->usd, b, sizeof b);
     draw_usd(t->tenant_spent, c, sizeof c);
@@ -708,23 +719,24 @@ static void draw_status(struct tui *t)
              t->est_valid && t->est.model[0] ? t->est.model : "(default)");
     bool offline = t->est_valid && strcmp(t->est.provider, "offline") == 0;
     int attr = draw_attr(t, TH_STATUS);
-    draw_line(
-        r->y, r->x, r->w, attr,
-        " tenant %s \xc2\xb7 user %s \xc2\xb7 agent %s (scope %s) \xc2\xb7 %s \xc2\xb7 memory %s",
-        t->tenant, t->user, t->agent, scope ? scope : "?", model, mem);
     char right[64];
     snprintf(right, sizeof right, "%s%s F1 help ", offline ? " OFFLINE " : "",
              model_busy(t->model) ? " streaming (Esc cancels)" : "");
     int w = (int)text_width(right, strlen(right));
-    if (w < r->w / 2) {
-        int x = r->x + r->w - w;
-        if (offline) {
-            draw_text(r->y, x, 9, " OFFLINE ", 9, draw_attr(t, TH_STATUS_ALERT));
-            x += 9;
-            draw_text(r->y, x, w - 9, right + 9, strlen(right) - 9, attr);
-        } else {
-            draw_text(r->y, x, w, right, strlen(right), attr);
-        }
+    if (w >= r->w / 2)
+        w = 0;
+    draw_line(
+        r->y, r->x, r->w - w, attr,
+        " tenant %s \xc2\xb7 user %s \xc2\xb7 agent %s (scope %s) \xc2\xb7 %s \xc2\xb7 memory %s",
+        t->tenant, t->user, t->agent, scope ? scope : "?", model, mem);
+    if (w == 0)
+        return;
+    int x = r->x + r->w - w;
+    if (offline) {
+        draw_text(r->y, x, 9, " OFFLINE ", 9, draw_attr(t, TH_STATUS_ALERT));
+        draw_text(r->y, x + 9, w - 9, right + 9, strlen(right) - 9, attr);
+    } else {
+        draw_text(r->y, x, w, right, strlen(right), attr);
     }
 }
 

@@ -59,14 +59,27 @@ static void term_write_all(int fd, const char *s, size_t n)
     }
 }
 
+/* Copies what stderr wrote while captured to the real stderr (read and
+ * write only: also used from the fatal-signal handler). */
+static void term_copy_captured(void)
+{
+    char buf[4096];
+    ssize_t n;
+    if (capture_fd >= 0 && lseek(capture_fd, 0, SEEK_SET) == 0)
+        while ((n = read(capture_fd, buf, sizeof buf)) > 0)
+            term_write_all(STDERR_FILENO, buf, (size_t)n);
+}
+
 static void term_on_fatal(int signo)
 {
     term_write_all(STDOUT_FILENO, TERM_MOUSE_OFF, sizeof TERM_MOUSE_OFF - 1);
     term_write_all(STDOUT_FILENO, exit_strings, exit_len);
     if (have_tio)
         tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
-    if (saved_stderr >= 0)
+    if (saved_stderr >= 0) {
         dup2(saved_stderr, STDERR_FILENO);
+        term_copy_captured();
+    }
     signal(signo, SIG_DFL);
     raise(signo);
 }
@@ -74,7 +87,9 @@ static void term_on_fatal(int signo)
 /* Sends stderr to an unlinked temporary file until term_close. */
 static void term_capture_stderr(void)
 {
-    char path[] = "/tmp/memchat-stderr-XXXXXX";
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/memchat-stderr-XXXXXX", dir != NULL && dir[0] ? dir : "/tmp");
     int fd = mkostemp(path, O_CLOEXEC);
     if (fd < 0)
         return;
@@ -96,11 +111,7 @@ static void term_replay_stderr(void)
     dup2(saved_stderr, STDERR_FILENO);
     close(saved_stderr);
     saved_stderr = -1;
-    char buf[4096];
-    ssize_t n;
-    if (lseek(capture_fd, 0, SEEK_SET) == 0)
-        while ((n = read(capture_fd, buf, sizeof buf)) > 0)
-            term_write_all(STDERR_FILENO, buf, (size_t)n);
+    term_copy_captured();
     close(capture_fd);
     capture_fd = -1;
 }
