@@ -22,6 +22,7 @@
 #include "tui/internal.h"
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/utf8.h"
 
 /* The most a conversation entry's rendering may hold. */
 #define DRAW_ENTRY_MAX ((size_t)64 << 20)
@@ -453,8 +454,11 @@ static void ctx_candidates(const struct tui *t, struct ctx_lines *c, const struc
                    m->kept ? "\xe2\x9c\x93" : "\xc2\xb7", sc[0], sc[1], sc[2], sc[3], sc[4], age,
                    m->user_id ? m->user_id : "-");
         size_t before = c->r.n;
-        render_wrap(&c->r, m->text, strlen(m->text), m->kept ? TH_KEPT : TH_DROPPED, 2,
-                    TEXT_WRAP_WORDS);
+        /* Only the lines shown are wrapped: a long memory's tail would cost
+         * every frame for nothing. */
+        size_t cap = (size_t)(DRAW_MEMORY_LINES + 1) * (size_t)c->r.width * 4;
+        size_t len = utf8_truncate(m->text, strlen(m->text), cap);
+        render_wrap(&c->r, m->text, len, m->kept ? TH_KEPT : TH_DROPPED, 2, TEXT_WRAP_WORDS);
         if (c->r.n - before > DRAW_MEMORY_LINES)
             c->r.n = before + DRAW_MEMORY_LINES;
     }

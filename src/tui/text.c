@@ -42,6 +42,10 @@ static size_t text_char(const char *s, size_t i, size_t n, int *cols)
         *cols = 0;
         return 1;
     }
+    if ((unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f) {
+        *cols = 1; /* printable ASCII, most text: no wcwidth call */
+        return 1;
+    }
     uint32_t cp;
     size_t len = utf8_decode(s + i, n - i, &cp);
     *cols = text_cp_width(cp);

@@ -12,16 +12,16 @@
  * extra text is not added to it, which would make it invalid). Two more shape
  * the reply for benchmarks: `words=N` makes the text N words "w1 w2 ... wN"
  * (one piece, one delta, per word and its space: N completion tokens; in
- * place of the normal text and split-utf8's, not of json's), and
- * `rate=N` paces a streamed reply at N pieces a second, each piece due at
- * a fixed time after the reply was queued (start + i/N), so the pace does not
- * drift with the loop's wake-up latency (a whole reply waits npieces/N s).
- * One thread, one poll() loop: every connection is a small state machine
- * whose reply is a queue of output segments (bytes with an optional delay
- * before them or a time they are due at, "stall" or "close"), so a slow or
- * stalled connection never blocks another and delays are poll timeouts,
- * never sleeps. It links libc only (no libmemchat,
- * no cJSON), hence its own tiny buffer, JSON scanner and JSON writer.
+ * place of the normal text and split-utf8's, not of json's), and `rate=N`
+ * paces a streamed reply at N pieces a second, piece i due at start + i/N
+ * (start: once the reply is built), so the pace does not drift with the
+ * loop's late wake-ups (a whole reply waits npieces/N s). One thread, one
+ * poll() loop: every connection is a small state machine whose reply is a
+ * queue of output segments (bytes with an optional delay before them or a
+ * time they are due at, "stall" or "close"), so a slow or stalled
+ * connection never blocks another and delays are poll timeouts, never
+ * sleeps. It links libc only (no libmemchat, no cJSON), hence its own tiny
+ * buffer, JSON scanner and JSON writer.
  * It binds 127.0.0.1 only, prints `PORT=<n>`, and exits 0 on stdin EOF or
  * SIGTERM, freeing everything (the tests run it under ASan).
  */
@@ -973,6 +973,7 @@ struct seg {
     size_t len, off;
     int64_t delay_us; /* wait this long after the previous step */
     int64_t due_us;   /* and not before this time (now_us() clock; 0: none) */
+    long piece;       /* the reply piece it carries, -1 for any other step */
     bool split;       /* write 1-3 bytes at a time, SPLIT_PACE_US apart */
     char *unit;
     size_t unitlen;
@@ -1030,6 +1031,7 @@ static struct seg *q_push(struct conn *c, enum seg_kind kind, int64_t delay_us, 
     struct seg *g = xmalloc_or_die(sizeof *g);
     memset(g, 0, sizeof *g);
     g->kind = kind;
+    g->piece = -1;
     g->delay_us = delay_us;
     g->split = split;
     if (c->head == NULL) {
@@ -1066,13 +1068,17 @@ static void q_chunk(struct conn *c, const char *s, size_t n, int64_t delay_us, b
     g->data = sb_take(&b, &g->len);
 }
 
-/* Makes the segment just queued due at due_us: it is not written before,
- * whatever the delays before it (rate=N's fixed schedule). */
-static void q_due(struct conn *c, int64_t due_us)
+/* rate=N: makes piece i of the segments queued after `after` (NULL: all)
+ * due at now + i/N, now being once they are all built (a long reply takes
+ * milliseconds to build), so the pace does not drift with late wake-ups. */
+static void q_schedule(struct conn *c, struct seg *after, unsigned long rate)
 {
-    c->tail->due_us = due_us;
-    if (c->head == c->tail && due_us > c->next_ok_us)
-        c->next_ok_us = due_us;
+    int64_t start = now_us();
+    for (struct seg *g = after != NULL ? after->next : c->head; g != NULL; g = g->next)
+        if (g->piece >= 0)
+            g->due_us = start + (int64_t)((double)g->piece * 1e6 / (double)rate);
+    if (c->head != NULL && c->head->due_us > c->next_ok_us)
+        c->next_ok_us = c->head->due_us;
 }
 
 static void q_mark(struct conn *c, enum seg_kind kind)
@@ -1500,18 +1506,19 @@ static void q_stream(struct conn *c, const struct behave *b, const struct reply 
     }
 
     bool cut = b->stall || b->drop || b->midstream;
-    int64_t start = now_us();
+    struct seg *before = c->tail;
     for (size_t i = 0; i < rp->npieces; i++) {
         if (cut && i == 2)
             break;
         e.len = 0;
         ev_piece(&e, rp, i);
         q_event(c, b, e.p, e.len, i == 1 && rp->route != R_OLLAMA, b->slow ? SLOW_US : 0);
-        if (b->rate > 0) /* piece i at start + i/rate: no drift from late wake-ups */
-            q_due(c, start + (int64_t)((double)i * 1e6 / (double)b->rate));
+        c->tail->piece = (long)i;
         if (i == 0 && b->malformed)
             q_garbage(c, b, rp);
     }
+    if (b->rate > 0)
+        q_schedule(c, before, b->rate);
     if (b->stall) {
         q_mark(c, SEG_STALL);
         sb_free(&e);
