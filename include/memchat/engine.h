@@ -210,6 +210,9 @@ const char *mc_engine_model_at(const struct mc_engine *eng, const char *provider
 /* The i-th agent's name (sorted), or NULL past the last; lives as long
  * as eng. */
 const char *mc_engine_agent_at(const struct mc_engine *eng, size_t i);
+/* 0 when name is an agent; else -1 with "unknown agent 'NAME' (agents:
+ * ...)" in err. */
+int mc_engine_check_agent(const struct mc_engine *eng, const char *name, char *err, size_t errlen);
 /* The memory scope of agent name ("default", "tenant", "user", "agent"),
  * or NULL when there is no such agent. */
 const char *mc_engine_agent_scope(const struct mc_engine *eng, const char *name);

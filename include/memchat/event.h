@@ -103,5 +103,10 @@ struct mc_event *mc_event_parse(const char *line, char *err, size_t errlen);
 const char *mc_event_str(const struct mc_event *ev, const char *field, const char *dflt);
 double mc_event_num(const struct mc_event *ev, const char *field, double dflt);
 bool mc_event_bool(const struct mc_event *ev, const char *field, bool dflt);
+/* The same for a member of any JSON object o (a result's item, a nested
+ * object); o may be NULL or not an object. Numbers must be finite. */
+const char *mc_json_str(const struct cJSON *o, const char *field, const char *dflt);
+double mc_json_num(const struct cJSON *o, const char *field, double dflt);
+bool mc_json_bool(const struct cJSON *o, const char *field, bool dflt);
 
 #endif

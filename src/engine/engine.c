@@ -501,16 +501,27 @@ static void engine_store_free(void *p)
  * other than the configured one is made once and kept. An agent's model
  * applies only to the agent's provider. NULL with err when the provider
  * cannot be set up. */
-static struct llm_provider *engine_turn_provider(struct mc_engine *eng, const struct agent *a,
-                                                 const struct engine_job *job, const char **model,
-                                                 char *err, size_t errlen)
+/* Who answers a turn, by the rules above, without making a provider: the
+ * provider's name (NULL: the configured one) and the model asked for
+ * (NULL: that provider's default). Shared by turns and estimates. */
+static const char *engine_turn_choice(const struct agent *a, const char *provider,
+                                      const char *model, const char **want)
 {
-    const char *name = job->provider != NULL ? job->provider : a != NULL ? a->provider : NULL;
+    const char *name = provider != NULL ? provider : a != NULL ? a->provider : NULL;
     const char *agent_model =
         a != NULL && (a->provider == NULL || name == NULL || strcmp(a->provider, name) == 0)
             ? a->model
             : NULL;
-    const char *want = job->model != NULL ? job->model : agent_model;
+    *want = model != NULL ? model : agent_model;
+    return name;
+}
+
+static struct llm_provider *engine_turn_provider(struct mc_engine *eng, const struct agent *a,
+                                                 const struct engine_job *job, const char **model,
+                                                 char *err, size_t errlen)
+{
+    const char *want;
+    const char *name = engine_turn_choice(a, job->provider, job->model, &want);
     if (name == NULL || strcmp(name, eng->provider->name) == 0) {
         *model = want != NULL ? want : eng->model;
         return eng->provider;
@@ -1340,25 +1351,6 @@ static bool engine_text_valid(const struct mc_engine *eng, const char *what, con
     return true;
 }
 
-/* True when name is a provider llm_provider_resolve knows; else a message
- * listing them. */
-static bool engine_provider_known(const char *name, char *err, size_t errlen)
-{
-    char names[128] = "";
-    size_t used = 0;
-    for (size_t i = 0; llm_provider_name_at(i) != NULL; i++) {
-        if (strcmp(name, llm_provider_name_at(i)) == 0)
-            return true;
-        int n = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
-                         llm_provider_name_at(i));
-        used += n > 0 && (size_t)n < sizeof names - used ? (size_t)n : 0;
-    }
-    char ex[80];
-    snprintf(err, errlen, "unknown provider '%s' (accepted: %s)",
-             engine_excerpt(name, ex, sizeof ex), names);
-    return false;
-}
-
 int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *req,
                           char turn_id[MC_UUID_STRLEN + 1], char *err, size_t errlen)
 {
@@ -1372,18 +1364,8 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
     const char *agent = engine_pick_id(eng, "agent", req->agent, CFG_MEMCHAT_AGENT, err, errlen);
     if (agent == NULL)
         return -1;
-    if (agents_find(eng->agents, agent) == NULL) {
-        char names[512] = "";
-        size_t used = 0;
-        for (size_t i = 0; i < agents_count(eng->agents) && used < sizeof names; i++) {
-            int n = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
-                             agents_at(eng->agents, i)->name);
-            used += n > 0 ? (size_t)n : 0;
-        }
-        snprintf(err, errlen, "unknown agent '%s' (agents: %s; memchat agents describes them)",
-                 agent, names);
+    if (mc_engine_check_agent(eng, agent, err, errlen) != 0)
         return -1;
-    }
     if (req->text == NULL) {
         snprintf(err, errlen, "input: the turn has no message text");
         return -1;
@@ -1401,7 +1383,7 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
         snprintf(err, errlen, "a turn continues either a given conversation or the latest one");
         return -1;
     }
-    if (req->provider != NULL && !engine_provider_known(req->provider, err, errlen))
+    if (req->provider != NULL && !llm_provider_known(req->provider, err, errlen))
         return -1;
     if (req->model != NULL && (req->model[0] == '\0' || strlen(req->model) > 200 ||
                                !utf8_valid(req->model, strlen(req->model), NULL))) {
@@ -1662,18 +1644,11 @@ int mc_engine_estimate(struct mc_engine *eng, const struct mc_turn_request *req,
     const struct agent *a = agents_find(eng->agents, agent_id);
     const char *text = req->text != NULL ? req->text : "";
     out->tokens = tokens_estimate(text, strlen(text)) + TOKENS_PER_MESSAGE + TOKENS_PER_REQUEST;
-    /* Who would answer, by engine_turn_provider's rules, without making a
-     * provider: another provider's default model is unknown until then. */
-    const char *name = req->provider != NULL ? req->provider : a != NULL ? a->provider : NULL;
+    /* Another provider's default model is unknown until it is made. */
+    const char *want;
+    const char *name = engine_turn_choice(a, req->provider, req->model, &want);
     bool configured = name == NULL || strcmp(name, eng->provider->name) == 0;
-    const char *agent_model =
-        a != NULL && (a->provider == NULL || name == NULL || strcmp(a->provider, name) == 0)
-            ? a->model
-            : NULL;
-    const char *model = req->model != NULL    ? req->model
-                        : agent_model != NULL ? agent_model
-                        : configured          ? eng->model
-                                              : "";
+    const char *model = want != NULL ? want : configured ? eng->model : "";
     snprintf(out->provider, sizeof out->provider, "%s", configured ? eng->provider->name : name);
     snprintf(out->model, sizeof out->model, "%s", model);
     struct model_price price;
@@ -1717,6 +1692,23 @@ const char *mc_engine_model_at(const struct mc_engine *eng, const char *provider
 const char *mc_engine_agent_at(const struct mc_engine *eng, size_t i)
 {
     return i < agents_count(eng->agents) ? agents_at(eng->agents, i)->name : NULL;
+}
+
+int mc_engine_check_agent(const struct mc_engine *eng, const char *name, char *err, size_t errlen)
+{
+    if (agents_find(eng->agents, name) != NULL)
+        return 0;
+    char names[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < agents_count(eng->agents) && used < sizeof names; i++) {
+        int n = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                         agents_at(eng->agents, i)->name);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    char ex[80];
+    snprintf(err, errlen, "unknown agent '%s' (agents: %s; memchat agents describes them)",
+             engine_excerpt(name, ex, sizeof ex), names);
+    return -1;
 }
 
 const char *mc_engine_agent_scope(const struct mc_engine *eng, const char *name)

@@ -178,6 +178,23 @@ const char *llm_provider_name_at(size_t i)
     return i < sizeof provider_names / sizeof provider_names[0] ? provider_names[i] : NULL;
 }
 
+bool llm_provider_known(const char *name, char *err, size_t errlen)
+{
+    char names[128] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof provider_names / sizeof provider_names[0]; i++) {
+        if (strcmp(name, provider_names[i]) == 0)
+            return true;
+        int n =
+            snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", provider_names[i]);
+        used += n > 0 && (size_t)n < sizeof names - used ? (size_t)n : 0;
+    }
+    char shown[64];
+    hp_quote(name, strlen(name), 40, shown, sizeof shown);
+    snprintf(err, errlen, "unknown provider \"%s\" (accepted: %s)", shown, names);
+    return false;
+}
+
 struct llm_provider *llm_provider_resolve(const char *name, const struct config *cfg, char *err,
                                           size_t errlen)
 {
@@ -191,12 +208,9 @@ struct llm_provider *llm_provider_resolve(const char *name, const struct config 
         return llm_ollama_new(cfg, NULL, err, errlen);
     if (strcmp(name, "auto") == 0)
         return provider_auto(cfg, err, errlen);
-    char shown[64];
-    hp_quote(name, strlen(name), 40, shown, sizeof shown);
-    snprintf(err, errlen,
-             "MEMCHAT_PROVIDER: unknown provider \"%s\" (accepted: auto, offline, openai, "
-             "anthropic, ollama)",
-             shown);
+    char why[256];
+    llm_provider_known(name, why, sizeof why);
+    snprintf(err, errlen, "MEMCHAT_PROVIDER: %s", why);
     return NULL;
 }
 

@@ -171,6 +171,9 @@ struct llm_provider *llm_provider_resolve(const char *name, const struct config 
 /* The i-th name llm_provider_resolve accepts ("auto", "offline", ...), or
  * NULL past the last: for validation and completion in front ends. */
 const char *llm_provider_name_at(size_t i);
+/* True when name is one of them; else false with "unknown provider
+ * \"NAME\" (accepted: auto, offline, ...)" in err. */
+bool llm_provider_known(const char *name, char *err, size_t errlen);
 /* A new offline provider: answers from the request alone, never blocks,
  * never sleeps, price 0 (DESIGN.md, embedded defaults). */
 struct llm_provider *llm_offline_new(void);

@@ -381,14 +381,9 @@ void app_cmd_user(struct tui *t, const char *arg)
 
 void app_cmd_agent(struct tui *t, const char *arg)
 {
-    if (mc_engine_agent_scope(t->eng, arg) == NULL) {
-        struct buf b;
-        buf_init(&b, 2048);
-        const char *a;
-        for (size_t i = 0; (a = mc_engine_agent_at(t->eng, i)) != NULL; i++)
-            buf_printf(&b, "%s%s", i ? ", " : "", a);
-        app_notice(t, TM_ERROR, "unknown agent '%.64s' (agents: %s)", arg, buf_cstr(&b));
-        buf_free(&b);
+    char err[1024];
+    if (mc_engine_check_agent(t->eng, arg, err, sizeof err) != 0) {
+        app_notice(t, TM_ERROR, "%s", err);
         return;
     }
     snprintf(t->agent, sizeof t->agent, "%s", arg);
@@ -407,17 +402,10 @@ void app_cmd_model(struct tui *t, const char *arg)
 
 void app_cmd_provider(struct tui *t, const char *arg)
 {
-    if (arg != NULL) {
-        bool known = false;
-        for (size_t i = 0; llm_provider_name_at(i) != NULL; i++)
-            known = known || strcmp(arg, llm_provider_name_at(i)) == 0;
-        if (!known) {
-            app_notice(t, TM_ERROR,
-                       "unknown provider '%.40s' (accepted: auto, offline, openai, anthropic, "
-                       "ollama)",
-                       arg);
-            return;
-        }
+    char err[256];
+    if (arg != NULL && !llm_provider_known(arg, err, sizeof err)) {
+        app_notice(t, TM_ERROR, "%s", err);
+        return;
     }
     app_set_str(&t->provider, arg);
     app_notice(t, TM_INFO, "provider: %s", arg != NULL ? arg : "the agent's or configured one");
@@ -588,18 +576,6 @@ void app_cmd_quit(struct tui *t, const char *arg)
 
 /* --- answers to jobs -------------------------------------------------------- */
 
-static const char *app_json_str(const cJSON *o, const char *name, const char *dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsString(v) ? v->valuestring : dflt;
-}
-
-static double app_json_num(const cJSON *o, const char *name, double dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
-
 /* Text that came from the data file, made safe for the screen. */
 static void app_safe(struct buf *b, const char *s)
 {
@@ -618,9 +594,9 @@ static void app_show_conversations(struct tui *t, const cJSON *items)
     int n = 0;
     cJSON_ArrayForEach(it, items)
     {
-        buf_printf(&b, "%s  %3.0f turns  ", app_json_str(it, "id", "?"),
-                   app_json_num(it, "turns", 0));
-        app_safe(&b, app_json_str(it, "title", ""));
+        buf_printf(&b, "%s  %3.0f turns  ", mc_json_str(it, "id", "?"),
+                   mc_json_num(it, "turns", 0));
+        app_safe(&b, mc_json_str(it, "title", ""));
         buf_puts(&b, "\n");
         n++;
     }
@@ -637,12 +613,11 @@ static void app_show_rollout(struct tui *t, const cJSON *st, bool quiet)
     t->tenant_spent = 0;
     cJSON_ArrayForEach(it, tenants)
     {
-        if (strcmp(app_json_str(it, "tenant", ""), t->tenant) != 0)
+        if (strcmp(mc_json_str(it, "tenant", ""), t->tenant) != 0)
             continue;
-        t->tenant_spent = app_json_num(it, "spent_usd", 0);
-        t->rollout_memory = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "memory"));
-        snprintf(t->rollout_reason, sizeof t->rollout_reason, "%s",
-                 app_json_str(it, "reason", "?"));
+        t->tenant_spent = mc_json_num(it, "spent_usd", 0);
+        t->rollout_memory = mc_json_bool(it, "memory", false);
+        snprintf(t->rollout_reason, sizeof t->rollout_reason, "%s", mc_json_str(it, "reason", "?"));
     }
     t->dirty = true;
     if (quiet)
@@ -650,36 +625,34 @@ static void app_show_rollout(struct tui *t, const cJSON *st, bool quiet)
     struct buf b;
     buf_init(&b, 1 << 20);
     const cJSON *pct = cJSON_GetObjectItemCaseSensitive(st, "percent");
-    buf_printf(&b, "global setting: %s \xc2\xb7 percentage: ", app_json_str(st, "global", "unset"));
+    buf_printf(&b, "global setting: %s \xc2\xb7 percentage: ", mc_json_str(st, "global", "unset"));
     if (cJSON_IsNumber(pct))
         buf_printf(&b, "%d", pct->valueint);
     else
         buf_puts(&b, "off");
     buf_printf(&b, " \xc2\xb7 RAG_ENABLED %s\n",
-               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "rag_enabled")) ? "true"
-                                                                                 : "false");
+               mc_json_bool(st, "rag_enabled", false) ? "true" : "false");
     buf_puts(&b, "Rules, strongest first: session (/memory), agent, tenant, percent, global, env.\n"
                  "Figures over the last 7 days (memchat rollout status --since for another "
                  "window).\n\n");
     int n = 0;
     cJSON_ArrayForEach(it, tenants)
     {
-        const char *setting = app_json_str(it, "setting", NULL);
+        const char *setting = mc_json_str(it, "setting", NULL);
         buf_printf(&b,
                    "%s: memory %s (rule %s), own setting %s, bucket %.0f, %.0f turns "
                    "(%.0f on, %.0f off), spent $%.4f\n",
-                   app_json_str(it, "tenant", "?"),
-                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "memory")) ? "on" : "off",
-                   app_json_str(it, "reason", "?"), setting ? setting : "none",
-                   app_json_num(it, "bucket", 0), app_json_num(it, "turns", 0),
-                   app_json_num(it, "turns_memory_on", 0), app_json_num(it, "turns_memory_off", 0),
-                   app_json_num(it, "spent_usd", 0));
+                   mc_json_str(it, "tenant", "?"), mc_json_bool(it, "memory", false) ? "on" : "off",
+                   mc_json_str(it, "reason", "?"), setting ? setting : "none",
+                   mc_json_num(it, "bucket", 0), mc_json_num(it, "turns", 0),
+                   mc_json_num(it, "turns_memory_on", 0), mc_json_num(it, "turns_memory_off", 0),
+                   mc_json_num(it, "spent_usd", 0));
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "figures");
         const cJSON *fig;
         cJSON_ArrayForEach(fig, f)
         {
             buf_printf(&b, "    %-18s %s\n", fig->string != NULL ? fig->string : "?",
-                       app_json_str(fig, "state", "?"));
+                       mc_json_str(fig, "state", "?"));
         }
         n++;
     }
@@ -715,11 +688,11 @@ static void app_on_job(struct tui *t, const struct mc_event *ev, const struct tu
             app_show_rollout(t, first, j->quiet);
         break;
     case JOB_STATS:
-        t->tenant_memories = (long long)app_json_num(first, "count", -1);
+        t->tenant_memories = (long long)mc_json_num(first, "count", -1);
         t->dirty = true;
         break;
     case JOB_FORGET: {
-        double d = app_json_num(first, "deleted", 0);
+        double d = mc_json_num(first, "deleted", 0);
         app_notice(t, TM_INFO,
                    d > 0 ? "forgotten: that memory will not be recalled again"
                          : "no such memory (already forgotten?)");

@@ -79,24 +79,6 @@ static const cJSON *model_get(const cJSON *obj, const char *key)
     return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
 }
 
-static const char *model_json_str(const cJSON *obj, const char *key, const char *dflt)
-{
-    const cJSON *it = model_get(obj, key);
-    return cJSON_IsString(it) ? it->valuestring : dflt;
-}
-
-static double model_json_num(const cJSON *obj, const char *key, double dflt)
-{
-    const cJSON *it = model_get(obj, key);
-    return cJSON_IsNumber(it) && isfinite(it->valuedouble) ? it->valuedouble : dflt;
-}
-
-static bool model_json_bool(const cJSON *obj, const char *key, bool dflt)
-{
-    const cJSON *it = model_get(obj, key);
-    return cJSON_IsBool(it) ? cJSON_IsTrue(it) : dflt;
-}
-
 /* v as an integer when it is one a double holds exactly, else dflt: a
  * hostile 1e300 must not reach a conversion whose result is undefined. */
 static long long model_ll(double v, long long dflt)
@@ -208,17 +190,17 @@ static int64_t model_created_ms(const cJSON *v)
  * strings are never NULL ("" when missing). */
 static void model_candidate(struct tm_candidate *c, const cJSON *o, bool kept_dflt)
 {
-    c->id = model_clean(model_json_str(o, "id", ""));
-    c->text = model_clean(model_json_str(o, "text", ""));
-    c->user_id = model_clean(model_json_str(o, "user_id", ""));
+    c->id = model_clean(mc_json_str(o, "id", ""));
+    c->text = model_clean(mc_json_str(o, "text", ""));
+    c->user_id = model_clean(mc_json_str(o, "user_id", ""));
     c->created_ms = model_created_ms(model_get(o, "created_at"));
-    c->score = model_json_num(o, "score", NAN);
+    c->score = mc_json_num(o, "score", NAN);
     const cJSON *sc = model_get(o, "scores");
-    c->vector = model_json_num(sc, "vector", NAN);
-    c->keyword = model_json_num(sc, "keyword", NAN);
-    c->fused = model_json_num(sc, "fused", NAN);
-    c->mmr = model_json_num(sc, "mmr", NAN);
-    c->kept = model_json_bool(o, "kept", kept_dflt);
+    c->vector = mc_json_num(sc, "vector", NAN);
+    c->keyword = mc_json_num(sc, "keyword", NAN);
+    c->fused = mc_json_num(sc, "fused", NAN);
+    c->mmr = mc_json_num(sc, "mmr", NAN);
+    c->kept = mc_json_bool(o, "kept", kept_dflt);
 }
 
 static void model_free_candidates(struct tm_candidate *cand, size_t n)
@@ -429,7 +411,7 @@ static const cJSON *model_step(const struct mc_event *ev)
 static long model_add_step(struct model *m, const struct mc_event *ev)
 {
     const cJSON *step = model_step(ev);
-    const char *run = model_json_str(step, "run", NULL);
+    const char *run = mc_json_str(step, "run", NULL);
     if (run == NULL || model_find_kind(m, TM_TURN, run) < 0)
         return -1;
     size_t after = 0;
@@ -445,21 +427,21 @@ static long model_add_step(struct model *m, const struct mc_event *ev)
 static void model_on_start(struct tm_turn *t, const struct mc_event *ev)
 {
     const cJSON *j = ev->json;
-    model_set_str(&t->provider, model_json_str(j, "provider", NULL));
-    model_set_str(&t->model, model_json_str(j, "model", NULL));
-    model_copy_ident(t->tenant, model_json_str(j, "tenant", NULL));
-    model_copy_ident(t->user, model_json_str(j, "user", NULL));
-    model_copy_ident(t->agent, model_json_str(j, "agent", NULL));
-    t->memory = model_json_bool(j, "memory", t->memory);
+    model_set_str(&t->provider, mc_json_str(j, "provider", NULL));
+    model_set_str(&t->model, mc_json_str(j, "model", NULL));
+    model_copy_ident(t->tenant, mc_json_str(j, "tenant", NULL));
+    model_copy_ident(t->user, mc_json_str(j, "user", NULL));
+    model_copy_ident(t->agent, mc_json_str(j, "agent", NULL));
+    t->memory = mc_json_bool(j, "memory", t->memory);
     t->started_ms = ev->ts_ms;
     if (t->state == TM_WAITING)
         t->state = TM_STREAMING;
     const cJSON *step = model_step(ev);
     if (step != NULL) {
-        t->step_index = model_int(model_json_num(step, "index", 0), 0);
-        t->step_of = model_int(model_json_num(step, "of", 0), 0);
-        model_set_str(&t->step_name, model_json_str(step, "name", ""));
-        const char *run = model_json_str(step, "run", NULL);
+        t->step_index = model_int(mc_json_num(step, "index", 0), 0);
+        t->step_of = model_int(mc_json_num(step, "of", 0), 0);
+        model_set_str(&t->step_name, mc_json_str(step, "name", ""));
+        const char *run = mc_json_str(step, "run", NULL);
         if (run != NULL)
             model_copy_id(t->run, run);
     }
@@ -559,7 +541,7 @@ static void model_on_done(struct model *m, struct tm_turn *t, const struct mc_ev
 {
     const cJSON *lat = cJSON_GetObjectItemCaseSensitive(ev->json, "latency_ms");
     for (int i = 0; i < MC_STAGE__COUNT; i++)
-        t->latency_ms[i] = model_json_num(lat, mc_stage_name((enum mc_stage)i), NAN);
+        t->latency_ms[i] = mc_json_num(lat, mc_stage_name((enum mc_stage)i), NAN);
     if (t->state != TM_FAILED && t->state != TM_CANCELLED)
         t->state = TM_DONE;
     m->s.turns++;

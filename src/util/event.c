@@ -137,20 +137,41 @@ struct mc_event *mc_event_parse(const char *line, char *err, size_t errlen)
     return ev;
 }
 
+/* The member field of o, or NULL when o is not an object. */
+static const cJSON *event_member(const cJSON *o, const char *field)
+{
+    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, field) : NULL;
+}
+
+const char *mc_json_str(const cJSON *o, const char *field, const char *dflt)
+{
+    const cJSON *it = event_member(o, field);
+    return cJSON_IsString(it) ? it->valuestring : dflt;
+}
+
+double mc_json_num(const cJSON *o, const char *field, double dflt)
+{
+    const cJSON *it = event_member(o, field);
+    return cJSON_IsNumber(it) && isfinite(it->valuedouble) ? it->valuedouble : dflt;
+}
+
+bool mc_json_bool(const cJSON *o, const char *field, bool dflt)
+{
+    const cJSON *it = event_member(o, field);
+    return cJSON_IsBool(it) ? cJSON_IsTrue(it) : dflt;
+}
+
 const char *mc_event_str(const struct mc_event *ev, const char *field, const char *dflt)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(ev->json, field);
-    return cJSON_IsString(it) ? it->valuestring : dflt;
+    return mc_json_str(ev->json, field, dflt);
 }
 
 double mc_event_num(const struct mc_event *ev, const char *field, double dflt)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(ev->json, field);
-    return cJSON_IsNumber(it) ? it->valuedouble : dflt;
+    return mc_json_num(ev->json, field, dflt);
 }
 
 bool mc_event_bool(const struct mc_event *ev, const char *field, bool dflt)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(ev->json, field);
-    return cJSON_IsBool(it) ? cJSON_IsTrue(it) : dflt;
+    return mc_json_bool(ev->json, field, dflt);
 }

@@ -1,3 +1,0 @@
-#ifndef MEMCHAT_TUI_INPUT_H
-#define MEMCHAT_TUI_INPUT_H
-#endif
