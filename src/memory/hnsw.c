@@ -1,0 +1,3 @@
+/* placeholder */
+#include "config.h"
+typedef int hnsw_placeholder;
