@@ -255,6 +255,11 @@ float vscan_dot(const float *a, const float *b, size_t n)
     return kernels_get()->dot(a, b, n);
 }
 
+vscan_dot_fn vscan_dot_kernel(void)
+{
+    return kernels_get()->dot;
+}
+
 const char *vscan_kernel(void)
 {
     return kernels_get()->name;

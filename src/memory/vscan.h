@@ -70,6 +70,11 @@ size_t vscan_topk_stats(const struct vscan *m, const float *q, size_t k, const u
 /* The inner product of two vectors of n floats, with the dispatched
  * kernel (the same one the scan uses). */
 float vscan_dot(const float *a, const float *b, size_t n);
+/* A dot product kernel: the inner product of two vectors of n floats. */
+typedef float (*vscan_dot_fn)(const float *a, const float *b, size_t n);
+/* The kernel vscan_dot() uses now (honouring vscan_force_portable()), for
+ * callers computing many products without its per-call dispatch. */
+vscan_dot_fn vscan_dot_kernel(void);
 /* The kernel in use: "avx2" or "portable". */
 const char *vscan_kernel(void);
 /* Forces the portable kernel (tests compare both); false restores the
