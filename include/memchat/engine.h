@@ -60,6 +60,8 @@ enum mc_memory_op {
     MC_CONV_REMOVE, /* id */
     MC_PURGE,       /* the tenant's (or user's) memories, conversations,
                        history, pending stores, traces and cache entries */
+    MC_MEM_INDEX,   /* brings the tenant's vector index up to date (rebuild:
+                       from the rows), with progress events; one item */
 };
 
 /* One memory job. Strings are copied by mc_engine_submit_memory(). */
@@ -77,6 +79,7 @@ struct mc_memory_job {
     const char *const *lines; /* MC_MEM_IMPORT */
     size_t n_lines;
     size_t first_line; /* number of lines[0] in the user's file, for messages */
+    bool rebuild;      /* MC_MEM_INDEX */
 };
 
 /* One change to the stored limits (memchat limits set|clear): a rate

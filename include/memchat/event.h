@@ -36,6 +36,7 @@ struct cJSON;
     X(MC_EV_TURN_CANCELLED, "turn.cancelled")     \
     X(MC_EV_TURN_DONE, "turn.done")               \
     X(MC_EV_ERROR, "error")                       \
+    X(MC_EV_PROGRESS, "progress")                 \
     X(MC_EV_RESULT, "result")
 
 enum mc_event_kind {

@@ -148,7 +148,7 @@ static const struct verb verbs[] = {
      "  --json                list: one JSON object per key\n"},
     {"memory", cmd_memory,
      CLI_OPT_JSON | CLI_OPT_IDS | CLI_OPT_META | CLI_OPT_K | CLI_OPT_METHOD | CLI_OPT_FILTER |
-         CLI_OPT_ID | CLI_OPT_LIMIT,
+         CLI_OPT_ID | CLI_OPT_LIMIT | CLI_OPT_REBUILD,
      "memory ACTION [OPTIONS]", "add, search, forget, export and import a tenant's memories",
      "  memchat memory add [--tenant T] [--user U] [--agent A] [--meta KEY=VALUE]... [TEXT]\n"
      "  memchat memory search [--tenant T] [--user U] [--k N] [--method M] [--filter JSON]\n"
@@ -158,6 +158,7 @@ static const struct verb verbs[] = {
      "  memchat memory export [--tenant T] [--user U] [--filter JSON]\n"
      "  memchat memory import [--tenant T] [FILE]\n"
      "  memchat memory history [--tenant T] [--limit N] [--json]\n"
+     "  memchat memory index [--tenant T] [--rebuild] [--json]\n"
      "\n"
      "add stores TEXT (or standard input, at most MEMCHAT_MAX_INPUT_BYTES) and prints\n"
      "its id; a text nearly the same as a stored one refreshes it instead, a text\n"
@@ -173,13 +174,18 @@ static const struct verb verbs[] = {
      "input (a line needs only text), checks every line first and imports nothing\n"
      "when one is bad, then imports 1,000 lines per transaction. history lists every\n"
      "add, refresh and delete, newest first. Without --tenant: MEMCHAT_TENANT;\n"
-     "stats without --tenant covers every tenant.\n"
+     "stats without --tenant covers every tenant. index shows how the tenant's vectors\n"
+     "are searched: an exact scan, or above MEMORY_HNSW_THRESHOLD memories an HNSW\n"
+     "graph kept in index/ of the data dir; it builds the graph when it is missing or\n"
+     "unusable, replays the changes another process made since it was saved, and\n"
+     "saves it (a progress bar on a terminal). import ends the same way.\n"
      "\n"
      "  --k N              memories to return (default MEMORY_RETRIEVAL_K)\n"
      "  --method M         similarity, mmr or hybrid\n"
      "  --filter JSON      only memories matching the filter\n"
      "  --id ID            forget: the memory with this id\n"
      "  --limit N          history: the N newest entries\n"
+     "  --rebuild          index: build the graph from the rows, whatever exists\n"
      "  --json             one JSON object per line\n"},
     {"rollout", cmd_rollout, CLI_OPT_JSON | CLI_OPT_COSTS, "rollout ACTION [ARGS]",
      "turn memory on or off per tenant, and watch the figures",
@@ -390,6 +396,9 @@ static int cli_parse(int argc, char **argv, struct cli_parse *p)
             }
             *(cmd ? &p->o.key_command : &p->o.key_provider) = v;
             p->seen |= CLI_OPT_KEYS;
+        } else if (strcmp(a, "--rebuild") == 0) {
+            p->o.rebuild = true;
+            p->seen |= CLI_OPT_REBUILD;
         } else if (strcmp(a, "--yes") == 0) {
             p->o.yes = true;
             p->seen |= CLI_OPT_YES;
@@ -479,6 +488,7 @@ static const char *const option_names[CLI_OPT__COUNT] = {
     "--yes",
     "--continue/--conversation",
     "--compare",
+    "--rebuild",
 };
 
 int cli_refuse_opts(const char *what, unsigned allowed, unsigned seen)

@@ -42,7 +42,8 @@ enum cli_opt_bit {
     CLI_OPT_YES = 1 << 16,     /* purge: --yes */
     CLI_OPT_CONV = 1 << 17,    /* ask: --continue, --conversation ID */
     CLI_OPT_COMPARE = 1 << 18, /* ask: --compare */
-    CLI_OPT__COUNT = 19,
+    CLI_OPT_REBUILD = 1 << 19, /* memory index: --rebuild */
+    CLI_OPT__COUNT = 20,
 };
 #define CLI_OPT_IDS (CLI_OPT_TENANT | CLI_OPT_USER | CLI_OPT_AGENT)
 
@@ -65,6 +66,7 @@ struct cli_opts {
     const char *id;           /* memory forget: --id */
     const char *limit;        /* memory history, conversations: --limit */
     bool yes;                 /* purge: --yes */
+    bool rebuild;             /* memory index: --rebuild */
     bool continue_latest;     /* ask: --continue */
     const char *conversation; /* ask: --conversation ID */
     bool compare;             /* ask: --compare */

@@ -72,6 +72,36 @@ static void memcli_error(const char *msg)
     buf_free(&b);
 }
 
+static void memcli_index_after_import(struct session *s, const char *tenant);
+
+/* A progress event as a bar on standard error, when it is a terminal; the
+ * bar is cleared (shown is set) before anything else is printed. */
+static void memcli_progress(const struct mc_event *ev, bool *shown)
+{
+    if (!isatty(STDERR_FILENO))
+        return;
+    double done = mc_event_num(ev, "done", 0), total = mc_event_num(ev, "total", 0);
+    double frac = total > 0 ? done / total : 1;
+    if (frac > 1)
+        frac = 1;
+    char bar[41];
+    size_t fill = (size_t)(frac * 40);
+    for (size_t i = 0; i < 40; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[40] = '\0';
+    fprintf(stderr, "\r%s: [%s] %3.0f%% (%.0f of %.0f)", mc_event_str(ev, "stage", "working"), bar,
+            frac * 100, done, total);
+    fflush(stderr);
+    *shown = true;
+}
+
+static void memcli_progress_clear(bool *shown)
+{
+    if (*shown)
+        fputs("\r\033[K", stderr);
+    *shown = false;
+}
+
 int cli_memory_job(struct session *s, const struct mc_memory_job *job, cJSON **items)
 {
     *items = NULL;
@@ -86,11 +116,19 @@ int cli_memory_job(struct session *s, const struct mc_memory_job *job, cJSON **i
 int cli_job_wait(struct session *s, const char *id, bool print_json, cJSON **items)
 {
     *items = NULL;
+    bool bar = false;
     for (;;) {
         struct mc_event *ev;
         while ((ev = mc_engine_next_event(s->eng)) != NULL) {
             int rc = -1;
+            if (ev->kind == MC_EV_PROGRESS && !print_json &&
+                strcmp(mc_event_str(ev, "job", ""), id) == 0) {
+                memcli_progress(ev, &bar);
+                mc_event_free(ev);
+                continue;
+            }
             if (strcmp(mc_event_str(ev, "job", ""), id) == 0) {
+                memcli_progress_clear(&bar);
                 if (print_json) {
                     char *line = mc_event_to_json(ev);
                     puts(line);
@@ -124,6 +162,7 @@ int cli_job_wait(struct session *s, const char *id, bool print_json, cJSON **ite
         if (pfd[1].revents & POLLIN) {
             int sig = session_take_signal();
             if (sig == SIGINT || sig == SIGTERM) {
+                memcli_progress_clear(&bar);
                 /* A job is one transaction: it completes or changes nothing. */
                 session_error("cancelled (a job that had started completes first)");
                 return MC_EXIT_CANCELLED;
@@ -953,6 +992,8 @@ static int memcli_import(const struct config *cfg, const struct cli_opts *o)
         cJSON_Delete(items);
         i += n;
     }
+    if (rc == MC_EXIT_OK && started)
+        memcli_index_after_import(&s, config_str(cfg, CFG_MEMCHAT_TENANT));
     if (started)
         session_stop(&s);
     if (rc == MC_EXIT_OK && o->json)
@@ -1063,6 +1104,85 @@ static int memcli_history(const struct config *cfg, const struct cli_opts *o)
     return rc;
 }
 
+/* ---- index ---- */
+
+/* The index item as text. */
+static void memcli_index_print(const cJSON *it)
+{
+    const char *tenant = mc_json_str(it, "tenant", "");
+    double count = mc_json_num(it, "count", 0);
+    bool hnsw = strcmp(mc_json_str(it, "search", ""), "hnsw") == 0;
+    printf("tenant %s: %.0f %s, searched ", tenant, count, count == 1 ? "memory" : "memories");
+    if (!hnsw) {
+        const char *note = mc_json_str(it, "note", NULL);
+        printf("by exact scan%s%s%s\n", note != NULL ? " (" : "", note != NULL ? note : "",
+               note != NULL ? ")" : "");
+        return;
+    }
+    printf("through an HNSW graph (M %.0f, efConstruction %.0f, efSearch %.0f)\n",
+           mc_json_num(it, "m", 0), mc_json_num(it, "ef_construction", 0),
+           mc_json_num(it, "ef_search", 0));
+    const char *path = mc_json_str(it, "path", NULL);
+    if (path != NULL)
+        printf("  file:       %s (%.1f MB), at generation %.0f\n", path,
+               mc_json_num(it, "bytes_on_disk", 0) / 1e6, mc_json_num(it, "generation", 0));
+    if (mc_json_bool(it, "built", false))
+        printf("  built:      from the rows, now\n");
+    else if (mc_json_num(it, "caught_up", 0) > 0)
+        printf("  loaded:     the file was %.0f changes behind; they were replayed from the "
+               "change log\n",
+               mc_json_num(it, "caught_up", 0));
+    else
+        printf("  up to date: nothing to build\n");
+    printf("  in memory:  %.1f MB, %.0f deleted nodes awaiting compaction\n",
+           mc_json_num(it, "bytes_in_memory", 0) / 1e6, mc_json_num(it, "tombstones", 0));
+    const char *note = mc_json_str(it, "note", NULL);
+    if (note != NULL)
+        printf("  why built:  %s\n", note);
+}
+
+static int memcli_index(const struct config *cfg, const struct cli_opts *o)
+{
+    if (o->n_args > 1) {
+        session_error("memory index takes no arguments (got '%s')", o->args[1]);
+        return MC_EXIT_USAGE;
+    }
+    struct mc_memory_job job = {
+        .op = MC_MEM_INDEX,
+        .tenant = config_str(cfg, CFG_MEMCHAT_TENANT),
+        .rebuild = o->rebuild,
+    };
+    cJSON *items = NULL;
+    int rc = memcli_run(cfg, &job, &items);
+    if (rc == MC_EXIT_OK && o->json)
+        cli_print_items(items);
+    else if (rc == MC_EXIT_OK)
+        memcli_index_print(cJSON_GetArrayItem(items, 0));
+    cJSON_Delete(items);
+    return rc;
+}
+
+/* After an import: a namespace now above the threshold gets its graph
+ * (and a file that lagged is brought up to date) while the user still
+ * waits on the command, not on their next turn. A failure only warns:
+ * the memories are stored, and queries scan until the graph exists. */
+static void memcli_index_after_import(struct session *s, const char *tenant)
+{
+    struct mc_memory_job job = {.op = MC_MEM_INDEX, .tenant = tenant};
+    cJSON *items = NULL;
+    if (cli_memory_job(s, &job, &items) != MC_EXIT_OK) {
+        session_error("memory import: the memories are stored, but the index was not built; "
+                      "run memchat memory index --tenant %s",
+                      tenant);
+        return;
+    }
+    const cJSON *it = cJSON_GetArrayItem(items, 0);
+    if (mc_json_bool(it, "built", false))
+        fprintf(stderr, "memchat: built the HNSW index of tenant %s (%.0f memories)\n", tenant,
+                mc_json_num(it, "count", 0));
+    cJSON_Delete(items);
+}
+
 /* ---- the verb ---- */
 
 static const struct {
@@ -1079,6 +1199,7 @@ static const struct {
     {"export", memcli_export, CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_USER | CLI_OPT_FILTER},
     {"import", memcli_import, CLI_OPT_JSON | CLI_OPT_TENANT},
     {"history", memcli_history, CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_LIMIT},
+    {"index", memcli_index, CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_REBUILD},
 };
 
 int cmd_memory(const struct config *cfg, const struct cli_opts *o)
@@ -1095,10 +1216,10 @@ int cmd_memory(const struct config *cfg, const struct cli_opts *o)
     }
     if (what == NULL)
         session_error("memory: which action? (add, search, forget, stats, export, import, "
-                      "history; see memchat memory --help)");
+                      "history, index; see memchat memory --help)");
     else
         session_error("memory: unknown action '%s' (accepted: add, search, forget, stats, "
-                      "export, import, history)",
+                      "export, import, history, index)",
                       what);
     return MC_EXIT_USAGE;
 }

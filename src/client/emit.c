@@ -295,6 +295,17 @@ void emit_job_error(const struct emit *em, const char *job, enum mc_error code, 
     emit_send(em, ev);
 }
 
+void emit_progress(const struct emit *em, const char *job, const char *stage, size_t done,
+                   size_t total)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_PROGRESS);
+    emit_str(ev->json, "job", job);
+    emit_str(ev->json, "stage", stage);
+    emit_check(cJSON_AddNumberToObject(ev->json, "done", (double)done));
+    emit_check(cJSON_AddNumberToObject(ev->json, "total", (double)total));
+    emit_send(em, ev);
+}
+
 void emit_result(const struct emit *em, const char *job, const char *kind, struct cJSON *items)
 {
     struct mc_event *ev = emit_new(em, MC_EV_RESULT);

@@ -107,6 +107,10 @@ void emit_error(const struct emit *em, enum mc_error code, const char *message);
 /* error for a job that is not a turn: also carries "job". */
 void emit_job_error(const struct emit *em, const char *job, enum mc_error code,
                     const char *message);
+/* progress {job, stage, done, total}: a long job's headway (an index
+ * being built). */
+void emit_progress(const struct emit *em, const char *job, const char *stage, size_t done,
+                   size_t total);
 void emit_result(const struct emit *em, const char *job, const char *kind, struct cJSON *items);
 
 #endif

@@ -200,6 +200,39 @@ static enum mc_error memjob_stats(const struct memjob_env *env, const struct mc_
     return MC_ERR_NONE;
 }
 
+/* memchat memory index: one item describing the index after the job. */
+static enum mc_error memjob_index(const struct memjob_env *env, const struct mc_memory_job *job,
+                                  cJSON *items, char *err, size_t errlen)
+{
+    struct store_index_info info;
+    enum memory_status st = memory_index(env->memory, job->tenant, job->rebuild, env->progress,
+                                         env->progress_ud, &info, err, errlen);
+    if (st != MEMORY_OK)
+        return memjob_status_error(st);
+    cJSON *it = memjob_item(items);
+    memjob_str(it, "tenant", job->tenant);
+    memjob_str(it, "search", info.hnsw ? "hnsw" : "exact");
+    memjob_check(cJSON_AddBoolToObject(it, "wanted", info.wanted));
+    memjob_check(cJSON_AddBoolToObject(it, "built", info.built));
+    memjob_num(it, "count", (double)info.count);
+    memjob_num(it, "tombstones", (double)info.tombstones);
+    memjob_num(it, "threshold", (double)info.threshold);
+    memjob_num(it, "m", info.m);
+    memjob_num(it, "ef_construction", info.ef_construction);
+    memjob_num(it, "ef_search", (double)info.ef_search);
+    memjob_num(it, "generation", (double)info.generation);
+    if (info.file_generation >= 0)
+        memjob_num(it, "file_generation", (double)info.file_generation);
+    else
+        memjob_str(it, "file_generation", NULL);
+    memjob_num(it, "caught_up", (double)info.caught_up);
+    memjob_num(it, "bytes_in_memory", (double)info.bytes_in_memory);
+    memjob_num(it, "bytes_on_disk", (double)info.bytes_on_disk);
+    memjob_str(it, "path", info.path[0] != '\0' ? info.path : NULL);
+    memjob_str(it, "note", info.note[0] != '\0' ? info.note : NULL);
+    return MC_ERR_NONE;
+}
+
 static enum mc_error memjob_export(const struct memjob_env *env, const struct mc_memory_job *job,
                                    cJSON *items, char *err, size_t errlen)
 {
@@ -401,6 +434,7 @@ static const struct {
     [MC_CONV_LIST] = {memjob_conversations, "conversations", false},
     [MC_CONV_REMOVE] = {memjob_conv_remove, "conversation_removed", false},
     [MC_PURGE] = {memjob_purge, "purge", true},
+    [MC_MEM_INDEX] = {memjob_index, "index", true},
 };
 
 enum mc_error memjob_run(const struct memjob_env *env, const struct mc_memory_job *job,

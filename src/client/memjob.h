@@ -26,6 +26,9 @@ struct memjob_env {
     struct db *db;
     const char *trace_dir; /* purge: traces/ of the data dir; NULL: no traces kept */
     struct cache *cache;   /* purge: the process's response cache; NULL: none */
+    /* index: called while a graph is built (NULL: not reported). */
+    void (*progress)(void *ud, size_t done, size_t total);
+    void *progress_ud;
 };
 
 /* Runs job (already validated by the engine: ids, UTF-8). On success

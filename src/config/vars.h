@@ -143,6 +143,14 @@
       "weight of the keyword ranking against the vector one in hybrid")                            \
     X(CFG_MEMORY_FETCH_K, "MEMORY_FETCH_K", CFG_INT, "0", 0, 1000, NULL, 0,                        \
       "candidates ranked before MMR picks k; 0 means 4 x k")                                       \
+    X(CFG_MEMORY_HNSW_THRESHOLD, "MEMORY_HNSW_THRESHOLD", CFG_INT, "100000", 0, 1000000000, NULL,  \
+      0, "memories in a namespace above which the local store searches an HNSW index; 0: never")   \
+    X(CFG_MEMORY_HNSW_M, "MEMORY_HNSW_M", CFG_INT, "16", 4, 64, NULL, 0,                           \
+      "links per node of an HNSW index (twice as many on its lowest level)")                       \
+    X(CFG_MEMORY_HNSW_EF_CONSTRUCTION, "MEMORY_HNSW_EF_CONSTRUCTION", CFG_INT, "200", 16, 2000,    \
+      NULL, 0, "candidates kept while linking a new node into an HNSW index")                      \
+    X(CFG_MEMORY_HNSW_EF_SEARCH, "MEMORY_HNSW_EF_SEARCH", CFG_INT, "96", 10, 4096, NULL, 0,        \
+      "candidates kept by an HNSW search (raised to the number asked for)")                        \
     X(CFG_MEMORY_DEDUP_THRESHOLD, "MEMORY_DEDUP_THRESHOLD", CFG_NUMBER, "0.95", 0, 1, NULL, 0,     \
       "similarity above which a new memory refreshes a stored one instead of adding a copy")       \
     X(CFG_MEMORY_MIN_SIMILARITY, "MEMORY_MIN_SIMILARITY", CFG_NUMBER, "0.05", -1, 1, NULL, 0,      \

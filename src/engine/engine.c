@@ -822,12 +822,33 @@ static void engine_run_rollout(struct mc_engine *eng, const struct engine_job *j
     emit_result(&em, job->turn, "rollout", items);
 }
 
+/* A job's progress as events, at most one per whole percent. */
+struct engine_progress {
+    const struct emit *em;
+    const char *job;
+    const char *stage;
+    size_t shown; /* the last percent emitted, plus one; 0: none yet */
+};
+
+static void engine_progress(void *ud, size_t done, size_t total)
+{
+    struct engine_progress *p = ud;
+    size_t pct = total > 0 ? (done >= total ? 100 : done * 100 / total) : 100;
+    if (pct + 1 == p->shown)
+        return;
+    p->shown = pct + 1;
+    emit_progress(p->em, p->job, p->stage, done, total);
+}
+
 /* A memory job: run it on the turn worker's manager and connection, and
  * answer with its result or its error. */
 static void engine_run_memory(struct mc_engine *eng, const struct engine_job *job)
 {
     struct emit em = {.turn = NULL, .seq = NULL, .sink = engine_sink, .sink_ud = eng};
+    struct engine_progress prog = {.em = &em, .job = job->turn, .stage = "index"};
     struct memjob_env env = {
+        .progress = engine_progress,
+        .progress_ud = &prog,
         .cfg = eng->cfg,
         .memory = eng->mem_turn,
         .db = eng->db_turn,
@@ -1423,7 +1444,7 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
 static bool engine_memory_job_valid(const struct mc_engine *eng, const struct mc_memory_job *j,
                                     char *err, size_t errlen)
 {
-    if ((size_t)j->op > (size_t)MC_PURGE) {
+    if ((size_t)j->op > (size_t)MC_MEM_INDEX) {
         snprintf(err, errlen, "unknown memory job %d", (int)j->op);
         return false;
     }

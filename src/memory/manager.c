@@ -2229,3 +2229,23 @@ fail:
     memset(a, 0, sizeof *a);
     return -1;
 }
+
+enum memory_status memory_index(struct memory_manager *m, const char *tenant, bool rebuild,
+                                store_progress_fn progress, void *ud, struct store_index_info *out,
+                                char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    enum memory_status st = mm_check_ident(tenant, "tenant", err, errlen);
+    if (st != MEMORY_OK)
+        return st;
+    if (m->s->ops->index == NULL) {
+        snprintf(err, errlen, "the %s vector store keeps its index on its server", m->s->name);
+        return MEMORY_ERR_INPUT;
+    }
+    int rc = m->s->ops->index(m->s, tenant, rebuild, progress, ud, out, err, errlen);
+    if (rc == 1) {
+        snprintf(err, errlen, "tenant %s has no memories", tenant);
+        return MEMORY_ERR_NOT_FOUND;
+    }
+    return rc == 0 ? MEMORY_OK : MEMORY_ERR_STORE;
+}

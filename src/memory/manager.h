@@ -201,6 +201,14 @@ enum memory_status memory_purge(struct memory_manager *m, const char *tenant, co
 enum memory_status memory_stats(struct memory_manager *m, const char *tenant, struct cJSON **out,
                                 char *err, size_t errlen);
 
+/* Brings tenant's vector index up to date (rebuild: builds it from the
+ * rows) and describes it in *out; progress (may be NULL) is called while a
+ * graph is built. MEMORY_ERR_NOT_FOUND when the tenant has no memories,
+ * MEMORY_ERR_INPUT when the store keeps no index of its own. */
+enum memory_status memory_index(struct memory_manager *m, const char *tenant, bool rebuild,
+                                store_progress_fn progress, void *ud, struct store_index_info *out,
+                                char *err, size_t errlen);
+
 /* A memory as the JSON object of search output and export: id, text,
  * user_id, agent, kind, created_at, metadata (an object), plus score and
  * scores {vector, keyword, fused, mmr} (null when NAN) when hit is not

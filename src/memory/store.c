@@ -15,14 +15,32 @@
 
 #include "config/config.h"
 #include "config/vars.h"
+#include "memory/vindex.h"
 #include "util/alloc.h"
+
+/* Every graph draws its levels from the same seed, so the same rows give
+ * the same graph in every process (and in tests). */
+#define STORE_HNSW_SEED 0x6d656d63686174ULL
+
+void store_vindex_opts(const struct config *cfg, struct vindex_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->hnsw_threshold = (size_t)config_int(cfg, CFG_MEMORY_HNSW_THRESHOLD);
+    o->hnsw.m = (int)config_int(cfg, CFG_MEMORY_HNSW_M);
+    o->hnsw.ef_construction = (int)config_int(cfg, CFG_MEMORY_HNSW_EF_CONSTRUCTION);
+    o->hnsw.seed = STORE_HNSW_SEED;
+    o->ef_search = (size_t)config_int(cfg, CFG_MEMORY_HNSW_EF_SEARCH);
+}
 
 struct vstore *store_new(const struct config *cfg, struct db *db, struct store_cache *cache,
                          char *err, size_t errlen)
 {
     const char *provider = config_str(cfg, CFG_VECTOR_DB_PROVIDER);
-    if (provider == NULL || *provider == '\0' || strcmp(provider, "local") == 0)
-        return store_local_new(db, cache);
+    if (provider == NULL || *provider == '\0' || strcmp(provider, "local") == 0) {
+        struct vindex_opts o;
+        store_vindex_opts(cfg, &o);
+        return store_local_new(db, cache, &o);
+    }
     /* The configuration's enum accepts only the stores built in, so this
      * is reached only when a table of a later build names a remote one. */
     if (err != NULL && errlen > 0)

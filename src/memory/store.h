@@ -30,6 +30,7 @@
 
 struct config;
 struct db;
+struct vindex_opts;
 struct mem_filter;
 
 #define MEM_KIND_MAX 32 /* bytes of a kind ("note", "exchange", ...) */
@@ -77,6 +78,28 @@ struct store_stats {
     size_t bytes_on_disk;   /* estimate: rows, vectors and keyword index */
     size_t bytes_in_memory; /* the in-memory index; 0 when not loaded */
 };
+
+/* The state of a namespace's vector index (`memchat memory index`). */
+struct store_index_info {
+    bool hnsw;               /* searched through an HNSW graph (else an exact scan) */
+    bool wanted;             /* count is above the threshold */
+    bool built;              /* this call built the graph from the rows */
+    size_t count;            /* memories in the namespace */
+    size_t tombstones;       /* deleted nodes still in the graph */
+    size_t threshold;        /* MEMORY_HNSW_THRESHOLD (0: never) */
+    int m, ef_construction;  /* of the graph in use, else the configured ones */
+    size_t ef_search;        /* configured */
+    int64_t generation;      /* the namespace's */
+    int64_t file_generation; /* the index file's before this call; -1: none */
+    size_t caught_up;        /* changes replayed onto the file's graph from the log */
+    size_t bytes_in_memory;  /* the index held by this process */
+    size_t bytes_on_disk;    /* the index file, after this call */
+    char path[4096];         /* the index file ("" when the store keeps none) */
+    char note[512];          /* why there is no graph, or what the file had wrong */
+};
+
+/* Called while an index is built: done of total vectors. */
+typedef void (*store_progress_fn)(void *ud, size_t done, size_t total);
 
 struct vstore;
 
@@ -128,6 +151,12 @@ struct vstore_ops {
     /* Every tenant that has a namespace, sorted; free with
      * store_names_free(). */
     int (*namespaces)(struct vstore *s, char ***tenants, size_t *n, char *err, size_t errlen);
+    /* Brings tenant's vector index up to date (rebuild: from the rows,
+     * whatever exists) and describes it; progress may be NULL. NULL in
+     * stores whose server keeps the index. ns_get's 1 when the namespace
+     * does not exist. */
+    int (*index)(struct vstore *s, const char *tenant, bool rebuild, store_progress_fn progress,
+                 void *ud, struct store_index_info *out, char *err, size_t errlen);
     void (*free)(struct vstore *s);
 };
 
@@ -145,10 +174,15 @@ struct store_cache *store_cache_new(void);
 void store_cache_free(struct store_cache *c);
 
 /* The local store on db (the caller's connection, which must outlive the
- * store) with the shared cache (NULL: a private one). At most one local
- * store per connection: it learns when the connection's transactions end
- * through SQLite's commit and rollback hooks. Free with store_free(). */
-struct vstore *store_local_new(struct db *db, struct store_cache *cache);
+ * store) with the shared cache (NULL: a private one) and the HNSW settings
+ * o (NULL: exact scans only); index files go to index/ beside the data
+ * file. At most one local store per connection: it learns when the
+ * connection's transactions end through SQLite's commit and rollback
+ * hooks. Free with store_free(). */
+struct vstore *store_local_new(struct db *db, struct store_cache *cache,
+                               const struct vindex_opts *o);
+/* The local store's HNSW settings from cfg (MEMORY_HNSW_*). */
+void store_vindex_opts(const struct config *cfg, struct vindex_opts *o);
 /* The store VECTOR_DB_PROVIDER names, on db and cache for the local one;
  * NULL with a message naming the variable. Free with store_free(). */
 struct vstore *store_new(const struct config *cfg, struct db *db, struct store_cache *cache,

@@ -34,8 +34,11 @@
 
 #include "memory/store.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,7 +48,7 @@
 
 #include "memory/filter.h"
 #include "memory/stopwords.h"
-#include "memory/vscan.h"
+#include "memory/vindex.h"
 #include "store/db.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -62,163 +65,45 @@
 #define LOCAL_DIM_MAX 65536
 /* Bound on generated SQL (a filter has at most 1,000 nodes). */
 #define LOCAL_SQL_MAX (1u << 20)
+/* Bound on an index file's path. */
+#define LOCAL_PATH_MAX 4096
 /* Keyword queries use at most this many words of the user's text. */
 #define LOCAL_FTS_TERMS_MAX 64
 
-/* --- rowid -> row: open addressing, linear probing ----------------------- */
-
-#define ROWMAP_EMPTY SIZE_MAX
-
-struct rowmap {
-    int64_t *keys;
-    size_t *vals; /* ROWMAP_EMPTY marks a free slot */
-    size_t cap;   /* a power of two, or 0 */
-    size_t n;
-};
-
-static size_t rowmap_hash(int64_t key, size_t mask)
-{
-    uint64_t x = (uint64_t)key;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return (size_t)x & mask;
-}
-
-static void rowmap_free(struct rowmap *m)
-{
-    xfree(m->keys);
-    xfree(m->vals);
-    memset(m, 0, sizeof *m);
-}
-
-/* The row of key, or ROWMAP_EMPTY. */
-static size_t rowmap_get(const struct rowmap *m, int64_t key)
-{
-    if (m->cap == 0)
-        return ROWMAP_EMPTY;
-    size_t mask = m->cap - 1;
-    for (size_t i = rowmap_hash(key, mask);; i = (i + 1) & mask) {
-        if (m->vals[i] == ROWMAP_EMPTY)
-            return ROWMAP_EMPTY;
-        if (m->keys[i] == key)
-            return m->vals[i];
-    }
-}
-
-static void rowmap_put(struct rowmap *m, int64_t key, size_t row);
-
-/* Doubles the table (load stays at most one half). */
-static void rowmap_grow(struct rowmap *m)
-{
-    struct rowmap old = *m;
-    m->cap = old.cap ? old.cap * 2 : 64;
-    m->keys = xreallocarray(NULL, m->cap, sizeof *m->keys);
-    m->vals = xreallocarray(NULL, m->cap, sizeof *m->vals);
-    for (size_t i = 0; i < m->cap; i++)
-        m->vals[i] = ROWMAP_EMPTY;
-    m->n = 0;
-    for (size_t i = 0; i < old.cap; i++)
-        if (old.vals[i] != ROWMAP_EMPTY)
-            rowmap_put(m, old.keys[i], old.vals[i]);
-    rowmap_free(&old);
-}
-
-static void rowmap_put(struct rowmap *m, int64_t key, size_t row)
-{
-    if ((m->n + 1) * 2 > m->cap)
-        rowmap_grow(m);
-    size_t mask = m->cap - 1;
-    size_t i = rowmap_hash(key, mask);
-    while (m->vals[i] != ROWMAP_EMPTY && m->keys[i] != key)
-        i = (i + 1) & mask;
-    if (m->vals[i] == ROWMAP_EMPTY)
-        m->n++;
-    m->keys[i] = key;
-    m->vals[i] = row;
-}
-
-/* Removes key, shifting later entries of its probe run back so that
- * lookups never need tombstones. */
-static void rowmap_del(struct rowmap *m, int64_t key)
-{
-    if (m->cap == 0)
-        return;
-    size_t mask = m->cap - 1;
-    size_t i = rowmap_hash(key, mask);
-    while (m->vals[i] != ROWMAP_EMPTY && m->keys[i] != key)
-        i = (i + 1) & mask;
-    if (m->vals[i] == ROWMAP_EMPTY)
-        return;
-    for (size_t j = i;;) {
-        j = (j + 1) & mask;
-        if (m->vals[j] == ROWMAP_EMPTY)
-            break;
-        size_t home = rowmap_hash(m->keys[j], mask);
-        /* j may move to i when its home is not in the cyclic range (i, j]. */
-        bool in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!in_range) {
-            m->keys[i] = m->keys[j];
-            m->vals[i] = m->vals[j];
-            i = j;
-        }
-    }
-    m->vals[i] = ROWMAP_EMPTY;
-    m->n--;
-}
-
 /* --- one namespace's index ------------------------------------------------ */
 
-struct local_index {
-    struct vscan *vs; /* NULL: not loaded */
-    int64_t *rowids;  /* row -> rowid */
-    size_t cap;
-    struct rowmap map; /* rowid -> row */
-    int dim;
-    int64_t generation; /* of the committed state the index holds */
-    int64_t created_ms; /* the namespace's, telling a re-created one apart */
+/* An index file as last looked at, to notice another process writing a
+ * new one. */
+struct local_file_seen {
+    bool exists;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    int64_t mtime_ns;
 };
+
+struct local_index {
+    struct vindex *vx; /* NULL: not loaded */
+    int dim;
+    int64_t generation;      /* of the committed state the index holds */
+    int64_t created_ms;      /* the namespace's, telling a re-created one apart */
+    int64_t file_generation; /* of the index file it was loaded from or saved to; -1: none */
+    size_t caught_up;        /* changes replayed onto the file's graph when it was loaded */
+    struct local_file_seen seen;
+    bool hinted; /* the "run memchat memory index" hint was logged */
+};
+
+/* An empty index (nothing loaded, no file). */
+static void index_init(struct local_index *ix)
+{
+    memset(ix, 0, sizeof *ix);
+    ix->file_generation = -1;
+}
 
 static void index_reset(struct local_index *ix)
 {
-    vscan_free(ix->vs);
-    xfree(ix->rowids);
-    rowmap_free(&ix->map);
-    memset(ix, 0, sizeof *ix);
-}
-
-/* Adds rowid's vector, or replaces it when the index has the row. */
-static void index_put(struct local_index *ix, int64_t rowid, const float *v)
-{
-    size_t row = rowmap_get(&ix->map, rowid);
-    if (row != ROWMAP_EMPTY) {
-        vscan_set(ix->vs, row, v);
-        return;
-    }
-    row = vscan_add(ix->vs, v);
-    if (row >= ix->cap) {
-        ix->cap = ix->cap ? ix->cap * 2 : 256;
-        if (ix->cap <= row)
-            ix->cap = row + 1;
-        ix->rowids = xreallocarray(ix->rowids, ix->cap, sizeof *ix->rowids);
-    }
-    ix->rowids[row] = rowid;
-    rowmap_put(&ix->map, rowid, row);
-}
-
-static void index_remove(struct local_index *ix, int64_t rowid)
-{
-    size_t row = rowmap_get(&ix->map, rowid);
-    if (row == ROWMAP_EMPTY)
-        return;
-    size_t moved = vscan_remove_swap(ix->vs, row);
-    rowmap_del(&ix->map, rowid);
-    if (moved != row) {
-        ix->rowids[row] = ix->rowids[moved];
-        rowmap_put(&ix->map, ix->rowids[row], row);
-    }
+    vindex_free(ix->vx);
+    index_init(ix);
 }
 
 /* --- the shared cache ----------------------------------------------------- */
@@ -270,6 +155,7 @@ static struct cache_entry *cache_entry_get(struct store_cache *c, const char *te
         e = xcalloc(1, sizeof *e);
         snprintf(e->tenant, sizeof e->tenant, "%s", tenant);
         pthread_mutex_init(&e->lock, NULL);
+        index_init(&e->ix);
         e->next = c->head;
         c->head = e;
     }
@@ -294,6 +180,8 @@ struct local {
     sqlite3_stmt *st_rec; /* one row's fields, without its vector */
     float *scratch;       /* one decoded vector */
     int scratch_dim;
+    struct vindex_opts opts;             /* hnsw_threshold 0: exact scans only */
+    char index_dir[LOCAL_PATH_MAX - 80]; /* index/ beside the data file; "" keeps no files */
 };
 
 static const char local_ns_sql[] = "SELECT embedder, model, dim, generation, count, created_ms"
@@ -724,11 +612,12 @@ static struct mem_record *local_records_push(struct mem_records *rs, size_t *cap
 
 /* --- loading and syncing an index ----------------------------------------- */
 
-/* Loads the vectors of tenant's rows matching f (NULL: all) into the empty
- * index ix, of dimension dim. */
-static int local_index_load(struct local *L, const char *tenant, int dim,
-                            const struct mem_filter *f, struct local_index *ix, char *err,
-                            size_t errlen)
+/* Puts the vectors of tenant's rows matching f (NULL: all) into vx, of
+ * the namespace's dimension; progress (may be NULL) counts them against
+ * total. */
+static int local_rows_load(struct local *L, const char *tenant, const struct mem_filter *f,
+                           struct vindex *vx, store_progress_fn progress, void *ud, size_t total,
+                           char *err, size_t errlen)
 {
     sqlite3_stmt *st = local_prepare_filtered(
         L, tenant, "loading the index", "SELECT rowid, vector FROM memories WHERE tenant = ? AND ",
@@ -736,9 +625,9 @@ static int local_index_load(struct local *L, const char *tenant, int dim,
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    ix->vs = vscan_new(dim);
-    ix->dim = dim;
+    int dim = vindex_dim(vx);
     float *v = local_scratch(L, dim);
+    size_t done = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t rowid = sqlite3_column_int64(st, 0);
@@ -752,7 +641,9 @@ static int local_index_load(struct local *L, const char *tenant, int dim,
             return -1;
         }
         vec_decode(blob, dim, v);
-        index_put(ix, rowid, v);
+        vindex_put(vx, rowid, v);
+        if (progress != NULL && (++done % 1024 == 0 || done == total))
+            progress(ud, done, total);
     }
     if (rc != SQLITE_DONE) {
         local_fail_sql(L, tenant, "loading the index", err, errlen);
@@ -830,10 +721,10 @@ static int local_catch_up(struct local *L, const char *tenant, const struct stor
                 return -1;
             }
             vec_decode(blob, ix->dim, v);
-            index_put(ix, rows[i], v);
+            vindex_put(ix->vx, rows[i], v);
         } else if (rc == SQLITE_DONE) {
             /* Deleted, or since reused by another tenant: gone from this one. */
-            index_remove(ix, rows[i]);
+            vindex_remove(ix->vx, rows[i]);
         } else {
             local_fail_sql(L, tenant, "reading a changed row", err, errlen);
             local_stmt_done(sv);
@@ -844,8 +735,188 @@ static int local_catch_up(struct local *L, const char *tenant, const struct stor
     }
     xfree(rows);
     ix->generation = ns->generation;
+    vindex_tidy(ix->vx);
     /* The triggers' count is a free consistency check. */
-    *done = vscan_count(ix->vs) == ns->count;
+    *done = vindex_count(ix->vx) == ns->count;
+    return 0;
+}
+
+/* --- index files ------------------------------------------------------------ */
+
+/* True when a namespace of count memories is searched through HNSW. */
+static bool local_wants_hnsw(const struct local *L, size_t count)
+{
+    return L->opts.hnsw_threshold > 0 && count > L->opts.hnsw_threshold;
+}
+
+/* tenant's index file into out; false when the store keeps none. */
+static bool local_index_path(const struct local *L, const char *tenant, char *out, size_t outlen)
+{
+    if (L->index_dir[0] == '\0') {
+        if (outlen > 0)
+            out[0] = '\0';
+        return false;
+    }
+    return (size_t)snprintf(out, outlen, "%s/%.64s.hnsw", L->index_dir, tenant) < outlen;
+}
+
+/* What path looks like now. */
+static struct local_file_seen local_file_look(const char *path)
+{
+    struct local_file_seen f = {0};
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return f;
+    f.exists = true;
+    f.dev = sb.st_dev;
+    f.ino = sb.st_ino;
+    f.size = sb.st_size;
+    f.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    return f;
+}
+
+static bool local_file_same(const struct local_file_seen *a, const struct local_file_seen *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_ns == b->mtime_ns;
+}
+
+/* Loads tenant's index file into the empty ix and replays the log from
+ * the file's generation to ns's. 0 with ix loaded; 1 when the file is
+ * missing or unusable (ix left empty, the reason in note); -1 on a
+ * database error. */
+static int local_file_load(struct local *L, const char *tenant, const struct store_ns *ns,
+                           struct local_index *ix, char *note, size_t notelen, char *err,
+                           size_t errlen)
+{
+    char path[LOCAL_PATH_MAX];
+    if (!local_index_path(L, tenant, path, sizeof path)) {
+        snprintf(note, notelen, "no index directory");
+        return 1;
+    }
+    ix->seen = local_file_look(path);
+    struct hnsw_meta meta;
+    char why[512];
+    struct vindex *vx = vindex_load(path, &L->opts, &meta, why, sizeof why);
+    if (vx == NULL) {
+        snprintf(note, notelen, "%s", why);
+        return 1;
+    }
+    const char *stale = NULL;
+    if (meta.created_ms != ns->created_ms)
+        stale = "belongs to an earlier namespace of the same tenant (purged since)";
+    else if (vindex_dim(vx) != ns->dim)
+        stale = "has another dimension than the namespace";
+    else if (meta.generation > ns->generation)
+        stale = "is ahead of the data file (was the data file restored from a copy?)";
+    if (stale != NULL) {
+        snprintf(note, notelen, "the index file %s", stale);
+        vindex_free(vx);
+        return 1;
+    }
+    struct local_file_seen seen = ix->seen;
+    index_reset(ix);
+    ix->seen = seen;
+    ix->vx = vx;
+    ix->dim = ns->dim;
+    ix->created_ms = ns->created_ms;
+    ix->generation = meta.generation;
+    ix->file_generation = meta.generation;
+    bool done = meta.generation == ns->generation && vindex_count(vx) == ns->count;
+    if (!done && local_catch_up(L, tenant, ns, ix, &done, err, errlen) != 0) {
+        index_reset(ix);
+        ix->seen = seen;
+        return -1;
+    }
+    if (!done) {
+        snprintf(note, notelen,
+                 "the index file is %lld changes behind the data file, further back than its "
+                 "change log reaches",
+                 (long long)(ns->generation - meta.generation));
+        index_reset(ix);
+        ix->seen = seen;
+        return 1;
+    }
+    ix->caught_up = (size_t)(ns->generation - meta.generation);
+    return 0;
+}
+
+/* Saves ix's graph as tenant's index file; 0, or -1 with a message. */
+static int local_file_save(struct local *L, const char *tenant, struct local_index *ix, char *err,
+                           size_t errlen)
+{
+    char path[LOCAL_PATH_MAX];
+    if (!local_index_path(L, tenant, path, sizeof path))
+        return 0;
+    if (mkdir(L->index_dir, 0700) != 0 && errno != EEXIST) {
+        local_fail(L, tenant, err, errlen, "creating %s: %s", L->index_dir, strerror(errno));
+        return -1;
+    }
+    struct hnsw_meta meta = {.generation = ix->generation, .created_ms = ix->created_ms};
+    char why[1024];
+    if (vindex_save(ix->vx, &meta, path, why, sizeof why) != 0) {
+        local_fail(L, tenant, err, errlen, "saving the index: %s", why);
+        return -1;
+    }
+    ix->file_generation = ix->generation;
+    ix->seen = local_file_look(path);
+    return 0;
+}
+
+/* After a sync: a graph that has run far ahead of its file is saved, so
+ * the next process replays little of the log; a failure only costs that. */
+static void local_file_refresh(struct local *L, const char *tenant, struct local_index *ix)
+{
+    if (!vindex_is_hnsw(ix->vx))
+        return;
+    int64_t behind = ix->generation - ix->file_generation;
+    size_t every = vindex_count(ix->vx) / 32;
+    if (every < 1024)
+        every = 1024;
+    if (ix->file_generation >= 0 && behind < (int64_t)every)
+        return;
+    char err[1024];
+    if (local_file_save(L, tenant, ix, err, sizeof err) != 0)
+        log_warn("%s", err);
+}
+
+/* --- syncing ----------------------------------------------------------------- */
+
+/* Loads the namespace afresh: from its index file when it wants HNSW and
+ * the file is usable, else from the rows into an exact index. */
+static int local_reload(struct local *L, const char *tenant, const struct store_ns *ns,
+                        struct local_index *ix, char *err, size_t errlen)
+{
+    char note[1024] = "";
+    bool hinted = ix->hinted;
+    if (local_wants_hnsw(L, ns->count)) {
+        int rc = local_file_load(L, tenant, ns, ix, note, sizeof note, err, errlen);
+        if (rc <= 0)
+            return rc;
+    }
+    struct local_file_seen seen = ix->seen;
+    struct vindex *vx = vindex_new(ns->dim, &L->opts);
+    if (vx == NULL || local_rows_load(L, tenant, NULL, vx, NULL, NULL, 0, err, errlen) != 0) {
+        if (vx == NULL)
+            local_fail(L, tenant, err, errlen, "the namespace's dimension %d is out of range",
+                       ns->dim);
+        vindex_free(vx);
+        index_reset(ix);
+        return -1;
+    }
+    index_reset(ix);
+    ix->vx = vx;
+    ix->dim = ns->dim;
+    ix->generation = ns->generation;
+    ix->created_ms = ns->created_ms;
+    ix->seen = seen;
+    ix->hinted = hinted;
+    if (local_wants_hnsw(L, ns->count) && !ix->hinted) {
+        log_info("tenant %s: %zu memories, above MEMORY_HNSW_THRESHOLD=%zu, searched by exact "
+                 "scan until its HNSW index is built (memchat memory index --tenant %s)%s%s",
+                 tenant, ns->count, L->opts.hnsw_threshold, tenant, note[0] ? ": " : "", note);
+        ix->hinted = true;
+    }
     return 0;
 }
 
@@ -855,38 +926,58 @@ static int local_catch_up(struct local *L, const char *tenant, const struct stor
 static int local_sync(struct local *L, const char *tenant, const struct store_ns *ns,
                       struct local_index *ix, char *err, size_t errlen)
 {
-    if (ix->vs != NULL && ix->created_ms == ns->created_ms && ix->dim == ns->dim &&
+    if (ix->vx != NULL && ix->created_ms == ns->created_ms && ix->dim == ns->dim &&
         ix->generation < ns->generation) {
         bool done = false;
         if (local_catch_up(L, tenant, ns, ix, &done, err, errlen) != 0) {
             index_reset(ix);
             return -1;
         }
-        if (done)
+        if (done) {
+            local_file_refresh(L, tenant, ix);
             return 0;
+        }
     }
-    struct local_index fresh = {0};
-    if (local_index_load(L, tenant, ns->dim, NULL, &fresh, err, errlen) != 0) {
-        index_reset(&fresh);
-        index_reset(ix);
+    if (local_reload(L, tenant, ns, ix, err, errlen) != 0)
         return -1;
-    }
-    index_reset(ix);
-    *ix = fresh;
-    ix->generation = ns->generation;
-    ix->created_ms = ns->created_ms;
+    local_file_refresh(L, tenant, ix);
     return 0;
 }
 
-/* The allow bitmap over ix's rows of tenant's rows matching f. */
+/* An exact index of a namespace that wants HNSW switches to the index
+ * file as soon as one appears or changes (another process built it). */
+static int local_adopt_file(struct local *L, const char *tenant, const struct store_ns *ns,
+                            struct local_index *ix, char *err, size_t errlen)
+{
+    if (ix->vx == NULL || vindex_is_hnsw(ix->vx) || !local_wants_hnsw(L, ns->count))
+        return 0;
+    char path[LOCAL_PATH_MAX];
+    if (!local_index_path(L, tenant, path, sizeof path))
+        return 0;
+    struct local_file_seen now = local_file_look(path);
+    if (!now.exists || local_file_same(&now, &ix->seen))
+        return 0;
+    struct local_index fresh;
+    index_init(&fresh);
+    char note[1024];
+    int rc = local_file_load(L, tenant, ns, &fresh, note, sizeof note, err, errlen);
+    if (rc != 0) {
+        ix->seen = now; /* not again until it changes */
+        return rc < 0 ? -1 : 0;
+    }
+    index_reset(ix);
+    *ix = fresh;
+    return 0;
+}
+
+/* The allow bitmap over ix of tenant's rows matching f. */
 static uint64_t *local_allow(struct local *L, const char *tenant, const struct mem_filter *f,
                              const struct local_index *ix, char *err, size_t errlen)
 {
-    size_t words = vscan_count(ix->vs) / 64 + 1;
-    uint64_t *allow = try_calloc(words, sizeof *allow);
+    uint64_t *allow = vindex_allow_new(ix->vx);
     if (allow == NULL) {
         local_fail(L, tenant, err, errlen, "query: out of memory for the filter of %zu rows",
-                   vscan_count(ix->vs));
+                   vindex_count(ix->vx));
         return NULL;
     }
     sqlite3_stmt *st = local_prepare_filtered(L, tenant, "query",
@@ -898,11 +989,8 @@ static uint64_t *local_allow(struct local *L, const char *tenant, const struct m
     }
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        size_t row = rowmap_get(&ix->map, sqlite3_column_int64(st, 0));
-        if (row != ROWMAP_EMPTY)
-            allow[row / 64] |= (uint64_t)1 << (row % 64);
-    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        vindex_allow_add(ix->vx, allow, sqlite3_column_int64(st, 0));
     if (rc != SQLITE_DONE) {
         local_fail_sql(L, tenant, "query: applying the filter", err, errlen);
         sqlite3_finalize(st);
@@ -1191,24 +1279,24 @@ static int local_fetch_hits(struct local *L, const char *tenant, int dim, const 
     return 0;
 }
 
-/* The k best rows of ix for q among those allowed (NULL: all), as rowids,
+/* The k best rows of vx for q among those allowed (NULL: all), as rowids,
  * scores and vectors (dim floats each), best first (all allocated; free
  * them); returns how many. */
-static size_t local_topk(const struct local_index *ix, const float *q, size_t k,
-                         const uint64_t *allow, int64_t **rowids, float **scores, float **vecs)
+static size_t local_topk(struct vindex *vx, const float *q, size_t k, const uint64_t *allow,
+                         int64_t **rowids, float **scores, float **vecs)
 {
-    size_t rows = vscan_count(ix->vs);
-    size_t kk = k < rows ? k : rows;
-    struct vscan_hit *hits = xreallocarray(NULL, kk + 1, sizeof *hits);
-    size_t nh = vscan_topk(ix->vs, q, kk, allow, hits);
+    size_t held = vindex_count(vx) + vindex_tombstones(vx);
+    size_t kk = k < held ? k : held;
+    struct vindex_hit *hits = xreallocarray(NULL, kk + 1, sizeof *hits);
+    size_t nh = vindex_topk(vx, q, kk, allow, hits);
     *rowids = xreallocarray(NULL, nh + 1, sizeof **rowids);
     *scores = xreallocarray(NULL, nh + 1, sizeof **scores);
-    size_t dim = (size_t)vscan_dim(ix->vs);
+    size_t dim = (size_t)vindex_dim(vx);
     *vecs = xreallocarray(NULL, nh * dim + 1, sizeof **vecs);
     for (size_t i = 0; i < nh; i++) {
-        (*rowids)[i] = ix->rowids[hits[i].row];
+        (*rowids)[i] = hits[i].rowid;
         (*scores)[i] = hits[i].score;
-        memcpy(*vecs + i * dim, vscan_row(ix->vs, hits[i].row), dim * sizeof(float));
+        memcpy(*vecs + i * dim, hits[i].vec, dim * sizeof(float));
     }
     xfree(hits);
     return nh;
@@ -1244,9 +1332,15 @@ static int local_query_once(struct local *L, const char *tenant, const float *q,
     struct local_index *ix = &e->ix;
     if (reload)
         index_reset(ix);
-    bool same = ix->vs != NULL && ix->created_ms == ns.created_ms && ix->dim == ns.dim;
+    bool same = ix->vx != NULL && ix->created_ms == ns.created_ms && ix->dim == ns.dim;
     bool use_cache;
-    if (same && ix->generation == ns.generation) {
+    if (same && ix->generation == ns.generation &&
+        sqlite3_txn_state(L->conn, "main") != SQLITE_TXN_WRITE &&
+        local_adopt_file(L, tenant, &ns, ix, err, errlen) != 0) {
+        pthread_mutex_unlock(&e->lock);
+        return -1;
+    }
+    if (same && ix->vx != NULL && ix->generation == ns.generation) {
         use_cache = true;
     } else if (sqlite3_txn_state(L->conn, "main") == SQLITE_TXN_WRITE) {
         use_cache = false; /* this snapshot may hold uncommitted rows of ours */
@@ -1265,20 +1359,22 @@ static int local_query_once(struct local *L, const char *tenant, const float *q,
             pthread_mutex_unlock(&e->lock);
             return -1;
         }
-        nh = local_topk(ix, q, k, allow, &rowids, &scores, &vecs);
+        nh = local_topk(ix->vx, q, k, allow, &rowids, &scores, &vecs);
         xfree(allow);
     }
     pthread_mutex_unlock(&e->lock);
 
     if (!use_cache) {
         /* A private exact scan of this snapshot's matching rows. */
-        struct local_index mine = {0};
-        if (local_index_load(L, tenant, ns.dim, f, &mine, err, errlen) != 0) {
-            index_reset(&mine);
+        struct vindex *mine = vindex_new(ns.dim, NULL);
+        if (mine == NULL || local_rows_load(L, tenant, f, mine, NULL, NULL, 0, err, errlen) != 0) {
+            if (mine == NULL)
+                local_fail(L, tenant, err, errlen, "query: dimension %d out of range", ns.dim);
+            vindex_free(mine);
             return -1;
         }
-        nh = local_topk(&mine, q, k, NULL, &rowids, &scores, &vecs);
-        index_reset(&mine);
+        nh = local_topk(mine, q, k, NULL, &rowids, &scores, &vecs);
+        vindex_free(mine);
     }
     result = local_fetch_hits(L, tenant, ns.dim, rowids, scores, vecs, nh, out, err, errlen);
     if (result == 1 && !use_cache) {
@@ -1626,6 +1722,13 @@ static int local_delete_filter(struct vstore *s, const char *tenant, const struc
             index_reset(&e->ix);
             pthread_mutex_unlock(&e->lock);
         }
+        /* Its index file goes too: it is only a cache of the rows (and a
+         * namespace created again would not take it, by its creation
+         * time), but it holds the vectors. */
+        char path[LOCAL_PATH_MAX];
+        if (rc == 0 && local_index_path(L, tenant, path, sizeof path) && unlink(path) != 0 &&
+            errno != ENOENT)
+            log_warn("purge of %s: removing %s: %s", tenant, path, strerror(errno));
     }
     if (rc != 0)
         return -1;
@@ -1716,10 +1819,8 @@ static int local_stats(struct vstore *s, const char *tenant, struct store_stats 
     if (rc == 0 && e != NULL) {
         pthread_mutex_lock(&e->lock);
         const struct local_index *ix = &e->ix;
-        if (ix->vs != NULL && ix->created_ms == ns.created_ms)
-            out->bytes_in_memory = vscan_count(ix->vs) * vscan_bytes_per_row(ix->vs) +
-                                   ix->cap * sizeof *ix->rowids +
-                                   ix->map.cap * (sizeof *ix->map.keys + sizeof *ix->map.vals);
+        if (ix->vx != NULL && ix->created_ms == ns.created_ms)
+            out->bytes_in_memory = vindex_bytes(ix->vx);
         pthread_mutex_unlock(&e->lock);
     }
     return 0;
@@ -1760,6 +1861,146 @@ static int local_namespaces(struct vstore *s, char ***tenants, size_t *n, char *
     return 0;
 }
 
+/* --- memchat memory index ---------------------------------------------------- */
+
+/* Fills the parts of out that describe the index in use. */
+static void local_index_describe(const struct local_index *ix, struct store_index_info *out)
+{
+    out->hnsw = ix->vx != NULL && vindex_is_hnsw(ix->vx);
+    out->bytes_in_memory = ix->vx != NULL ? vindex_bytes(ix->vx) : 0;
+    struct hnsw_params p;
+    if (ix->vx != NULL && vindex_hnsw_params(ix->vx, &p)) {
+        out->m = p.m;
+        out->ef_construction = p.ef_construction;
+        out->tombstones = vindex_tombstones(ix->vx);
+    }
+    if (out->path[0] != '\0') {
+        struct local_file_seen f = local_file_look(out->path);
+        out->bytes_on_disk = f.exists ? (size_t)f.size : 0;
+    }
+}
+
+/* Builds ix's graph: from the exact index when it holds the namespace
+ * now, else from the rows. */
+static int local_index_build(struct local *L, const char *tenant, const struct store_ns *ns,
+                             struct local_index *ix, bool from_rows, store_progress_fn progress,
+                             void *ud, char *err, size_t errlen)
+{
+    if (!from_rows && ix->vx != NULL && !vindex_is_hnsw(ix->vx) &&
+        ix->created_ms == ns->created_ms && ix->generation == ns->generation) {
+        vindex_to_hnsw(ix->vx, progress, ud);
+        if (vindex_is_hnsw(ix->vx))
+            return 0;
+    }
+    struct vindex *vx = vindex_new_hnsw(ns->dim, &L->opts, ns->count);
+    if (vx == NULL) {
+        local_fail(L, tenant, err, errlen,
+                   "index: MEMORY_HNSW_M=%d and MEMORY_HNSW_EF_CONSTRUCTION=%d are out of range",
+                   L->opts.hnsw.m, L->opts.hnsw.ef_construction);
+        return -1;
+    }
+    if (local_rows_load(L, tenant, NULL, vx, progress, ud, ns->count, err, errlen) != 0) {
+        vindex_free(vx);
+        return -1;
+    }
+    index_reset(ix);
+    ix->vx = vx;
+    ix->dim = ns->dim;
+    ix->generation = ns->generation;
+    ix->created_ms = ns->created_ms;
+    return 0;
+}
+
+/* Under the entry's lock: brings ix to an up-to-date graph (loading the
+ * file, catching up, or building) and saves it when the file lags. */
+static int local_index_locked(struct local *L, const char *tenant, const struct store_ns *ns,
+                              struct local_index *ix, bool rebuild, store_progress_fn progress,
+                              void *ud, struct store_index_info *out, char *err, size_t errlen)
+{
+    bool same = ix->vx != NULL && ix->created_ms == ns->created_ms && ix->dim == ns->dim;
+    if (!rebuild && same && vindex_is_hnsw(ix->vx)) {
+        out->file_generation = ix->file_generation;
+        if (local_sync(L, tenant, ns, ix, err, errlen) != 0)
+            return -1;
+    } else if (!rebuild) {
+        struct local_index fresh;
+        index_init(&fresh);
+        int rc = local_file_load(L, tenant, ns, &fresh, out->note, sizeof out->note, err, errlen);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            out->file_generation = fresh.file_generation;
+            out->caught_up = fresh.caught_up;
+            index_reset(ix);
+            *ix = fresh;
+        } else {
+            if (same && local_sync(L, tenant, ns, ix, err, errlen) != 0)
+                return -1;
+            if (local_index_build(L, tenant, ns, ix, false, progress, ud, err, errlen) != 0)
+                return -1;
+            out->built = true;
+        }
+    } else {
+        if (local_index_build(L, tenant, ns, ix, true, progress, ud, err, errlen) != 0)
+            return -1;
+        out->built = true;
+    }
+    if (ix->file_generation != ix->generation && local_file_save(L, tenant, ix, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+static int local_index_op(struct vstore *s, const char *tenant, bool rebuild,
+                          store_progress_fn progress, void *ud, struct store_index_info *out,
+                          char *err, size_t errlen)
+{
+    struct local *L = s->impl;
+    memset(out, 0, sizeof *out);
+    out->file_generation = -1;
+    if (local_check_tenant(L, tenant, "index", err, errlen) != 0)
+        return -1;
+    if (sqlite3_txn_state(L->conn, "main") == SQLITE_TXN_WRITE) {
+        local_fail(L, tenant, err, errlen,
+                   "index refused inside a write transaction: its rows may yet roll back");
+        return -1;
+    }
+    bool own;
+    if (local_read_begin(L, tenant, &own, err, errlen) != 0)
+        return -1;
+    struct store_ns ns;
+    int rc = local_ns_read(L, tenant, &ns, err, errlen);
+    if (rc != 0) {
+        local_read_end(L, own);
+        return rc;
+    }
+    out->count = ns.count;
+    out->generation = ns.generation;
+    out->threshold = L->opts.hnsw_threshold;
+    out->wanted = local_wants_hnsw(L, ns.count);
+    out->m = L->opts.hnsw.m;
+    out->ef_construction = L->opts.hnsw.ef_construction;
+    out->ef_search = L->opts.ef_search;
+    local_index_path(L, tenant, out->path, sizeof out->path);
+
+    struct cache_entry *e = cache_entry_get(L->cache, tenant, true);
+    pthread_mutex_lock(&e->lock);
+    if (!out->wanted) {
+        snprintf(out->note, sizeof out->note,
+                 L->opts.hnsw_threshold == 0
+                     ? "MEMORY_HNSW_THRESHOLD=0: every namespace is searched by exact scan"
+                     : "not above MEMORY_HNSW_THRESHOLD=%zu: searched by exact scan",
+                 L->opts.hnsw_threshold);
+        rc = 0; /* an exact index loads on the first query: nothing to build */
+    } else {
+        rc = local_index_locked(L, tenant, &ns, &e->ix, rebuild, progress, ud, out, err, errlen);
+    }
+    if (rc == 0)
+        local_index_describe(&e->ix, out);
+    pthread_mutex_unlock(&e->lock);
+    local_read_end(L, own);
+    return rc;
+}
+
 static void local_free(struct vstore *s)
 {
     struct local *L = s->impl;
@@ -1794,16 +2035,35 @@ static const struct vstore_ops local_ops = {
     .count = local_count,
     .stats = local_stats,
     .namespaces = local_namespaces,
+    .index = local_index_op,
     .free = local_free,
 };
 
-struct vstore *store_local_new(struct db *db, struct store_cache *cache)
+/* index/ beside the data file at db_file into out; "" for a database
+ * without a file (":memory:"), or a path too long to hold. */
+static void local_index_dir(const char *db_file, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (db_file == NULL || db_file[0] == '\0' || strcmp(db_file, ":memory:") == 0)
+        return;
+    const char *slash = strrchr(db_file, '/');
+    int n = slash == NULL ? snprintf(out, outlen, "index")
+                          : snprintf(out, outlen, "%.*s/index", (int)(slash - db_file), db_file);
+    if (n < 0 || (size_t)n >= outlen)
+        out[0] = '\0';
+}
+
+struct vstore *store_local_new(struct db *db, struct store_cache *cache,
+                               const struct vindex_opts *o)
 {
     struct local *L = xcalloc(1, sizeof *L);
     L->db = db;
     L->conn = db_handle(db);
     L->own_cache = cache == NULL;
     L->cache = cache != NULL ? cache : store_cache_new();
+    if (o != NULL)
+        L->opts = *o;
+    local_index_dir(db_path(db), L->index_dir, sizeof L->index_dir);
     sqlite3_commit_hook(L->conn, local_commit_hook, L);
     sqlite3_rollback_hook(L->conn, local_rollback_hook, L);
     struct vstore *s = xcalloc(1, sizeof *s);

@@ -642,6 +642,7 @@ static bool model_apply_turn(struct model *m, struct tm_turn *t, const struct mc
         return true;
     case MC_EV_TOOL_RESULT:
     case MC_EV_BACKEND_FALLBACK:
+    case MC_EV_PROGRESS:
     case MC_EV_RESULT:
     case MC_EV__COUNT:
         break;

@@ -9,11 +9,13 @@
  * export and import round-trip every field; history records each add,
  * refresh and delete; conversations carry on with --continue and
  * --conversation; purge removes one user or tenant and nothing else; and
- * bad input (empty, too long, not UTF-8, a bad id) exits 2 with a reason.
+ * bad input (empty, too long, not UTF-8, a bad id) exits 2 with a reason;
+ * memory index builds, reports and catches up a tenant's HNSW graph.
  */
 #include "cli_harness.h"
 
 #include <math.h>
+#include <sys/stat.h>
 
 #define RUNE(r, in, env, ...)                         \
     do {                                              \
@@ -682,6 +684,103 @@ static void an_import_of_5000_lines_loads_them_all(void **state)
     free(file);
 }
 
+/* The one JSON item of `memory index --json --tenant T [extra]`. */
+static cJSON *index_json(const char *tenant, const char *extra)
+{
+    struct run r;
+    if (extra != NULL)
+        RUN(&r, NULL, "memory", "index", "--json", "--tenant", tenant, extra);
+    else
+        RUN(&r, NULL, "memory", "index", "--json", "--tenant", tenant);
+    expect_exit(&r, 0, "memory index");
+    cJSON *arr = json_lines(r.out);
+    assert_int_equal(cJSON_GetArraySize(arr), 1);
+    cJSON *it = cJSON_DetachItemFromArray(arr, 0);
+    cJSON_Delete(arr);
+    run_free(&r);
+    return it;
+}
+
+/* Above MEMORY_HNSW_THRESHOLD an import ends by building the tenant's
+ * graph into index/; `memory index` then finds it up to date; a memory
+ * added by another process afterwards is replayed onto the saved graph
+ * (the file was one change behind) and is found by search; --rebuild
+ * builds again from the rows; a small tenant is scanned exactly and a
+ * tenant without memories is an error naming it. */
+static void memory_index_builds_reports_and_catches_up(void **state)
+{
+    (void)state;
+    fx_env("MEMORY_HNSW_THRESHOLD", "100");
+    size_t cap = 300 * 160, len = 0;
+    char *file = malloc(cap);
+    assert_non_null(file);
+    uint32_t x = 777;
+    for (int i = 0; i < 300; i++) {
+        len += (size_t)snprintf(file + len, cap - len, "{\"text\":\"Entry %d:", i);
+        for (int w = 0; w < 8; w++) {
+            x = x * 1103515245u + 12345u;
+            len += (size_t)snprintf(file + len, cap - len, " %s", words[(x >> 16) % N_WORDS]);
+        }
+        len += (size_t)snprintf(file + len, cap - len, ".\"}\n");
+    }
+    char *path = tu_write_file(fx.dir, "big.jsonl", file);
+    struct run r;
+    RUN(&r, NULL, "memory", "import", "--tenant", "big", path);
+    expect_exit(&r, 0, "import of 300 lines");
+    expect_in(r.err, "built the HNSW index of tenant big (300 memories)", "import's stderr");
+    run_free(&r);
+    char ipath[4200];
+    snprintf(ipath, sizeof ipath, "%s/index/big.hnsw", fx.data);
+    struct stat sb;
+    assert_int_equal(stat(ipath, &sb), 0);
+
+    cJSON *it = index_json("big", NULL);
+    assert_string_equal(jstr(it, "search"), "hnsw");
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItem(it, "built")));
+    assert_true(jnum(it, "count") == 300);
+    assert_true(jnum(it, "caught_up") == 0);
+    assert_true(jnum(it, "file_generation") == jnum(it, "generation"));
+    assert_string_equal(jstr(it, "path"), ipath);
+    double gen = jnum(it, "generation");
+    cJSON_Delete(it);
+
+    const char *fresh = "Zebra quokka marmalade on the ferry";
+    RUN(&r, NULL, "memory", "add", "--tenant", "big", fresh);
+    expect_exit(&r, 0, "memory add");
+    run_free(&r);
+    it = index_json("big", NULL);
+    assert_true(jnum(it, "file_generation") == gen);
+    assert_true(jnum(it, "generation") == gen + 1);
+    assert_true(jnum(it, "caught_up") == 1);
+    assert_true(jnum(it, "count") == 301);
+    cJSON_Delete(it);
+    cJSON *arr = SEARCH("big", "--k", "3", "--method", "similarity", fresh);
+    if (!has_text(arr, fresh))
+        fail_msg("the memory added after the index was saved is not found");
+    cJSON_Delete(arr);
+
+    it = index_json("big", "--rebuild");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(it, "built")));
+    cJSON_Delete(it);
+    RUN(&r, NULL, "memory", "index", "--tenant", "big");
+    expect_exit(&r, 0, "memory index as text");
+    expect_in(r.out, "301 memories, searched through an HNSW graph", "the text output");
+    run_free(&r);
+
+    RUN(&r, NULL, "memory", "add", "--tenant", "small", "Just one thing to remember");
+    expect_exit(&r, 0, "memory add");
+    run_free(&r);
+    it = index_json("small", NULL);
+    assert_string_equal(jstr(it, "search"), "exact");
+    cJSON_Delete(it);
+    RUN(&r, NULL, "memory", "index", "--tenant", "nobody");
+    expect_exit(&r, 2, "index of an empty tenant");
+    expect_in(r.err, "tenant nobody has no memories", "the message");
+    run_free(&r);
+    free(path);
+    free(file);
+}
+
 /* history records an add, the refresh of a near-duplicate (the same id,
  * printed as refreshed) and a delete, newest first, with who did it;
  * --limit keeps the newest. */
@@ -1071,6 +1170,8 @@ static int memory_cli_tests(void)
         cmocka_unit_test_setup_teardown(an_import_with_a_bad_line_names_it_and_imports_nothing,
                                         case_setup, teardown),
         cmocka_unit_test_setup_teardown(an_import_of_5000_lines_loads_them_all, case_setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(memory_index_builds_reports_and_catches_up, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(history_shows_add_refresh_and_delete, case_setup, teardown),
         cmocka_unit_test_setup_teardown(conversations_are_continued_listed_and_removed, case_setup,

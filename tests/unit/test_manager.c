@@ -95,7 +95,7 @@ static struct memory_manager *local_manager(struct fixture *f, const struct memo
     struct embedder *e = embed_local_new(dim, err, sizeof err);
     if (e == NULL)
         fail_msg("embed_local_new: %s", err);
-    struct vstore *s = store_local_new(f->db, NULL);
+    struct vstore *s = store_local_new(f->db, NULL, NULL);
     assert_non_null(s);
     struct memory_manager *m = memory_new(set, e, s, f->db, err, sizeof err);
     if (m == NULL)
@@ -313,7 +313,7 @@ static struct vstore *wrap_new(struct db *db, struct wrap **w)
 {
     struct vstore *s = xcalloc(1, sizeof *s);
     struct wrap *impl = xcalloc(1, sizeof *impl);
-    impl->real = store_local_new(db, NULL);
+    impl->real = store_local_new(db, NULL, NULL);
     assert_non_null(impl->real);
     s->ops = &wrap_ops;
     snprintf(s->name, sizeof s->name, "wrap");
@@ -499,8 +499,8 @@ static struct memory_manager *fake_manager(struct fixture *f, struct memory_sett
 {
     char err[512] = "";
     set->dedup_threshold = 2.0;
-    struct memory_manager *m =
-        memory_new(set, fake_new(table, n), store_local_new(f->db, NULL), f->db, err, sizeof err);
+    struct memory_manager *m = memory_new(
+        set, fake_new(table, n), store_local_new(f->db, NULL, NULL), f->db, err, sizeof err);
     if (m == NULL)
         fail_msg("memory_new: %s", err);
     return m;

@@ -12,7 +12,11 @@
  * as FTS5 syntax. The isolation property test (issue 6, item 6) stores
  * thousands of memories across dozens of tenants with the same texts and
  * ids in several of them and checks every result of every operation
- * against a brute-force reference.
+ * against a brute-force reference. Namespaces above the HNSW threshold are
+ * searched through their graph with the same answers; its file is caught
+ * up from the change log when another process wrote since it was saved,
+ * adopted when another process built it, and replaced when damaged or
+ * left by a purged namespace.
  *
  * Vectors are built here from a seeded generator, so nothing depends on
  * the embedder, and scores are checked against inner products computed
@@ -23,12 +27,14 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
 #include "config/config.h"
 #include "memory/filter.h"
 #include "memory/store.h"
+#include "memory/vindex.h"
 #include "memory/vscan.h"
 #include "store/db.h"
 #include "tu_config.h"
@@ -506,7 +512,7 @@ static void every_field_round_trips(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     ns_make(s, "acme");
     struct tmem m[2];
     tm_init(&m[0], "acme", 1, "You logged 35 hours last week on Apollo — café ☕", "u-1",
@@ -558,7 +564,7 @@ static void upsert_replaces_a_record_in_place(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     ns_make(s, "acme");
     struct tmem m;
     tm_init(&m, "acme", 7, "the old text about zebras", "u1", 1000, 1);
@@ -603,7 +609,7 @@ static void namespaces_remember_embedder_model_and_dimension(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     char err[512];
     struct store_ns got;
     assert_int_equal(s->ops->ns_get(s, "zeta", &got, err, sizeof err), 1);
@@ -658,7 +664,7 @@ static void upsert_refuses_what_breaks_the_contract(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     char err[512];
     struct tmem m[2];
     tm_init(&m[0], "acme", 1, "fine text", "u1", 1000, 1);
@@ -750,7 +756,7 @@ static void every_changed_row_bumps_the_generation_once(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     ns_make(s, "acme");
     char err[512];
     struct store_ns ns;
@@ -791,8 +797,8 @@ static void second_connection_sees_writes(const char *path, bool shared)
     struct db *db1 = open_db(path);
     struct db *db2 = open_db(path);
     struct store_cache *cache = shared ? store_cache_new() : NULL;
-    struct vstore *s1 = store_local_new(db1, cache);
-    struct vstore *s2 = store_local_new(db2, cache);
+    struct vstore *s1 = store_local_new(db1, cache, NULL);
+    struct vstore *s2 = store_local_new(db2, cache, NULL);
     enum { N = 40 };
     struct tmem *ms = calloc(N * 2, sizeof *ms);
     assert_non_null(ms);
@@ -910,8 +916,8 @@ static void a_namespace_made_again_is_not_mistaken_for_the_old(void **state)
     struct fixture *fx = *state;
     struct db *db1 = open_db(fx->path);
     struct db *db2 = open_db(fx->path);
-    struct vstore *s1 = store_local_new(db1, NULL);
-    struct vstore *s2 = store_local_new(db2, NULL);
+    struct vstore *s1 = store_local_new(db1, NULL, NULL);
+    struct vstore *s2 = store_local_new(db2, NULL, NULL);
     struct store_ns ns = {.embedder = "local", .model = "hash-v1", .dim = DIM, .created_ms = 777};
     char err[512];
     assert_int_equal(s1->ops->ns_create(s1, "acme", &ns, err, sizeof err), 0);
@@ -946,8 +952,8 @@ static void a_query_after_an_uncommitted_write_is_refused(void **state)
     struct db *db1 = open_db(fx->path);
     struct db *db2 = open_db(fx->path);
     struct store_cache *cache = store_cache_new();
-    struct vstore *s1 = store_local_new(db1, cache);
-    struct vstore *s2 = store_local_new(db2, cache);
+    struct vstore *s1 = store_local_new(db1, cache, NULL);
+    struct vstore *s2 = store_local_new(db2, cache, NULL);
     struct tmem ms[4];
     memset(ms, 0, sizeof ms);
     ns_make(s1, "acme");
@@ -1011,7 +1017,7 @@ static void a_failed_write_in_the_callers_transaction_undoes_only_itself(void **
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     ns_make(s, "acme");
     struct tmem ms[3];
     memset(ms, 0, sizeof ms);
@@ -1046,8 +1052,8 @@ static void the_shared_cache_holds_only_committed_state(void **state)
     struct db *db1 = open_db(fx->path);
     struct db *db2 = open_db(fx->path);
     struct store_cache *cache = store_cache_new();
-    struct vstore *s1 = store_local_new(db1, cache);
-    struct vstore *s2 = store_local_new(db2, cache);
+    struct vstore *s1 = store_local_new(db1, cache, NULL);
+    struct vstore *s2 = store_local_new(db2, cache, NULL);
     struct tmem ms[6];
     memset(ms, 0, sizeof ms);
     ns_make(s1, "acme");
@@ -1138,7 +1144,7 @@ static void filters_select_the_same_memories_everywhere(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     size_t n;
     struct tmem *ms = filter_memories(s, &n);
     uint64_t rng = 11;
@@ -1166,7 +1172,7 @@ static void delete_by_filter_removes_exactly_the_selected(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     size_t n;
     struct tmem *ms = filter_memories(s, &n);
     uint64_t rng = 12;
@@ -1203,7 +1209,7 @@ static void purge_removes_the_namespace_and_only_it(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     size_t n;
     struct tmem *ms = filter_memories(s, &n);
     char err[512];
@@ -1244,7 +1250,7 @@ static void keyword_ranks_by_bm25(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     ns_make(s, "acme");
     static const char *const texts[] = {
         "apollo hours logged",
@@ -1290,7 +1296,7 @@ static void keyword_quotes_hostile_input(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     ns_make(s, "acme");
     static const char *const texts[] = {
         "this AND that",        "NEAR the station", "stars and colons here",
@@ -1365,7 +1371,7 @@ static void list_pages_in_id_order(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     ns_make(s, "acme");
     ns_make(s, "beta");
     struct tmem ms[50];
@@ -1402,7 +1408,7 @@ static void stats_describe_the_tenant_alone(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     ns_make(s, "acme");
     ns_make(s, "beta");
     struct tmem ms[6];
@@ -1445,7 +1451,7 @@ static void operations_refuse_bad_tenants(void **state)
 {
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL);
+    struct vstore *s = store_local_new(db, NULL, NULL);
     ns_make(s, "acme");
     char err[512];
     struct mem_records out;
@@ -1482,8 +1488,8 @@ static void the_change_log_is_pruned_to_its_last_entries(void **state)
     struct fixture *fx = *state;
     struct db *db1 = open_db(fx->path);
     struct db *db2 = open_db(fx->path);
-    struct vstore *s1 = store_local_new(db1, NULL);
-    struct vstore *s2 = store_local_new(db2, NULL);
+    struct vstore *s1 = store_local_new(db1, NULL, NULL);
+    struct vstore *s2 = store_local_new(db2, NULL, NULL);
     ns_make(s1, "acme");
     ns_make(s1, "beta");
     struct tmem ms[3];
@@ -1555,7 +1561,7 @@ static void *thr_main(void *arg)
         return NULL;
     }
     sqlite3_exec(db_handle(db), "PRAGMA synchronous = OFF", NULL, NULL, NULL);
-    struct vstore *s = store_local_new(db, t->cache);
+    struct vstore *s = store_local_new(db, t->cache, NULL);
     char tenant[16];
     snprintf(tenant, sizeof tenant, "th%d", t->idx);
     struct store_ns ns = {.embedder = "local", .model = "hash-v1", .dim = DIM};
@@ -1618,7 +1624,7 @@ static void threads_share_one_cache(void **state)
     struct fixture *fx = *state;
     struct db *db = open_db(fx->path);
     struct store_cache *cache = store_cache_new();
-    struct vstore *s = store_local_new(db, cache);
+    struct vstore *s = store_local_new(db, cache, NULL);
     ns_make(s, "common");
     struct tmem common[50];
     for (int i = 0; i < 50; i++)
@@ -1744,8 +1750,9 @@ static void no_operation_of_a_tenant_touches_another(void **state)
     struct fixture *fx = *state;
     struct db *dbs[3] = {open_db(fx->path), open_db(fx->path), open_db(fx->path)};
     struct store_cache *cache = store_cache_new();
-    struct vstore *stores[3] = {store_local_new(dbs[0], cache), store_local_new(dbs[1], cache),
-                                store_local_new(dbs[2], NULL)};
+    struct vstore *stores[3] = {store_local_new(dbs[0], cache, NULL),
+                                store_local_new(dbs[1], cache, NULL),
+                                store_local_new(dbs[2], NULL, NULL)};
     size_t n = (size_t)ISO_TENANTS * ISO_PER_TENANT;
     struct tmem *ms = calloc(n, sizeof *ms);
     assert_non_null(ms);
@@ -1886,6 +1893,300 @@ static void no_operation_of_a_tenant_touches_another(void **state)
     free(ms);
 }
 
+/* --- the HNSW index of a large namespace ------------------------------------ */
+
+/* HNSW from 50 memories, with a candidate list larger than any test
+ * namespace: the search then expands every node it reaches, so its answer
+ * is the exact one and check_query's reference applies unchanged. */
+static const struct vindex_opts hnsw_small = {
+    .hnsw_threshold = 50,
+    .hnsw = {.m = 8, .ef_construction = 64, .seed = 42},
+    .ef_search = 1024,
+};
+
+/* n memories of tenant numbered from first (ids, texts, users u0..u2). */
+static void hnsw_fill(struct tmem *ms, size_t n, const char *tenant, size_t first)
+{
+    for (size_t i = 0; i < n; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "note %zu", first + i);
+        tm_init(&ms[i], tenant, first + i + 1, text,
+                i % 3 == 0   ? "u0"
+                : i % 3 == 1 ? "u1"
+                             : "u2",
+                (int64_t)(first + i), first + i + 1000);
+    }
+}
+
+static struct store_index_info index_ok(struct vstore *s, const char *tenant, bool rebuild)
+{
+    struct store_index_info info;
+    char err[512];
+    if (s->ops->index(s, tenant, rebuild, NULL, NULL, &info, err, sizeof err) != 0)
+        fail_msg("index %s: %s", tenant, err);
+    return info;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* A namespace above the threshold is searched through its graph once
+ * `index` built it: the answers (with and without filters, after updates
+ * and deletes) are those of the reference, the file is written to index/
+ * beside the data file, and a namespace below the threshold keeps the
+ * exact scan and gets no file. */
+static void a_large_namespace_is_searched_through_its_graph(void **state)
+{
+    struct fixture *fx = *state;
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL, &hnsw_small);
+    enum { N = 300 };
+    struct tmem *ms = calloc(N + 10, sizeof *ms);
+    assert_non_null(ms);
+    ns_make(s, "acme");
+    ns_make(s, "small");
+    hnsw_fill(ms, N, "acme", 0);
+    upsert_ok(s, ms, N);
+    hnsw_fill(&ms[N], 10, "small", N);
+    upsert_ok(s, &ms[N], 10);
+
+    struct store_index_info info = index_ok(s, "acme", false);
+    assert_true(info.hnsw);
+    assert_true(info.built);
+    assert_true(info.wanted);
+    assert_int_equal(info.count, N);
+    assert_int_equal(info.m, 8);
+    assert_int_equal(info.file_generation, -1); /* there was none */
+    assert_non_null(strstr(info.path, "/index/acme.hnsw"));
+    assert_true(file_exists(info.path));
+    assert_true(info.bytes_on_disk > (size_t)N * DIM * sizeof(float));
+
+    struct store_index_info small = index_ok(s, "small", false);
+    assert_false(small.hnsw);
+    assert_false(small.wanted);
+    assert_non_null(strstr(small.note, "MEMORY_HNSW_THRESHOLD=50"));
+    assert_false(file_exists(small.path));
+
+    uint64_t rs = 5;
+    for (int q = 0; q < 20; q++) {
+        float v[DIM];
+        rand_vec(&rs, v);
+        check_query(s, "acme", v, 10, NULL, ms, N + 10);
+    }
+    struct mem_filter *u1 = parse_ok("{\"user_id\":\"u1\"}");
+    struct mem_filter *few = parse_ok("{\"created_at\":{\"$lt\":3}}");
+    check_query(s, "acme", ms[7].vec, 10, u1, ms, N + 10);
+    check_query(s, "acme", ms[7].vec, 10, few, ms, N + 10);
+
+    /* Updates move a memory's vector; deletes take memories out. */
+    for (size_t i = 0; i < 40; i++)
+        seed_vec(5000 + i, ms[i].vec);
+    upsert_ok(s, ms, 40);
+    const char *gone[60];
+    for (size_t i = 0; i < 60; i++) {
+        gone[i] = ms[100 + i].id;
+        ms[100 + i].alive = false;
+    }
+    size_t deleted;
+    char err[512];
+    assert_int_equal(s->ops->delete_ids(s, "acme", gone, 60, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 60);
+    for (size_t i = 0; i < 40; i += 3)
+        check_query(s, "acme", ms[i].vec, 10, NULL, ms, N + 10);
+    check_query(s, "acme", ms[101].vec, 10, u1, ms, N + 10);
+    info = index_ok(s, "acme", false);
+    assert_true(info.hnsw);
+    assert_false(info.built);
+    assert_int_equal(info.count, N - 60);
+
+    filter_free(u1);
+    filter_free(few);
+    store_free(s);
+    db_close(db);
+    free(ms);
+}
+
+/* The file another process left behind is mapped at the next start and
+ * the changes made since it was saved are replayed from the change log
+ * (the generation check): a new process finds the memories a second
+ * process added and not the ones it deleted, and `index` reports how far
+ * behind the file was before saving it again. */
+static void a_stale_index_file_is_caught_up_from_the_change_log(void **state)
+{
+    struct fixture *fx = *state;
+    enum { N = 200, ADD = 25 };
+    struct tmem *ms = calloc(N + ADD, sizeof *ms);
+    assert_non_null(ms);
+    struct db *db1 = open_db(fx->path);
+    struct vstore *s1 = store_local_new(db1, NULL, &hnsw_small);
+    ns_make(s1, "acme");
+    hnsw_fill(ms, N, "acme", 0);
+    upsert_ok(s1, ms, N);
+    struct store_index_info built = index_ok(s1, "acme", false);
+    assert_true(built.built);
+    int64_t saved = built.generation;
+
+    /* A second process writes without ever querying. */
+    struct db *db2 = open_db(fx->path);
+    struct vstore *s2 = store_local_new(db2, NULL, &hnsw_small);
+    hnsw_fill(&ms[N], ADD, "acme", N);
+    upsert_ok(s2, &ms[N], ADD);
+    const char *gone[] = {ms[3].id, ms[4].id, ms[150].id};
+    size_t deleted;
+    char err[512];
+    assert_int_equal(s2->ops->delete_ids(s2, "acme", gone, 3, &deleted, err, sizeof err), 0);
+    ms[3].alive = ms[4].alive = ms[150].alive = false;
+
+    /* A third process starts: the file is behind by those 28 changes. */
+    struct db *db3 = open_db(fx->path);
+    struct vstore *s3 = store_local_new(db3, NULL, &hnsw_small);
+    check_query(s3, "acme", ms[N + 3].vec, 10, NULL, ms, N + ADD);
+    check_query(s3, "acme", ms[3].vec, 10, NULL, ms, N + ADD);
+    struct store_index_info info = index_ok(s3, "acme", false);
+    assert_true(info.hnsw);
+    assert_false(info.built);
+    assert_int_equal(info.file_generation, saved);
+    assert_int_equal(info.generation, saved + ADD + 3);
+    assert_int_equal(info.count, N + ADD - 3);
+
+    /* The first process, holding the old graph, catches up as well. */
+    check_query(s1, "acme", ms[N + 7].vec, 10, NULL, ms, N + ADD);
+
+    /* The file was brought up to date: a fourth process replays nothing. */
+    struct db *db4 = open_db(fx->path);
+    struct vstore *s4 = store_local_new(db4, NULL, &hnsw_small);
+    struct store_index_info fresh = index_ok(s4, "acme", false);
+    assert_true(fresh.hnsw);
+    assert_int_equal(fresh.file_generation, info.generation);
+    assert_int_equal(fresh.caught_up, 0);
+
+    struct vstore *ss[] = {s1, s2, s3, s4};
+    struct db *dbs[] = {db1, db2, db3, db4};
+    for (int i = 0; i < 4; i++) {
+        store_free(ss[i]);
+        db_close(dbs[i]);
+    }
+    free(ms);
+}
+
+/* A process that scans a large namespace exactly (no file yet) switches
+ * to the graph as soon as another process has built the file. */
+static void an_index_built_by_another_process_is_adopted(void **state)
+{
+    struct fixture *fx = *state;
+    enum { N = 120 };
+    struct tmem ms[N];
+    memset(ms, 0, sizeof ms);
+    struct db *db1 = open_db(fx->path);
+    struct vstore *s1 = store_local_new(db1, NULL, &hnsw_small);
+    ns_make(s1, "acme");
+    hnsw_fill(ms, N, "acme", 0);
+    upsert_ok(s1, ms, N);
+    check_query(s1, "acme", ms[9].vec, 5, NULL, ms, N);
+    struct store_stats st1;
+    char err[512];
+    assert_int_equal(s1->ops->stats(s1, "acme", &st1, err, sizeof err), 0);
+
+    struct db *db2 = open_db(fx->path);
+    struct vstore *s2 = store_local_new(db2, NULL, &hnsw_small);
+    assert_true(index_ok(s2, "acme", false).built);
+
+    check_query(s1, "acme", ms[9].vec, 5, NULL, ms, N);
+    struct store_index_info info = index_ok(s1, "acme", false);
+    assert_true(info.hnsw);
+    assert_false(info.built); /* it took the other process's file */
+    store_free(s1);
+    store_free(s2);
+    db_close(db1);
+    db_close(db2);
+}
+
+/* A damaged index file, or one of a namespace purged and made again, is
+ * never followed: queries scan exactly and stay right, and `index` says
+ * what was wrong and builds a new file. Purge removes the file. */
+static void a_damaged_or_foreign_index_file_is_replaced(void **state)
+{
+    struct fixture *fx = *state;
+    enum { N = 100 };
+    struct tmem ms[N];
+    memset(ms, 0, sizeof ms);
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL, &hnsw_small);
+    ns_make(s, "acme");
+    hnsw_fill(ms, N, "acme", 0);
+    upsert_ok(s, ms, N);
+    struct store_index_info info = index_ok(s, "acme", false);
+    assert_true(info.built);
+    char path[4200];
+    snprintf(path, sizeof path, "%s", info.path);
+
+    /* Garbage where the graph was: a new process must not trust it. */
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_SET), 0);
+    assert_int_equal(fwrite("garbage!", 1, 8, fp), 8);
+    assert_int_equal(fclose(fp), 0);
+    struct db *db2 = open_db(fx->path);
+    struct vstore *s2 = store_local_new(db2, NULL, &hnsw_small);
+    check_query(s2, "acme", ms[1].vec, 10, NULL, ms, N);
+    info = index_ok(s2, "acme", false);
+    assert_true(info.built);
+    assert_int_equal(info.file_generation, -1);
+    assert_true(strstr(info.note, path) != NULL || strstr(info.note, "index file") != NULL);
+    store_free(s2);
+    db_close(db2);
+
+    /* Purge, then the same tenant again: the new namespace never takes a
+     * file of the old one, and purge removed it anyway. */
+    size_t deleted;
+    char err[512];
+    struct db *db3 = open_db(fx->path);
+    struct vstore *s3 = store_local_new(db3, NULL, &hnsw_small);
+    check_query(s3, "acme", ms[1].vec, 10, NULL, ms, N); /* maps the good file */
+    assert_int_equal(s->ops->delete_filter(s, "acme", NULL, &deleted, err, sizeof err), 0);
+    assert_false(file_exists(path));
+    ns_make(s, "acme");
+    for (size_t i = 0; i < N; i++)
+        ms[i].alive = false;
+    struct tmem fresh[60];
+    memset(fresh, 0, sizeof fresh);
+    hnsw_fill(fresh, 60, "acme", 500);
+    upsert_ok(s, fresh, 60);
+    check_query(s3, "acme", ms[1].vec, 10, NULL, fresh, 60);
+    info = index_ok(s3, "acme", false);
+    assert_true(info.built);
+    store_free(s3);
+    db_close(db3);
+    store_free(s);
+    db_close(db);
+}
+
+/* --rebuild builds from the rows even when an up-to-date file exists,
+ * and the new graph answers the same. */
+static void rebuild_builds_from_the_rows(void **state)
+{
+    struct fixture *fx = *state;
+    enum { N = 80 };
+    struct tmem ms[N];
+    memset(ms, 0, sizeof ms);
+    struct db *db = open_db(fx->path);
+    struct vstore *s = store_local_new(db, NULL, &hnsw_small);
+    ns_make(s, "acme");
+    hnsw_fill(ms, N, "acme", 0);
+    upsert_ok(s, ms, N);
+    assert_true(index_ok(s, "acme", false).built);
+    assert_false(index_ok(s, "acme", false).built);
+    struct store_index_info again = index_ok(s, "acme", true);
+    assert_true(again.built);
+    assert_true(again.hnsw);
+    check_query(s, "acme", ms[30].vec, 10, NULL, ms, N);
+    store_free(s);
+    db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1924,6 +2225,15 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(threads_share_one_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(no_operation_of_a_tenant_touches_another, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_large_namespace_is_searched_through_its_graph, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_stale_index_file_is_caught_up_from_the_change_log, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(an_index_built_by_another_process_is_adopted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_or_foreign_index_file_is_replaced, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(rebuild_builds_from_the_rows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
