@@ -106,6 +106,16 @@ static void index_reset(struct local_index *ix)
     index_init(ix);
 }
 
+/* Makes vx (taken over) ix's index of the namespace as ns describes it. */
+static void index_install(struct local_index *ix, struct vindex *vx, const struct store_ns *ns)
+{
+    index_reset(ix);
+    ix->vx = vx;
+    ix->dim = ns->dim;
+    ix->generation = ns->generation;
+    ix->created_ms = ns->created_ms;
+}
+
 /* --- the shared cache ----------------------------------------------------- */
 
 struct cache_entry {
@@ -815,11 +825,8 @@ static int local_file_load(struct local *L, const char *tenant, const struct sto
         return 1;
     }
     struct local_file_seen seen = ix->seen;
-    index_reset(ix);
+    index_install(ix, vx, ns);
     ix->seen = seen;
-    ix->vx = vx;
-    ix->dim = ns->dim;
-    ix->created_ms = ns->created_ms;
     ix->generation = meta.generation;
     ix->file_generation = meta.generation;
     bool done = meta.generation == ns->generation && vindex_count(vx) == ns->count;
@@ -904,11 +911,7 @@ static int local_reload(struct local *L, const char *tenant, const struct store_
         index_reset(ix);
         return -1;
     }
-    index_reset(ix);
-    ix->vx = vx;
-    ix->dim = ns->dim;
-    ix->generation = ns->generation;
-    ix->created_ms = ns->created_ms;
+    index_install(ix, vx, ns);
     ix->seen = seen;
     ix->hinted = hinted;
     if (local_wants_hnsw(L, ns->count) && !ix->hinted) {
@@ -1903,11 +1906,7 @@ static int local_index_build(struct local *L, const char *tenant, const struct s
         vindex_free(vx);
         return -1;
     }
-    index_reset(ix);
-    ix->vx = vx;
-    ix->dim = ns->dim;
-    ix->generation = ns->generation;
-    ix->created_ms = ns->created_ms;
+    index_install(ix, vx, ns);
     return 0;
 }
 

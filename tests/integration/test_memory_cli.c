@@ -643,16 +643,15 @@ static void an_import_with_a_bad_line_names_it_and_imports_nothing(void **state)
     free(path);
 }
 
-/* 5,000 JSON lines import (in several batches) into one tenant: every one
- * is counted by stats and any one of them can be found. */
-static void an_import_of_5000_lines_loads_them_all(void **state)
+/* n import lines "Note I: " and eight words drawn from seed, users u0..u6;
+ * the caller frees it. */
+static char *notes_file(int n, uint32_t seed)
 {
-    (void)state;
-    size_t cap = 5000 * 160, len = 0;
+    size_t cap = (size_t)n * 160, len = 0;
     char *file = malloc(cap);
     assert_non_null(file);
-    uint32_t x = 12345;
-    for (int i = 0; i < 5000; i++) {
+    uint32_t x = seed;
+    for (int i = 0; i < n; i++) {
         len += (size_t)snprintf(file + len, cap - len, "{\"text\":\"Note %d:", i);
         for (int w = 0; w < 8; w++) {
             x = x * 1103515245u + 12345u;
@@ -661,6 +660,15 @@ static void an_import_of_5000_lines_loads_them_all(void **state)
         len += (size_t)snprintf(file + len, cap - len, ".\",\"user_id\":\"u%d\"}\n", i % 7);
         assert_true(len < cap);
     }
+    return file;
+}
+
+/* 5,000 JSON lines import (in several batches) into one tenant: every one
+ * is counted by stats and any one of them can be found. */
+static void an_import_of_5000_lines_loads_them_all(void **state)
+{
+    (void)state;
+    char *file = notes_file(5000, 12345);
     char *path = tu_write_file(fx.dir, "big.jsonl", file);
     struct run r;
     RUN(&r, NULL, "memory", "import", "--tenant", "bulk", path);
@@ -711,18 +719,7 @@ static void memory_index_builds_reports_and_catches_up(void **state)
 {
     (void)state;
     fx_env("MEMORY_HNSW_THRESHOLD", "100");
-    size_t cap = 300 * 160, len = 0;
-    char *file = malloc(cap);
-    assert_non_null(file);
-    uint32_t x = 777;
-    for (int i = 0; i < 300; i++) {
-        len += (size_t)snprintf(file + len, cap - len, "{\"text\":\"Entry %d:", i);
-        for (int w = 0; w < 8; w++) {
-            x = x * 1103515245u + 12345u;
-            len += (size_t)snprintf(file + len, cap - len, " %s", words[(x >> 16) % N_WORDS]);
-        }
-        len += (size_t)snprintf(file + len, cap - len, ".\"}\n");
-    }
+    char *file = notes_file(300, 777);
     char *path = tu_write_file(fx.dir, "big.jsonl", file);
     struct run r;
     RUN(&r, NULL, "memory", "import", "--tenant", "big", path);

@@ -1918,6 +1918,18 @@ static void hnsw_fill(struct tmem *ms, size_t n, const char *tenant, size_t firs
     }
 }
 
+/* A store with hnsw_small on a new connection to path, holding the n
+ * memories ms of tenant acme (filled here); *db receives the connection. */
+static struct vstore *hnsw_store(const char *path, struct tmem *ms, size_t n, struct db **db)
+{
+    *db = open_db(path);
+    struct vstore *s = store_local_new(*db, NULL, &hnsw_small);
+    ns_make(s, "acme");
+    hnsw_fill(ms, n, "acme", 0);
+    upsert_ok(s, ms, n);
+    return s;
+}
+
 static struct store_index_info index_ok(struct vstore *s, const char *tenant, bool rebuild)
 {
     struct store_index_info info;
@@ -2020,11 +2032,8 @@ static void a_stale_index_file_is_caught_up_from_the_change_log(void **state)
     enum { N = 200, ADD = 25 };
     struct tmem *ms = calloc(N + ADD, sizeof *ms);
     assert_non_null(ms);
-    struct db *db1 = open_db(fx->path);
-    struct vstore *s1 = store_local_new(db1, NULL, &hnsw_small);
-    ns_make(s1, "acme");
-    hnsw_fill(ms, N, "acme", 0);
-    upsert_ok(s1, ms, N);
+    struct db *db1;
+    struct vstore *s1 = hnsw_store(fx->path, ms, N, &db1);
     struct store_index_info built = index_ok(s1, "acme", false);
     assert_true(built.built);
     int64_t saved = built.generation;
@@ -2080,11 +2089,8 @@ static void an_index_built_by_another_process_is_adopted(void **state)
     enum { N = 120 };
     struct tmem ms[N];
     memset(ms, 0, sizeof ms);
-    struct db *db1 = open_db(fx->path);
-    struct vstore *s1 = store_local_new(db1, NULL, &hnsw_small);
-    ns_make(s1, "acme");
-    hnsw_fill(ms, N, "acme", 0);
-    upsert_ok(s1, ms, N);
+    struct db *db1;
+    struct vstore *s1 = hnsw_store(fx->path, ms, N, &db1);
     check_query(s1, "acme", ms[9].vec, 5, NULL, ms, N);
     struct store_stats st1;
     char err[512];
@@ -2113,11 +2119,8 @@ static void a_damaged_or_foreign_index_file_is_replaced(void **state)
     enum { N = 100 };
     struct tmem ms[N];
     memset(ms, 0, sizeof ms);
-    struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL, &hnsw_small);
-    ns_make(s, "acme");
-    hnsw_fill(ms, N, "acme", 0);
-    upsert_ok(s, ms, N);
+    struct db *db;
+    struct vstore *s = hnsw_store(fx->path, ms, N, &db);
     struct store_index_info info = index_ok(s, "acme", false);
     assert_true(info.built);
     char path[4200];
@@ -2172,11 +2175,8 @@ static void rebuild_builds_from_the_rows(void **state)
     enum { N = 80 };
     struct tmem ms[N];
     memset(ms, 0, sizeof ms);
-    struct db *db = open_db(fx->path);
-    struct vstore *s = store_local_new(db, NULL, &hnsw_small);
-    ns_make(s, "acme");
-    hnsw_fill(ms, N, "acme", 0);
-    upsert_ok(s, ms, N);
+    struct db *db;
+    struct vstore *s = hnsw_store(fx->path, ms, N, &db);
     assert_true(index_ok(s, "acme", false).built);
     assert_false(index_ok(s, "acme", false).built);
     struct store_index_info again = index_ok(s, "acme", true);
