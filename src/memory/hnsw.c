@@ -1196,13 +1196,6 @@ static void writer_col(struct writer *w, const struct hnsw *h, const struct col 
     }
 }
 
-static int save_fail(char *err, size_t errlen, const char *path, const char *step, int e)
-{
-    snprintf(err, errlen, "cannot write %s: %s: %s", path, step, strerror(e));
-    errno = e;
-    return -1;
-}
-
 int hnsw_save(const struct hnsw *h, const struct hnsw_meta *meta, const char *path, char *err,
               size_t errlen)
 {
@@ -1232,13 +1225,10 @@ int hnsw_save(const struct hnsw *h, const struct hnsw_meta *meta, const char *pa
     hd.file_size = layout(h->n, (uint64_t)h->m, h->vstride, pool_words, hd.sect);
     hd.checksum = fnv1a(&hd, offsetof(struct file_hdr, checksum));
 
-    char *tmp = xasprintf("%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int e = errno;
-        xfree(tmp);
-        return save_fail(err, errlen, path, "open", e);
-    }
+    char *tmp;
+    int fd = fileio_replace_begin(path, 0600, &tmp, err, errlen);
+    if (fd < 0)
+        return -1;
     struct writer w = {fd, 0, xmalloc(WRITER_BUF), 0, 0};
     writer_put(&w, &hd, sizeof hd);
     writer_pad(&w, hd.sect[S_LABELS].off);
@@ -1269,48 +1259,7 @@ int hnsw_save(const struct hnsw *h, const struct hnsw_meta *meta, const char *pa
     writer_col(&w, h, &h->vec);
     writer_flush(&w);
     xfree(w.buf);
-
-    const char *step = NULL;
-    int e = w.err;
-    if (e != 0) {
-        step = "write";
-    } else if (fsync(fd) != 0) {
-        step = "fsync";
-        e = errno;
-    }
-    if (close(fd) != 0 && step == NULL) {
-        step = "close";
-        e = errno;
-    }
-    if (step == NULL && rename(tmp, path) != 0) {
-        step = "rename";
-        e = errno;
-    }
-    if (step != NULL) {
-        unlink(tmp);
-        xfree(tmp);
-        return save_fail(err, errlen, path, step, e);
-    }
-    xfree(tmp);
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL)
-        memcpy(dir, ".", 2);
-    else if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    int rc = fileio_sync_dir(dir);
-    e = errno;
-    xfree(dir);
-    if (rc != 0) {
-        snprintf(err, errlen,
-                 "cannot write %s: fsync of its directory: %s (the new file is in place but may "
-                 "not survive a crash)",
-                 path, strerror(e));
-        return -1;
-    }
-    return 0;
+    return fileio_replace_end(path, fd, tmp, w.err, err, errlen);
 }
 
 /* "index file PATH: what (rebuild it ...)" into err; returns false. */

@@ -102,7 +102,7 @@ size_t hnsw_search(struct hnsw *h, const float *q, size_t k, size_t ef, const ui
  * it has as many entries as hnsw_nodes() had before the call. */
 uint32_t *hnsw_compact(struct hnsw *h);
 
-/* Writes h and meta to path atomically (path.tmp, fsync, rename, fsync of
+/* Writes h and meta to path atomically (a temporary file beside it, fsync, rename, fsync of
  * the directory). 0, or -1 with a message naming path in err. */
 int hnsw_save(const struct hnsw *h, const struct hnsw_meta *meta, const char *path, char *err,
               size_t errlen);

@@ -68,35 +68,44 @@ int fileio_sync_dir(const char *dir)
     return rc;
 }
 
-int fileio_replace(const char *path, const void *data, size_t n, mode_t mode, char *err,
-                   size_t errlen)
+int fileio_replace_begin(const char *path, mode_t mode, char **tmp, char *err, size_t errlen)
 {
-    char *tmp = xasprintf("%s.tmp.XXXXXX", path);
-    const char *step = NULL;
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        step = "create temporary file";
-    else if (fchmod(fd, mode) != 0)
+    *tmp = xasprintf("%s.tmp.XXXXXX", path);
+    int fd = mkostemp(*tmp, O_CLOEXEC);
+    const char *step = fd < 0 ? "create temporary file" : NULL;
+    if (fd >= 0 && fchmod(fd, mode) != 0) {
         step = "fchmod";
-    else if (fileio_write_all(fd, data, n) != 0)
+        int saved = errno;
+        close(fd);
+        unlink(*tmp);
+        errno = saved;
+    }
+    if (step == NULL)
+        return fd;
+    snprintf(err, errlen, "cannot write %s: %s: %s", path, step, strerror(errno));
+    xfree(*tmp);
+    *tmp = NULL;
+    return -1;
+}
+
+int fileio_replace_end(const char *path, int fd, char *tmp, int write_errno, char *err,
+                       size_t errlen)
+{
+    const char *step = NULL;
+    int e = write_errno;
+    if (e != 0)
         step = "write";
     else if (fsync(fd) != 0)
-        step = "fsync";
-    if (fd >= 0) {
-        int rc = close(fd);
-        if (rc != 0 && step == NULL)
-            step = "close";
-        else if (step == NULL && rename(tmp, path) != 0)
-            step = "rename";
-        if (step != NULL) {
-            int saved = errno;
-            unlink(tmp);
-            errno = saved;
-        }
-    }
+        step = "fsync", e = errno;
+    if (close(fd) != 0 && step == NULL)
+        step = "close", e = errno;
+    if (step == NULL && rename(tmp, path) != 0)
+        step = "rename", e = errno;
     if (step != NULL) {
-        snprintf(err, errlen, "cannot write %s: %s: %s", path, step, strerror(errno));
+        unlink(tmp);
         xfree(tmp);
+        snprintf(err, errlen, "cannot write %s: %s: %s", path, step, strerror(e));
+        errno = e;
         return -1;
     }
     xfree(tmp);
@@ -111,6 +120,17 @@ int fileio_replace(const char *path, const void *data, size_t n, mode_t mode, ch
     }
     xfree(dir);
     return rc;
+}
+
+int fileio_replace(const char *path, const void *data, size_t n, mode_t mode, char *err,
+                   size_t errlen)
+{
+    char *tmp;
+    int fd = fileio_replace_begin(path, mode, &tmp, err, errlen);
+    if (fd < 0)
+        return -1;
+    int e = fileio_write_all(fd, data, n) != 0 ? errno : 0;
+    return fileio_replace_end(path, fd, tmp, e, err, errlen);
 }
 
 /* Reads fd to the end into a new buffer of at most max bytes (+ NUL).

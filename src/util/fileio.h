@@ -25,6 +25,16 @@ int fileio_sync_dir(const char *dir);
  * crash. */
 int fileio_replace(const char *path, const void *data, size_t n, mode_t mode, char *err,
                    size_t errlen);
+/* The same replacement for content written piece by piece: creates the
+ * temporary file beside path (mode exactly mode) and returns its fd, with
+ * its name in *tmp; -1 with a message in err (nothing left behind). */
+int fileio_replace_begin(const char *path, mode_t mode, char **tmp, char *err, size_t errlen);
+/* Ends what fileio_replace_begin started, taking fd and tmp over: when
+ * write_errno is 0, fsync, close, rename over path and fsync the
+ * directory, as fileio_replace; else (a write failed with that errno) the
+ * temporary file is removed and err says "write". 0 or -1 with errno set. */
+int fileio_replace_end(const char *path, int fd, char *tmp, int write_errno, char *err,
+                       size_t errlen);
 /* Reads the whole of path into *out (NUL-terminated; free with xfree) and
  * its length into *len (len may be NULL). Fails (-1, message in err naming
  * the path, and the limit when that is the cause) when the file is larger
