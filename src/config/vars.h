@@ -122,14 +122,52 @@
       "Opik project the traces go to")                                                             \
     X(CFG_OPIK_QUEUE_MAX, "OPIK_QUEUE_MAX", CFG_INT, "10000", 1, 10000000, NULL, 0,                \
       "traces waiting for export; beyond it the oldest are dropped (they stay in traces/)")        \
-    X(CFG_EMBEDDINGS_PROVIDER, "EMBEDDINGS_PROVIDER", CFG_ENUM, "local", 0, 0, "local", 0,         \
+    X(CFG_EMBEDDINGS_PROVIDER, "EMBEDDINGS_PROVIDER", CFG_ENUM, "local", 0, 0,                     \
+      "local|openai|cohere|huggingface|ollama", 0,                                                 \
       "embedder of memories; local needs no weights, key or network")                              \
     X(CFG_EMBEDDINGS_MODEL, "EMBEDDINGS_MODEL", CFG_STRING, "", 0, 0, NULL, 0,                     \
       "embedding model; empty means the embedder's own (hash-v1 for local)")                       \
     X(CFG_EMBEDDINGS_DIMENSION, "EMBEDDINGS_DIMENSION", CFG_INT, "1024", 16, 4096, NULL, 0,        \
       "floats per vector; a namespace keeps the dimension it was stored with")                     \
-    X(CFG_VECTOR_DB_PROVIDER, "VECTOR_DB_PROVIDER", CFG_ENUM, "local", 0, 0, "local", 0,           \
+    X(CFG_EMBEDDINGS_BASE_URL, "EMBEDDINGS_BASE_URL", CFG_STRING, "", 0, 0, NULL, 0,               \
+      "base URL of a remote embedder; empty means the provider's own (for huggingface: the "       \
+      "hosted API; set, a text-embeddings-inference server)")                                      \
+    X(CFG_EMBEDDINGS_BATCH_SIZE, "EMBEDDINGS_BATCH_SIZE", CFG_INT, "0", 0, 2048, NULL, 0,          \
+      "texts per request to a remote embedder; 0 means the provider's largest")                    \
+    X(CFG_COHERE_API_KEY, "COHERE_API_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,              \
+      "key for the cohere embedder")                                                               \
+    X(CFG_HF_API_TOKEN, "HF_API_TOKEN", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,                  \
+      "token for the huggingface embedder (hosted API, or a TEI server started with --api-key)")   \
+    X(CFG_VECTOR_DB_PROVIDER, "VECTOR_DB_PROVIDER", CFG_ENUM, "local", 0, 0,                       \
+      "local|pgvector|qdrant|pinecone|weaviate", 0,                                                \
       "where memories are stored; local is memchat.db")                                            \
+    X(CFG_MEMORY_REMOTE_TIMEOUT, "MEMORY_REMOTE_TIMEOUT", CFG_DURATION, "30s", 1000, 600000, NULL, \
+      0, "longest wait for one request to a remote embedder or vector store")                      \
+    X(CFG_PGVECTOR_URL, "PGVECTOR_URL", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,                  \
+      "PostgreSQL connection URI of the pgvector store (postgresql://user:pass@host:port/db)")     \
+    X(CFG_QDRANT_URL, "QDRANT_URL", CFG_STRING, "http://127.0.0.1:6333", 0, 0, NULL, 0,            \
+      "base URL of the Qdrant REST API")                                                           \
+    X(CFG_QDRANT_API_KEY, "QDRANT_API_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,              \
+      "Qdrant API key, sent as api-key when set")                                                  \
+    X(CFG_QDRANT_COLLECTION, "QDRANT_COLLECTION", CFG_STRING, "memchat", 0, 0, NULL, 0,            \
+      "prefix of the Qdrant collections (one per dimension: PREFIX_dDIM)")                         \
+    X(CFG_PINECONE_API_KEY, "PINECONE_API_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,          \
+      "Pinecone API key")                                                                          \
+    X(CFG_PINECONE_INDEX_HOST, "PINECONE_INDEX_HOST", CFG_STRING, "", 0, 0, NULL, 0,               \
+      "the index's data-plane URL; empty: looked up once by PINECONE_INDEX_NAME")                  \
+    X(CFG_PINECONE_ENVIRONMENT, "PINECONE_ENVIRONMENT", CFG_STRING, "", 0, 0, NULL, 0,             \
+      "the index's environment (region), checked against the host the control plane gives")        \
+    X(CFG_PINECONE_INDEX_NAME, "PINECONE_INDEX_NAME", CFG_STRING, "", 0, 0, NULL, 0,               \
+      "the Pinecone index; one namespace per tenant")                                              \
+    X(CFG_PINECONE_CONTROLLER_URL, "PINECONE_CONTROLLER_URL", CFG_STRING,                          \
+      "https://api.pinecone.io", 0, 0, NULL, 0,                                                    \
+      "Pinecone control plane, asked for the index's host and dimension")                          \
+    X(CFG_WEAVIATE_URL, "WEAVIATE_URL", CFG_STRING, "http://127.0.0.1:8080", 0, 0, NULL, 0,        \
+      "base URL of Weaviate (without /v1)")                                                        \
+    X(CFG_WEAVIATE_API_KEY, "WEAVIATE_API_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,          \
+      "Weaviate API key, sent as a bearer token when set")                                         \
+    X(CFG_WEAVIATE_CLASS, "WEAVIATE_CLASS", CFG_STRING, "Memchat", 0, 0, NULL, 0,                  \
+      "prefix of the Weaviate collections (one per dimension: PREFIXDDIM), multi-tenant")          \
     X(CFG_MEMORY_RETRIEVAL_K, "MEMORY_RETRIEVAL_K", CFG_INT, "5", 1, 100, NULL, 0,                 \
       "memories recalled into a turn")                                                             \
     X(CFG_MEMORY_RETRIEVAL_METHOD, "MEMORY_RETRIEVAL_METHOD", CFG_ENUM, "mmr", 0, 0,               \

@@ -20,11 +20,8 @@ struct embedder *embedder_new(const struct config *cfg, char *err, size_t errlen
 {
     char q[128];
     const char *provider = config_str(cfg, CFG_EMBEDDINGS_PROVIDER);
-    if (strcmp(provider, "local") != 0) {
-        snprintf(err, errlen, "EMBEDDINGS_PROVIDER: %s is not an embedder; accepted: local",
-                 config_quote(config_var(cfg, CFG_EMBEDDINGS_PROVIDER), provider, q, sizeof q));
-        return NULL;
-    }
+    if (strcmp(provider, "local") != 0)
+        return embed_remote_new(cfg, err, errlen);
     const char *model = config_str(cfg, CFG_EMBEDDINGS_MODEL);
     if (model[0] != '\0' && strcmp(model, "hash-v1") != 0) {
         snprintf(err, errlen,

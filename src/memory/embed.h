@@ -17,6 +17,7 @@
 #ifndef MEMCHAT_MEMORY_EMBED_H
 #define MEMCHAT_MEMORY_EMBED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,8 @@ struct embedder {
     int dim;          /* floats per vector */
     size_t max_bytes; /* longest text embedded as one piece */
     size_t max_batch; /* most texts per ops->embed call */
+    bool remote;      /* a server's embedder: its failures are a network error (exit 3) */
+    int last_fail;    /* enum rest_fail of the last failed embed (net/rest.h); 0 otherwise */
     void *impl;       /* the implementation's state */
 };
 
@@ -77,6 +80,12 @@ struct embedder *embedder_new(const struct config *cfg, char *err, size_t errlen
 /* The local embedder with dim dimensions (16..4096), or NULL with a
  * message. Free with embedder_free(). */
 struct embedder *embed_local_new(int dim, char *err, size_t errlen);
+/* The remote embedder EMBEDDINGS_PROVIDER names (openai, cohere,
+ * huggingface, ollama) from cfg: model, dimension, base URL, key, batch
+ * size, timeout and retries; NULL with a message naming the variable when
+ * one is malformed or a required key is missing. Does not touch the
+ * network. Free with embedder_free(). */
+struct embedder *embed_remote_new(const struct config *cfg, char *err, size_t errlen);
 /* Frees e; NULL is a no-op. */
 void embedder_free(struct embedder *e);
 

@@ -3,8 +3,8 @@
  * VECTOR_DB_PROVIDER names, freeing stores, and freeing the records and
  * name lists that every store's operations hand out. The stores themselves
  * live in their own files (memory/store_local.c for the embedded default;
- * the remote ones of a later issue beside it), so adding one touches only
- * store_new() here.
+ * store_pgvector.c, store_qdrant.c, store_pinecone.c and store_weaviate.c
+ * for the servers), so adding one touches only store_new() here.
  */
 #include "config.h"
 
@@ -41,11 +41,19 @@ struct vstore *store_new(const struct config *cfg, struct db *db, struct store_c
         store_vindex_opts(cfg, &o);
         return store_local_new(db, cache, &o);
     }
-    /* The configuration's enum accepts only the stores built in, so this
-     * is reached only when a table of a later build names a remote one. */
+    if (strcmp(provider, "pgvector") == 0)
+        return store_pgvector_new(cfg, err, errlen);
+    if (strcmp(provider, "qdrant") == 0)
+        return store_qdrant_new(cfg, err, errlen);
+    if (strcmp(provider, "pinecone") == 0)
+        return store_pinecone_new(cfg, err, errlen);
+    if (strcmp(provider, "weaviate") == 0)
+        return store_weaviate_new(cfg, err, errlen);
+    /* The configuration's enum accepts only the stores above. */
     if (err != NULL && errlen > 0)
         snprintf(err, errlen,
-                 "VECTOR_DB_PROVIDER=%s: this build has no such vector store (accepted: local)",
+                 "VECTOR_DB_PROVIDER=%s: no such vector store (accepted: local, pgvector, qdrant, "
+                 "pinecone, weaviate)",
                  provider);
     return NULL;
 }

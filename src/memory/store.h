@@ -98,6 +98,13 @@ struct store_index_info {
     char note[512];          /* why there is no graph, or what the file had wrong */
 };
 
+/* What `memchat doctor` learns from a remote store's server. */
+struct store_health {
+    int fixed_dim;    /* a dimension the server imposes (Pinecone's index); 0 when none */
+    char server[128]; /* what the server says it is ("qdrant 1.12.1"), "" when it does not */
+    char where[256];  /* the URL, host or database checked, without credentials */
+};
+
 /* Called while an index is built: done of total vectors. */
 typedef void (*store_progress_fn)(void *ud, size_t done, size_t total);
 
@@ -157,12 +164,20 @@ struct vstore_ops {
      * does not exist. */
     int (*index)(struct vstore *s, const char *tenant, bool rebuild, store_progress_fn progress,
                  void *ud, struct store_index_info *out, char *err, size_t errlen);
+    /* Checks that the server answers and accepts the credentials (one
+     * cheap read) and fills out. NULL in the local store. */
+    int (*health)(struct vstore *s, struct store_health *out, char *err, size_t errlen);
     void (*free)(struct vstore *s);
 };
 
 struct vstore {
     const struct vstore_ops *ops;
     char name[32]; /* VECTOR_DB_PROVIDER: "local", ... */
+    bool remote;   /* a server's store: its failures are a network error (exit 3) */
+    /* How the last failed operation failed (enum rest_fail of net/rest.h;
+     * pgvector maps libpq's failures onto it); REST_OK (0) after a success
+     * or in the local store. */
+    int last_fail;
     void *impl;
 };
 
@@ -187,6 +202,14 @@ void store_vindex_opts(const struct config *cfg, struct vindex_opts *o);
  * NULL with a message naming the variable. Free with store_free(). */
 struct vstore *store_new(const struct config *cfg, struct db *db, struct store_cache *cache,
                          char *err, size_t errlen);
+/* The remote stores, configured from cfg (their variables in
+ * docs/configuration.md). Each connects lazily: construction fails only on
+ * a malformed setting, with a message naming the variable; the server is
+ * first asked by the first operation (or health). Free with store_free(). */
+struct vstore *store_pgvector_new(const struct config *cfg, char *err, size_t errlen);
+struct vstore *store_qdrant_new(const struct config *cfg, char *err, size_t errlen);
+struct vstore *store_pinecone_new(const struct config *cfg, char *err, size_t errlen);
+struct vstore *store_weaviate_new(const struct config *cfg, char *err, size_t errlen);
 /* Frees s; NULL is a no-op. */
 void store_free(struct vstore *s);
 

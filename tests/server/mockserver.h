@@ -76,14 +76,16 @@ static inline long long mock_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Starts $MEMCHAT_MOCK_BIN --log <tmpdir>/requests.ndjson and waits (bounded)
- * for its PORT=<n> line; fails the test on any error. The caller stops and
+/* Starts the program named by the environment variable bin_env (e.g.
+ * MEMCHAT_MOCK_BIN) with --log <tmpdir>/requests.ndjson and then the
+ * arguments extra (NULL-terminated; NULL for none), and waits (bounded) for
+ * its PORT=<n> line; fails the test on any error. The caller stops and
  * frees it with mock_stop(). */
-static inline struct mock *mock_start(void)
+static inline struct mock *mock_start_with(const char *bin_env, const char *const *extra)
 {
-    const char *bin = getenv("MEMCHAT_MOCK_BIN");
+    const char *bin = getenv(bin_env);
     if (bin == NULL || *bin == '\0')
-        fail_msg("MEMCHAT_MOCK_BIN is not set (make check sets it to tests/server/mockllm)");
+        fail_msg("%s is not set (make check sets it)", bin_env);
     struct mock *m = calloc(1, sizeof *m);
     assert_non_null(m);
     m->dir = tu_mkdtemp();
@@ -101,14 +103,20 @@ static inline struct mock *mock_start(void)
     assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
     assert_int_equal(posix_spawn_file_actions_adddup2(&fa, in_p[0], STDIN_FILENO), 0);
     assert_int_equal(posix_spawn_file_actions_adddup2(&fa, out_p[1], STDOUT_FILENO), 0);
-    char *arg0 = strdup(bin), *arg1 = strdup("--log"), *arg2 = strdup(m->log_path);
-    assert_true(arg0 != NULL && arg1 != NULL && arg2 != NULL);
-    char *argv[] = {arg0, arg1, arg2, NULL};
+    char *argv[32];
+    size_t argc = 0;
+    argv[argc++] = strdup(bin);
+    argv[argc++] = strdup("--log");
+    argv[argc++] = strdup(m->log_path);
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && argc < 31; i++)
+        argv[argc++] = strdup(extra[i]);
+    argv[argc] = NULL;
+    for (size_t i = 0; i < argc; i++)
+        assert_non_null(argv[i]);
     int rc = posix_spawn(&m->pid, bin, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
-    free(arg0);
-    free(arg1);
-    free(arg2);
+    for (size_t i = 0; i < argc; i++)
+        free(argv[i]);
     close(in_p[0]);
     close(out_p[1]);
     m->in_fd = in_p[1];
@@ -154,6 +162,13 @@ static inline struct mock *mock_start(void)
     m->port = (int)port;
     snprintf(m->url, sizeof m->url, "http://127.0.0.1:%d", m->port);
     return m;
+}
+
+/* Starts $MEMCHAT_MOCK_BIN, the loopback LLM test server (see
+ * mock_start_with). */
+static inline struct mock *mock_start(void)
+{
+    return mock_start_with("MEMCHAT_MOCK_BIN", NULL);
 }
 
 /* The server's base URL, "http://127.0.0.1:<port>" (valid until mock_stop). */

@@ -1,0 +1,15 @@
+/*
+ * The qdrant vector store (placeholder: being written).
+ */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "memory/store.h"
+
+struct vstore *store_qdrant_new(const struct config *cfg, char *err, size_t errlen)
+{
+    (void)cfg;
+    snprintf(err, errlen, "VECTOR_DB_PROVIDER=qdrant: not built yet");
+    return NULL;
+}

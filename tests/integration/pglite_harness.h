@@ -1,0 +1,1 @@
+/* pglite_harness.h (placeholder: being written) */

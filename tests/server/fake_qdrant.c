@@ -1,0 +1,45 @@
+/*
+ * The qdrant service of fakevec (placeholder: being written).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fakevec.h"
+
+static void *qdrant_init(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return calloc(1, 1);
+}
+
+static void qdrant_handle(void *st, const struct fv_request *rq, struct fv_reply *rep)
+{
+    (void)st;
+    (void)rq;
+    fv_reply_text(rep, 501, "text/plain", "not written yet\n");
+}
+
+static void qdrant_error(void *st, int status, const char *message, struct fv_reply *rep)
+{
+    (void)st;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", message);
+    fv_reply_json(rep, status, o);
+}
+
+static void qdrant_free(void *st)
+{
+    free(st);
+}
+
+const struct fv_service fv_qdrant_service = {
+    .name = "qdrant",
+    .init = qdrant_init,
+    .handle = qdrant_handle,
+    .error = qdrant_error,
+    .reset = NULL,
+    .free = qdrant_free,
+};
