@@ -424,8 +424,9 @@ static int handle_one(struct server *s, struct conn *c)
     size_t nh = 0;
     char *save = NULL;
     char *line = strtok_r(head, "\r\n", &save);
-    char *method = line != NULL ? strtok(line, " ") : NULL;
-    char *target = method != NULL ? strtok(NULL, " ") : NULL;
+    char *save2 = NULL;
+    char *method = line != NULL ? strtok_r(line, " ", &save2) : NULL;
+    char *target = method != NULL ? strtok_r(NULL, " ", &save2) : NULL;
     if (target == NULL) {
         free(head);
         return -1;
