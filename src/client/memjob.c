@@ -29,7 +29,10 @@
 /* Rows an export reads per page. */
 #define MEMJOB_EXPORT_PAGE 1000
 
-static enum mc_error memjob_status_error(enum memory_status st)
+/* The error of a failed memory operation. A remote embedder or store that
+ * failed is a network error (exit 3), so a script can tell "the server is
+ * down" from "the data file is broken". */
+static enum mc_error memjob_status_error(const struct memjob_env *env, enum memory_status st)
 {
     switch (st) {
     case MEMORY_OK:
@@ -44,7 +47,7 @@ static enum mc_error memjob_status_error(enum memory_status st)
     case MEMORY_ERR_STORE:
         break;
     }
-    return MC_ERR_IO;
+    return memory_failure_remote(env->memory, st) ? MC_ERR_MEMORY_BACKEND : MC_ERR_IO;
 }
 
 /* cJSON_Add* that never returns NULL to its caller: out of memory ends
@@ -114,7 +117,7 @@ static enum mc_error memjob_add(const struct memjob_env *env, const struct mc_me
     struct memory_added out;
     enum memory_status st = memory_add(env->memory, &a, &out, err, errlen);
     if (st != MEMORY_OK)
-        return memjob_status_error(st);
+        return memjob_status_error(env, st);
     cJSON *it = memjob_item(items);
     memjob_str(it, "id", out.id);
     memjob_check(cJSON_AddBoolToObject(it, "refreshed", out.refreshed));
@@ -153,7 +156,7 @@ static enum mc_error memjob_search(const struct memjob_env *env, const struct mc
                         job->k > 0 ? (size_t)job->k : 0, method, f, &r, err, errlen);
     filter_free(f);
     if (st != MEMORY_OK)
-        return memjob_status_error(st);
+        return memjob_status_error(env, st);
     for (size_t i = 0; i < r.n_kept; i++)
         cJSON_AddItemToArray(
             items, memjob_check(memory_record_json(&r.hits[i].rec, &r.hits[i], false, 0)));
@@ -177,7 +180,7 @@ static enum mc_error memjob_forget(const struct memjob_env *env, const struct mc
                       memjob_agent(env, job), &deleted, err, errlen);
     filter_free(f);
     if (st != MEMORY_OK)
-        return memjob_status_error(st);
+        return memjob_status_error(env, st);
     memjob_num(memjob_item(items), "deleted", (double)deleted);
     return MC_ERR_NONE;
 }
@@ -188,7 +191,7 @@ static enum mc_error memjob_stats(const struct memjob_env *env, const struct mc_
     cJSON *st_json = NULL;
     enum memory_status st = memory_stats(env->memory, job->tenant, &st_json, err, errlen);
     if (st != MEMORY_OK)
-        return memjob_status_error(st);
+        return memjob_status_error(env, st);
     if (cJSON_IsArray(st_json)) {
         cJSON *it;
         while ((it = cJSON_DetachItemFromArray(st_json, 0)) != NULL)
@@ -208,7 +211,7 @@ static enum mc_error memjob_index(const struct memjob_env *env, const struct mc_
     enum memory_status st = memory_index(env->memory, job->tenant, job->rebuild, env->progress,
                                          env->progress_ud, &info, err, errlen);
     if (st != MEMORY_OK)
-        return memjob_status_error(st);
+        return memjob_status_error(env, st);
     cJSON *it = memjob_item(items);
     memjob_str(it, "tenant", job->tenant);
     memjob_str(it, "search", info.hnsw ? "hnsw" : "exact");
@@ -260,7 +263,7 @@ static enum mc_error memjob_export(const struct memjob_env *env, const struct mc
             break;
     }
     filter_free(f);
-    return memjob_status_error(st);
+    return memjob_status_error(env, st);
 }
 
 /* One transaction for the whole batch: every line is parsed first, so a
@@ -292,7 +295,7 @@ static enum mc_error memjob_import(const struct memjob_env *env, const struct mc
     }
     if (rc == MC_ERR_NONE) {
         enum memory_status st = memory_add_batch(env->memory, a, n, out, err, errlen);
-        rc = memjob_status_error(st);
+        rc = memjob_status_error(env, st);
     }
     if (rc == MC_ERR_NONE) {
         size_t refreshed = 0;
@@ -391,7 +394,7 @@ static enum mc_error memjob_purge(const struct memjob_env *env, const struct mc_
     enum memory_status st =
         memory_purge(env->memory, job->tenant, job->user, &memories, err, errlen);
     if (st != MEMORY_OK)
-        return memjob_status_error(st);
+        return memjob_status_error(env, st);
     if (convstore_purge(env->db, job->tenant, job->user, &convs, err, errlen) != 0 ||
         pending_purge(env->db, job->tenant, job->user, &pending, err, errlen) != 0)
         return MC_ERR_IO;

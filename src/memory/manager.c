@@ -397,6 +397,15 @@ struct vstore *memory_store(struct memory_manager *m)
     return m->s;
 }
 
+bool memory_failure_remote(struct memory_manager *m, enum memory_status st)
+{
+    if (st == MEMORY_ERR_EMBED)
+        return m->e->remote && m->e->last_fail != 0;
+    if (st == MEMORY_ERR_STORE)
+        return m->s->remote && m->s->last_fail != 0;
+    return false;
+}
+
 /* --- the namespace check ------------------------------------------------ */
 
 /* Validates tenant, reads its namespace into *ns (*exists false and ns

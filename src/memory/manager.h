@@ -146,6 +146,9 @@ void memory_free(struct memory_manager *m);
 struct embedder *memory_embedder(struct memory_manager *m);
 struct vstore *memory_store(struct memory_manager *m);
 
+/* True when st (MEMORY_ERR_EMBED or MEMORY_ERR_STORE) came from a remote
+ * embedder or store whose last operation failed (not from the data file). */
+bool memory_failure_remote(struct memory_manager *m, enum memory_status st);
 /* Checks that tenant's namespace, if any, matches the embedder.
  * MEMORY_OK, or MEMORY_ERR_MISMATCH with a message naming both (and what
  * to do), or MEMORY_ERR_STORE. */
