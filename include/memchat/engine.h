@@ -129,6 +129,12 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
  * is invalid (bad id, unknown name, negative or non-integer limit). */
 int mc_engine_submit_limits(struct mc_engine *eng, const struct mc_limits_change *changes, size_t n,
                             char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen);
+/* Queues `memchat doctor`'s checks of every configured backend for tenant
+ * (client/doctor.h). It answers with a `result` event {job, kind "doctor",
+ * items: [{check, status, what, detail, fix, exit}]}. 0, or -1 with a
+ * message when the tenant is not an id. */
+int mc_engine_submit_doctor(struct mc_engine *eng, const char *tenant,
+                            char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen);
 /* Queues a job that stores one rollout change. It answers with a `result`
  * event {job, kind "rollout", items: [{op, tenant, memory, percent,
  * had}]} (had: RESET found a setting to clear) or an `error` event

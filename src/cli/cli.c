@@ -205,6 +205,18 @@ static const struct verb verbs[] = {
      "  --since DURATION   the figures' window: N followed by s m h d w (default 7d),\n"
      "                     or all\n"
      "  --json             status as JSON\n"},
+    {"doctor", cmd_doctor, CLI_OPT_JSON | CLI_OPT_TENANT, "doctor [--tenant T] [--json]",
+     "check every configured backend and say how to fix what fails",
+     "Checks, in order: the settings, the data file (quick_check), the model\n"
+     "provider (its models list, with the key the tenant's turns would send), the\n"
+     "embedder (one short text embedded), the vector store (the server, a dimension\n"
+     "it imposes, and the tenant's namespace against the configured embedder), the\n"
+     "keystore and the Opik export. Each line is ok, warn, FAIL or skip, with the\n"
+     "fix for a failure. Exits 0 when nothing failed, else 2 for a setting, 3 for a\n"
+     "server, 1 for the data file. Keys are sent to their servers, never shown.\n"
+     "\n"
+     "  --tenant T         whose keys and memories are checked (default MEMCHAT_TENANT)\n"
+     "  --json             the checks as one result event\n"},
     {"purge", cmd_purge, CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_USER | CLI_OPT_YES,
      "purge --tenant T [--user U] [--yes]", "remove everything stored about a tenant or user",
      "Removes the tenant's (with --user, that user's) memories, conversations,\n"

@@ -89,6 +89,7 @@ int cmd_conversations(const struct config *cfg, const struct cli_opts *o);
 int cmd_purge(const struct config *cfg, const struct cli_opts *o);
 int cmd_agents(const struct config *cfg, const struct cli_opts *o);
 int cmd_rollout(const struct config *cfg, const struct cli_opts *o);
+int cmd_doctor(const struct config *cfg, const struct cli_opts *o);
 
 /* Refuses (usage message naming `what`, e.g. "memory add", and returns
  * MC_EXIT_USAGE) the options in seen that are not in allowed; MC_EXIT_OK

@@ -43,6 +43,7 @@
 #include "client/cache.h"
 #include "client/budget.h"
 #include "client/conversation.h"
+#include "client/doctor.h"
 #include "client/keys.h"
 #include "client/ratelimit.h"
 #include "client/emit.h"
@@ -81,6 +82,7 @@ enum engine_job_kind {
     ENGINE_JOB_LIMITS,
     ENGINE_JOB_MEMORY,
     ENGINE_JOB_ROLLOUT,
+    ENGINE_JOB_DOCTOR,
 };
 
 /* One stored-limit change of a limits job; owns its strings. */
@@ -822,6 +824,19 @@ static void engine_run_rollout(struct mc_engine *eng, const struct engine_job *j
     emit_result(&em, job->turn, "rollout", items);
 }
 
+/* A doctor job: every backend checked, one item each (client/doctor.h). */
+static void engine_run_doctor(struct mc_engine *eng, const struct engine_job *job)
+{
+    struct emit em = {.turn = NULL, .seq = NULL, .sink = engine_sink, .sink_ud = eng};
+    struct doctor_env env = {.cfg = eng->cfg,
+                             .db = eng->db_turn,
+                             .memory = eng->mem_turn,
+                             .keys = eng->keys,
+                             .tenant = job->tenant};
+    int exit_code = 0;
+    emit_result(&em, job->turn, "doctor", doctor_run(&env, &exit_code));
+}
+
 /* A job's progress as events, at most one per whole percent. */
 struct engine_progress {
     const struct emit *em;
@@ -880,6 +895,8 @@ static void *engine_turn_main(void *arg)
             engine_run_limits(eng, job);
         } else if (job->kind == ENGINE_JOB_ROLLOUT) {
             engine_run_rollout(eng, job);
+        } else if (job->kind == ENGINE_JOB_DOCTOR) {
+            engine_run_doctor(eng, job);
         } else
             engine_run_turn(eng, job);
         engine_job_free(job);
@@ -1616,6 +1633,26 @@ int mc_engine_submit_rollout(struct mc_engine *eng, const struct mc_rollout_chan
     if (engine_enqueue(eng, job) != 0) {
         engine_job_free(job);
         snprintf(err, errlen, "rollout: the engine is shutting down");
+        return -1;
+    }
+    return 0;
+}
+
+int mc_engine_submit_doctor(struct mc_engine *eng, const char *tenant,
+                            char job_id[MC_UUID_STRLEN + 1], char *err, size_t errlen)
+{
+    if (tenant == NULL || !ident_valid(tenant)) {
+        snprintf(err, errlen, "doctor: the tenant must be an id ([A-Za-z0-9_-]{1,64})");
+        return -1;
+    }
+    struct engine_job *job = xcalloc(1, sizeof *job);
+    job->kind = ENGINE_JOB_DOCTOR;
+    job->tenant = xstrdup(tenant);
+    uuid7_new(job->turn);
+    memcpy(job_id, job->turn, sizeof job->turn);
+    if (engine_enqueue(eng, job) != 0) {
+        engine_job_free(job);
+        snprintf(err, errlen, "doctor: the engine is shutting down");
         return -1;
     }
     return 0;
