@@ -620,10 +620,13 @@ static void cfg_suggest(const struct config *cfg, const char *name, char *out, s
         snprintf(out, outlen, " (did you mean %s?)", best_name);
 }
 
-/* A name a working-directory .env may not set, whether known or not. */
+/* A name a working-directory .env may not set, whether known or not.
+ * PINECONE_INDEX_HOST is a URL under another name: a .env that set it
+ * would send the Pinecone key to a host of its choosing. */
 static bool cfg_untrusted_name(const char *name)
 {
     return ends_with(name, "_CMD") || ends_with(name, "_URL") || ends_with(name, "_URL_OVERRIDE") ||
+           strcmp(name, "PINECONE_INDEX_HOST") == 0 ||
            (starts_with(name, "MEMCHAT_") && ends_with(name, "_DIR") &&
             strlen(name) > strlen("MEMCHAT_DIR")) ||
            strcmp(name, "MEMCHAT_MASTER_KEY") == 0;
