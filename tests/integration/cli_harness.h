@@ -228,6 +228,54 @@ __attribute__((unused)) static int harness_without_terminal(int (*fn)(void))
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Fails with what memchat said unless r exited with want. */
+__attribute__((unused)) static void expect_exit(const struct run *r, int want, const char *what)
+{
+    if (r->status != want)
+        fail_msg("%s: exit %d, want %d\nstdout: %s\nstderr: %s", what, r->status, want, r->out,
+                 r->err);
+}
+
+/* Fails unless haystack (one of r's streams) holds needle. */
+__attribute__((unused)) static void expect_in(const char *haystack, const char *needle,
+                                              const char *what)
+{
+    if (strstr(haystack, needle) == NULL)
+        fail_msg("%s: '%s' not found in:\n%s", what, needle, haystack);
+}
+
+/* The JSON lines of out as one array; fails on a line that is not an
+ * object. The caller deletes it. */
+__attribute__((unused)) static cJSON *json_lines(const char *out)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char *copy = strdup(out), *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(line);
+        if (!cJSON_IsObject(o))
+            fail_msg("not a JSON object line: %s", line);
+        cJSON_AddItemToArray(arr, o);
+    }
+    free(copy);
+    return arr;
+}
+
+__attribute__((unused)) static const char *jstr(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!cJSON_IsString(v))
+        fail_msg("field %s is not a string", name);
+    return v->valuestring;
+}
+
+__attribute__((unused)) static double jnum(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!cJSON_IsNumber(v))
+        fail_msg("field %s is not a number", name);
+    return v->valuedouble;
+}
+
 /* Parses NDJSON output into events; fails the test on any bad line. */
 __attribute__((unused)) static size_t parse_events(const char *out, struct mc_event **evs,
                                                    size_t max)

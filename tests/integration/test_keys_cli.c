@@ -75,14 +75,6 @@ static const char *const *openai_env(void)
         run_memchat((r), (in), (env), a_);            \
     } while (0)
 
-/* Fails with what memchat said unless r exited with want. */
-static void expect_exit(const struct run *r, int want, const char *what)
-{
-    if (r->status != want)
-        fail_msg("%s: exit %d, want %d\nstdout: %s\nstderr: %s", what, r->status, want, r->out,
-                 r->err);
-}
-
 /* Neither stream of r holds secret. */
 static void expect_hidden(const struct run *r, const char *secret)
 {

@@ -35,53 +35,6 @@ static int case_setup(void **state)
     return rc;
 }
 
-/* Fails with what memchat said unless r exited with want. */
-static void expect_exit(const struct run *r, int want, const char *what)
-{
-    if (r->status != want)
-        fail_msg("%s: exit %d, want %d\nstdout: %s\nstderr: %s", what, r->status, want, r->out,
-                 r->err);
-}
-
-/* Fails unless haystack (one of r's streams) holds needle. */
-static void expect_in(const char *haystack, const char *needle, const char *what)
-{
-    if (strstr(haystack, needle) == NULL)
-        fail_msg("%s: '%s' not found in:\n%s", what, needle, haystack);
-}
-
-/* The JSON lines of out as one array; fails on a line that is not an
- * object. The caller deletes it. */
-static cJSON *json_lines(const char *out)
-{
-    cJSON *arr = cJSON_CreateArray();
-    char *copy = strdup(out), *save = NULL;
-    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        cJSON *o = cJSON_Parse(line);
-        if (!cJSON_IsObject(o))
-            fail_msg("not a JSON object line: %s", line);
-        cJSON_AddItemToArray(arr, o);
-    }
-    free(copy);
-    return arr;
-}
-
-static const char *jstr(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!cJSON_IsString(v))
-        fail_msg("field %s is not a string", name);
-    return v->valuestring;
-}
-
-static double jnum(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!cJSON_IsNumber(v))
-        fail_msg("field %s is not a number", name);
-    return v->valuedouble;
-}
-
 /* The stdout of r up to its first newline, as a new string. */
 static char *first_line(const struct run *r)
 {

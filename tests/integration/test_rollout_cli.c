@@ -20,20 +20,6 @@ static int case_setup(void **state)
     return rc;
 }
 
-/* Fails with what memchat said unless r exited with want. */
-static void expect_exit(const struct run *r, int want, const char *what)
-{
-    if (r->status != want)
-        fail_msg("%s: exit %d, want %d\nstdout: %s\nstderr: %s", what, r->status, want, r->out,
-                 r->err);
-}
-
-static void expect_in(const char *haystack, const char *needle, const char *what)
-{
-    if (strstr(haystack, needle) == NULL)
-        fail_msg("%s: '%s' not found in:\n%s", what, needle, haystack);
-}
-
 /* memchat rollout ARGS... must succeed and print want (a line of it). */
 #define CHANGE(want, ...) change((want), (const char *const[]){"rollout", __VA_ARGS__, NULL})
 static void change(const char *want, const char *const *args)
