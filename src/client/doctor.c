@@ -345,8 +345,8 @@ static void doctor_store(const struct doctor_env *env, cJSON *items, int *worst)
         it.exit_code = 2;
         snprintf(it.detail, sizeof it.detail, "%s", err);
         snprintf(it.fix, sizeof it.fix,
-                 "memchat memory reembed --tenant %s re-embeds it with the configured embedder, "
-                 "or set the embedder settings back",
+                 "set EMBEDDINGS_PROVIDER, EMBEDDINGS_MODEL and EMBEDDINGS_DIMENSION back to the "
+                 "namespace's, or move tenant %s's memories: memory export, purge, then import",
                  env->tenant);
     } else {
         snprintf(d, dl, "%stenant %s: %zu memories (%s %s, %d dimensions)", sep, env->tenant,
