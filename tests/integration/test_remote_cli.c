@@ -84,7 +84,7 @@ static void doctor_names_a_wrong_embedder_key_without_showing_it(void **state)
     snprintf(base, sizeof base, "%s/v1", fv_url(m));
     fx_env("EMBEDDINGS_PROVIDER", "openai");
     fx_env("EMBEDDINGS_BASE_URL", base);
-    fx_env("EMBEDDINGS_DIMENSION", "8");
+    fx_env("EMBEDDINGS_DIMENSION", "16");
     fx_env("OPENAI_API_KEY", KEY);
     fx_env("MEMCHAT_PROVIDER", "offline");
     fx_env("MEMCHAT_MAX_RETRIES", "0");
