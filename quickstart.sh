@@ -59,9 +59,10 @@ if [ -n "$missing" ]; then
 fi
 
 # --- 1b. servers from the npm registry (pinned in package-lock.json) ---------
-# Only the benchmarks and tests start them (the Portkey gateway for make
-# bench); memchat itself links nothing from npm. A failure here is reported
-# and does not stop the quick start: the suites that need a server say so.
+# Only the benchmarks and tests start them (PGlite with pgvector for the
+# pgvector store's tests, the Portkey gateway for make bench); memchat
+# itself links nothing from npm. A failure here is reported and does not
+# stop the quick start: the suites that need a server say so.
 npm_ready() {
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
 }
@@ -69,13 +70,13 @@ if [ -f package-lock.json ]; then
     if ! npm_ready; then
         say "installing Debian's nodejs and npm (for the test and bench servers)"
         { ${sudo:-} apt-get update -qq && ${sudo:-} apt-get install -y -qq --no-install-recommends nodejs npm; } >/dev/null 2>&1 ||
-            say "could not install nodejs/npm; make bench will skip the gateway comparison"
+            say "could not install nodejs/npm; the pgvector tests will fail and make bench will skip the gateway comparison"
     fi
     if npm_ready && { [ ! -f node_modules/.package-lock.json ] ||
         [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
         say "npm ci (test and bench servers)"
         npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1 ||
-            say "npm ci failed; make bench will skip the gateway comparison"
+            say "npm ci failed; the pgvector tests will fail and make bench will skip the gateway comparison"
     fi
 fi
 
