@@ -31,7 +31,7 @@ enum mc_exit {
     X(MC_ERR_NETWORK, "network", MC_EXIT_PROVIDER, "the network or the server is unreachable") \
     X(MC_ERR_RATE_LIMITED, "rate_limited", MC_EXIT_REFUSED, "a rate limit refused the turn")   \
     X(MC_ERR_BUDGET, "budget", MC_EXIT_REFUSED, "a budget refused the turn")                   \
-    X(MC_ERR_CANCELLED, "cancelled", MC_EXIT_CANCELLED, "the user cancelled")                 \
+    X(MC_ERR_CANCELLED, "cancelled", MC_EXIT_CANCELLED, "the user cancelled")                  \
     X(MC_ERR_MEMORY_BACKEND, "memory_backend", MC_EXIT_PROVIDER,                               \
       "the remote embedder or vector store is unreachable or refused")
 
