@@ -1231,16 +1231,25 @@ static int pg_query_select(struct vstore *s, const char *tenant, const struct st
     return rc;
 }
 
+/* The tenant's namespace into *ns with its dimension's table ready: 0;
+ * 1 when the tenant has none (the caller answers "nothing"); -1 on error. */
+static int pg_ns_open(struct vstore *s, const char *tenant, const char *what, struct store_ns *ns,
+                      char *err, size_t errlen)
+{
+    int rc = pg_ns_read(s, tenant, what, ns, err, errlen);
+    if (rc != 0)
+        return rc;
+    return pg_ensure_dim(s, tenant, ns->dim, err, errlen) != 0 ? -1 : 0;
+}
+
 static int body_query(struct vstore *s, const char *tenant, void *ctx, char *err, size_t errlen)
 {
     struct pg_query *pq = ctx;
     memset(pq->out, 0, sizeof *pq->out);
     struct store_ns ns;
-    int rc = pg_ns_read(s, tenant, "query", &ns, err, errlen);
+    int rc = pg_ns_open(s, tenant, "query", &ns, err, errlen);
     if (rc != 0)
         return rc == 1 ? 0 : -1;
-    if (pg_ensure_dim(s, tenant, ns.dim, err, errlen) != 0)
-        return -1;
     if (pg_begin(s, tenant, "query", err, errlen) != 0)
         return -1;
     bool ok = pg_query_mode(s, tenant, &ns, pq->k, err, errlen) == 0 &&
@@ -1317,11 +1326,9 @@ static int body_keyword(struct vstore *s, const char *tenant, void *ctx, char *e
     struct pg_keyword *kw = ctx;
     memset(kw->out, 0, sizeof *kw->out);
     struct store_ns ns;
-    int rc = pg_ns_read(s, tenant, "keyword", &ns, err, errlen);
+    int rc = pg_ns_open(s, tenant, "keyword", &ns, err, errlen);
     if (rc != 0)
         return rc == 1 ? 0 : -1;
-    if (pg_ensure_dim(s, tenant, ns.dim, err, errlen) != 0)
-        return -1;
     char t[48];
     pg_table(ns.dim, t, sizeof t);
     struct buf sql;
@@ -1393,11 +1400,9 @@ static int body_list(struct vstore *s, const char *tenant, void *ctx, char *err,
     struct pg_list *l = ctx;
     memset(l->out, 0, sizeof *l->out);
     struct store_ns ns;
-    int rc = pg_ns_read(s, tenant, "list", &ns, err, errlen);
+    int rc = pg_ns_open(s, tenant, "list", &ns, err, errlen);
     if (rc != 0)
         return rc == 1 ? 0 : -1;
-    if (pg_ensure_dim(s, tenant, ns.dim, err, errlen) != 0)
-        return -1;
     char t[48];
     pg_table(ns.dim, t, sizeof t);
     struct buf sql;
@@ -1448,11 +1453,9 @@ static int body_count(struct vstore *s, const char *tenant, void *ctx, char *err
 {
     struct pg_count *c = ctx;
     struct store_ns ns;
-    int rc = pg_ns_read(s, tenant, "count", &ns, err, errlen);
+    int rc = pg_ns_open(s, tenant, "count", &ns, err, errlen);
     if (rc != 0)
         return rc == 1 ? 0 : -1;
-    if (pg_ensure_dim(s, tenant, ns.dim, err, errlen) != 0)
-        return -1;
     return pg_count_rows(s, tenant, "count", ns.dim, c->f, c->n, err, errlen);
 }
 
@@ -1469,11 +1472,9 @@ static int body_stats(struct vstore *s, const char *tenant, void *ctx, char *err
     struct store_stats *out = ctx;
     memset(out, 0, sizeof *out);
     struct store_ns ns;
-    int rc = pg_ns_read(s, tenant, "stats", &ns, err, errlen);
+    int rc = pg_ns_open(s, tenant, "stats", &ns, err, errlen);
     if (rc != 0)
         return rc == 1 ? 0 : -1;
-    if (pg_ensure_dim(s, tenant, ns.dim, err, errlen) != 0)
-        return -1;
     char t[48], sql[512];
     pg_table(ns.dim, t, sizeof t);
     /* On disk: each row as stored, plus the keyword index, which runs at
@@ -1521,11 +1522,9 @@ static int body_delete_ids(struct vstore *s, const char *tenant, void *ctx, char
     struct pg_delete *d = ctx;
     d->count = 0;
     struct store_ns ns;
-    int rc = pg_ns_read(s, tenant, "delete", &ns, err, errlen);
+    int rc = pg_ns_open(s, tenant, "delete", &ns, err, errlen);
     if (rc != 0)
         return rc == 1 ? 0 : -1;
-    if (pg_ensure_dim(s, tenant, ns.dim, err, errlen) != 0)
-        return -1;
     struct buf arr;
     buf_init(&arr, PG_ARG_MAX);
     buf_putc(&arr, '{');
@@ -1592,11 +1591,9 @@ static int body_delete_filter(struct vstore *s, const char *tenant, void *ctx, c
     struct pg_delete *d = ctx;
     d->count = 0;
     struct store_ns ns;
-    int rc = pg_ns_read(s, tenant, "delete", &ns, err, errlen);
+    int rc = pg_ns_open(s, tenant, "delete", &ns, err, errlen);
     if (rc != 0)
         return rc == 1 ? 0 : -1;
-    if (pg_ensure_dim(s, tenant, ns.dim, err, errlen) != 0)
-        return -1;
     char t[48];
     pg_table(ns.dim, t, sizeof t);
     struct buf sql;
