@@ -62,6 +62,10 @@ enum mc_memory_op {
                        history, pending stores, traces and cache entries */
     MC_MEM_INDEX,   /* brings the tenant's vector index up to date (rebuild:
                        from the rows), with progress events; one item */
+    MC_MEM_MIGRATE, /* copies the tenant's memories from store `from` to
+                       store `to`, resumable, with progress; one item */
+    MC_MEM_REEMBED, /* rebuilds the tenant's namespace with the configured
+                       embedder, resumable, with progress; one item */
 };
 
 /* One memory job. Strings are copied by mc_engine_submit_memory(). */
@@ -80,6 +84,11 @@ struct mc_memory_job {
     size_t n_lines;
     size_t first_line; /* number of lines[0] in the user's file, for messages */
     bool rebuild;      /* MC_MEM_INDEX */
+    const char *from;  /* MC_MEM_MIGRATE: VECTOR_DB_PROVIDER names of the source */
+    const char *to;    /* ... and of the target (they differ) */
+    int batch;         /* MIGRATE, REEMBED: memories per page; 0: 256 */
+    bool restart;      /* MIGRATE: drop an unfinished migrate of another pair */
+    bool force;        /* REEMBED: even when the namespace has the embedder's identity */
 };
 
 /* One change to the stored limits (memchat limits set|clear): a rate
@@ -158,7 +167,14 @@ int mc_engine_submit_rollout(struct mc_engine *eng, const struct mc_rollout_chan
  *   conversations: [{id, user_id, agent, title, created_ms, updated_ms,
  *     turns}]; conversation_removed: [{id}];
  *   purge: [{memories (with their history), conversations, pending, traces,
- *     cache}].
+ *     cache}];
+ *   migrate: [{tenant, from, to, total, done, resumed, resumed_from,
+ *     target_before, source_count, target_count}];
+ *   reembed: [{tenant, store, from, to, total, done, resumed, resumed_from,
+ *     nothing_to_do, target_count}] (from/to: "embedder/model/dim").
+ * migrate and reembed emit `progress` events {job, stage, done, total}
+ * and stop at their next checkpoint when mc_engine_cancel() is called
+ * (error code "cancelled"; the same job resumes).
  * 0, or -1 with a message when the job is invalid (bad id, missing text,
  * invalid UTF-8). */
 int mc_engine_submit_memory(struct mc_engine *eng, const struct mc_memory_job *job,

@@ -148,7 +148,8 @@ static const struct verb verbs[] = {
      "  --json                list: one JSON object per key\n"},
     {"memory", cmd_memory,
      CLI_OPT_JSON | CLI_OPT_IDS | CLI_OPT_META | CLI_OPT_K | CLI_OPT_METHOD | CLI_OPT_FILTER |
-         CLI_OPT_ID | CLI_OPT_LIMIT | CLI_OPT_REBUILD,
+         CLI_OPT_ID | CLI_OPT_LIMIT | CLI_OPT_REBUILD | CLI_OPT_FROM | CLI_OPT_TO | CLI_OPT_BATCH |
+         CLI_OPT_RESTART | CLI_OPT_FORCE,
      "memory ACTION [OPTIONS]", "add, search, forget, export and import a tenant's memories",
      "  memchat memory add [--tenant T] [--user U] [--agent A] [--meta KEY=VALUE]... [TEXT]\n"
      "  memchat memory search [--tenant T] [--user U] [--k N] [--method M] [--filter JSON]\n"
@@ -159,6 +160,9 @@ static const struct verb verbs[] = {
      "  memchat memory import [--tenant T] [FILE]\n"
      "  memchat memory history [--tenant T] [--limit N] [--json]\n"
      "  memchat memory index [--tenant T] [--rebuild] [--json]\n"
+     "  memchat memory migrate --from STORE --to STORE [--tenant T] [--batch N] [--restart]\n"
+     "                         [--json]\n"
+     "  memchat memory reembed [--tenant T] [--batch N] [--force] [--json]\n"
      "\n"
      "add stores TEXT (or standard input, at most MEMCHAT_MAX_INPUT_BYTES) and prints\n"
      "its id; a text nearly the same as a stored one refreshes it instead, a text\n"
@@ -179,6 +183,14 @@ static const struct verb verbs[] = {
      "graph kept in index/ of the data dir; it builds the graph when it is missing or\n"
      "unusable, replays the changes another process made since it was saved, and\n"
      "saves it (a progress bar on a terminal). import ends the same way.\n"
+     "migrate copies the tenant's memories, vectors and all, from one vector store to\n"
+     "another (local, pgvector, qdrant, pinecone, weaviate; each configured by its\n"
+     "variables); the source is left as it was. reembed rebuilds the tenant's\n"
+     "namespace with the configured embedder after EMBEDDINGS_PROVIDER, _MODEL or\n"
+     "_DIMENSION changed: it copies the memories into the data file, embeds them,\n"
+     "then replaces the namespace. Both show progress and save a checkpoint after\n"
+     "every page: after Ctrl-C, a server failure or a crash, the same command\n"
+     "resumes where it stopped.\n"
      "\n"
      "  --k N              memories to return (default MEMORY_RETRIEVAL_K)\n"
      "  --method M         similarity, mmr or hybrid\n"
@@ -186,6 +198,10 @@ static const struct verb verbs[] = {
      "  --id ID            forget: the memory with this id\n"
      "  --limit N          history: the N newest entries\n"
      "  --rebuild          index: build the graph from the rows, whatever exists\n"
+     "  --from, --to STORE migrate: the source and target vector stores\n"
+     "  --batch N          migrate, reembed: memories per page and checkpoint (256)\n"
+     "  --restart          migrate: drop an unfinished migrate to another store\n"
+     "  --force            reembed: even when the embedder is the namespace's own\n"
      "  --json             one JSON object per line\n"},
     {"rollout", cmd_rollout, CLI_OPT_JSON | CLI_OPT_COSTS, "rollout ACTION [ARGS]",
      "turn memory on or off per tenant, and watch the figures",
@@ -307,7 +323,8 @@ static const struct {
 } value_opts[] = {
     {"--meta", CLI_OPT_META},         {"--k", CLI_OPT_K},   {"--method", CLI_OPT_METHOD},
     {"--filter", CLI_OPT_FILTER},     {"--id", CLI_OPT_ID}, {"--limit", CLI_OPT_LIMIT},
-    {"--conversation", CLI_OPT_CONV},
+    {"--conversation", CLI_OPT_CONV}, {"--from", CLI_OPT_FROM}, {"--to", CLI_OPT_TO},
+    {"--batch", CLI_OPT_BATCH},
 };
 static const size_t n_value_opts = sizeof value_opts / sizeof value_opts[0];
 
@@ -334,6 +351,12 @@ static const char **cli_value_slot(struct cli_opts *o, unsigned bit)
         return &o->id;
     case CLI_OPT_LIMIT:
         return &o->limit;
+    case CLI_OPT_FROM:
+        return &o->from;
+    case CLI_OPT_TO:
+        return &o->to;
+    case CLI_OPT_BATCH:
+        return &o->batch;
     default:
         return &o->conversation;
     }
@@ -411,6 +434,12 @@ static int cli_parse(int argc, char **argv, struct cli_parse *p)
         } else if (strcmp(a, "--rebuild") == 0) {
             p->o.rebuild = true;
             p->seen |= CLI_OPT_REBUILD;
+        } else if (strcmp(a, "--restart") == 0) {
+            p->o.restart = true;
+            p->seen |= CLI_OPT_RESTART;
+        } else if (strcmp(a, "--force") == 0) {
+            p->o.force = true;
+            p->seen |= CLI_OPT_FORCE;
         } else if (strcmp(a, "--yes") == 0) {
             p->o.yes = true;
             p->seen |= CLI_OPT_YES;
@@ -501,6 +530,11 @@ static const char *const option_names[CLI_OPT__COUNT] = {
     "--continue/--conversation",
     "--compare",
     "--rebuild",
+    "--from",
+    "--to",
+    "--batch",
+    "--restart",
+    "--force",
 };
 
 int cli_refuse_opts(const char *what, unsigned allowed, unsigned seen)

@@ -43,7 +43,12 @@ enum cli_opt_bit {
     CLI_OPT_CONV = 1 << 17,    /* ask: --continue, --conversation ID */
     CLI_OPT_COMPARE = 1 << 18, /* ask: --compare */
     CLI_OPT_REBUILD = 1 << 19, /* memory index: --rebuild */
-    CLI_OPT__COUNT = 20,
+    CLI_OPT_FROM = 1 << 20,    /* memory migrate: --from STORE */
+    CLI_OPT_TO = 1 << 21,      /* memory migrate: --to STORE */
+    CLI_OPT_BATCH = 1 << 22,   /* memory migrate, reembed: --batch N */
+    CLI_OPT_RESTART = 1 << 23, /* memory migrate: --restart */
+    CLI_OPT_FORCE = 1 << 24,   /* memory reembed: --force */
+    CLI_OPT__COUNT = 25,
 };
 #define CLI_OPT_IDS (CLI_OPT_TENANT | CLI_OPT_USER | CLI_OPT_AGENT)
 
@@ -67,6 +72,10 @@ struct cli_opts {
     const char *limit;        /* memory history, conversations: --limit */
     bool yes;                 /* purge: --yes */
     bool rebuild;             /* memory index: --rebuild */
+    const char *from, *to;    /* memory migrate: --from, --to */
+    const char *batch;        /* memory migrate, reembed: --batch */
+    bool restart;             /* memory migrate: --restart */
+    bool force;               /* memory reembed: --force */
     bool continue_latest;     /* ask: --continue */
     const char *conversation; /* ask: --conversation ID */
     bool compare;             /* ask: --compare */

@@ -10,6 +10,9 @@
  *   memchat memory export  [--tenant T] [--user U] [--filter JSON]
  *   memchat memory import  [--tenant T] [FILE]
  *   memchat memory history [--tenant T] [--limit N] [--json]
+ *   memchat memory index   [--tenant T] [--rebuild] [--json]
+ *   memchat memory migrate --from STORE --to STORE [--tenant T] [--batch N] [--restart]
+ *   memchat memory reembed [--tenant T] [--batch N] [--force]
  *   memchat purge --tenant T [--user U] [--yes] [--json]
  *
  * Every action is an engine job (import: one per batch of lines), printed
@@ -43,6 +46,7 @@
 #include "memchat/error.h"
 #include "memory/filter.h"
 #include "memory/manager.h"
+#include "memory/move.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -116,7 +120,7 @@ int cli_memory_job(struct session *s, const struct mc_memory_job *job, cJSON **i
 int cli_job_wait(struct session *s, const char *id, bool print_json, cJSON **items)
 {
     *items = NULL;
-    bool bar = false;
+    bool bar = false, asked = false;
     for (;;) {
         struct mc_event *ev;
         while ((ev = mc_engine_next_event(s->eng)) != NULL) {
@@ -161,7 +165,12 @@ int cli_job_wait(struct session *s, const char *id, bool print_json, cJSON **ite
         }
         if (pfd[1].revents & POLLIN) {
             int sig = session_take_signal();
-            if (sig == SIGINT || sig == SIGTERM) {
+            if ((sig == SIGINT || sig == SIGTERM) && s->cancel_job && !asked) {
+                memcli_progress_clear(&bar);
+                session_error("stopping at the next checkpoint (Ctrl-C again to quit at once)");
+                mc_engine_cancel(s->eng);
+                asked = true;
+            } else if (sig == SIGINT || sig == SIGTERM) {
                 memcli_progress_clear(&bar);
                 /* A job is one transaction: it completes or changes nothing. */
                 session_error("cancelled (a job that had started completes first)");
@@ -1162,6 +1171,95 @@ static int memcli_index(const struct config *cfg, const struct cli_opts *o)
     return rc;
 }
 
+/* ---- migrate, reembed ---- */
+
+/* A long job on an engine of its own: Ctrl-C stops it at a checkpoint. */
+static int memcli_run_move(const struct config *cfg, struct mc_memory_job *job,
+                           const struct cli_opts *o, cJSON **items)
+{
+    *items = NULL;
+    if (o->n_args > 1) {
+        session_error("memory %s takes no arguments (got '%s')", o->args[0], o->args[1]);
+        return MC_EXIT_USAGE;
+    }
+    long batch = 0;
+    if (o->batch != NULL && cli_parse_count("--batch", o->batch, 1, MOVE_BATCH_MAX, &batch) != 0)
+        return MC_EXIT_USAGE;
+    job->tenant = config_str(cfg, CFG_MEMCHAT_TENANT);
+    job->batch = (int)batch;
+    struct session s;
+    int rc = session_start(&s, cfg, false, NULL);
+    if (rc != MC_EXIT_OK)
+        return rc;
+    s.cancel_job = true;
+    rc = cli_memory_job(&s, job, items);
+    session_stop(&s);
+    return rc;
+}
+
+/* " (resumed at N)" when the run continued a checkpoint. */
+static const char *memcli_resumed(const cJSON *it, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (mc_json_bool(it, "resumed", false) && mc_json_num(it, "resumed_from", 0) > 0)
+        snprintf(out, outlen, " (resumed after %.0f)", mc_json_num(it, "resumed_from", 0));
+    return out;
+}
+
+static int memcli_migrate(const struct config *cfg, const struct cli_opts *o)
+{
+    struct mc_memory_job job = {
+        .op = MC_MEM_MIGRATE, .from = o->from, .to = o->to, .restart = o->restart};
+    cJSON *items = NULL;
+    int rc = memcli_run_move(cfg, &job, o, &items);
+    const cJSON *it = cJSON_GetArrayItem(items, 0);
+    if (rc == MC_EXIT_OK && o->json) {
+        cli_print_items(items);
+    } else if (rc == MC_EXIT_OK) {
+        char res[64];
+        double src = mc_json_num(it, "source_count", 0), dst = mc_json_num(it, "target_count", 0);
+        printf("tenant %s: copied %.0f memories from the %s store to the %s store%s\n",
+               job.tenant, mc_json_num(it, "done", 0), o->from, o->to,
+               memcli_resumed(it, res, sizeof res));
+        if (mc_json_num(it, "target_before", 0) > 0)
+            printf("  the %s store already held %.0f of the tenant's memories: kept, and those "
+                   "with the same ids overwritten\n",
+                   o->to, mc_json_num(it, "target_before", 0));
+        printf("  now: %.0f in %s (unchanged), %.0f in %s; set VECTOR_DB_PROVIDER=%s to use "
+               "them\n",
+               src, o->from, dst, o->to, o->to);
+        if (dst < src)
+            session_error("warning: the %s store holds fewer memories than the %s store; were "
+                          "memories added while copying? run the same command again",
+                          o->to, o->from);
+    }
+    cJSON_Delete(items);
+    return rc;
+}
+
+static int memcli_reembed(const struct config *cfg, const struct cli_opts *o)
+{
+    struct mc_memory_job job = {.op = MC_MEM_REEMBED, .force = o->force};
+    cJSON *items = NULL;
+    int rc = memcli_run_move(cfg, &job, o, &items);
+    const cJSON *it = cJSON_GetArrayItem(items, 0);
+    if (rc == MC_EXIT_OK && o->json) {
+        cli_print_items(items);
+    } else if (rc == MC_EXIT_OK && mc_json_bool(it, "nothing_to_do", false)) {
+        printf("tenant %s: its %.0f memories are already embedded with %s; nothing to do "
+               "(--force embeds them again)\n",
+               job.tenant, mc_json_num(it, "target_count", 0), mc_json_str(it, "to", ""));
+    } else if (rc == MC_EXIT_OK) {
+        char res[64];
+        printf("tenant %s: re-embedded %.0f memories in the %s store, from %s to %s%s\n",
+               job.tenant, mc_json_num(it, "done", 0), mc_json_str(it, "store", ""),
+               mc_json_str(it, "from", ""), mc_json_str(it, "to", ""),
+               memcli_resumed(it, res, sizeof res));
+    }
+    cJSON_Delete(items);
+    return rc;
+}
+
 /* After an import: a namespace now above the threshold gets its graph
  * (and a file that lagged is brought up to date) while the user still
  * waits on the command, not on their next turn. A failure only warns:
@@ -1200,6 +1298,9 @@ static const struct {
     {"import", memcli_import, CLI_OPT_JSON | CLI_OPT_TENANT},
     {"history", memcli_history, CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_LIMIT},
     {"index", memcli_index, CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_REBUILD},
+    {"migrate", memcli_migrate,
+     CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_FROM | CLI_OPT_TO | CLI_OPT_BATCH | CLI_OPT_RESTART},
+    {"reembed", memcli_reembed, CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_BATCH | CLI_OPT_FORCE},
 };
 
 int cmd_memory(const struct config *cfg, const struct cli_opts *o)
@@ -1216,10 +1317,10 @@ int cmd_memory(const struct config *cfg, const struct cli_opts *o)
     }
     if (what == NULL)
         session_error("memory: which action? (add, search, forget, stats, export, import, "
-                      "history, index; see memchat memory --help)");
+                      "history, index, migrate, reembed; see memchat memory --help)");
     else
         session_error("memory: unknown action '%s' (accepted: add, search, forget, stats, "
-                      "export, import, history, index)",
+                      "export, import, history, index, migrate, reembed)",
                       what);
     return MC_EXIT_USAGE;
 }

@@ -25,6 +25,10 @@ struct session {
     bool sanitize; /* stdout is a terminal: strip escapes from model text */
     int last_exit; /* exit code of the most recent turn */
     int awaiting;  /* turns whose store stage has not reported yet */
+    /* Ctrl-C while waiting for a job asks it to stop at its next
+     * checkpoint and waits for its answer (migrate, reembed); a second
+     * Ctrl-C, or any Ctrl-C when unset, stops waiting at once. */
+    bool cancel_job;
 };
 
 /* Installs the signal self-pipe and starts the engine, giving it pass (the

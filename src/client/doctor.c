@@ -346,8 +346,9 @@ static void doctor_store(const struct doctor_env *env, cJSON *items, int *worst)
         snprintf(it.detail, sizeof it.detail, "%s", err);
         snprintf(it.fix, sizeof it.fix,
                  "set EMBEDDINGS_PROVIDER, EMBEDDINGS_MODEL and EMBEDDINGS_DIMENSION back to the "
-                 "namespace's, or move tenant %s's memories: memory export, purge, then import",
-                 env->tenant);
+                 "namespace's, or re-embed tenant %s's memories with the configured embedder: "
+                 "memchat memory reembed --tenant %s",
+                 env->tenant, env->tenant);
     } else {
         snprintf(d, dl, "%stenant %s: %zu memories (%s %s, %d dimensions)", sep, env->tenant,
                  ns.count, ns.embedder, ns.model, ns.dim);

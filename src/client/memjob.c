@@ -18,6 +18,8 @@
 #include "memory/embed.h"
 #include "memory/filter.h"
 #include "memory/manager.h"
+#include "memory/move.h"
+#include "memory/store.h"
 #include "store/convstore.h"
 #include "store/db.h"
 #include "store/memhist.h"
@@ -43,6 +45,8 @@ static enum mc_error memjob_status_error(const struct memjob_env *env, enum memo
         return MC_ERR_CONFIG;
     case MEMORY_ERR_NOT_FOUND:
         return MC_ERR_USAGE;
+    case MEMORY_ERR_CANCELLED:
+        return MC_ERR_CANCELLED;
     case MEMORY_ERR_EMBED:
     case MEMORY_ERR_STORE:
         break;
@@ -203,13 +207,22 @@ static enum mc_error memjob_stats(const struct memjob_env *env, const struct mc_
     return MC_ERR_NONE;
 }
 
+/* A graph's build progress as the "index" stage. */
+static void memjob_index_progress(void *ud, size_t done, size_t total)
+{
+    const struct memjob_env *env = *(const struct memjob_env **)ud;
+    if (env->progress != NULL)
+        env->progress(env->progress_ud, "index", done, total);
+}
+
 /* memchat memory index: one item describing the index after the job. */
 static enum mc_error memjob_index(const struct memjob_env *env, const struct mc_memory_job *job,
                                   cJSON *items, char *err, size_t errlen)
 {
     struct store_index_info info;
-    enum memory_status st = memory_index(env->memory, job->tenant, job->rebuild, env->progress,
-                                         env->progress_ud, &info, err, errlen);
+    const struct memjob_env *ud = env;
+    enum memory_status st = memory_index(env->memory, job->tenant, job->rebuild,
+                                         memjob_index_progress, &ud, &info, err, errlen);
     if (st != MEMORY_OK)
         return memjob_status_error(env, st);
     cJSON *it = memjob_item(items);
@@ -395,8 +408,10 @@ static enum mc_error memjob_purge(const struct memjob_env *env, const struct mc_
         memory_purge(env->memory, job->tenant, job->user, &memories, err, errlen);
     if (st != MEMORY_OK)
         return memjob_status_error(env, st);
+    size_t copied = 0; /* a reembed's copy: the same memories, not counted again */
     if (convstore_purge(env->db, job->tenant, job->user, &convs, err, errlen) != 0 ||
-        pending_purge(env->db, job->tenant, job->user, &pending, err, errlen) != 0)
+        pending_purge(env->db, job->tenant, job->user, &pending, err, errlen) != 0 ||
+        (job->user == NULL && move_purge(env->db, job->tenant, &copied, err, errlen) != 0))
         return MC_ERR_IO;
     if (env->trace_dir != NULL &&
         tracelog_purge(env->trace_dir, job->tenant, job->user, &traces, err, errlen) != 0)
@@ -414,6 +429,99 @@ static enum mc_error memjob_purge(const struct memjob_env *env, const struct mc_
     memjob_num(it, "pending", (double)pending);
     memjob_num(it, "traces", (double)traces);
     memjob_num(it, "cache", (double)cached);
+    return MC_ERR_NONE;
+}
+
+/* The error of a failed move: its side's server failing is a network
+ * error, as for the manager's operations. */
+static enum mc_error memjob_move_error(enum memory_status st, const struct move_report *r)
+{
+    if (st == MEMORY_ERR_STORE || st == MEMORY_ERR_EMBED)
+        return r->remote ? MC_ERR_MEMORY_BACKEND : MC_ERR_IO;
+    return memjob_status_error(NULL, st); /* needs env only for the two above */
+}
+
+/* The move options of a job. */
+static void memjob_move_opts(const struct memjob_env *env, const struct mc_memory_job *job,
+                             struct move_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->batch = job->batch > 0 ? (size_t)job->batch : 0;
+    o->restart = job->restart;
+    o->force = job->force;
+    o->cancel = env->cancel;
+    o->progress = env->progress;
+    o->ud = env->progress_ud;
+}
+
+/* What migrate and reembed both report. */
+static cJSON *memjob_move_item(cJSON *items, const char *tenant, const struct move_report *r)
+{
+    cJSON *it = memjob_item(items);
+    memjob_str(it, "tenant", tenant);
+    memjob_str(it, "from", r->source);
+    memjob_str(it, "to", r->target);
+    memjob_num(it, "total", (double)r->total);
+    memjob_num(it, "done", (double)r->done);
+    memjob_check(cJSON_AddBoolToObject(it, "resumed", r->resumed));
+    memjob_num(it, "resumed_from", (double)r->resumed_from);
+    memjob_num(it, "target_count", (double)r->target_count);
+    return it;
+}
+
+/* The store called name: the manager's when it is that one, else a new
+ * one in *own (the caller frees it). */
+static struct vstore *memjob_store(const struct memjob_env *env, const char *name,
+                                   struct vstore **own, char *err, size_t errlen)
+{
+    *own = NULL;
+    struct vstore *cur = env->memory != NULL ? memory_store(env->memory) : NULL;
+    if (cur != NULL && strcmp(cur->name, name) == 0)
+        return cur;
+    *own = store_new_named(env->cfg, name, env->db, env->store_cache, err, errlen);
+    return *own;
+}
+
+/* memchat memory migrate: one item. */
+static enum mc_error memjob_migrate(const struct memjob_env *env, const struct mc_memory_job *job,
+                                    cJSON *items, char *err, size_t errlen)
+{
+    struct vstore *own_from = NULL, *own_to = NULL;
+    struct vstore *from = memjob_store(env, job->from, &own_from, err, errlen);
+    struct vstore *to = from != NULL ? memjob_store(env, job->to, &own_to, err, errlen) : NULL;
+    enum mc_error rc = MC_ERR_CONFIG; /* a store's malformed setting */
+    if (to != NULL) {
+        struct move_opts o;
+        struct move_report r;
+        memjob_move_opts(env, job, &o);
+        enum memory_status st = move_migrate(env->db, from, to, job->tenant, &o, &r, err, errlen);
+        rc = memjob_move_error(st, &r);
+        if (st == MEMORY_OK) {
+            cJSON *it = memjob_move_item(items, job->tenant, &r);
+            memjob_num(it, "target_before", (double)r.target_before);
+            memjob_num(it, "source_count", (double)r.source_count);
+        }
+    }
+    store_free(own_to);
+    store_free(own_from);
+    return rc;
+}
+
+/* memchat memory reembed: one item. */
+static enum mc_error memjob_reembed(const struct memjob_env *env, const struct mc_memory_job *job,
+                                    cJSON *items, char *err, size_t errlen)
+{
+    struct move_opts o;
+    struct move_report r;
+    memjob_move_opts(env, job, &o);
+    struct vstore *s = memory_store(env->memory);
+    enum memory_status st = move_reembed(env->db, s, memory_embedder(env->memory), job->tenant,
+                                         &o, &r, err, errlen);
+    if (st != MEMORY_OK)
+        return memjob_move_error(st, &r);
+    cJSON *it = memjob_move_item(items, job->tenant, &r);
+    memjob_str(it, "store", s->name);
+    memjob_check(cJSON_AddBoolToObject(it, "nothing_to_do", r.nothing_to_do));
     return MC_ERR_NONE;
 }
 
@@ -438,6 +546,8 @@ static const struct {
     [MC_CONV_REMOVE] = {memjob_conv_remove, "conversation_removed", false},
     [MC_PURGE] = {memjob_purge, "purge", true},
     [MC_MEM_INDEX] = {memjob_index, "index", true},
+    [MC_MEM_MIGRATE] = {memjob_migrate, "migrate", false},
+    [MC_MEM_REEMBED] = {memjob_reembed, "reembed", true},
 };
 
 enum mc_error memjob_run(const struct memjob_env *env, const struct mc_memory_job *job,

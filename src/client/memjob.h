@@ -8,6 +8,7 @@
 #ifndef MEMCHAT_CLIENT_MEMJOB_H
 #define MEMCHAT_CLIENT_MEMJOB_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "memchat/engine.h"
@@ -18,6 +19,7 @@ struct cache;
 struct config;
 struct db;
 struct memory_manager;
+struct store_cache;
 
 /* What a memory job may use; borrowed. */
 struct memjob_env {
@@ -26,8 +28,11 @@ struct memjob_env {
     struct db *db;
     const char *trace_dir; /* purge: traces/ of the data dir; NULL: no traces kept */
     struct cache *cache;   /* purge: the process's response cache; NULL: none */
-    /* index: called while a graph is built (NULL: not reported). */
-    void (*progress)(void *ud, size_t done, size_t total);
+    struct store_cache *store_cache; /* migrate: the process's index cache (NULL: private) */
+    const atomic_bool *cancel;       /* migrate, reembed: stop at the next checkpoint */
+    /* index, migrate, reembed: called as work advances, with the stage
+     * ("index", "copying", ...) (NULL: not reported). */
+    void (*progress)(void *ud, const char *stage, size_t done, size_t total);
     void *progress_ud;
 };
 

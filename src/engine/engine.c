@@ -58,6 +58,7 @@
 #include "llm/tokens.h"
 #include "llm/provider.h"
 #include "memory/manager.h"
+#include "memory/move.h"
 #include "memory/store.h"
 #include "net/opik.h"
 #include "rollout/rollout.h"
@@ -110,7 +111,7 @@ struct engine_job {
     struct mc_rollout_change rollout; /* ENGINE_JOB_ROLLOUT; its tenant is the job's */
     /* ENGINE_JOB_MEMORY: the job, its strings owned by the fields below */
     struct mc_memory_job mem;
-    char *m_metadata, *m_filter, *m_id, *m_method;
+    char *m_metadata, *m_filter, *m_id, *m_method, *m_from, *m_to;
     char **m_lines;
 };
 
@@ -323,6 +324,8 @@ static void engine_job_free(void *p)
     xfree(job->m_filter);
     xfree(job->m_id);
     xfree(job->m_method);
+    xfree(job->m_from);
+    xfree(job->m_to);
     for (size_t i = 0; job->m_lines != NULL && i < job->mem.n_lines; i++)
         xfree(job->m_lines[i]);
     xfree(job->m_lines);
@@ -845,10 +848,15 @@ struct engine_progress {
     size_t shown; /* the last percent emitted, plus one; 0: none yet */
 };
 
-static void engine_progress(void *ud, size_t done, size_t total)
+/* One event per percent of each stage, so a million memories make at
+ * most a hundred events a stage. */
+static void engine_progress(void *ud, const char *stage, size_t done, size_t total)
 {
     struct engine_progress *p = ud;
     size_t pct = total > 0 ? (done >= total ? 100 : done * 100 / total) : 100;
+    if (p->stage == NULL || strcmp(p->stage, stage) != 0)
+        p->shown = 0;
+    p->stage = stage;
     if (pct + 1 == p->shown)
         return;
     p->shown = pct + 1;
@@ -860,13 +868,21 @@ static void engine_progress(void *ud, size_t done, size_t total)
 static void engine_run_memory(struct mc_engine *eng, const struct engine_job *job)
 {
     struct emit em = {.turn = NULL, .seq = NULL, .sink = engine_sink, .sink_ud = eng};
-    struct engine_progress prog = {.em = &em, .job = job->turn, .stage = "index"};
+    struct engine_progress prog = {.em = &em, .job = job->turn};
+    /* The turn's cancel flag serves long jobs too (migrate, reembed stop
+     * at their next checkpoint); the others never look at it. */
+    pthread_mutex_lock(&eng->lock);
+    eng->running_serial = job->serial;
+    atomic_store(&eng->turn_cancel, job->serial <= eng->cancel_upto);
+    pthread_mutex_unlock(&eng->lock);
     struct memjob_env env = {
         .progress = engine_progress,
         .progress_ud = &prog,
         .cfg = eng->cfg,
         .memory = eng->mem_turn,
         .db = eng->db_turn,
+        .store_cache = eng->mem_cache,
+        .cancel = &eng->turn_cancel,
         .trace_dir = eng->trace_dir,
         .cache = eng->cache,
     };
@@ -874,6 +890,9 @@ static void engine_run_memory(struct mc_engine *eng, const struct engine_job *jo
     cJSON *items = NULL;
     char err[1024] = "";
     enum mc_error rc = memjob_run(&env, &job->mem, &kind, &items, err, sizeof err);
+    pthread_mutex_lock(&eng->lock);
+    eng->running_serial = 0;
+    pthread_mutex_unlock(&eng->lock);
     if (rc != MC_ERR_NONE)
         emit_job_error(&em, job->turn, rc, err);
     else
@@ -1458,10 +1477,33 @@ int mc_engine_submit_turn(struct mc_engine *eng, const struct mc_turn_request *r
 }
 
 /* Validates a memory job's ids and texts. */
+/* A migrate names two different known stores. */
+static bool engine_migrate_valid(const struct mc_memory_job *j, char *err, size_t errlen)
+{
+    const char *const names[2] = {j->from, j->to}, *const opts[2] = {"--from", "--to"};
+    for (int i = 0; i < 2; i++) {
+        if (names[i] == NULL) {
+            snprintf(err, errlen, "memory migrate needs %s STORE (%s)", opts[i], STORE_NAMES);
+            return false;
+        }
+        if (!store_known(names[i])) {
+            char ex[80];
+            snprintf(err, errlen, "memory migrate: %s '%s' is not a vector store (accepted: %s)",
+                     opts[i], engine_excerpt(names[i], ex, sizeof ex), STORE_NAMES);
+            return false;
+        }
+    }
+    if (strcmp(j->from, j->to) == 0) {
+        snprintf(err, errlen, "memory migrate: --from and --to both name the %s store", j->from);
+        return false;
+    }
+    return true;
+}
+
 static bool engine_memory_job_valid(const struct mc_engine *eng, const struct mc_memory_job *j,
                                     char *err, size_t errlen)
 {
-    if ((size_t)j->op > (size_t)MC_MEM_INDEX) {
+    if ((size_t)j->op > (size_t)MC_MEM_REEMBED) {
         snprintf(err, errlen, "unknown memory job %d", (int)j->op);
         return false;
     }
@@ -1488,6 +1530,12 @@ static bool engine_memory_job_valid(const struct mc_engine *eng, const struct mc
     }
     if (j->text != NULL && !engine_text_valid(eng, "the text", j->text, err, errlen))
         return false;
+    if (j->op == MC_MEM_MIGRATE && !engine_migrate_valid(j, err, errlen))
+        return false;
+    if (j->batch < 0 || j->batch > MOVE_BATCH_MAX) {
+        snprintf(err, errlen, "--batch must be from 1 to %d memories", MOVE_BATCH_MAX);
+        return false;
+    }
     for (size_t i = 0; i < j->n_lines; i++) {
         char what[64];
         snprintf(what, sizeof what, "line %zu", j->first_line + i);
@@ -1519,6 +1567,8 @@ int mc_engine_submit_memory(struct mc_engine *eng, const struct mc_memory_job *r
     job->m_filter = engine_dup_or_null(req->filter);
     job->m_id = engine_dup_or_null(req->id);
     job->m_method = engine_dup_or_null(req->method);
+    job->m_from = engine_dup_or_null(req->from);
+    job->m_to = engine_dup_or_null(req->to);
     job->m_lines = req->n_lines ? xcalloc(req->n_lines, sizeof *job->m_lines) : NULL;
     for (size_t i = 0; i < req->n_lines; i++)
         job->m_lines[i] = xstrdup(req->lines[i]);
@@ -1530,6 +1580,8 @@ int mc_engine_submit_memory(struct mc_engine *eng, const struct mc_memory_job *r
     job->mem.filter = job->m_filter;
     job->mem.id = job->m_id;
     job->mem.method = job->m_method;
+    job->mem.from = job->m_from;
+    job->mem.to = job->m_to;
     job->mem.lines = (const char *const *)job->m_lines;
     memcpy(job_id, job->turn, MC_UUID_STRLEN + 1);
     if (engine_enqueue(eng, job) != 0) {

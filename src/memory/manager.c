@@ -301,6 +301,8 @@ const char *memory_status_reason(enum memory_status st)
         return "embedder_down";
     case MEMORY_ERR_STORE:
         return "store_down";
+    case MEMORY_ERR_CANCELLED:
+        return "cancelled";
     }
     return "store_down";
 }
@@ -454,8 +456,8 @@ static enum memory_status mm_ns(struct memory_manager *m, const char *tenant, st
         snprintf(fix + l, sizeof fix - l, "%sEMBEDDINGS_DIMENSION=%d", l ? " " : "", ns->dim);
     msg_set(err, errlen,
             "tenant %s: memories were stored with embedder %s (%s, %d dimensions) but %s; set "
-            "%s again (re-embedding comes with `memchat memory reembed` in a later version)",
-            tenant, ns->embedder, ns->model, ns->dim, now, fix);
+            "%s again, or re-embed them with the new one: memchat memory reembed --tenant %s",
+            tenant, ns->embedder, ns->model, ns->dim, now, fix, tenant);
     return MEMORY_ERR_MISMATCH;
 }
 
@@ -520,11 +522,11 @@ static int mm_df_step(sqlite3_stmt *st, const char *tenant, uint32_t term, int64
 
 /* Writes the summed changes of acc for tenant (inside the caller's
  * transaction) and empties acc. */
-static int mm_df_apply(struct memory_manager *m, const char *tenant, struct mm_df *acc, char *err,
+static int mm_df_apply(struct db *db, const char *tenant, struct mm_df *acc, char *err,
                        size_t errlen)
 {
     int result = 0;
-    sqlite3 *h = db_handle(m->db);
+    sqlite3 *h = db_handle(db);
     sqlite3_stmt *inc = NULL, *drop = NULL, *dec = NULL;
     if (acc->n == 0)
         goto out;
@@ -550,7 +552,7 @@ static int mm_df_apply(struct memory_manager *m, const char *tenant, struct mm_d
     goto out;
 fail:
     msg_set(err, errlen, "tenant %s: updating document frequencies in %s: %s", tenant,
-            db_path(m->db), sqlite3_errmsg(h));
+            db_path(db), sqlite3_errmsg(h));
     result = -1;
 out:
     sqlite3_finalize(inc);
@@ -562,9 +564,9 @@ out:
 }
 
 /* Removes every frequency of tenant. */
-static int mm_df_purge(struct memory_manager *m, const char *tenant, char *err, size_t errlen)
+static int mm_df_purge(struct db *db, const char *tenant, char *err, size_t errlen)
 {
-    sqlite3 *h = db_handle(m->db);
+    sqlite3 *h = db_handle(db);
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(h, mm_df_purge_sql, -1, &st, NULL);
     rc = rc ? rc : sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
@@ -573,10 +575,24 @@ static int mm_df_purge(struct memory_manager *m, const char *tenant, char *err, 
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         msg_set(err, errlen, "tenant %s: removing document frequencies in %s: %s", tenant,
-                db_path(m->db), sqlite3_errmsg(h));
+                db_path(db), sqlite3_errmsg(h));
         return -1;
     }
     return 0;
+}
+
+int memory_df_reset(struct db *db, const char *tenant, char *err, size_t errlen)
+{
+    return mm_df_purge(db, tenant, err, errlen);
+}
+
+int memory_df_count(struct db *db, const struct embedder *e, const char *tenant,
+                    const char *const *texts, size_t n, char *err, size_t errlen)
+{
+    struct mm_df acc = {0};
+    for (size_t i = 0; i < n; i++)
+        mm_df_text(e, &acc, texts[i], +1);
+    return mm_df_apply(db, tenant, &acc, err, errlen);
 }
 
 /* df[i] for the n terms of tenant (0 when absent). */
@@ -1236,7 +1252,7 @@ static enum memory_status mm_batch_write(struct mm_batch *b, char *err, size_t e
     }
     if (m->s->ops->ns_create(m->s, b->tenant, &ns, err, errlen) != 0 ||
         (p->n > 0 && m->s->ops->upsert(m->s, b->tenant, recs, p->n, err, errlen) != 0) ||
-        mm_df_apply(m, b->tenant, &acc, err, errlen) != 0)
+        mm_df_apply(m->db, b->tenant, &acc, err, errlen) != 0)
         st = MEMORY_ERR_STORE;
     for (size_t i = 0; st == MEMORY_OK && i < p->nh; i++) {
         const struct memory_add *a = b->items[p->h[i].item].a;
@@ -1871,7 +1887,7 @@ enum memory_status memory_delete(struct memory_manager *m, const char *tenant, c
     } else {
         st = mm_delete_matching(m, tenant, filter, user, agent, &acc, &count, err, errlen);
     }
-    if (st == MEMORY_OK && mm_df_apply(m, tenant, &acc, err, errlen) != 0)
+    if (st == MEMORY_OK && mm_df_apply(m->db, tenant, &acc, err, errlen) != 0)
         st = MEMORY_ERR_STORE;
     if (st == MEMORY_OK && db_commit(m->db, err, errlen) != 0)
         st = MEMORY_ERR_STORE;
@@ -1931,13 +1947,13 @@ enum memory_status memory_purge(struct memory_manager *m, const char *tenant, co
         }
         if (st == MEMORY_OK &&
             (m->s->ops->delete_filter(m->s, tenant, uf, &count, err, errlen) != 0 ||
-             mm_df_apply(m, tenant, &acc, err, errlen) != 0))
+             mm_df_apply(m->db, tenant, &acc, err, errlen) != 0))
             st = MEMORY_ERR_STORE;
     } else if (exists) {
         if (m->s->ops->delete_filter(m->s, tenant, NULL, &count, err, errlen) != 0)
             st = MEMORY_ERR_STORE;
     }
-    if (st == MEMORY_OK && user == NULL && mm_df_purge(m, tenant, err, errlen) != 0)
+    if (st == MEMORY_OK && user == NULL && mm_df_purge(m->db, tenant, err, errlen) != 0)
         st = MEMORY_ERR_STORE;
     if (st == MEMORY_OK && memhist_purge(m->db, tenant, user, &removed, err, errlen) != 0)
         st = MEMORY_ERR_STORE;

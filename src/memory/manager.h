@@ -52,6 +52,7 @@ enum memory_status {
     MEMORY_ERR_NOT_FOUND, /* no memory with that id */
     MEMORY_ERR_EMBED,     /* the embedder failed: reason embedder_down */
     MEMORY_ERR_STORE,     /* the store failed: reason store_down */
+    MEMORY_ERR_CANCELLED, /* a long job (migrate, reembed) stopped at a checkpoint */
 };
 
 enum memory_method { MEMORY_SIMILARITY, MEMORY_MMR, MEMORY_HYBRID };
@@ -211,6 +212,14 @@ enum memory_status memory_stats(struct memory_manager *m, const char *tenant, st
 enum memory_status memory_index(struct memory_manager *m, const char *tenant, bool rebuild,
                                 store_progress_fn progress, void *ud, struct store_index_info *out,
                                 char *err, size_t errlen);
+
+/* Removes tenant's document frequencies, inside the caller's transaction
+ * on db (reembed, before counting the texts again). 0, or -1 with err. */
+int memory_df_reset(struct db *db, const char *tenant, char *err, size_t errlen);
+/* Adds the n texts' terms under embedder e to tenant's document
+ * frequencies, inside the caller's transaction. 0, or -1 with err. */
+int memory_df_count(struct db *db, const struct embedder *e, const char *tenant,
+                    const char *const *texts, size_t n, char *err, size_t errlen);
 
 /* A memory as the JSON object of search output and export: id, text,
  * user_id, agent, kind, created_at, metadata (an object), plus score and

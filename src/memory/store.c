@@ -17,6 +17,7 @@
 #include "config/vars.h"
 #include "memory/vindex.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 /* Every graph draws its levels from the same seed, so the same rows give
  * the same graph in every process (and in tests). */
@@ -32,30 +33,50 @@ void store_vindex_opts(const struct config *cfg, struct vindex_opts *o)
     o->ef_search = (size_t)config_int(cfg, CFG_MEMORY_HNSW_EF_SEARCH);
 }
 
-struct vstore *store_new(const struct config *cfg, struct db *db, struct store_cache *cache,
-                         char *err, size_t errlen)
+/* The remote stores' constructors, by name. */
+static const struct {
+    const char *name;
+    struct vstore *(*make)(const struct config *cfg, char *err, size_t errlen);
+} store_remotes[] = {
+    {"pgvector", store_pgvector_new},
+    {"qdrant", store_qdrant_new},
+    {"pinecone", store_pinecone_new},
+    {"weaviate", store_weaviate_new},
+};
+
+bool store_known(const char *name)
 {
-    const char *provider = config_str(cfg, CFG_VECTOR_DB_PROVIDER);
-    if (provider == NULL || *provider == '\0' || strcmp(provider, "local") == 0) {
+    if (name == NULL)
+        return false;
+    if (strcmp(name, "local") == 0)
+        return true;
+    for (size_t i = 0; i < sizeof store_remotes / sizeof store_remotes[0]; i++)
+        if (strcmp(name, store_remotes[i].name) == 0)
+            return true;
+    return false;
+}
+
+struct vstore *store_new_named(const struct config *cfg, const char *name, struct db *db,
+                               struct store_cache *cache, char *err, size_t errlen)
+{
+    if (name == NULL || *name == '\0' || strcmp(name, "local") == 0) {
         struct vindex_opts o;
         store_vindex_opts(cfg, &o);
         return store_local_new(db, cache, &o);
     }
-    if (strcmp(provider, "pgvector") == 0)
-        return store_pgvector_new(cfg, err, errlen);
-    if (strcmp(provider, "qdrant") == 0)
-        return store_qdrant_new(cfg, err, errlen);
-    if (strcmp(provider, "pinecone") == 0)
-        return store_pinecone_new(cfg, err, errlen);
-    if (strcmp(provider, "weaviate") == 0)
-        return store_weaviate_new(cfg, err, errlen);
+    for (size_t i = 0; i < sizeof store_remotes / sizeof store_remotes[0]; i++)
+        if (strcmp(name, store_remotes[i].name) == 0)
+            return store_remotes[i].make(cfg, err, errlen);
     /* The configuration's enum accepts only the stores above. */
-    if (err != NULL && errlen > 0)
-        snprintf(err, errlen,
-                 "VECTOR_DB_PROVIDER=%s: no such vector store (accepted: local, pgvector, qdrant, "
-                 "pinecone, weaviate)",
-                 provider);
+    msg_set(err, errlen, "VECTOR_DB_PROVIDER=%s: no such vector store (accepted: %s)", name,
+            STORE_NAMES);
     return NULL;
+}
+
+struct vstore *store_new(const struct config *cfg, struct db *db, struct store_cache *cache,
+                         char *err, size_t errlen)
+{
+    return store_new_named(cfg, config_str(cfg, CFG_VECTOR_DB_PROVIDER), db, cache, err, errlen);
 }
 
 void store_free(struct vstore *s)

@@ -210,6 +210,14 @@ struct vstore *store_pgvector_new(const struct config *cfg, char *err, size_t er
 struct vstore *store_qdrant_new(const struct config *cfg, char *err, size_t errlen);
 struct vstore *store_pinecone_new(const struct config *cfg, char *err, size_t errlen);
 struct vstore *store_weaviate_new(const struct config *cfg, char *err, size_t errlen);
+/* The store called name (a VECTOR_DB_PROVIDER value), configured from cfg
+ * otherwise (`memory migrate` opens a store besides the configured one). */
+struct vstore *store_new_named(const struct config *cfg, const char *name, struct db *db,
+                               struct store_cache *cache, char *err, size_t errlen);
+/* The stores VECTOR_DB_PROVIDER accepts, for messages. */
+#define STORE_NAMES "local, pgvector, qdrant, pinecone, weaviate"
+/* True when name is one of STORE_NAMES. */
+bool store_known(const char *name);
 /* Frees s; NULL is a no-op. */
 void store_free(struct vstore *s);
 

@@ -1041,7 +1041,7 @@ static int local_ns_create(struct vstore *s, const char *tenant, const struct st
         local_fail(L, tenant, err, errlen,
                    "the namespace holds vectors of embedder %s, model \"%s\", dimension %d; "
                    "the configuration asks for embedder %s, model \"%s\", dimension %d "
-                   "(restore the setting: re-embedding comes with the remote backends)",
+                   "(restore the setting, or run memchat memory reembed)",
                    have.embedder, have.model, have.dim, ns->embedder, ns->model, ns->dim);
         ok = false;
     } else if (rc == 1) {

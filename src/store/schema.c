@@ -268,6 +268,47 @@ const struct db_migration db_migrations[] = {
         "ALTER TABLE turn_metrics ADD COLUMN conversation TEXT;"
         "ALTER TABLE turn_metrics ADD COLUMN step INTEGER;",
     },
+    {
+        6,
+        "memory moves",
+        /* The checkpoint of an unfinished `memchat memory migrate` or
+         * `reembed` (memory/move.h), one per tenant and kind, so a run
+         * that stopped (Ctrl-C, a server down, a crash) resumes where it
+         * was. source and target name the stores (migrate) or the store
+         * and the new embedder "name/model/dim" (reembed); cursor is the
+         * last memory id done in the phase; done and total count
+         * memories. Times are Unix ms. */
+        "CREATE TABLE memory_moves ("
+        " tenant TEXT NOT NULL,"
+        " kind TEXT NOT NULL CHECK (kind IN ('migrate', 'reembed')),"
+        " source TEXT NOT NULL,"
+        " target TEXT NOT NULL,"
+        " phase TEXT NOT NULL,"
+        " cursor TEXT NOT NULL DEFAULT '',"
+        " done INTEGER NOT NULL DEFAULT 0,"
+        " total INTEGER NOT NULL DEFAULT 0,"
+        " started_ms INTEGER NOT NULL,"
+        " updated_ms INTEGER NOT NULL,"
+        " PRIMARY KEY (tenant, kind)"
+        ") WITHOUT ROWID;"
+        /* A reembed's copy of the tenant's memories, taken before the old
+         * namespace is removed, with the new vector once embedded (NULL
+         * until then): what the namespace is rebuilt from, so no memory
+         * exists only in a store being rewritten. */
+        "CREATE TABLE memory_move_rows ("
+        " tenant TEXT NOT NULL,"
+        " id TEXT NOT NULL,"
+        " user_id TEXT NOT NULL,"
+        " agent TEXT NOT NULL,"
+        " kind TEXT NOT NULL,"
+        " created_at INTEGER NOT NULL,"
+        " updated_at INTEGER NOT NULL,"
+        " text TEXT NOT NULL,"
+        " metadata TEXT,"
+        " vector BLOB,"
+        " PRIMARY KEY (tenant, id)"
+        ") WITHOUT ROWID;",
+    },
 };
 
 const size_t db_migrations_count = sizeof db_migrations / sizeof db_migrations[0];

@@ -52,6 +52,7 @@ struct conn {
 struct fail_rule {
     int status;
     int count;
+    int after; /* requests that pass before the failures start */
     bool drop, hang;
     char retry_after[32];
     char message[256];
@@ -316,6 +317,9 @@ static void control(struct server *s, const struct fv_request *rq, struct fv_rep
     v = cJSON_GetObjectItemCaseSensitive(rq->json, "count");
     if (cJSON_IsNumber(v))
         f.count = v->valueint;
+    v = cJSON_GetObjectItemCaseSensitive(rq->json, "after");
+    if (cJSON_IsNumber(v))
+        f.after = v->valueint;
     f.drop = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rq->json, "drop"));
     f.hang = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rq->json, "hang"));
     v = cJSON_GetObjectItemCaseSensitive(rq->json, "retry_after");
@@ -339,6 +343,10 @@ static enum injected inject(struct server *s, struct conn *c, struct fv_reply *r
 {
     if (s->fail.count <= 0)
         return INJ_NONE;
+    if (s->fail.after > 0) {
+        s->fail.after--;
+        return INJ_NONE;
+    }
     s->fail.count--;
     if (s->fail.drop) {
         c->closing = true;

@@ -20,7 +20,8 @@
  *                       Retry-After header when retry_after is given;
  *                       {"drop":true,"count":C} closes the connection instead;
  *                       {"hang":true,"count":C} never answers (the client's
- *                       timeout must end it).
+ *                       timeout must end it); "after":A lets A requests
+ *                       pass first (a failure in the middle of a job).
  *   POST /__fake/reset  clears injected failures and calls service->reset.
  *
  * Options: --service NAME, --log FILE, --key KEY (the credential the
