@@ -321,8 +321,8 @@ static const struct {
     const char *opt;
     unsigned bit;
 } value_opts[] = {
-    {"--meta", CLI_OPT_META},         {"--k", CLI_OPT_K},   {"--method", CLI_OPT_METHOD},
-    {"--filter", CLI_OPT_FILTER},     {"--id", CLI_OPT_ID}, {"--limit", CLI_OPT_LIMIT},
+    {"--meta", CLI_OPT_META},         {"--k", CLI_OPT_K},       {"--method", CLI_OPT_METHOD},
+    {"--filter", CLI_OPT_FILTER},     {"--id", CLI_OPT_ID},     {"--limit", CLI_OPT_LIMIT},
     {"--conversation", CLI_OPT_CONV}, {"--from", CLI_OPT_FROM}, {"--to", CLI_OPT_TO},
     {"--batch", CLI_OPT_BATCH},
 };

@@ -1218,9 +1218,8 @@ static int memcli_migrate(const struct config *cfg, const struct cli_opts *o)
     } else if (rc == MC_EXIT_OK) {
         char res[64];
         double src = mc_json_num(it, "source_count", 0), dst = mc_json_num(it, "target_count", 0);
-        printf("tenant %s: copied %.0f memories from the %s store to the %s store%s\n",
-               job.tenant, mc_json_num(it, "done", 0), o->from, o->to,
-               memcli_resumed(it, res, sizeof res));
+        printf("tenant %s: copied %.0f memories from the %s store to the %s store%s\n", job.tenant,
+               mc_json_num(it, "done", 0), o->from, o->to, memcli_resumed(it, res, sizeof res));
         if (mc_json_num(it, "target_before", 0) > 0)
             printf("  the %s store already held %.0f of the tenant's memories: kept, and those "
                    "with the same ids overwritten\n",

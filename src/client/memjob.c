@@ -515,8 +515,8 @@ static enum mc_error memjob_reembed(const struct memjob_env *env, const struct m
     struct move_report r;
     memjob_move_opts(env, job, &o);
     struct vstore *s = memory_store(env->memory);
-    enum memory_status st = move_reembed(env->db, s, memory_embedder(env->memory), job->tenant,
-                                         &o, &r, err, errlen);
+    enum memory_status st =
+        move_reembed(env->db, s, memory_embedder(env->memory), job->tenant, &o, &r, err, errlen);
     if (st != MEMORY_OK)
         return memjob_move_error(st, &r);
     cJSON *it = memjob_move_item(items, job->tenant, &r);

@@ -26,8 +26,8 @@ struct memjob_env {
     const struct config *cfg;
     struct memory_manager *memory; /* NULL: the memory store could not start */
     struct db *db;
-    const char *trace_dir; /* purge: traces/ of the data dir; NULL: no traces kept */
-    struct cache *cache;   /* purge: the process's response cache; NULL: none */
+    const char *trace_dir;           /* purge: traces/ of the data dir; NULL: no traces kept */
+    struct cache *cache;             /* purge: the process's response cache; NULL: none */
     struct store_cache *store_cache; /* migrate: the process's index cache (NULL: private) */
     const atomic_bool *cancel;       /* migrate, reembed: stop at the next checkpoint */
     /* index, migrate, reembed: called as work advances, with the stage

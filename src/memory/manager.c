@@ -551,8 +551,8 @@ static int mm_df_apply(struct db *db, const char *tenant, struct mm_df *acc, cha
     }
     goto out;
 fail:
-    msg_set(err, errlen, "tenant %s: updating document frequencies in %s: %s", tenant,
-            db_path(db), sqlite3_errmsg(h));
+    msg_set(err, errlen, "tenant %s: updating document frequencies in %s: %s", tenant, db_path(db),
+            sqlite3_errmsg(h));
     result = -1;
 out:
     sqlite3_finalize(inc);

@@ -271,7 +271,8 @@ static enum memory_status mv_migrate_begin(struct mv *v, struct vstore *from, st
     int got = mv_state_get(v, err, errlen);
     if (got < 0)
         return MEMORY_ERR_STORE;
-    if (got == 0 && (strcmp(v->st.source, from->name) != 0 || strcmp(v->st.target, to->name) != 0)) {
+    if (got == 0 &&
+        (strcmp(v->st.source, from->name) != 0 || strcmp(v->st.target, to->name) != 0)) {
         if (!v->o->restart) {
             msg_set(err, errlen,
                     "memory migrate of tenant %s: an unfinished migrate from %s to %s exists "
@@ -522,8 +523,8 @@ static enum memory_status mv_reembed_read(struct mv *v, struct vstore *s, const 
     enum memory_status st;
     while ((st = mv_cancelled(v, err, errlen)) == MEMORY_OK) {
         struct mem_records page = {0};
-        if (s->ops->list(s, v->tenant, NULL, v->st.cursor[0] ? v->st.cursor : NULL, v->batch,
-                         false, &page, err, errlen) != 0)
+        if (s->ops->list(s, v->tenant, NULL, v->st.cursor[0] ? v->st.cursor : NULL, v->batch, false,
+                         &page, err, errlen) != 0)
             return mv_store_fail(v, s, err, errlen);
         for (size_t i = 0; i < page.n; i++) {
             size_t len = page.v[i].text != NULL ? strlen(page.v[i].text) : 0;
@@ -774,8 +775,8 @@ static enum memory_status mv_reembed_begin(struct mv *v, struct vstore *s, const
     if (got < 0)
         return mv_store_fail(v, s, err, errlen);
     if (got == 1) {
-        msg_set(err, errlen, "memory reembed: tenant %s has no memories in the %s store",
-                v->tenant, s->name);
+        msg_set(err, errlen, "memory reembed: tenant %s has no memories in the %s store", v->tenant,
+                s->name);
         return MEMORY_ERR_NOT_FOUND;
     }
     mv_ident(v->out->source, sizeof v->out->source, ns.embedder, ns.model, ns.dim);

@@ -52,14 +52,14 @@ struct move_opts {
 /* What a run did, also when it failed or was cancelled (then done says
  * how far the checkpoint is). */
 struct move_report {
-    size_t total;        /* memories to move (counted when the move started) */
-    size_t done;         /* of them, moved so far, by this run and earlier ones */
-    size_t resumed_from; /* done when this run started (0: a fresh start) */
-    bool resumed;        /* this run continued a checkpoint */
-    bool nothing_to_do;  /* reembed: the namespace already has the embedder's identity */
-    size_t source_count; /* migrate: memories in the source at the end */
-    size_t target_count; /* memories in the target namespace at the end */
-    size_t target_before; /* migrate: memories the target had before (a merge) */
+    size_t total;                /* memories to move (counted when the move started) */
+    size_t done;                 /* of them, moved so far, by this run and earlier ones */
+    size_t resumed_from;         /* done when this run started (0: a fresh start) */
+    bool resumed;                /* this run continued a checkpoint */
+    bool nothing_to_do;          /* reembed: the namespace already has the embedder's identity */
+    size_t source_count;         /* migrate: memories in the source at the end */
+    size_t target_count;         /* memories in the target namespace at the end */
+    size_t target_before;        /* migrate: memories the target had before (a merge) */
     char source[MOVE_IDENT_MAX]; /* migrate: the source store; reembed: the old identity */
     char target[MOVE_IDENT_MAX]; /* migrate: the target store; reembed: the new identity */
     bool remote;                 /* the failure came from a server (exit 3) */

@@ -22,6 +22,7 @@
 #include "memory/store.h"
 #include "store/db.h"
 #include "store/memhist.h"
+#include "store_wrap.h"
 #include "tu_config.h"
 #include "util/alloc.h"
 #include "util/utf8.h"
@@ -173,153 +174,6 @@ static struct embedder *fake_new(const struct fake_vec *table, size_t n)
     e->max_batch = 2;
     e->impl = fe;
     return e;
-}
-
-/* --- a store that fails on demand around the local one ------------------- */
-
-struct wrap {
-    struct vstore *real;
-    bool fail_all;    /* every operation fails */
-    bool fail_upsert; /* upsert writes, then reports a failure */
-};
-
-static struct vstore *wrap_real(struct vstore *s)
-{
-    return ((struct wrap *)s->impl)->real;
-}
-
-static int wrap_fail(struct vstore *s, char *err, size_t errlen)
-{
-    if (!((struct wrap *)s->impl)->fail_all)
-        return 0;
-    snprintf(err, errlen, "store wrap: connection refused");
-    return -1;
-}
-
-static int w_ns_get(struct vstore *s, const char *t, struct store_ns *o, char *err, size_t el)
-{
-    if (wrap_fail(s, err, el))
-        return -1;
-    return wrap_real(s)->ops->ns_get(wrap_real(s), t, o, err, el);
-}
-
-static int w_ns_create(struct vstore *s, const char *t, const struct store_ns *ns, char *err,
-                       size_t el)
-{
-    if (wrap_fail(s, err, el))
-        return -1;
-    return wrap_real(s)->ops->ns_create(wrap_real(s), t, ns, err, el);
-}
-
-static int w_upsert(struct vstore *s, const char *t, const struct mem_record *r, size_t n,
-                    char *err, size_t el)
-{
-    if (wrap_fail(s, err, el))
-        return -1;
-    int rc = wrap_real(s)->ops->upsert(wrap_real(s), t, r, n, err, el);
-    if (rc == 0 && ((struct wrap *)s->impl)->fail_upsert) {
-        snprintf(err, el, "store wrap: disk full after the write");
-        return -1;
-    }
-    return rc;
-}
-
-static int w_query(struct vstore *s, const char *t, const float *q, size_t k,
-                   const struct mem_filter *f, struct mem_records *o, char *err, size_t el)
-{
-    if (wrap_fail(s, err, el))
-        return -1;
-    return wrap_real(s)->ops->query(wrap_real(s), t, q, k, f, o, err, el);
-}
-
-static int w_keyword(struct vstore *s, const char *t, const char *text, size_t k,
-                     const struct mem_filter *f, struct mem_records *o, char *err, size_t el)
-{
-    if (wrap_fail(s, err, el))
-        return -1;
-    return wrap_real(s)->ops->keyword(wrap_real(s), t, text, k, f, o, err, el);
-}
-
-static int w_list(struct vstore *s, const char *t, const struct mem_filter *f, const char *after,
-                  size_t limit, bool wv, struct mem_records *o, char *err, size_t el)
-{
-    if (wrap_fail(s, err, el))
-        return -1;
-    return wrap_real(s)->ops->list(wrap_real(s), t, f, after, limit, wv, o, err, el);
-}
-
-static int w_delete_ids(struct vstore *s, const char *t, const char *const *ids, size_t n,
-                        size_t *d, char *err, size_t el)
-{
-    if (wrap_fail(s, err, el))
-        return -1;
-    return wrap_real(s)->ops->delete_ids(wrap_real(s), t, ids, n, d, err, el);
-}
-
-static int w_delete_filter(struct vstore *s, const char *t, const struct mem_filter *f, size_t *d,
-                           char *err, size_t el)
-{
-    if (wrap_fail(s, err, el))
-        return -1;
-    return wrap_real(s)->ops->delete_filter(wrap_real(s), t, f, d, err, el);
-}
-
-static int w_count(struct vstore *s, const char *t, const struct mem_filter *f, size_t *n,
-                   char *err, size_t el)
-{
-    if (wrap_fail(s, err, el))
-        return -1;
-    return wrap_real(s)->ops->count(wrap_real(s), t, f, n, err, el);
-}
-
-static int w_stats(struct vstore *s, const char *t, struct store_stats *o, char *err, size_t el)
-{
-    if (wrap_fail(s, err, el))
-        return -1;
-    return wrap_real(s)->ops->stats(wrap_real(s), t, o, err, el);
-}
-
-static int w_namespaces(struct vstore *s, char ***t, size_t *n, char *err, size_t el)
-{
-    if (wrap_fail(s, err, el))
-        return -1;
-    return wrap_real(s)->ops->namespaces(wrap_real(s), t, n, err, el);
-}
-
-static void w_free(struct vstore *s)
-{
-    store_free(wrap_real(s));
-    xfree(s->impl);
-    xfree(s);
-}
-
-static const struct vstore_ops wrap_ops = {
-    .ns_get = w_ns_get,
-    .ns_create = w_ns_create,
-    .upsert = w_upsert,
-    .query = w_query,
-    .keyword = w_keyword,
-    .list = w_list,
-    .delete_ids = w_delete_ids,
-    .delete_filter = w_delete_filter,
-    .count = w_count,
-    .stats = w_stats,
-    .namespaces = w_namespaces,
-    .free = w_free,
-};
-
-/* The local store on db behind a wrapper; *w lets the test flip failures. */
-static struct vstore *wrap_new(struct db *db, struct wrap **w)
-{
-    struct vstore *s = xcalloc(1, sizeof *s);
-    struct wrap *impl = xcalloc(1, sizeof *impl);
-    impl->real = store_local_new(db, NULL, NULL);
-    assert_non_null(impl->real);
-    s->ops = &wrap_ops;
-    snprintf(s->name, sizeof s->name, "wrap");
-    s->impl = impl;
-    *w = impl;
-    return s;
 }
 
 /* --- helpers ------------------------------------------------------------- */
@@ -1137,7 +991,8 @@ static void test_a_store_failure_mid_write_leaves_nothing(void **state)
     char err[512] = "";
     struct embedder *e = embed_local_new(384, err, sizeof err);
     assert_non_null(e);
-    f->m = memory_new(&set, e, wrap_new(f->db, &w), f->db, err, sizeof err);
+    f->m = memory_new(&set, e, wrap_new(store_local_new(f->db, NULL, NULL), "wrap", false, &w),
+                      f->db, err, sizeof err);
     assert_non_null(f->m);
     add_ok(f->m, "acme", "u", "Kept from before.", NULL, NULL);
     w->fail_upsert = true;
@@ -1172,7 +1027,8 @@ static void test_a_store_that_is_down_is_reported(void **state)
     struct wrap *w;
     char err[512] = "";
     struct embedder *e = embed_local_new(384, err, sizeof err);
-    f->m = memory_new(&set, e, wrap_new(f->db, &w), f->db, err, sizeof err);
+    f->m = memory_new(&set, e, wrap_new(store_local_new(f->db, NULL, NULL), "wrap", false, &w),
+                      f->db, err, sizeof err);
     add_ok(f->m, "acme", "u", "Something to find.", NULL, NULL);
     w->fail_all = true;
     struct memory_added out;
