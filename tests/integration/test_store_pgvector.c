@@ -23,8 +23,11 @@
 #include <sys/socket.h>
 
 #include "config/config.h"
+#include "memory/embed.h"
 #include "memory/filter.h"
+#include "memory/move.h"
 #include "memory/store.h"
+#include "store/db.h"
 #include "net/rest.h"
 
 struct world {
@@ -393,6 +396,88 @@ static int closed_port(void)
     return ntohs(a.sin_port);
 }
 
+/* Every record of tenant in s, in id order, vectors loaded. */
+static struct mem_records list_all(struct vstore *s, const char *tenant)
+{
+    struct mem_records rs = {0};
+    char err[512] = "";
+    if (s->ops->list(s, tenant, NULL, NULL, 10000, true, &rs, err, sizeof err) != 0)
+        fail_msg("list %s: %s", tenant, err);
+    return rs;
+}
+
+/* memory migrate from the local store into pgvector, then reembed there
+ * (a dimension change, so another table): every field and vector arrives
+ * over the wire bit for bit, and the rebuilt namespace keeps every field
+ * with the new embedder's vectors. */
+static void test_migrate_and_reembed(void **state)
+{
+    (void)state;
+    enum { MN = 37, NEW_DIM = 24 };
+    char path[4200], err[1024] = "";
+    snprintf(path, sizeof path, "%s/moves.db", W.dir);
+    enum db_error why;
+    struct db *db = db_open(path, &why, err, sizeof err);
+    if (db == NULL)
+        fail_msg("db_open: %s", err);
+    struct vstore *local = store_local_new(db, NULL, NULL), *pg = store_on(NULL);
+    struct tmem *ms = calloc(MN, sizeof *ms);
+    assert_non_null(ms);
+    for (size_t i = 0; i < MN; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "moved memory %zu about %s", i, nato[i % 8]);
+        tm_init(&ms[i], "pg-move", 0x500 + i, text, i % 2 ? "u1" : "u2", 1700000000000 + (int64_t)i,
+                i + 1);
+        fill_meta(&ms[i], i);
+    }
+    ns_make(local, "pg-move");
+    upsert_ok(local, ms, MN);
+
+    struct move_opts o = {.batch = 8};
+    struct move_report r;
+    if (move_migrate(db, local, pg, "pg-move", &o, &r, err, sizeof err) != MEMORY_OK)
+        fail_msg("migrate: %s", err);
+    assert_int_equal(r.done, MN);
+    assert_int_equal(r.target_count, MN);
+    struct mem_records got = list_all(pg, "pg-move");
+    assert_int_equal(got.n, MN);
+    for (size_t i = 0; i < got.n; i++)
+        assert_true(rec_equals(&got.v[i], tm_find(ms, MN, "pg-move", got.v[i].id), true));
+    mem_records_free(&got);
+
+    struct embedder *e = embed_local_new(NEW_DIM, err, sizeof err);
+    assert_non_null(e);
+    if (move_reembed(db, pg, e, "pg-move", &o, &r, err, sizeof err) != MEMORY_OK)
+        fail_msg("reembed: %s", err);
+    assert_int_equal(r.done, MN);
+    struct store_ns ns;
+    assert_int_equal(pg->ops->ns_get(pg, "pg-move", &ns, err, sizeof err), 0);
+    assert_int_equal(ns.dim, NEW_DIM);
+    got = list_all(pg, "pg-move");
+    assert_int_equal(got.n, MN);
+    float v[NEW_DIM];
+    for (size_t i = 0; i < got.n; i++) {
+        struct mem_record *g = &got.v[i];
+        float *vec = g->vector;
+        g->vector = NULL; /* the fields first, then the new vector */
+        assert_true(rec_equals(g, tm_find(ms, MN, "pg-move", g->id), false));
+        g->vector = vec;
+        const char *t = g->text;
+        assert_int_equal(embedder_embed(e, EMBED_DOCUMENT, &t, 1, NULL, v, err, sizeof err), 0);
+        assert_int_equal(g->dim, NEW_DIM);
+        for (int j = 0; j < NEW_DIM; j++)
+            assert_true(fabsf(v[j] - vec[j]) < 1e-6f);
+    }
+    mem_records_free(&got);
+    size_t n = 0;
+    assert_int_equal(pg->ops->delete_filter(pg, "pg-move", NULL, &n, err, sizeof err), 0);
+    embedder_free(e);
+    free(ms);
+    store_free(pg);
+    store_free(local);
+    db_close(db);
+}
+
 static void test_unreachable_no_secret(void **state)
 {
     (void)state;
@@ -461,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_stats_and_namespaces),
         cmocka_unit_test(test_halfvec),
         cmocka_unit_test(test_keyword_metacharacters),
+        cmocka_unit_test(test_migrate_and_reembed),
         cmocka_unit_test(test_unreachable_no_secret),
         cmocka_unit_test(test_server_restart),
     };
