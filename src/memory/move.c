@@ -199,8 +199,10 @@ static enum memory_status mv_cancelled(struct mv *v, char *err, size_t errlen)
 static enum memory_status mv_store_fail(struct mv *v, const struct vstore *s, char *err,
                                         size_t errlen)
 {
+    if (mv_cancelled(v, err, errlen) != MEMORY_OK)
+        return MEMORY_ERR_CANCELLED; /* the call failed because Ctrl-C ended it */
     v->out->remote = s->remote && s->last_fail != 0;
-    if (v->st.phase[0] != '\0') {
+    if (v->st.phase[0] != '\0' && v->st.total >= 0) { /* a checkpoint is stored */
         size_t len = strlen(err);
         if (len + 1 < errlen)
             snprintf(err + len, errlen - len,
@@ -216,8 +218,10 @@ static void mv_ident(char *out, size_t cap, const char *embedder, const char *mo
     snprintf(out, cap, "%s/%s/%d", embedder, model, dim);
 }
 
-/* Writes a page into store to; for the local store, the page and the
- * checkpoint (v->st, already advanced) commit together. */
+/* Writes a page (n > 0 records in id order) into store to and advances
+ * the checkpoint past it; for the local store, the page and the checkpoint
+ * commit together. A failed write leaves v->st as it was, so its message
+ * names the checkpoint the next run starts from. */
 static enum memory_status mv_write_page(struct mv *v, struct vstore *to, const struct mem_record *r,
                                         size_t n, char *err, size_t errlen)
 {
@@ -229,6 +233,8 @@ static enum memory_status mv_write_page(struct mv *v, struct vstore *to, const s
             db_rollback(v->db);
         return mv_store_fail(v, to, err, errlen);
     }
+    snprintf(v->st.cursor, sizeof v->st.cursor, "%s", r[n - 1].id);
+    v->st.done += (int64_t)n;
     if (mv_state_put(v, err, errlen) != 0 || (local && db_commit(v->db, err, errlen) != 0)) {
         if (local)
             db_rollback(v->db);
@@ -264,7 +270,8 @@ static enum memory_status mv_count(struct mv *v, struct vstore *s, size_t *n, ch
 
 /* ---- migrate ----------------------------------------------------------- */
 
-/* Reads or starts the migrate checkpoint (out->resumed says which). */
+/* Reads the migrate checkpoint, or prepares a fresh one without writing
+ * it (out->resumed says which), so a refusal leaves nothing behind. */
 static enum memory_status mv_migrate_begin(struct mv *v, struct vstore *from, struct vstore *to,
                                            char *err, size_t errlen)
 {
@@ -292,15 +299,24 @@ static enum memory_status mv_migrate_begin(struct mv *v, struct vstore *from, st
         v->out->resumed_from = (size_t)v->st.done;
         return MEMORY_OK;
     }
-    size_t n = 0;
-    enum memory_status st = mv_count(v, from, &n, err, errlen);
-    if (st != MEMORY_OK)
-        return st;
+    /* A fresh start: written by mv_migrate_start once the target agrees. */
     snprintf(v->st.source, sizeof v->st.source, "%s", from->name);
     snprintf(v->st.target, sizeof v->st.target, "%s", to->name);
     snprintf(v->st.phase, sizeof v->st.phase, "copy");
     v->st.cursor[0] = '\0';
     v->st.done = 0;
+    v->st.total = -1;
+    return MEMORY_OK;
+}
+
+/* Writes a fresh checkpoint (total: the source's count now). */
+static enum memory_status mv_migrate_start(struct mv *v, struct vstore *from, char *err,
+                                           size_t errlen)
+{
+    size_t n = 0;
+    enum memory_status st = mv_count(v, from, &n, err, errlen);
+    if (st != MEMORY_OK)
+        return st;
     v->st.total = (int64_t)n;
     v->st.started_ms = clock_wall_ms();
     return mv_state_put(v, err, errlen) == 0 ? MEMORY_OK : MEMORY_ERR_STORE;
@@ -372,7 +388,10 @@ enum memory_status move_migrate(struct db *db, struct vstore *from, struct vstor
     enum memory_status st = mv_migrate_begin(&v, from, to, err, errlen);
     if (st == MEMORY_OK)
         st = mv_migrate_target(&v, to, &ns, err, errlen);
-    mv_report_progress(&v, "copying");
+    if (st == MEMORY_OK && v.st.total < 0)
+        st = mv_migrate_start(&v, from, err, errlen);
+    if (st == MEMORY_OK)
+        mv_report_progress(&v, "copying");
     while (st == MEMORY_OK && (st = mv_cancelled(&v, err, errlen)) == MEMORY_OK) {
         struct mem_records page = {0};
         if (from->ops->list(from, tenant, NULL, v.st.cursor[0] ? v.st.cursor : NULL, v.batch, true,
@@ -384,8 +403,6 @@ enum memory_status move_migrate(struct db *db, struct vstore *from, struct vstor
             mem_records_free(&page);
             break;
         }
-        snprintf(v.st.cursor, sizeof v.st.cursor, "%s", page.v[page.n - 1].id);
-        v.st.done += (int64_t)page.n;
         st = mv_write_page(&v, to, page.v, page.n, err, errlen);
         mem_records_free(&page);
         mv_report_progress(&v, "copying");
@@ -590,6 +607,8 @@ static enum memory_status mv_reembed_embed(struct mv *v, struct embedder *e, cha
             texts[i] = page.v[i].text;
         if (embedder_embed(e, EMBED_DOCUMENT, texts, page.n, NULL, vecs, err, errlen) != 0) {
             mem_records_free(&page);
+            if ((st = mv_cancelled(v, err, errlen)) != MEMORY_OK)
+                break;
             v->out->remote = e->remote && e->last_fail != 0;
             size_t len = strlen(err);
             if (len + 1 < errlen)
@@ -726,8 +745,6 @@ static enum memory_status mv_reembed_write(struct mv *v, struct vstore *s, const
                 return MEMORY_ERR_STORE;
             }
         }
-        snprintf(v->st.cursor, sizeof v->st.cursor, "%s", page.v[page.n - 1].id);
-        v->st.done += (int64_t)page.n;
         st = mv_write_page(v, s, page.v, page.n, err, errlen);
         mem_records_free(&page);
         if (st != MEMORY_OK)

@@ -291,6 +291,7 @@ static void migrate_resumes_after_a_server_failure(void **state)
                      MEMORY_ERR_STORE);
     assert_true(r.remote);
     assert_non_null(strstr(err, "run the same command to resume"));
+    assert_non_null(strstr(err, "checkpoint: 10 of 23")); /* the stored one, not one ahead */
     assert_int_equal(checkpoint_done(f->db, "migrate"), 2 * BATCH);
     assert_int_equal(count_of(to, "acme"), 2 * BATCH);
 
@@ -373,6 +374,7 @@ static void migrate_refuses_what_it_cannot_do_and_changes_nothing(void **state)
     assert_non_null(strstr(err, "/16"));
     assert_non_null(strstr(err, "/24"));
     assert_int_equal(count_of(to, "acme"), 3);
+    assert_int_equal(checkpoints(f->db), 0); /* a refusal leaves no checkpoint behind */
 
     /* An unfinished migrate to qdrant, then one to weaviate. */
     size_t gone = 0;
