@@ -494,7 +494,11 @@ static enum mc_error memjob_migrate(const struct memjob_env *env, const struct m
         struct move_opts o;
         struct move_report r;
         memjob_move_opts(env, job, &o);
+        store_set_cancel(from, env->cancel);
+        store_set_cancel(to, env->cancel);
         enum memory_status st = move_migrate(env->db, from, to, job->tenant, &o, &r, err, errlen);
+        store_set_cancel(from, NULL);
+        store_set_cancel(to, NULL);
         rc = memjob_move_error(st, &r);
         if (st == MEMORY_OK) {
             cJSON *it = memjob_move_item(items, job->tenant, &r);
@@ -515,8 +519,13 @@ static enum mc_error memjob_reembed(const struct memjob_env *env, const struct m
     struct move_report r;
     memjob_move_opts(env, job, &o);
     struct vstore *s = memory_store(env->memory);
-    enum memory_status st =
-        move_reembed(env->db, s, memory_embedder(env->memory), job->tenant, &o, &r, err, errlen);
+    struct embedder *e = memory_embedder(env->memory);
+    /* Ctrl-C ends a server call at once, not only at the next page. */
+    store_set_cancel(s, env->cancel);
+    embedder_set_cancel(e, env->cancel);
+    enum memory_status st = move_reembed(env->db, s, e, job->tenant, &o, &r, err, errlen);
+    store_set_cancel(s, NULL);
+    embedder_set_cancel(e, NULL);
     if (st != MEMORY_OK)
         return memjob_move_error(st, &r);
     cJSON *it = memjob_move_item(items, job->tenant, &r);

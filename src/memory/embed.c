@@ -40,6 +40,12 @@ struct embedder *embedder_new(const struct config *cfg, char *err, size_t errlen
     return e;
 }
 
+void embedder_set_cancel(struct embedder *e, const atomic_bool *cancel)
+{
+    if (e != NULL && e->ops->set_cancel != NULL)
+        e->ops->set_cancel(e, cancel);
+}
+
 void embedder_free(struct embedder *e)
 {
     if (e != NULL)

@@ -17,6 +17,7 @@
 #ifndef MEMCHAT_MEMORY_EMBED_H
 #define MEMCHAT_MEMORY_EMBED_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -56,6 +57,9 @@ struct embedder_ops {
      * uses no frequencies. */
     size_t (*terms)(const struct embedder *e, const char *text, size_t len, uint32_t *terms,
                     size_t cap);
+    /* Makes later calls end early (failing, last_fail REST_CANCELLED) while
+     * *cancel is set; NULL: never. NULL op in embedders that do not wait. */
+    void (*set_cancel)(struct embedder *e, const atomic_bool *cancel);
     /* Frees e and everything it owns. */
     void (*free)(struct embedder *e);
 };
@@ -88,6 +92,9 @@ struct embedder *embed_local_new(int dim, char *err, size_t errlen);
 struct embedder *embed_remote_new(const struct config *cfg, char *err, size_t errlen);
 /* Frees e; NULL is a no-op. */
 void embedder_free(struct embedder *e);
+/* Lets *cancel (borrowed; NULL: none) end e's calls and their retry waits
+ * early: a long job's Ctrl-C need not wait for a server. */
+void embedder_set_cancel(struct embedder *e, const atomic_bool *cancel);
 
 /* Embeds any number of texts, max_batch at a time, into out (n * dim
  * floats). A text longer than max_bytes, empty or not valid UTF-8 is

@@ -440,6 +440,11 @@ static int remote_embed(struct embedder *e, enum embed_mode mode, const char *co
     return 0;
 }
 
+static void remote_set_cancel(struct embedder *e, const atomic_bool *cancel)
+{
+    rest_set_cancel(((struct remote_impl *)e->impl)->rest, cancel);
+}
+
 static void remote_free(struct embedder *e)
 {
     struct remote_impl *ri = e->impl;
@@ -452,6 +457,7 @@ static void remote_free(struct embedder *e)
 static const struct embedder_ops remote_ops = {
     .embed = remote_embed,
     .terms = NULL,
+    .set_cancel = remote_set_cancel,
     .free = remote_free,
 };
 

@@ -79,6 +79,12 @@ struct vstore *store_new(const struct config *cfg, struct db *db, struct store_c
     return store_new_named(cfg, config_str(cfg, CFG_VECTOR_DB_PROVIDER), db, cache, err, errlen);
 }
 
+void store_set_cancel(struct vstore *s, const atomic_bool *cancel)
+{
+    if (s != NULL && s->ops->set_cancel != NULL)
+        s->ops->set_cancel(s, cancel);
+}
+
 void store_free(struct vstore *s)
 {
     if (s == NULL)

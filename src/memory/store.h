@@ -21,6 +21,7 @@
 #ifndef MEMCHAT_MEMORY_STORE_H
 #define MEMCHAT_MEMORY_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -167,6 +168,10 @@ struct vstore_ops {
     /* Checks that the server answers and accepts the credentials (one
      * cheap read) and fills out. NULL in the local store. */
     int (*health)(struct vstore *s, struct store_health *out, char *err, size_t errlen);
+    /* Makes later calls end early (failing, last_fail REST_CANCELLED) while
+     * *cancel is set; NULL: never. NULL in stores that do not wait on a
+     * server's HTTP API (local; pgvector, whose statements time out). */
+    void (*set_cancel)(struct vstore *s, const atomic_bool *cancel);
     void (*free)(struct vstore *s);
 };
 
@@ -218,6 +223,8 @@ struct vstore *store_new_named(const struct config *cfg, const char *name, struc
 #define STORE_NAMES "local, pgvector, qdrant, pinecone, weaviate"
 /* True when name is one of STORE_NAMES. */
 bool store_known(const char *name);
+/* Lets *cancel (borrowed; NULL: none) end s's calls early (set_cancel). */
+void store_set_cancel(struct vstore *s, const atomic_bool *cancel);
 /* Frees s; NULL is a no-op. */
 void store_free(struct vstore *s);
 

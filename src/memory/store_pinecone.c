@@ -78,6 +78,7 @@ struct pc {
     int max_retries;
     struct rest *control;
     struct rest *data;
+    const atomic_bool *cancel; /* given to control and data, made lazily */
     bool ready;
     int dim;
     char metric[32];
@@ -149,6 +150,8 @@ static struct rest *pc_rest(struct pc *P, const char *base, char *err, size_t er
     };
     struct rest *r = rest_new(&o, err, errlen);
     xsecure_free(auth);
+    if (r != NULL)
+        rest_set_cancel(r, P->cancel);
     return r;
 }
 
@@ -1426,6 +1429,16 @@ static int pc_health(struct vstore *s, struct store_health *out, char *err, size
     return 0;
 }
 
+static void pc_set_cancel(struct vstore *s, const atomic_bool *cancel)
+{
+    struct pc *P = s->impl;
+    P->cancel = cancel;
+    if (P->control != NULL)
+        rest_set_cancel(P->control, cancel);
+    if (P->data != NULL)
+        rest_set_cancel(P->data, cancel);
+}
+
 static void pc_free(struct vstore *s)
 {
     struct pc *P = s->impl;
@@ -1456,6 +1469,7 @@ static const struct vstore_ops pc_ops = {
     .namespaces = pc_namespaces,
     .index = NULL,
     .health = pc_health,
+    .set_cancel = pc_set_cancel,
     .free = pc_free,
 };
 

@@ -1129,6 +1129,11 @@ static int qd_health(struct vstore *s, struct store_health *out, char *err, size
     return qd_call(s, NULL, "GET", "/collections", NULL, NULL, NULL, err, errlen);
 }
 
+static void qd_set_cancel(struct vstore *s, const atomic_bool *cancel)
+{
+    rest_set_cancel(qd_of(s)->rest, cancel);
+}
+
 static void qd_free(struct vstore *s)
 {
     struct qdrant *q = qd_of(s);
@@ -1152,6 +1157,7 @@ static const struct vstore_ops qd_ops = {
     .namespaces = qd_namespaces,
     .index = NULL,
     .health = qd_health,
+    .set_cancel = qd_set_cancel,
     .free = qd_free,
 };
 

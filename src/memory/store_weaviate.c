@@ -1469,6 +1469,11 @@ static int wv_health(struct vstore *s, struct store_health *out, char *err, size
     return 0;
 }
 
+static void wv_set_cancel(struct vstore *s, const atomic_bool *cancel)
+{
+    rest_set_cancel(((struct wv *)s->impl)->rest, cancel);
+}
+
 static void wv_free(struct vstore *s)
 {
     struct wv *w = s->impl;
@@ -1494,6 +1499,7 @@ static const struct vstore_ops wv_ops = {
     .namespaces = wv_namespaces,
     .index = NULL,
     .health = wv_health,
+    .set_cancel = wv_set_cancel,
     .free = wv_free,
 };
 
