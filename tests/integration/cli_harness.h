@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "memchat/event.h"
 #include "util/uuid.h"
@@ -102,15 +103,28 @@ __attribute__((unused)) static void drain(int fd, char **s, size_t *len, size_t 
     (*s)[*len] = '\0';
 }
 
+/* When to send a running memchat a signal: once signal_after has
+ * appeared on its stdout, or once ready(ud) is true (asked every few
+ * milliseconds: for a state outside memchat, such as a test server's
+ * log). */
+struct run_trigger {
+    const char *signal_after;
+    bool (*ready)(void *ud);
+    void *ud;
+    int signo;
+};
+
 /* Runs memchat with args, stdin_data on its standard input (NULL: closed at
- * once), and extra environment entries; collects everything. When
- * signal_after is not NULL, sends signo to memchat once that text has
- * appeared on its stdout (once). */
-__attribute__((unused)) static void run_memchat_signal(struct run *r, const char *stdin_data,
-                                                       const char *const *extra_env,
-                                                       const char *const *args,
-                                                       const char *signal_after, int signo)
+ * once), and extra environment entries; collects everything; sends the
+ * trigger's signal once (t NULL: none). */
+__attribute__((unused)) static void run_memchat_when(struct run *r, const char *stdin_data,
+                                                     const char *const *extra_env,
+                                                     const char *const *args,
+                                                     const struct run_trigger *t)
 {
+    const char *signal_after = t != NULL ? t->signal_after : NULL;
+    bool (*ready)(void *) = t != NULL ? t->ready : NULL;
+    int signo = t != NULL ? t->signo : 0;
     const char *bin = getenv("MEMCHAT_BIN");
     assert_non_null(bin);
     char *argv[64], *envp[40];
@@ -145,6 +159,7 @@ __attribute__((unused)) static void run_memchat_signal(struct run *r, const char
     signal(SIGPIPE, SIG_IGN);
     memset(r, 0, sizeof *r);
     size_t out_cap = 0, err_cap = 0, off = 0, in_len = stdin_data ? strlen(stdin_data) : 0;
+    long long guard_ms = 0;
     bool out_open = true, err_open = true, in_open = true;
     if (in_len == 0) {
         close(in[1]);
@@ -154,9 +169,20 @@ __attribute__((unused)) static void run_memchat_signal(struct run *r, const char
         struct pollfd p[3] = {{.fd = out_open ? out[0] : -1, .events = POLLIN},
                               {.fd = err_open ? err[0] : -1, .events = POLLIN},
                               {.fd = in_open ? in[1] : -1, .events = POLLOUT}};
-        /* The timeout only guards against a hung child; it fails the test. */
-        int n = poll(p, 3, 60000);
-        assert_true(n > 0);
+        /* The timeout only guards against a hung child; it fails the test.
+         * A ready() trigger is asked between short polls, within the same
+         * guard. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (guard_ms == 0)
+            guard_ms = now + 60000;
+        int n = poll(p, 3, ready != NULL ? 5 : 60000);
+        assert_true(n > 0 || (ready != NULL && now < guard_ms));
+        if (ready != NULL && ready(t->ud)) {
+            kill(pid, signo);
+            ready = NULL;
+        }
         if (p[0].revents) {
             drain(out[0], &r->out, &r->out_len, &out_cap, &out_open);
             if (signal_after != NULL && r->out != NULL && strstr(r->out, signal_after) != NULL) {
@@ -187,12 +213,22 @@ __attribute__((unused)) static void run_memchat_signal(struct run *r, const char
         r->err = strdup("");
 }
 
-/* run_memchat_signal without a signal. */
+/* run_memchat_when, signalled once signal_after appears on stdout. */
+__attribute__((unused)) static void run_memchat_signal(struct run *r, const char *stdin_data,
+                                                       const char *const *extra_env,
+                                                       const char *const *args,
+                                                       const char *signal_after, int signo)
+{
+    struct run_trigger t = {.signal_after = signal_after, .signo = signo};
+    run_memchat_when(r, stdin_data, extra_env, args, &t);
+}
+
+/* run_memchat_when without a signal. */
 __attribute__((unused)) static void run_memchat(struct run *r, const char *stdin_data,
                                                 const char *const *extra_env,
                                                 const char *const *args)
 {
-    run_memchat_signal(r, stdin_data, extra_env, args, NULL, 0);
+    run_memchat_when(r, stdin_data, extra_env, args, NULL);
 }
 
 #define RUN(r, in, ...)                               \

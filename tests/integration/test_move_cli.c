@@ -290,8 +290,8 @@ static void migrate_to_qdrant(struct run *r)
 /* Makes the migrate of acme into the qdrant fake fail halfway: a first,
  * complete run measures how many requests it takes; the fake forgets it,
  * and the same command, with the fake failing after half of them, must
- * exit 3 saying how to resume. The fake is disarmed on return. */
-/* Returns N of the message's "(checkpoint: N of", the pages written. */
+ * exit 3 saying how to resume. The fake is disarmed on return. Returns
+ * N of the message's "(checkpoint: N of", the memories written. */
 static long migrate_fails_midway(struct mock *m)
 {
     struct run r;
@@ -592,6 +592,65 @@ static void wrong_moves_exit_2_with_a_reason(void **state)
     mock_stop(m);
 }
 
+/* The fake has logged at least w->at requests: the one after them hangs. */
+struct hang_watch {
+    const struct mock *m;
+    size_t at;
+};
+
+static bool hang_reached(void *ud)
+{
+    const struct hang_watch *w = ud;
+    return requests_so_far(w->m) >= w->at;
+}
+
+/* Ctrl-C while the store does not answer: the migrate says it stops at
+ * its checkpoint and does, at once rather than after the request's
+ * timeout (120 s here; the harness would fail the test at 60), exits 130
+ * saying how to resume, and the same command then finishes from the
+ * stored checkpoint. */
+static void ctrl_c_stops_a_migrate_at_its_checkpoint(void **state)
+{
+    (void)state;
+    struct mock *m = start_qdrant();
+    import_memories(LOCAL64, "acme", N_MIGRATE);
+    struct run r;
+    size_t before = requests_so_far(m);
+    migrate_to_qdrant(&r);
+    expect_exit(&r, 0, "the measuring migrate");
+    run_free(&r);
+    size_t after = (requests_so_far(m) - before) / 2;
+    fv_reset(m);
+    char json[96];
+    snprintf(json, sizeof json, "{\"hang\":true,\"count\":1,\"after\":%zu}", after);
+    fv_fail(m, json);
+    struct hang_watch w = {.m = m, .at = requests_so_far(m) + after};
+    struct run_trigger t = {.ready = hang_reached, .ud = &w, .signo = SIGINT};
+    const char *const env[] = {"EMBEDDINGS_DIMENSION=64", "MEMORY_REMOTE_TIMEOUT=120s", NULL};
+    const char *const args[] = {"memory",   "migrate", "--from",  "local", "--to", "qdrant",
+                                "--tenant", "acme",    "--batch", "5",     NULL};
+    run_memchat_when(&r, NULL, env, args, &t);
+    expect_exit(&r, 130, "migrate interrupted");
+    expect_in(r.err, "stopping at the next checkpoint", "the first Ctrl-C's answer");
+    expect_in(r.err, "run the same command to resume", "how to resume");
+    run_free(&r);
+    long long done = checkpoint_done("acme", "migrate");
+    assert_true(done >= 0 && done < N_MIGRATE);
+    disarm(m);
+
+    migrate_to_qdrant(&r);
+    expect_exit(&r, 0, "the resumed migrate");
+    if (done > 0)
+        assert_int_equal(resumed_after(r.out), done);
+    run_free(&r);
+    cJSON *local = export_memories(LOCAL64, "acme");
+    cJSON *remote = export_memories(QDRANT64, "acme");
+    expect_same_memories(local, remote, true);
+    cJSON_Delete(local);
+    cJSON_Delete(remote);
+    mock_stop(m);
+}
+
 /* purge removes the tenant's checkpoint: after a migrate failed halfway
  * and the tenant was purged, the tenant has nothing to migrate, and once
  * it has memories again their migrate starts afresh (merging into what
@@ -643,6 +702,8 @@ static int run_all(void)
         cmocka_unit_test_setup_teardown(reembed_resumes_after_an_embedder_failure, case_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(wrong_moves_exit_2_with_a_reason, case_setup, teardown),
+        cmocka_unit_test_setup_teardown(ctrl_c_stops_a_migrate_at_its_checkpoint, case_setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(purge_drops_a_checkpoint, case_setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
