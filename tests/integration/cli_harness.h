@@ -237,6 +237,13 @@ __attribute__((unused)) static void run_memchat(struct run *r, const char *stdin
         run_memchat((r), (in), NULL, a_);             \
     } while (0)
 
+/* RUN with extra environment entries (a NULL-terminated list). */
+#define RUNE(r, in, env, ...)                         \
+    do {                                              \
+        const char *const a_[] = {__VA_ARGS__, NULL}; \
+        run_memchat((r), (in), (env), a_);            \
+    } while (0)
+
 /* Runs fn (a test program's body) where no memchat child can reach a
  * terminal: when this process has one, fn runs in a forked child that
  * starts a new session, so a child that would prompt on /dev/tty (a key,

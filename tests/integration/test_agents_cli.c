@@ -20,12 +20,6 @@
 #define MAX_EVENTS 2048
 #define MAX_TURNS  8
 
-#define RUNE(r, in, env, ...)                         \
-    do {                                              \
-        const char *const a_[] = {__VA_ARGS__, NULL}; \
-        run_memchat((r), (in), (env), a_);            \
-    } while (0)
-
 static struct mock *mock;
 static char base_openai[256];
 

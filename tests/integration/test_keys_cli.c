@@ -69,12 +69,6 @@ static const char *const *openai_env(void)
     return env;
 }
 
-#define RUNE(r, in, env, ...)                         \
-    do {                                              \
-        const char *const a_[] = {__VA_ARGS__, NULL}; \
-        run_memchat((r), (in), (env), a_);            \
-    } while (0)
-
 /* Neither stream of r holds secret. */
 static void expect_hidden(const struct run *r, const char *secret)
 {

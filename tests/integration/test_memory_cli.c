@@ -17,12 +17,6 @@
 #include <math.h>
 #include <sys/stat.h>
 
-#define RUNE(r, in, env, ...)                         \
-    do {                                              \
-        const char *const a_[] = {__VA_ARGS__, NULL}; \
-        run_memchat((r), (in), (env), a_);            \
-    } while (0)
-
 #define HEADLINE "You logged 35 hours last week on Apollo."
 
 static int case_setup(void **state)

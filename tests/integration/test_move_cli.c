@@ -18,12 +18,6 @@
 #include <math.h>
 #include <sqlite3.h>
 
-#define RUNE(r, in, env, ...)                         \
-    do {                                              \
-        const char *const a_[] = {__VA_ARGS__, NULL}; \
-        run_memchat((r), (in), (env), a_);            \
-    } while (0)
-
 #define KEY       "sk-move-cli-test-0123456789"
 #define N_MIGRATE 40
 #define N_REEMBED 30

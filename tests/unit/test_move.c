@@ -210,6 +210,25 @@ static void vectors_are_embeddings(const struct mem_records *rs, struct embedder
     xfree(v);
 }
 
+/* acme's records in a and b are the same, vectors included. */
+static void expect_same_in_both(struct vstore *a, struct vstore *b)
+{
+    struct mem_records x = all_of(a, "acme"), y = all_of(b, "acme");
+    same_records(&x, &y, true);
+    mem_records_free(&x);
+    mem_records_free(&y);
+}
+
+/* acme's records in s are those of *before (freed here) with e's vectors. */
+static void expect_reembedded(struct vstore *s, struct mem_records *before, struct embedder *e)
+{
+    struct mem_records after = all_of(s, "acme");
+    same_records(before, &after, false);
+    vectors_are_embeddings(&after, e);
+    mem_records_free(before);
+    mem_records_free(&after);
+}
+
 /* Sets the cancel flag at the stop-th progress call of stage. */
 struct stopper {
     atomic_bool cancel;
@@ -261,10 +280,7 @@ static void migrate_copies_every_field_and_vector(void **state)
     assert_int_equal(r.target_before, 0);
     assert_string_equal(r.source, "local");
     assert_string_equal(r.target, "qdrant");
-    struct mem_records a = all_of(from, "acme"), b = all_of(to, "acme");
-    same_records(&a, &b, true);
-    mem_records_free(&a);
-    mem_records_free(&b);
+    expect_same_in_both(from, to);
     assert_int_equal(dim_of(to, "acme"), DIM_A);
     assert_int_equal(dim_of(to, "zeta"), 0);
     assert_int_equal(count_of(from, "acme"), N_MEM);
@@ -300,10 +316,7 @@ static void migrate_resumes_after_a_server_failure(void **state)
     assert_true(r.resumed);
     assert_int_equal(r.resumed_from, 2 * BATCH);
     assert_int_equal(r.done, N_MEM);
-    struct mem_records a = all_of(from, "acme"), b = all_of(to, "acme");
-    same_records(&a, &b, true);
-    mem_records_free(&a);
-    mem_records_free(&b);
+    expect_same_in_both(from, to);
     assert_int_equal(checkpoints(f->db), 0);
     store_free(to);
     store_free(from);
@@ -342,10 +355,7 @@ static void migrate_into_the_local_store_commits_page_and_checkpoint_together(vo
     wt->fail_upsert = false;
     assert_int_equal(move_migrate(f->db, from, to, "acme", &o, &r, err, sizeof err), MEMORY_OK);
     assert_int_equal(r.resumed_from, 2 * BATCH);
-    struct mem_records a = all_of(from, "acme"), b = all_of(to, "acme");
-    same_records(&a, &b, true);
-    mem_records_free(&a);
-    mem_records_free(&b);
+    expect_same_in_both(from, to);
     store_free(to);
     store_free(from);
 }
@@ -426,11 +436,7 @@ static void reembed_rebuilds_the_namespace_with_the_new_embedder(void **state)
     assert_int_equal(r.target_count, N_MEM);
     assert_false(r.nothing_to_do);
     assert_int_equal(dim_of(s, "acme"), DIM_B);
-    struct mem_records after = all_of(s, "acme");
-    same_records(&before, &after, false);
-    vectors_are_embeddings(&after, e);
-    mem_records_free(&before);
-    mem_records_free(&after);
+    expect_reembedded(s, &before, e);
     const char *df_diff =
         "SELECT (SELECT count(*) FROM (SELECT term, df FROM memory_df WHERE tenant = 'acme'"
         " EXCEPT SELECT term, df FROM memory_df WHERE tenant = 'ref'))"
@@ -488,11 +494,7 @@ static void reembed_resumes_from_every_phase(void **state)
     assert_int_equal(move_reembed(f->db, s, e, "acme", &o, &r, err, sizeof err), MEMORY_OK);
     assert_true(r.resumed);
     assert_int_equal(r.resumed_from, BATCH);
-    struct mem_records after = all_of(s, "acme");
-    same_records(&before, &after, false);
-    vectors_are_embeddings(&after, e);
-    mem_records_free(&before);
-    mem_records_free(&after);
+    expect_reembedded(s, &before, e);
     assert_int_equal(copy_rows(f->db), 0);
     embedder_free(e);
     store_free(s);
@@ -519,11 +521,7 @@ static void reembed_survives_a_store_failure_while_writing(void **state)
     assert_int_equal(count_of(s, "acme"), BATCH);
     w->upserts_left = -1;
     assert_int_equal(move_reembed(f->db, s, e, "acme", &o, &r, err, sizeof err), MEMORY_OK);
-    struct mem_records after = all_of(s, "acme");
-    same_records(&before, &after, false);
-    vectors_are_embeddings(&after, e);
-    mem_records_free(&before);
-    mem_records_free(&after);
+    expect_reembedded(s, &before, e);
     embedder_free(e);
     store_free(s);
 }
