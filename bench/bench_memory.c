@@ -25,12 +25,18 @@
  *
  * Usage: bench_memory [SRCDIR] [--quick] [--only=facts|scifact|latency]
  *        [--dims=D,D,...] [--memories=N] [--queries=N] [--scifact=DIR]
- *        [--set=NAME=VALUE]... [--verbose] [--keep]
+ *        [--set=NAME=VALUE]... [--verbose] [--keep] [--reuse=DIR]
  * --quick: 10,000 memories for the latency part. --dims adds dimensions
  * besides EMBEDDINGS_DIMENSION's default to the facts and SciFact parts.
  * --set changes a configuration variable (e.g. MEMORY_MMR_DIVERSITY=0) to
  * explore the settings; the defaults are what `make bench` measures.
  * --keep leaves the data files (and says where) instead of removing them.
+ * --reuse=DIR runs in DIR, a directory an earlier --keep left, and never
+ * removes it; the latency part then measures the memories already stored
+ * there (--memories must say how many) instead of storing them again, so
+ * a million-memory store and its graph are made once and measured as
+ * often as needed (e.g. again on a quiet machine, or with a warm page
+ * cache).
  */
 #include "config.h"
 
@@ -77,7 +83,8 @@ struct opts {
     const char *scifact_dir; /* NULL: SRCDIR/../shared/data/scifact */
     bool facts, scifact, latency;
     bool verbose;
-    bool keep; /* leave the data files for inspection */
+    bool keep;  /* leave the data files for inspection */
+    bool reuse; /* --reuse=DIR: the data files exist; keep them */
     size_t memories;
     size_t queries;
     int dims[MAX_DIMS]; /* dims[0] is the configured default */
@@ -87,7 +94,7 @@ struct opts {
 /* What every part shares: the configuration and the temporary directory. */
 struct bench {
     struct config *cfg;
-    char dir[64];
+    char dir[256];
     struct opts o;
     int failures;
 };
@@ -1043,7 +1050,7 @@ static int bench_latency(struct bench *b)
         return -1;
     double load_ms = 0;
     size_t text_bytes = 0;
-    if (latency_store(&g, b->o.memories, &load_ms, &text_bytes) != 0) {
+    if (!b->o.reuse && latency_store(&g, b->o.memories, &load_ms, &text_bytes) != 0) {
         mgr_close(&g);
         return -1;
     }
@@ -1128,17 +1135,22 @@ static int bench_latency(struct bench *b)
         double n = (double)b->o.memories;
         printf("\n| storage (%zu memories, dim %d) | total | per memory |\n|---|---|---|\n",
                b->o.memories, dim);
-        printf("| load: memory_add_batch, batches of %d | %.2f s | %.1f µs (%.0f/s) |\n", BATCH,
-               load_ms / 1e3, load_ms * 1e3 / n, n / (load_ms / 1e3));
+        if (b->o.reuse)
+            printf("| load | (reused: stored by an earlier run) | |\n");
+        else
+            printf("| load: memory_add_batch, batches of %d | %.2f s | %.1f µs (%.0f/s) |\n", BATCH,
+                   load_ms / 1e3, load_ms * 1e3 / n, n / (load_ms / 1e3));
         if (info.hnsw)
-            printf("| HNSW graph: build and save (M %d, efConstruction %d) | %.2f s | %.1f µs |\n"
+            printf("| HNSW graph: %s (M %d, efConstruction %d) | %.2f s | %.1f µs |\n"
                    "| HNSW file | %.1f MB | %.0f B |\n",
+                   info.built ? "build and save" : "the saved file checked, nothing to build",
                    info.m, info.ef_construction, build_ms / 1e3, build_ms * 1e3 / n,
                    (double)info.bytes_on_disk / 1e6, (double)info.bytes_on_disk / n);
         printf("| first query (loads the index%s) | %.1f ms | |\n",
                info.hnsw ? ": maps the file" : " from the rows", first_ms);
-        printf("| text (UTF-8 bytes) | %.1f MB | %.0f B |\n", (double)text_bytes / 1e6,
-               (double)text_bytes / n);
+        if (!b->o.reuse)
+            printf("| text (UTF-8 bytes) | %.1f MB | %.0f B |\n", (double)text_bytes / 1e6,
+                   (double)text_bytes / n);
         printf("| data file after checkpoint (file size) | %.1f MB | %.0f B |\n",
                (double)disk / 1e6, (double)disk / n);
         printf("| bytes_on_disk (store's estimate) | %.1f MB | %.0f B |\n",
@@ -1219,6 +1231,8 @@ static int parse_args(int argc, char **argv, struct opts *o, int default_dim)
             o->verbose = true;
         } else if (strcmp(a, "--keep") == 0) {
             o->keep = true;
+        } else if (strncmp(a, "--reuse=", 8) == 0) {
+            o->reuse = o->keep = true; /* main() chose the directory */
         } else if (strncmp(a, "--only=", 7) == 0) {
             o->facts = strcmp(a + 7, "facts") == 0;
             o->scifact = strcmp(a + 7, "scifact") == 0;
@@ -1267,7 +1281,7 @@ usage:
     fprintf(stderr,
             "usage: bench_memory [SRCDIR] [--quick] [--only=facts|scifact|latency] "
             "[--dims=D,D,...] [--memories=N] [--queries=N] [--scifact=DIR] "
-            "[--set=NAME=VALUE]... [--verbose] [--keep]\n"
+            "[--set=NAME=VALUE]... [--verbose] [--keep] [--reuse=DIR]\n"
             "bench_memory: bad argument %s (dimensions 16..4096, at most %d)\n",
             a, MAX_DIMS);
     return -1;
@@ -1279,12 +1293,22 @@ int main(int argc, char **argv)
         return 1;
     setvbuf(stdout, NULL, _IOLBF, 0); /* each row as soon as it is measured */
     struct bench b = {0};
-    snprintf(b.dir, sizeof b.dir, "/tmp/memchat-bench-memory-XXXXXX");
-    if (mkdtemp(b.dir) == NULL) {
-        perror("bench_memory: mkdtemp");
+    const char *reuse = NULL;
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--reuse=", 8) == 0)
+            reuse = argv[i] + 8;
+    if (reuse != NULL && (size_t)snprintf(b.dir, sizeof b.dir, "%s", reuse) >= sizeof b.dir) {
+        fprintf(stderr, "bench_memory: --reuse: the path is too long\n");
         return 1;
     }
-    char data[128], conf[128], err[512];
+    if (reuse == NULL) {
+        snprintf(b.dir, sizeof b.dir, "/tmp/memchat-bench-memory-XXXXXX");
+        if (mkdtemp(b.dir) == NULL) {
+            perror("bench_memory: mkdtemp");
+            return 1;
+        }
+    }
+    char data[300], conf[300], err[512];
     snprintf(data, sizeof data, "MEMCHAT_DATA_DIR=%s", b.dir);
     snprintf(conf, sizeof conf, "MEMCHAT_CONFIG_DIR=%s", b.dir);
     const char *flags[] = {data, conf};
@@ -1322,7 +1346,7 @@ int main(int argc, char **argv)
     if (b.o.keep) {
         fprintf(stderr, "bench_memory: data files kept in %s\n", b.dir);
     } else {
-        char cmd[128];
+        char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", b.dir);
         if (system(cmd) != 0)
             rc = -1;
