@@ -47,50 +47,41 @@
 
 /* ---- fields ----------------------------------------------------------- */
 
-enum field {
-    FIELD_META,
-    FIELD_ID,
-    FIELD_USER,
-    FIELD_AGENT,
-    FIELD_KIND,
-    FIELD_CREATED,
-};
-
-static enum field field_of(const char *key, bool is_meta)
+enum filter_field filter_field_of(const char *key, bool is_meta)
 {
     if (is_meta || key == NULL)
-        return FIELD_META;
+        return FILTER_FIELD_META;
     if (strcmp(key, "id") == 0)
-        return FIELD_ID;
+        return FILTER_FIELD_ID;
     if (strcmp(key, "user_id") == 0)
-        return FIELD_USER;
+        return FILTER_FIELD_USER;
     if (strcmp(key, "agent") == 0)
-        return FIELD_AGENT;
+        return FILTER_FIELD_AGENT;
     if (strcmp(key, "kind") == 0)
-        return FIELD_KIND;
+        return FILTER_FIELD_KIND;
     if (strcmp(key, "created_at") == 0)
-        return FIELD_CREATED;
-    return FIELD_META;
+        return FILTER_FIELD_CREATED;
+    return FILTER_FIELD_META;
 }
 
 /* The value type a field compares with; metadata takes any. */
-static bool field_takes(enum field fl, enum filter_vtype t)
+static bool field_takes(enum filter_field fl, enum filter_vtype t)
 {
     switch (fl) {
-    case FIELD_META:
+    case FILTER_FIELD_META:
         return true;
-    case FIELD_CREATED:
+    case FILTER_FIELD_CREATED:
         return t == FILTER_V_NUMBER;
-    case FIELD_ID:
-    case FIELD_USER:
-    case FIELD_AGENT:
-    case FIELD_KIND:
+    case FILTER_FIELD_ID:
+    case FILTER_FIELD_USER:
+    case FILTER_FIELD_AGENT:
+    case FILTER_FIELD_KIND:
         return t == FILTER_V_STRING;
     }
     return false;
 }
 
-static bool op_is_range(enum filter_op op)
+bool filter_op_is_range(enum filter_op op)
 {
     return op == FILTER_GT || op == FILTER_GTE || op == FILTER_LT || op == FILTER_LTE;
 }
@@ -187,7 +178,7 @@ struct mem_filter *filter_eq(const char *key, const char *value)
 {
     struct mem_filter *f = node_new(FILTER_EQ);
     f->key = xstrdup(key);
-    f->is_meta = field_of(key, false) == FIELD_META;
+    f->is_meta = filter_field_of(key, false) == FILTER_FIELD_META;
     f->values = xcalloc(1, sizeof *f->values);
     f->values[0].type = FILTER_V_STRING;
     f->values[0].s = xstrdup(value);
@@ -327,13 +318,13 @@ static bool count_node(struct parser *p, const char *path, size_t n)
 /* Reads one value v compared with field fl (key for messages) into out.
  * opref names the operator or list element ("$gte", "$in[2]"), "" for a
  * bare value. */
-static bool parse_value(struct parser *p, const char *path, enum field fl, const char *opref,
+static bool parse_value(struct parser *p, const char *path, enum filter_field fl, const char *opref,
                         bool range, const cJSON *v, struct filter_value *out)
 {
     char verb[48];
     snprintf(verb, sizeof verb, "%s%s", opref, opref[0] ? " takes" : "expects");
     struct shown sh;
-    if (range || fl == FIELD_CREATED) {
+    if (range || fl == FILTER_FIELD_CREATED) {
         if (!cJSON_IsNumber(v)) {
             perr(p, path, "%s a number, got %s", verb, json_kind(v));
             return false;
@@ -346,7 +337,7 @@ static bool parse_value(struct parser *p, const char *path, enum field fl, const
         out->n = v->valuedouble;
         return true;
     }
-    if (fl == FIELD_META) {
+    if (fl == FILTER_FIELD_META) {
         if (cJSON_IsString(v)) {
             out->type = FILTER_V_STRING;
             out->s = xstrdup(v->valuestring);
@@ -369,23 +360,23 @@ static bool parse_value(struct parser *p, const char *path, enum field fl, const
     }
     const char *s = v->valuestring;
     const char *sep = opref[0] ? " " : "";
-    if (fl == FIELD_ID && !uuid_valid(s)) {
+    if (fl == FILTER_FIELD_ID && !uuid_valid(s)) {
         perr(p, path, "%s%s%s is not a UUID", opref, sep, show(&sh, s));
         return false;
     }
-    if ((fl == FIELD_USER || fl == FIELD_AGENT) && !ident_valid(s)) {
+    if ((fl == FILTER_FIELD_USER || fl == FILTER_FIELD_AGENT) && !ident_valid(s)) {
         perr(p, path, "%s%s%s is not a valid id ([A-Za-z0-9_-]{1,%d})", opref, sep, show(&sh, s),
              IDENT_MAX);
         return false;
     }
-    if (fl == FIELD_KIND && (s[0] == '\0' || strlen(s) > MEM_KIND_MAX)) {
+    if (fl == FILTER_FIELD_KIND && (s[0] == '\0' || strlen(s) > MEM_KIND_MAX)) {
         perr(p, path, "%s%s%s is not a kind (1 to %d bytes)", opref, sep, show(&sh, s),
              MEM_KIND_MAX);
         return false;
     }
     out->type = FILTER_V_STRING;
     out->s = xstrdup(s);
-    if (fl == FIELD_ID) /* stored ids are lowercase; accept either case */
+    if (fl == FILTER_FIELD_ID) /* stored ids are lowercase; accept either case */
         for (char *c = out->s; *c; c++)
             *c = (char)tolower((unsigned char)*c);
     return true;
@@ -406,19 +397,20 @@ static bool op_lookup(const char *s, enum filter_op *op)
 
 /* One comparison node: key op v, at path (the key's). */
 static struct mem_filter *parse_cmp(struct parser *p, const char *path, const char *key,
-                                    enum field fl, enum filter_op op, bool bare, const cJSON *v)
+                                    enum filter_field fl, enum filter_op op, bool bare,
+                                    const cJSON *v)
 {
     if (!count_node(p, path, 1))
         return NULL;
     const char *name = op_name(op);
-    if (op_is_range(op) && fl != FIELD_CREATED && fl != FIELD_META) {
+    if (filter_op_is_range(op) && fl != FILTER_FIELD_CREATED && fl != FILTER_FIELD_META) {
         perr(p, path, "%s compares numbers: it applies to created_at and metadata keys, not %s",
              name, key);
         return NULL;
     }
     struct mem_filter *f = node_new(op);
     f->key = xstrdup(key);
-    f->is_meta = fl == FIELD_META;
+    f->is_meta = fl == FILTER_FIELD_META;
     if (op == FILTER_IN || op == FILTER_NIN) {
         if (!cJSON_IsArray(v)) {
             perr(p, path, "%s takes a list, got %s", name, json_kind(v));
@@ -443,7 +435,7 @@ static struct mem_filter *parse_cmp(struct parser *p, const char *path, const ch
         return f;
     }
     f->values = xcalloc(1, sizeof *f->values);
-    if (!parse_value(p, path, fl, bare ? "" : name, op_is_range(op), v, &f->values[0]))
+    if (!parse_value(p, path, fl, bare ? "" : name, filter_op_is_range(op), v, &f->values[0]))
         goto fail;
     f->n_values = 1;
     return f;
@@ -510,7 +502,7 @@ static bool parse_key(struct parser *p, const char *path, const char *key, const
         perr(p, kp.s, "a key longer than %d bytes", FILTER_KEY_MAX);
         return false;
     }
-    enum field fl = field_of(key, false);
+    enum filter_field fl = filter_field_of(key, false);
     if (cJSON_IsObject(v)) {
         if (v->child == NULL) {
             perr(p, kp.s, "an empty operator object (accepted: " OPS_ACCEPTED ")");
@@ -834,7 +826,7 @@ static void sq_meta_value(struct sqlgen *g, enum filter_op cmp, const struct fil
 static void sq_meta(struct sqlgen *g, const struct mem_filter *f)
 {
     bool negate = f->op == FILTER_NE || f->op == FILTER_NIN;
-    bool range = op_is_range(f->op);
+    bool range = filter_op_is_range(f->op);
     /* Which values take part: ranges compare numbers only. */
     size_t used = 0;
     for (size_t i = 0; i < f->n_values; i++)
@@ -863,14 +855,15 @@ static void sq_meta(struct sqlgen *g, const struct mem_filter *f)
     sq_puts(g, "))");
 }
 
-static void sq_field(struct sqlgen *g, const struct mem_filter *f, enum field fl)
+static void sq_field(struct sqlgen *g, const struct mem_filter *f, enum filter_field fl)
 {
     static const char *const cols[] = {
-        [FIELD_META] = "metadata", [FIELD_ID] = "id",     [FIELD_USER] = "user_id",
-        [FIELD_AGENT] = "agent",   [FIELD_KIND] = "kind", [FIELD_CREATED] = "created_at",
+        [FILTER_FIELD_META] = "metadata", [FILTER_FIELD_ID] = "id",
+        [FILTER_FIELD_USER] = "user_id",  [FILTER_FIELD_AGENT] = "agent",
+        [FILTER_FIELD_KIND] = "kind",     [FILTER_FIELD_CREATED] = "created_at",
     };
     bool negate = f->op == FILTER_NE || f->op == FILTER_NIN;
-    if (op_is_range(f->op) && fl != FIELD_CREATED) {
+    if (filter_op_is_range(f->op) && fl != FILTER_FIELD_CREATED) {
         sq_puts(g, "0");
         return;
     }
@@ -924,8 +917,8 @@ static void sq_node(struct sqlgen *g, const struct mem_filter *f)
         sq_puts(g, f->op == FILTER_NE || f->op == FILTER_NIN ? "1" : "0");
         return;
     }
-    enum field fl = field_of(f->key, f->is_meta);
-    if (fl == FIELD_META)
+    enum filter_field fl = filter_field_of(f->key, f->is_meta);
+    if (fl == FILTER_FIELD_META)
         sq_meta(g, f);
     else
         sq_field(g, f, fl);
@@ -990,7 +983,7 @@ static bool match_meta(const struct mem_filter *f, struct matcher *m)
         }
     }
     bool negate = f->op == FILTER_NE || f->op == FILTER_NIN;
-    bool range = op_is_range(f->op);
+    bool range = filter_op_is_range(f->op);
     size_t n = f->op == FILTER_IN || f->op == FILTER_NIN ? f->n_values : 1;
     bool found = false;
     const char *key = f->key ? f->key : "";
@@ -1003,12 +996,12 @@ static bool match_meta(const struct mem_filter *f, struct matcher *m)
     return negate ? !found : found;
 }
 
-static bool field_value_is(const struct mem_record *r, enum field fl, enum filter_op cmp,
+static bool field_value_is(const struct mem_record *r, enum filter_field fl, enum filter_op cmp,
                            const struct filter_value *v)
 {
     if (!field_takes(fl, v->type))
         return false;
-    if (fl == FIELD_CREATED) {
+    if (fl == FILTER_FIELD_CREATED) {
         double c = (double)r->created_at;
         switch (cmp) {
         case FILTER_GT:
@@ -1023,12 +1016,12 @@ static bool field_value_is(const struct mem_record *r, enum field fl, enum filte
             return c == v->n;
         }
     }
-    if (op_is_range(cmp))
+    if (filter_op_is_range(cmp))
         return false;
-    const char *s = fl == FIELD_ID      ? r->id
-                    : fl == FIELD_USER  ? r->user_id
-                    : fl == FIELD_AGENT ? r->agent
-                                        : r->kind;
+    const char *s = fl == FILTER_FIELD_ID      ? r->id
+                    : fl == FILTER_FIELD_USER  ? r->user_id
+                    : fl == FILTER_FIELD_AGENT ? r->agent
+                                               : r->kind;
     return strcmp(s, v->s ? v->s : "") == 0;
 }
 
@@ -1049,8 +1042,8 @@ static bool match_node(const struct mem_filter *f, struct matcher *m)
     bool negate = f->op == FILTER_NE || f->op == FILTER_NIN;
     if (f->n_values == 0)
         return negate;
-    enum field fl = field_of(f->key, f->is_meta);
-    if (fl == FIELD_META)
+    enum filter_field fl = filter_field_of(f->key, f->is_meta);
+    if (fl == FILTER_FIELD_META)
         return match_meta(f, m);
     size_t n = f->op == FILTER_IN || f->op == FILTER_NIN ? f->n_values : 1;
     bool found = false;

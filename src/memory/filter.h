@@ -37,6 +37,17 @@ enum filter_op {
     FILTER_LTE,
 };
 
+/* What a condition's key names: one of the record's fields, or a
+ * metadata key. */
+enum filter_field {
+    FILTER_FIELD_META,
+    FILTER_FIELD_ID,
+    FILTER_FIELD_USER,
+    FILTER_FIELD_AGENT,
+    FILTER_FIELD_KIND,
+    FILTER_FIELD_CREATED,
+};
+
 /* A value compared with: a string, a number or a boolean. */
 enum filter_vtype { FILTER_V_STRING, FILTER_V_NUMBER, FILTER_V_BOOL };
 struct filter_value {
@@ -56,6 +67,12 @@ struct mem_filter {
     struct mem_filter **kids; /* $and/$or */
     size_t n_kids;
 };
+
+/* The field key names ("id", "user_id", "agent", "kind", "created_at"),
+ * FILTER_FIELD_META for any other key, a NULL one, or when is_meta. */
+enum filter_field filter_field_of(const char *key, bool is_meta);
+/* True for $gt $gte $lt $lte. */
+bool filter_op_is_range(enum filter_op op);
 
 /* Parses a filter from JSON text. NULL with a message pointing at the
  * problem (the JSON path, e.g. "$and[1].user_id: unknown operator

@@ -238,31 +238,6 @@ static void pg_array_elem(struct buf *b, const char *s)
 
 /* ---- filters ---------------------------------------------------------- */
 
-enum pg_field { PF_META, PF_ID, PF_USER, PF_AGENT, PF_KIND, PF_CREATED };
-
-static enum pg_field pf_field(const struct mem_filter *f)
-{
-    const char *k = f->key != NULL ? f->key : "";
-    if (f->is_meta)
-        return PF_META;
-    if (strcmp(k, "id") == 0)
-        return PF_ID;
-    if (strcmp(k, "user_id") == 0)
-        return PF_USER;
-    if (strcmp(k, "agent") == 0)
-        return PF_AGENT;
-    if (strcmp(k, "kind") == 0)
-        return PF_KIND;
-    if (strcmp(k, "created_at") == 0)
-        return PF_CREATED;
-    return PF_META;
-}
-
-static bool pf_range(enum filter_op op)
-{
-    return op == FILTER_GT || op == FILTER_GTE || op == FILTER_LT || op == FILTER_LTE;
-}
-
 static const char *pf_cmp(enum filter_op op)
 {
     switch (op) {
@@ -326,7 +301,7 @@ static void pf_meta_value(struct buf *sql, struct pgargs *a, int k, enum filter_
 static void pf_meta(struct buf *sql, struct pgargs *a, const struct mem_filter *f)
 {
     bool negate = f->op == FILTER_NE || f->op == FILTER_NIN;
-    bool range = pf_range(f->op);
+    bool range = filter_op_is_range(f->op);
     size_t n = f->op == FILTER_IN || f->op == FILTER_NIN ? f->n_values : 1;
     size_t used = 0;
     for (size_t i = 0; i < n; i++)
@@ -349,23 +324,24 @@ static void pf_meta(struct buf *sql, struct pgargs *a, const struct mem_filter *
     buf_puts(sql, "))");
 }
 
-static bool pf_takes(enum pg_field fl, enum filter_vtype t)
+static bool pf_takes(enum filter_field fl, enum filter_vtype t)
 {
-    if (fl == PF_META)
+    if (fl == FILTER_FIELD_META)
         return true;
-    return fl == PF_CREATED ? t == FILTER_V_NUMBER : t == FILTER_V_STRING;
+    return fl == FILTER_FIELD_CREATED ? t == FILTER_V_NUMBER : t == FILTER_V_STRING;
 }
 
 static void pf_field_cmp(struct buf *sql, struct pgargs *a, const struct mem_filter *f,
-                         enum pg_field fl)
+                         enum filter_field fl)
 {
     static const char *const cols[] = {
-        [PF_META] = "metadata", [PF_ID] = "id",     [PF_USER] = "user_id",
-        [PF_AGENT] = "agent",   [PF_KIND] = "kind", [PF_CREATED] = "created_at::float8",
+        [FILTER_FIELD_META] = "metadata", [FILTER_FIELD_ID] = "id",
+        [FILTER_FIELD_USER] = "user_id",  [FILTER_FIELD_AGENT] = "agent",
+        [FILTER_FIELD_KIND] = "kind",     [FILTER_FIELD_CREATED] = "created_at::float8",
     };
-    const char *cast = fl == PF_CREATED ? "::float8" : "::text";
+    const char *cast = fl == FILTER_FIELD_CREATED ? "::float8" : "::text";
     bool negate = f->op == FILTER_NE || f->op == FILTER_NIN;
-    if (pf_range(f->op) && fl != PF_CREATED) {
+    if (filter_op_is_range(f->op) && fl != FILTER_FIELD_CREATED) {
         buf_puts(sql, "FALSE");
         return;
     }
@@ -378,7 +354,7 @@ static void pf_field_cmp(struct buf *sql, struct pgargs *a, const struct mem_fil
         return;
     }
     buf_printf(sql, "(%s", cols[fl]);
-    if (pf_range(f->op)) {
+    if (filter_op_is_range(f->op)) {
         buf_printf(sql, "%s$%d%s)", pf_cmp(f->op), pf_value(a, &f->values[0]), cast);
         return;
     }
@@ -420,8 +396,8 @@ static void pf_node(struct buf *sql, struct pgargs *a, const struct mem_filter *
         buf_puts(sql, f->op == FILTER_NE || f->op == FILTER_NIN ? "TRUE" : "FALSE");
         return;
     }
-    enum pg_field fl = pf_field(f);
-    if (fl == PF_META)
+    enum filter_field fl = filter_field_of(f->key, f->is_meta);
+    if (fl == FILTER_FIELD_META)
         pf_meta(sql, a, f);
     else
         pf_field_cmp(sql, a, f, fl);

@@ -725,19 +725,14 @@ static const char *pc_op_name(enum filter_op op)
     }
 }
 
-static bool pc_is_field(const char *key)
-{
-    return strcmp(key, "id") == 0 || strcmp(key, "user_id") == 0 || strcmp(key, "agent") == 0 ||
-           strcmp(key, "kind") == 0 || strcmp(key, "created_at") == 0;
-}
-
 /* The stored field a value of type t is compared in, or false when no
  * stored field of that type exists for key (then nothing equals it). */
 static bool pc_field_for(const struct mem_filter *f, enum filter_vtype t, char *out, size_t outlen)
 {
     const char *key = f->key ? f->key : "";
-    if (!f->is_meta && pc_is_field(key)) {
-        bool num = strcmp(key, "created_at") == 0;
+    enum filter_field fl = filter_field_of(key, f->is_meta);
+    if (fl != FILTER_FIELD_META) {
+        bool num = fl == FILTER_FIELD_CREATED;
         if (num != (t == FILTER_V_NUMBER))
             return false;
         snprintf(out, outlen, "%s", key);
@@ -755,8 +750,7 @@ static bool pc_field_for(const struct mem_filter *f, enum filter_vtype t, char *
 static enum pc_tri pc_positive(const struct mem_filter *f, cJSON **out)
 {
     bool list = f->op == FILTER_IN || f->op == FILTER_NIN;
-    bool range =
-        f->op == FILTER_GT || f->op == FILTER_GTE || f->op == FILTER_LT || f->op == FILTER_LTE;
+    bool range = filter_op_is_range(f->op);
     cJSON * or = cJSON_CreateArray();
     static const enum filter_vtype types[] = {FILTER_V_STRING, FILTER_V_NUMBER, FILTER_V_BOOL};
     for (size_t t = 0; t < 3; t++) {
@@ -816,7 +810,7 @@ static enum pc_tri pc_negative(const struct mem_filter *f, cJSON **out)
         for (size_t i = 0; i < n; i++) {
             if (f->values[i].type != types[t])
                 continue;
-            bool fixed = !f->is_meta && pc_is_field(f->key);
+            bool fixed = filter_field_of(f->key, f->is_meta) != FILTER_FIELD_META;
             cJSON *ne = pc_obj1("$ne", pc_value(&f->values[i]));
             /* memchat's own fields exist on every record. */
             cJSON_AddItemToArray(and, fixed ? pc_obj1(field, ne) : pc_or_missing(field, ne));

@@ -168,11 +168,6 @@ struct qd_cond {
     cJSON *c; /* QD_COND: a condition or a nested filter */
 };
 
-static bool qd_op_range(enum filter_op op)
-{
-    return op == FILTER_GT || op == FILTER_GTE || op == FILTER_LT || op == FILTER_LTE;
-}
-
 /* "meta_match.k<hex of key>" */
 static char *qd_meta_path(const char *key)
 {
@@ -221,13 +216,13 @@ static struct qd_cond qd_value_cond(const struct mem_filter *f, enum filter_op c
         return r;
     }
     if (!meta) {
-        if (v->type != FILTER_V_STRING || qd_op_range(cmp))
+        if (v->type != FILTER_V_STRING || filter_op_is_range(cmp))
             return r;
         r.fold = QD_COND;
         r.c = qd_match_str(key, v->s != NULL ? v->s : "");
         return r;
     }
-    if (v->type != FILTER_V_NUMBER && qd_op_range(cmp))
+    if (v->type != FILTER_V_NUMBER && filter_op_is_range(cmp))
         return r;
     char *path = qd_meta_path(key);
     r.fold = QD_COND;
@@ -288,7 +283,7 @@ static struct qd_cond qd_translate(const struct mem_filter *f)
         return qd_translate_logic(f);
     bool negate = f->op == FILTER_NE || f->op == FILTER_NIN;
     size_t n = f->op == FILTER_IN || f->op == FILTER_NIN ? f->n_values : (f->n_values > 0);
-    enum filter_op cmp = qd_op_range(f->op) ? f->op : FILTER_EQ;
+    enum filter_op cmp = filter_op_is_range(f->op) ? f->op : FILTER_EQ;
     cJSON *list = qd_j(cJSON_CreateArray());
     for (size_t i = 0; i < n; i++) {
         struct qd_cond c = qd_value_cond(f, cmp, &f->values[i]);
