@@ -393,6 +393,29 @@ static int qd_point_record(struct vstore *s, const char *tenant, const cJSON *pt
 
 /* ---- namespaces ----------------------------------------------------------- */
 
+/* POSTs body (consumed) to path and finds the reply's "points" array: 0
+ * with *res (the caller frees it) and *pts set, or -1 (nothing to free;
+ * *status, when not NULL, is the HTTP status of a failed call). */
+static int qd_post_points(struct vstore *s, const char *tenant, const char *path, cJSON *body,
+                          const char *what, long *status, cJSON **res, const cJSON **pts, char *err,
+                          size_t errlen)
+{
+    *res = NULL;
+    int rc = qd_call(s, tenant, "POST", path, body, res, status, err, errlen);
+    cJSON_Delete(body);
+    if (rc != 0)
+        return -1;
+    *pts = cJSON_GetObjectItemCaseSensitive(*res, "points");
+    if (!cJSON_IsArray(*pts)) {
+        cJSON_Delete(*res);
+        *res = NULL;
+        char why[64];
+        snprintf(why, sizeof why, "%s result without points", what);
+        return qd_bad_reply(s, tenant, why, err, errlen);
+    }
+    return 0;
+}
+
 /* The tenant's namespace point: 0, 1 when there is none, -1. */
 static int qd_ns_read(struct vstore *s, const char *tenant, struct store_ns *ns, char *err,
                       size_t errlen)
@@ -406,20 +429,15 @@ static int qd_ns_read(struct vstore *s, const char *tenant, struct store_ns *ns,
     qd_j(cJSON_AddBoolToObject(body, "with_payload", true));
     qd_j(cJSON_AddBoolToObject(body, "with_vector", false));
     cJSON *res = NULL;
+    const cJSON *pts = NULL;
     long status = 0;
-    int rc = qd_call(s, tenant, "POST", path, body, &res, &status, err, errlen);
-    cJSON_Delete(body);
+    int rc = qd_post_points(s, tenant, path, body, "scroll", &status, &res, &pts, err, errlen);
     if (rc != 0 && status == 404) { /* no namespace collection yet */
         s->last_fail = REST_OK;
         return 1;
     }
     if (rc != 0)
         return -1;
-    const cJSON *pts = cJSON_GetObjectItemCaseSensitive(res, "points");
-    if (!cJSON_IsArray(pts)) {
-        cJSON_Delete(res);
-        return qd_bad_reply(s, tenant, "scroll result without points", err, errlen);
-    }
     const cJSON *pt = cJSON_GetArrayItem(pts, 0);
     if (pt == NULL) {
         cJSON_Delete(res);
@@ -537,15 +555,9 @@ static int qd_scroll(struct vstore *s, const char *tenant, const char *coll, con
             cJSON_AddItemToObject(body, "offset", offset);
         offset = NULL;
         cJSON *res = NULL;
-        int rc = qd_call(s, tenant, "POST", path, body, &res, status, err, errlen);
-        cJSON_Delete(body);
-        if (rc != 0)
+        const cJSON *pts = NULL;
+        if (qd_post_points(s, tenant, path, body, "scroll", status, &res, &pts, err, errlen) != 0)
             return -1;
-        const cJSON *pts = cJSON_GetObjectItemCaseSensitive(res, "points");
-        if (!cJSON_IsArray(pts)) {
-            cJSON_Delete(res);
-            return qd_bad_reply(s, tenant, "scroll result without points", err, errlen);
-        }
         const cJSON *pt;
         cJSON_ArrayForEach(pt, pts)
         {
@@ -774,15 +786,9 @@ static int qd_query(struct vstore *s, const char *tenant, const float *qv, size_
     qd_j(cJSON_AddBoolToObject(body, "with_vector", true));
     snprintf(path, sizeof path, "/collections/%s/points/query", coll);
     cJSON *res = NULL;
-    rc = qd_call(s, tenant, "POST", path, body, &res, NULL, err, errlen);
-    cJSON_Delete(body);
-    if (rc != 0)
+    const cJSON *pts = NULL;
+    if (qd_post_points(s, tenant, path, body, "query", NULL, &res, &pts, err, errlen) != 0)
         return -1;
-    const cJSON *pts = cJSON_GetObjectItemCaseSensitive(res, "points");
-    if (!cJSON_IsArray(pts)) {
-        cJSON_Delete(res);
-        return qd_bad_reply(s, tenant, "query result without points", err, errlen);
-    }
     rc = qd_points_records(s, tenant, pts, ns.dim, true, out, err, errlen);
     cJSON_Delete(res);
     if (rc != 0) {
@@ -862,16 +868,10 @@ static int qd_fetch_ids(struct vstore *s, const char *tenant, const char *coll, 
     qd_j(cJSON_AddBoolToObject(body, "with_payload", true));
     qd_j(cJSON_AddBoolToObject(body, "with_vector", with_vectors));
     cJSON *res = NULL;
-    int rc = qd_call(s, tenant, "POST", path, body, &res, NULL, err, errlen);
-    cJSON_Delete(body);
-    if (rc != 0)
+    const cJSON *pts = NULL;
+    if (qd_post_points(s, tenant, path, body, "scroll", NULL, &res, &pts, err, errlen) != 0)
         return -1;
-    const cJSON *pts = cJSON_GetObjectItemCaseSensitive(res, "points");
-    if (!cJSON_IsArray(pts)) {
-        cJSON_Delete(res);
-        return qd_bad_reply(s, tenant, "scroll result without points", err, errlen);
-    }
-    rc = qd_points_records(s, tenant, pts, dim, with_vectors, out, err, errlen);
+    int rc = qd_points_records(s, tenant, pts, dim, with_vectors, out, err, errlen);
     cJSON_Delete(res);
     return rc;
 }
