@@ -194,22 +194,28 @@ static enum memory_status mv_cancelled(struct mv *v, char *err, size_t errlen)
     return MEMORY_ERR_CANCELLED;
 }
 
-/* A store's failure: remote ones are a network error; the message gains
- * how far the checkpoint is, so the user knows the run can resume. */
+/* Appends how far the stored checkpoint is to a failure's message, so
+ * the user knows the run can resume. */
+static void mv_say_checkpoint(const struct mv *v, char *err, size_t errlen)
+{
+    if (v->st.phase[0] == '\0' || v->st.total < 0) /* no checkpoint stored yet */
+        return;
+    size_t len = strlen(err);
+    if (len + 1 < errlen)
+        snprintf(err + len, errlen - len,
+                 " (checkpoint: %" PRId64 " of %" PRId64
+                 " memories, phase %s; run the same command to resume)",
+                 v->st.done, v->st.total, v->st.phase);
+}
+
+/* A store's failure: remote ones are a network error. */
 static enum memory_status mv_store_fail(struct mv *v, const struct vstore *s, char *err,
                                         size_t errlen)
 {
     if (mv_cancelled(v, err, errlen) != MEMORY_OK)
         return MEMORY_ERR_CANCELLED; /* the call failed because Ctrl-C ended it */
     v->out->remote = s->remote && s->last_fail != 0;
-    if (v->st.phase[0] != '\0' && v->st.total >= 0) { /* a checkpoint is stored */
-        size_t len = strlen(err);
-        if (len + 1 < errlen)
-            snprintf(err + len, errlen - len,
-                     " (checkpoint: %" PRId64 " of %" PRId64
-                     " memories, phase %s; run the same command to resume)",
-                     v->st.done, v->st.total, v->st.phase);
-    }
+    mv_say_checkpoint(v, err, errlen);
     return MEMORY_ERR_STORE;
 }
 
@@ -610,12 +616,7 @@ static enum memory_status mv_reembed_embed(struct mv *v, struct embedder *e, cha
             if ((st = mv_cancelled(v, err, errlen)) != MEMORY_OK)
                 break;
             v->out->remote = e->remote && e->last_fail != 0;
-            size_t len = strlen(err);
-            if (len + 1 < errlen)
-                snprintf(err + len, errlen - len,
-                         " (checkpoint: %" PRId64 " of %" PRId64
-                         " memories embedded; run the same command to resume)",
-                         v->st.done, v->st.total);
+            mv_say_checkpoint(v, err, errlen);
             st = MEMORY_ERR_EMBED;
             break;
         }
