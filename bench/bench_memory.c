@@ -24,8 +24,9 @@
  * or a result from another tenant).
  *
  * Usage: bench_memory [SRCDIR] [--quick] [--only=facts|scifact|latency]
- *        [--dims=D,D,...] [--memories=N] [--queries=N] [--scifact=DIR]
- *        [--set=NAME=VALUE]... [--verbose] [--keep] [--reuse=DIR]
+ *        [--dims=D,D,...] [--memories=N] [--queries=N] [--method=NAME]
+ *        [--scifact=DIR] [--set=NAME=VALUE]... [--verbose] [--keep]
+ *        [--reuse=DIR]
  * --quick: 10,000 memories for the latency part. --dims adds dimensions
  * besides EMBEDDINGS_DIMENSION's default to the facts and SciFact parts.
  * --set changes a configuration variable (e.g. MEMORY_MMR_DIVERSITY=0) to
@@ -36,12 +37,17 @@
  * there (--memories must say how many) instead of storing them again, so
  * a million-memory store and its graph are made once and measured as
  * often as needed (e.g. again on a quiet machine, or with a warm page
- * cache).
+ * cache). --method=similarity|mmr|hybrid measures only that method.
+ * The latency table says how much of the data and index files the page
+ * cache held before the queries, and a query's page faults and disk reads
+ * (getrusage); --verbose also gives those of the slowest 1 %, which tells
+ * a tail of disk reads from a tail of computing.
  */
 #include "config.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -49,7 +55,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "config/vars.h"
@@ -87,6 +96,7 @@ struct opts {
     bool reuse; /* --reuse=DIR: the data files exist; keep them */
     size_t memories;
     size_t queries;
+    int method;         /* --method=NAME: the latency part measures only it; -1 all */
     int dims[MAX_DIMS]; /* dims[0] is the configured default */
     size_t n_dims;
 };
@@ -109,6 +119,75 @@ struct mgr {
 
 static const enum memory_method METHODS[] = {MEMORY_SIMILARITY, MEMORY_MMR, MEMORY_HYBRID};
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
+
+/* One timed query and the page faults it took (getrusage before and after),
+ * so --verbose can say whether the slow tail is the memory it touched. */
+struct sample {
+    long long ns;
+    long majflt, minflt;
+    long inblock; /* 512-byte blocks read from disk, by faults and read() alike */
+};
+
+static int cmp_sample(const void *a, const void *b)
+{
+    long long x = ((const struct sample *)a)->ns, y = ((const struct sample *)b)->ns;
+    return (x > y) - (x < y);
+}
+
+static struct sample faults_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (struct sample){0, ru.ru_majflt, ru.ru_minflt, ru.ru_inblock};
+}
+
+/* Mean faults of the slowest 1% and of the rest, on stderr. */
+static void faults_report(const char *method, const struct sample *s, size_t n)
+{
+    size_t tail = n / 100 > 0 ? n / 100 : 1;
+    double mj[2] = {0}, mn[2] = {0}, kb[2] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int t = i >= n - tail;
+        mj[t] += (double)s[i].majflt;
+        mn[t] += (double)s[i].minflt;
+        kb[t] += (double)s[i].inblock / 2;
+    }
+    fprintf(stderr,
+            "bench_memory: %s: a query's faults and disk reads, slowest %zu: major %.2f minor "
+            "%.1f, %.1f KB; the other %zu: major %.3f minor %.1f, %.1f KB\n",
+            method, tail, mj[1] / (double)tail, mn[1] / (double)tail, kb[1] / (double)tail,
+            n - tail, mj[0] / (double)(n - tail), mn[0] / (double)(n - tail),
+            kb[0] / (double)(n - tail));
+}
+
+/* Percent of path's pages in the page cache (mincore on a fresh mapping),
+ * -1 when it cannot be read: a page that is not costs a disk read, which
+ * is what the latency tail measures otherwise. */
+static double resident_pct(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    double pct = -1;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        size_t len = (size_t)st.st_size, page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t pages = (len + page - 1) / page;
+        void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+        unsigned char *vec = xmalloc(pages);
+        if (map != MAP_FAILED && mincore(map, len, vec) == 0) {
+            size_t in = 0;
+            for (size_t i = 0; i < pages; i++)
+                in += vec[i] & 1u;
+            pct = 100.0 * (double)in / (double)pages;
+        }
+        xfree(vec);
+        if (map != MAP_FAILED)
+            munmap(map, len);
+    }
+    close(fd);
+    return pct;
+}
 
 static int cmp_ll(const void *a, const void *b)
 {
@@ -1091,15 +1170,26 @@ static int bench_latency(struct bench *b)
     printf("\n### Retrieval latency: %zu memories in one tenant, dim %d, k = %d, one thread, "
            "%s\n\n",
            b->o.memories, dim, FACTS_K, info.hnsw ? "HNSW" : "exact scan");
-    printf("| method | queries | p50 ms | p90 ms | p99 ms | max ms | mean ms |\n"
-           "|---|---|---|---|---|---|---|\n");
+    /* Cold pages make a tail of disk reads, not of search: say how much of
+     * the files the page cache held when the queries began. */
+    printf("In the page cache before the queries: data file %.1f %%", resident_pct(g.path));
+    if (info.hnsw)
+        printf(", HNSW file %.1f %%", resident_pct(info.path));
+    printf(".\n\n");
+    printf("| method | queries | p50 ms | p90 ms | p99 ms | max ms | mean ms | a query: page "
+           "faults major / minor, KB read from disk |\n"
+           "|---|---|---|---|---|---|---|---|\n");
     long long *v = xcalloc(b->o.queries, sizeof *v);
+    struct sample *smp = xcalloc(b->o.queries, sizeof *smp);
     int rc = 0;
     for (size_t k = 0; k < N_METHODS && rc == 0; k++) {
+        if (b->o.method >= 0 && (int)METHODS[k] != b->o.method)
+            continue;
         seed = SEED_QUERIES + k;
         double sum = 0;
         for (size_t i = 0; i < WARMUP + b->o.queries && rc == 0; i++) {
             shape_fill(&q, &seed, PICK(&seed, QUERY_SHAPES));
+            struct sample f0 = faults_now();
             t0 = clock_mono_ns();
             if (memory_retrieve(g.m, TENANT_LOAD, NULL, buf_cstr(&q), FACTS_K, (int)METHODS[k],
                                 NULL, &res, err, sizeof err) != MEMORY_OK) {
@@ -1108,8 +1198,11 @@ static int bench_latency(struct bench *b)
                 break;
             }
             long long dt = clock_mono_ns() - t0;
+            struct sample f1 = faults_now();
             memory_result_free(&res);
             if (i >= WARMUP) {
+                smp[i - WARMUP] = (struct sample){dt, f1.majflt - f0.majflt, f1.minflt - f0.minflt,
+                                                  f1.inblock - f0.inblock};
                 v[i - WARMUP] = dt;
                 sum += (double)dt;
             }
@@ -1118,12 +1211,23 @@ static int bench_latency(struct bench *b)
             break;
         size_t n = b->o.queries;
         qsort(v, n, sizeof *v, cmp_ll);
-        printf("| %s%s | %zu | %.3f | %.3f | %.3f | %.3f | %.3f |\n",
+        qsort(smp, n, sizeof *smp, cmp_sample);
+        if (b->o.verbose)
+            faults_report(memory_method_name(METHODS[k]), smp, n);
+        double majf = 0, minf = 0, kb = 0;
+        for (size_t i = 0; i < n; i++) {
+            majf += (double)smp[i].majflt;
+            minf += (double)smp[i].minflt;
+            kb += (double)smp[i].inblock / 2;
+        }
+        printf("| %s%s | %zu | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f / %.1f, %.1f |\n",
                memory_method_name(METHODS[k]), METHODS[k] == MEMORY_MMR ? " (default)" : "", n,
                (double)quantile(v, n, 0.50) / 1e6, (double)quantile(v, n, 0.90) / 1e6,
-               (double)quantile(v, n, 0.99) / 1e6, (double)v[n - 1] / 1e6, sum / (double)n / 1e6);
+               (double)quantile(v, n, 0.99) / 1e6, (double)v[n - 1] / 1e6, sum / (double)n / 1e6,
+               majf / (double)n, minf / (double)n, kb / (double)n);
     }
     xfree(v);
+    xfree(smp);
     buf_free(&q);
 
     cJSON *st = NULL;
@@ -1219,6 +1323,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int default_dim)
                        .latency = true,
                        .memories = DEFAULT_N,
                        .queries = DEFAULT_Q,
+                       .method = -1,
                        .dims = {default_dim},
                        .n_dims = 1};
     bool quick = false, memories_set = false;
@@ -1243,6 +1348,11 @@ static int parse_args(int argc, char **argv, struct opts *o, int default_dim)
             if (parse_size(a + 11, 1, &o->memories) != 0)
                 goto usage;
             memories_set = true;
+        } else if (strncmp(a, "--method=", 9) == 0) {
+            enum memory_method m;
+            if (memory_method_parse(a + 9, &m) != 0)
+                goto usage;
+            o->method = (int)m;
         } else if (strncmp(a, "--queries=", 10) == 0) {
             if (parse_size(a + 10, 1, &o->queries) != 0)
                 goto usage;
@@ -1280,7 +1390,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int default_dim)
 usage:
     fprintf(stderr,
             "usage: bench_memory [SRCDIR] [--quick] [--only=facts|scifact|latency] "
-            "[--dims=D,D,...] [--memories=N] [--queries=N] [--scifact=DIR] "
+            "[--dims=D,D,...] [--memories=N] [--queries=N] [--method=NAME] [--scifact=DIR] "
             "[--set=NAME=VALUE]... [--verbose] [--keep] [--reuse=DIR]\n"
             "bench_memory: bad argument %s (dimensions 16..4096, at most %d)\n",
             a, MAX_DIMS);

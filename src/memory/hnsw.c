@@ -118,6 +118,8 @@ struct hnsw {
     size_t hpool_n, hpool_cap;
     void *map; /* the private mapping of a loaded file, or NULL */
     size_t maplen;
+    void *vmem; /* the mapped rows' vectors copied to anonymous memory, or NULL */
+    size_t vmemlen;
 
     /* scratch of searches and inserts */
     vscan_dot_fn dot;
@@ -665,9 +667,12 @@ static void storage_free(struct hnsw *h)
     xfree(h->hpool);
     if (h->map != NULL)
         munmap(h->map, h->maplen);
+    if (h->vmem != NULL)
+        munmap(h->vmem, h->vmemlen);
     h->tomb = NULL;
     h->hpool = NULL;
     h->map = NULL;
+    h->vmem = NULL;
 }
 
 static void scratch_free(struct hnsw *h)
@@ -828,7 +833,7 @@ void hnsw_params_get(const struct hnsw *h, struct hnsw_params *out)
 
 size_t hnsw_bytes(const struct hnsw *h)
 {
-    size_t b = sizeof *h + h->maplen;
+    size_t b = sizeof *h + h->maplen + h->vmemlen;
     b += col_heap_bytes(&h->vec, h->seg_shift) + col_heap_bytes(&h->link0, h->seg_shift);
     b += col_heap_bytes(&h->label, h->seg_shift) + col_heap_bytes(&h->level, h->seg_shift);
     b += col_heap_bytes(&h->uoff, h->seg_shift);
@@ -1472,4 +1477,27 @@ struct hnsw *hnsw_load(const char *path, struct hnsw_meta *meta, char *err, size
     if (meta != NULL)
         *meta = (struct hnsw_meta){hd.generation, hd.created_ms};
     return h;
+}
+
+int hnsw_vectors_to_memory(struct hnsw *h, char *err, size_t errlen)
+{
+    if (h->map == NULL || h->vmem != NULL || h->n0 == 0)
+        return 0;
+    size_t len = (size_t)h->n0 * h->vstride;
+    void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        snprintf(err, errlen, "cannot copy %zu MB of vectors into memory: %s", len >> 20,
+                 strerror(errno));
+        return -1;
+    }
+#ifdef MADV_HUGEPAGE
+    /* Advice only: where transparent huge pages are off, the copy still
+     * spares the searches the file's page faults. */
+    (void)madvise(mem, len, MADV_HUGEPAGE);
+#endif
+    memcpy(mem, h->vec.map, len);
+    h->vec.map = mem;
+    h->vmem = mem;
+    h->vmemlen = len;
+    return 0;
 }

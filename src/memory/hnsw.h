@@ -110,5 +110,13 @@ int hnsw_save(const struct hnsw *h, const struct hnsw_meta *meta, const char *pa
  * is missing (errno ENOENT is left for the caller to tell apart), of
  * another format or version, or damaged. *meta receives the stamps. */
 struct hnsw *hnsw_load(const char *path, struct hnsw_meta *meta, char *err, size_t errlen);
+/* Copies the vectors of a loaded file's nodes out of the mapping into
+ * anonymous memory, on transparent huge pages where the kernel allows: a
+ * search then takes no page faults and few TLB misses on them, which at a
+ * million vectors of 4 KB is most of the tail latency (docs/benchmarks.md),
+ * for the vectors' size in private memory and the time to copy them. 0 (also
+ * when nothing is mapped or it was done), or -1 with err set when the memory
+ * cannot be had: the index then keeps reading the mapping. */
+int hnsw_vectors_to_memory(struct hnsw *h, char *err, size_t errlen);
 
 #endif

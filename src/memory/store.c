@@ -31,6 +31,7 @@ void store_vindex_opts(const struct config *cfg, struct vindex_opts *o)
     o->hnsw.ef_construction = (int)config_int(cfg, CFG_MEMORY_HNSW_EF_CONSTRUCTION);
     o->hnsw.seed = STORE_HNSW_SEED;
     o->ef_search = (size_t)config_int(cfg, CFG_MEMORY_HNSW_EF_SEARCH);
+    o->preload = config_bool(cfg, CFG_MEMORY_HNSW_PRELOAD);
 }
 
 /* The remote stores' constructors, by name. */

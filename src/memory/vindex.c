@@ -16,6 +16,7 @@
 
 #include "memory/vscan.h"
 #include "util/alloc.h"
+#include "util/log.h"
 
 /* A graph compacts once its tombstones reach this fraction (1/N) of its
  * nodes: they still cost routing work and memory. */
@@ -373,6 +374,11 @@ struct vindex *vindex_load(const char *path, const struct vindex_opts *o, struct
     struct hnsw *hn = hnsw_load(path, meta, err, errlen);
     if (hn == NULL)
         return NULL;
+    /* Failing to preload is not failing to load: the mapping serves, more
+     * slowly, and the log says why. */
+    char why[256];
+    if (o->preload && hnsw_vectors_to_memory(hn, why, sizeof why) != 0)
+        log_warn("%s: %s; searching the mapped file instead", path, why);
     struct vindex *ix = vindex_alloc(hnsw_dim(hn), o);
     ix->hn = hn;
     hnsw_params_get(hn, &ix->opts.hnsw);

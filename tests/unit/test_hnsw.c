@@ -624,6 +624,80 @@ static void test_save_and_load_round_trip_and_inserts_after_load_stay_private(vo
     free(dir);
 }
 
+/* A loaded index whose vectors were copied into memory answers bit for bit
+ * as the mapped one, saves the same file, grows and compacts, and counts
+ * the copy in its bytes. */
+static void test_preloaded_vectors_answer_as_the_mapped_file(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp();
+    char path[4096], path2[4096], err[512];
+    snprintf(path, sizeof path, "%s/ns.hnsw", dir);
+    snprintf(path2, sizeof path2, "%s/copy.hnsw", dir);
+    size_t n = 1500;
+    int dim = 24;
+    float *d = data_make(n, dim, true, 41);
+    float *qs = data_make(30, dim, true, 42);
+    struct hnsw *a = build(d, n, dim, 8, 40, 78);
+    for (uint32_t i = 0; i < n; i += 11)
+        hnsw_delete(a, i);
+    struct hnsw_meta meta = {7, 1700000000000};
+    assert_int_equal(hnsw_save(a, &meta, path, err, sizeof err), 0);
+    struct hnsw *mapped = hnsw_load(path, NULL, err, sizeof err);
+    struct hnsw *pre = hnsw_load(path, NULL, err, sizeof err);
+    assert_non_null(mapped);
+    assert_non_null(pre);
+    size_t before = hnsw_bytes(pre);
+    assert_int_equal(hnsw_vectors_to_memory(pre, err, sizeof err), 0);
+    assert_true(hnsw_bytes(pre) >= before + n * (size_t)dim * sizeof(float));
+    assert_int_equal(hnsw_vectors_to_memory(pre, err, sizeof err), 0); /* once is enough */
+    for (uint32_t i = 0; i < n; i++)
+        assert_memory_equal(hnsw_vector(pre, i), hnsw_vector(mapped, i),
+                            (size_t)dim * sizeof(float));
+    for (size_t qi = 0; qi < 30; qi++) {
+        struct hnsw_hit hm[K], hp[K];
+        size_t gm = hnsw_search(mapped, qs + qi * (size_t)dim, K, 24, NULL, hm, NULL);
+        size_t gp = hnsw_search(pre, qs + qi * (size_t)dim, K, 24, NULL, hp, NULL);
+        assert_int_equal(gm, K);
+        assert_int_equal(gm, gp);
+        assert_memory_equal(hm, hp, gm * sizeof *hm);
+    }
+    /* the copy saves the same bytes as the file it came from */
+    assert_int_equal(hnsw_save(pre, &meta, path2, err, sizeof err), 0);
+    size_t l1, l2;
+    char *f1 = slurp(path, &l1), *f2 = slurp(path2, &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(f1, f2, l1);
+    /* the same insert and compaction on both still give the same answers
+     * (the compaction leaves the copy behind, freed) */
+    uint32_t node = hnsw_add(pre, 9999, d);
+    assert_int_equal(hnsw_add(mapped, 9999, d), node);
+    uint32_t *remap = hnsw_compact(pre), *remap2 = hnsw_compact(mapped);
+    assert_memory_equal(remap, remap2, (n + 1) * sizeof *remap);
+    assert_int_equal(hnsw_nodes(pre), n + 1 - hnsw_deleted(a));
+    for (size_t qi = 0; qi < 30; qi++) {
+        struct hnsw_hit hm[K], hp[K];
+        size_t gm = hnsw_search(mapped, qs + qi * (size_t)dim, K, 24, NULL, hm, NULL);
+        size_t gp = hnsw_search(pre, qs + qi * (size_t)dim, K, 24, NULL, hp, NULL);
+        assert_int_equal(gm, gp);
+        assert_memory_equal(hm, hp, gm * sizeof *hm);
+    }
+    xfree(remap);
+    xfree(remap2);
+    /* an index built in memory has nothing to copy */
+    assert_int_equal(hnsw_vectors_to_memory(a, err, sizeof err), 0);
+
+    hnsw_free(a);
+    hnsw_free(mapped);
+    hnsw_free(pre);
+    free(f1);
+    free(f2);
+    free(d);
+    free(qs);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 /* An empty index saves and loads as an empty index. */
 static void test_an_empty_index_round_trips(void **state)
 {
@@ -941,6 +1015,7 @@ int main(void)
         cmocka_unit_test(test_deletes_and_compaction_keep_recall_and_remap_nodes),
         cmocka_unit_test(test_deleting_everything_then_compacting_leaves_a_usable_empty_index),
         cmocka_unit_test(test_save_and_load_round_trip_and_inserts_after_load_stay_private),
+        cmocka_unit_test(test_preloaded_vectors_answer_as_the_mapped_file),
         cmocka_unit_test(test_an_empty_index_round_trips),
         cmocka_unit_test(test_damaged_and_missing_files_are_refused_with_a_message),
         cmocka_unit_test(test_a_walk_that_comes_back_short_is_completed_exactly),
