@@ -186,6 +186,18 @@ int mc_engine_submit_memory(struct mc_engine *eng, const struct mc_memory_job *j
  * turn.done, then its store-stage memory.skipped. No-op when nothing runs
  * or waits. */
 void mc_engine_cancel(struct mc_engine *eng);
+/* How the engine answers a call of a tool that is not read-only (after
+ * its tool.confirm event): ask the front end (mc_engine_answer_tool; the
+ * turn waits until the answer or a cancel), or always yes (`ask --yes`),
+ * or always no (a front end that cannot ask). */
+enum mc_tool_confirm { MC_TOOL_CONFIRM_ASK = 0, MC_TOOL_CONFIRM_YES, MC_TOOL_CONFIRM_NO };
+/* Sets the standing answer; call before submitting turns. The default
+ * is MC_TOOL_CONFIRM_ASK. */
+void mc_engine_set_tool_confirm(struct mc_engine *eng, enum mc_tool_confirm mode);
+/* Answers the tool.confirm of call_id: allow runs the tool, else the
+ * model is told the user refused. Safe from any thread; an answer to a
+ * call that is not waiting is ignored. */
+void mc_engine_answer_tool(struct mc_engine *eng, const char *call_id, bool allow);
 /* Forgets the session's conversation history (chat's /new). Runs as a job,
  * after the turns already queued. */
 void mc_engine_reset_conversation(struct mc_engine *eng);

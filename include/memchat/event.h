@@ -27,6 +27,7 @@ struct cJSON;
     X(MC_EV_RETRY, "retry")                       \
     X(MC_EV_DELTA, "delta")                       \
     X(MC_EV_TOOL_CALL, "tool.call")               \
+    X(MC_EV_TOOL_CONFIRM, "tool.confirm")         \
     X(MC_EV_TOOL_RESULT, "tool.result")           \
     X(MC_EV_USAGE, "usage")                       \
     X(MC_EV_COST, "cost")                         \

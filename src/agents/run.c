@@ -40,6 +40,8 @@ void agent_apply(const struct agent *a, struct turn_input *in)
     in->temperature = a->temperature;
     in->max_tokens = a->max_tokens;
     in->want_json = a->format == AGENT_FORMAT_JSON;
+    in->tools = (const char *const *)a->tools;
+    in->n_tools = a->n_tools;
 }
 
 char *agent_step_system(const struct agent *a, size_t i)

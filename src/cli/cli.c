@@ -40,7 +40,7 @@ static const struct verb verbs[] = {
      "  --json   one JSON object per agent\n"},
     {"ask", cmd_ask,
      CLI_OPT_JSON | CLI_OPT_IDS | CLI_OPT_NO_MEMORY | CLI_OPT_MODEL | CLI_OPT_PASS | CLI_OPT_CONV |
-         CLI_OPT_COMPARE,
+         CLI_OPT_COMPARE | CLI_OPT_YES,
      "ask [OPTIONS] [QUESTION...]", "ask one question and print the answer",
      "The question comes from the arguments, from standard input, or both\n"
      "(cat notes.txt | memchat ask \"summarise\": the arguments, a blank line, then stdin).\n"
@@ -62,9 +62,12 @@ static const struct verb verbs[] = {
      "  --temperature T                   sampling temperature, 0 to 2\n"
      "  --max-tokens N                    cap on the reply's tokens\n"
      "  --passphrase-stdin                the keystore's passphrase is stdin's first line\n"
+     "  --yes                             let the model run tools that are not read-only\n"
+     "                                    (without it they are refused and the model is told)\n"
      "  --json                            print every event as one JSON line\n"
      "An agent with steps (--agent planner) runs each step as its own turn; ask shows\n"
-     "each step's reply under a [step i of n: name] line.\n"},
+     "each step's reply under a [step i of n: name] line. The tools the model calls\n"
+     "are shown on stderr as they run.\n"},
     {"chat", cmd_chat,
      CLI_OPT_JSON | CLI_OPT_PLAIN | CLI_OPT_IDS | CLI_OPT_NO_MEMORY | CLI_OPT_MODEL | CLI_OPT_PASS,
      "chat [--plain] [OPTIONS]", "chat: the TUI on a terminal, else line by line",
@@ -136,16 +139,42 @@ static const struct verb verbs[] = {
      "  memchat keys rotate [--passphrase]                re-encrypt under a new master key\n"
      "  memchat keys init [--passphrase]                  create the keystore\n"
      "\n"
-     "P is openai, anthropic or tool:NAME (a tool's credential). A tenant's key wins\n"
-     "over OPENAI_API_KEY / ANTHROPIC_API_KEY for that tenant's turns and is sent only\n"
-     "to the configured *_BASE_URL. The keystore (data dir) is encrypted with a master\n"
-     "key: MEMCHAT_MASTER_KEY (base64 of 32 bytes), else master.key in the config dir\n"
+     "P is openai or anthropic (tool:NAME too; a tool's credentials are named:\n"
+     "memchat tools add-credential). A tenant's key wins over OPENAI_API_KEY /\n"
+     "ANTHROPIC_API_KEY for that tenant's turns and is sent only to the configured\n"
+     "*_BASE_URL. The keystore (data dir) is encrypted with a master key:\n"
+     "MEMCHAT_MASTER_KEY (base64 of 32 bytes), else master.key in the config dir\n"
      "(made on first use, mode 0600), unless init/rotate --passphrase chose a\n"
-     "passphrase, asked at a prompt or read with --passphrase-stdin.\n"
+     "passphrase, asked at a prompt or read with --passphrase-stdin. Tool credentials\n"
+     "are sealed under TOOL_CREDENTIALS_ENCRYPTION_KEY when it is set; list shows\n"
+     "which key sealed each record, rotate keeps them under it.\n"
      "\n"
      "  --passphrase          init/rotate: protect the keystore with a passphrase\n"
      "  --passphrase-stdin    read passphrases from stdin's lines instead of a prompt\n"
      "  --json                list: one JSON object per key\n"},
+    {"tools", cmd_tools, CLI_OPT_JSON | CLI_OPT_TENANT | CLI_OPT_PASS,
+     "tools [list|add-credential|rm-credential] [OPTIONS]",
+     "list the tools the model may call, and store their credentials",
+     "  memchat tools list [--tenant T] [--json]\n"
+     "  memchat tools add-credential TOOL NAME [--tenant T]   the value from stdin or a prompt\n"
+     "  memchat tools rm-credential TOOL NAME [--tenant T]\n"
+     "\n"
+     "list shows every tool: the built-ins (memory_search, time_now), the shipped\n"
+     "ones (the share dir's tools/) and your own JSON files in the config dir's\n"
+     "tools/, which override them by name; whether each is read-only (a tool that is\n"
+     "not asks before every call), where it comes from, and the state of each\n"
+     "credential it declares for the tenant: set, missing, sealed (stored under a\n"
+     "TOOL_CREDENTIALS_ENCRYPTION_KEY this run does not have) or ? (the keystore did\n"
+     "not open). A malformed file is reported (file and field) on stderr; the others\n"
+     "still load. Values are never shown.\n"
+     "A credential NAME is the environment variable the tool receives it in (e.g.\n"
+     "GITHUB_TOKEN), and only that tool: it is kept in the keystore, per tenant,\n"
+     "sealed under TOOL_CREDENTIALS_ENCRYPTION_KEY (base64 of 32 bytes) when that is\n"
+     "set, else under the master key (see memchat keys).\n"
+     "\n"
+     "  --tenant T            whose credentials (default MEMCHAT_TENANT)\n"
+     "  --passphrase-stdin    the keystore's passphrase is stdin's first line\n"
+     "  --json                list: one JSON object per tool\n"},
     {"memory", cmd_memory,
      CLI_OPT_JSON | CLI_OPT_IDS | CLI_OPT_META | CLI_OPT_K | CLI_OPT_METHOD | CLI_OPT_FILTER |
          CLI_OPT_ID | CLI_OPT_LIMIT | CLI_OPT_REBUILD | CLI_OPT_FROM | CLI_OPT_TO | CLI_OPT_BATCH |

@@ -39,7 +39,7 @@ enum cli_opt_bit {
     CLI_OPT_FILTER = 1 << 13,
     CLI_OPT_ID = 1 << 14,
     CLI_OPT_LIMIT = 1 << 15,
-    CLI_OPT_YES = 1 << 16,     /* purge: --yes */
+    CLI_OPT_YES = 1 << 16,     /* purge, ask: --yes */
     CLI_OPT_CONV = 1 << 17,    /* ask: --continue, --conversation ID */
     CLI_OPT_COMPARE = 1 << 18, /* ask: --compare */
     CLI_OPT_REBUILD = 1 << 19, /* memory index: --rebuild */
@@ -70,7 +70,7 @@ struct cli_opts {
     const char *filter;       /* memory search/forget/export: --filter */
     const char *id;           /* memory forget: --id */
     const char *limit;        /* memory history, conversations: --limit */
-    bool yes;                 /* purge: --yes */
+    bool yes;                 /* purge: --yes; ask: run tools that are not read-only */
     bool rebuild;             /* memory index: --rebuild */
     const char *from, *to;    /* memory migrate: --from, --to */
     const char *batch;        /* memory migrate, reembed: --batch */
@@ -97,6 +97,7 @@ int cmd_memory(const struct config *cfg, const struct cli_opts *o);
 int cmd_conversations(const struct config *cfg, const struct cli_opts *o);
 int cmd_purge(const struct config *cfg, const struct cli_opts *o);
 int cmd_agents(const struct config *cfg, const struct cli_opts *o);
+int cmd_tools(const struct config *cfg, const struct cli_opts *o);
 int cmd_rollout(const struct config *cfg, const struct cli_opts *o);
 int cmd_doctor(const struct config *cfg, const struct cli_opts *o);
 

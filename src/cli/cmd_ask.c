@@ -316,6 +316,8 @@ int cmd_ask(const struct config *cfg, const struct cli_opts *o)
     struct session s;
     rc = session_start(&s, cfg, o->json, &pass);
     secret_free(&pass);
+    if (rc == MC_EXIT_OK && o->yes)
+        session_allow_tools(&s);
     if (rc == MC_EXIT_OK) {
         struct mc_turn_request req = {
             .text = buf_cstr(&q),

@@ -123,7 +123,16 @@ int session_start(struct session *s, const struct config *cfg, bool json, const 
     }
     if (pass != NULL && pass->value != NULL)
         mc_engine_set_passphrase(s->eng, pass->value, pass->len);
+    /* The verbs have no one to ask: a tool that is not read-only runs only
+     * when the verb says so (ask --yes). */
+    mc_engine_set_tool_confirm(s->eng, MC_TOOL_CONFIRM_NO);
     return MC_EXIT_OK;
+}
+
+void session_allow_tools(struct session *s)
+{
+    s->tools_yes = true;
+    mc_engine_set_tool_confirm(s->eng, MC_TOOL_CONFIRM_YES);
 }
 
 void session_stop(struct session *s)
@@ -250,6 +259,42 @@ static void session_turn_started(struct session *s, struct turn_watch *w, const 
     w->printed_text = false;
 }
 
+/* The tool lines of plain output, on stderr so that stdout stays the
+ * reply: what the model called, and how it ended. Model-made text is
+ * sanitised like the reply. */
+static void session_tool_line(const struct session *s, struct turn_watch *w,
+                              const struct mc_event *ev)
+{
+    if (w->printed_text) {
+        fputc('\n', stdout);
+        fflush(stdout);
+        w->printed_text = false;
+    }
+    const char *name = mc_event_str(ev, "name", "?");
+    struct buf line;
+    buf_init(&line, 4096);
+    if (ev->kind == MC_EV_TOOL_CALL) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(ev->json, "arguments");
+        char *args = a != NULL ? cJSON_PrintUnformatted(a) : NULL;
+        buf_printf(&line, "tool %s %s", name, args != NULL ? args : "null");
+        cJSON_free(args);
+    } else if (ev->kind == MC_EV_TOOL_CONFIRM && s->tools_yes) {
+        buf_printf(&line, "tool %s is not read-only: allowed by --yes", name);
+    } else if (ev->kind == MC_EV_TOOL_CONFIRM) {
+        buf_printf(&line, "tool %s is not read-only: not run (memchat ask --yes allows it)", name);
+    } else if (mc_event_bool(ev, "ok", false)) {
+        buf_printf(&line, "tool %s: ok (%.0f ms)", name, mc_event_num(ev, "latency_ms", 0));
+    } else {
+        buf_printf(&line, "tool %s: %s", name, mc_event_str(ev, "error", "failed"));
+    }
+    struct buf clean;
+    buf_init(&clean, line.len * 4 + 16);
+    if (utf8_sanitize_terminal(&clean, buf_cstr(&line), line.len) == BUF_OK)
+        session_error("%s", buf_cstr(&clean));
+    buf_free(&clean);
+    buf_free(&line);
+}
+
 static void session_handle_event(struct session *s, struct turn_watch *w, const struct mc_event *ev)
 {
     bool ours = session_is_ours(s, w, ev);
@@ -283,6 +328,12 @@ static void session_handle_event(struct session *s, struct turn_watch *w, const 
         w->exit_code = mc_error_exit_code(mc_error_from_code(mc_event_str(ev, "code", "")));
         if (!s->json)
             session_error("%s", mc_event_str(ev, "message", "unknown error"));
+        break;
+    case MC_EV_TOOL_CALL:
+    case MC_EV_TOOL_CONFIRM:
+    case MC_EV_TOOL_RESULT:
+        if (!s->json && w->cap == NULL)
+            session_tool_line(s, w, ev);
         break;
     case MC_EV_TURN_CANCELLED:
         w->failed = true;

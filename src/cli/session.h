@@ -29,6 +29,7 @@ struct session {
      * checkpoint and waits for its answer (migrate, reembed); a second
      * Ctrl-C, or any Ctrl-C when unset, stops waiting at once. */
     bool cancel_job;
+    bool tools_yes; /* tools that are not read-only run (session_allow_tools) */
 };
 
 /* Installs the signal self-pipe and starts the engine, giving it pass (the
@@ -77,5 +78,9 @@ int session_take_signal(void);
 
 /* Prints "memchat: MESSAGE" to stderr. */
 void session_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Lets the model run tools that are not read-only without asking (ask
+ * --yes); by default the session refuses them. */
+void session_allow_tools(struct session *s);
 
 #endif

@@ -48,8 +48,8 @@ void conversation_append(struct conversation *c, const char *role, const char *c
         c->cap = c->cap ? c->cap * 2 : 8;
         c->msgs = xreallocarray(c->msgs, c->cap, sizeof *c->msgs);
     }
-    c->msgs[c->n].role = xstrdup(role);
-    c->msgs[c->n].content = xstrdup(content);
+    /* A stored exchange is plain text: no tool calls, no tool result. */
+    c->msgs[c->n] = (struct llm_message){.role = xstrdup(role), .content = xstrdup(content)};
     c->n++;
 }
 

@@ -15,6 +15,7 @@
 
 #include "memory/manager.h"
 #include "util/alloc.h"
+#include "util/utf8.h"
 
 static cJSON *emit_check(cJSON *item)
 {
@@ -259,6 +260,56 @@ void emit_retry(const struct emit *em, int attempt, long status, const char *err
     emit_num_or_null(ev->json, "status", status > 0 ? (double)status : -1.0);
     emit_str(ev->json, "error", error);
     emit_check(cJSON_AddNumberToObject(ev->json, "delay_ms", (double)delay_ms));
+    emit_send(em, ev);
+}
+
+static void emit_tool_head(cJSON *obj, const char *call_id, const char *name, const char *arguments)
+{
+    emit_str(obj, "call_id", call_id);
+    emit_str(obj, "name", name);
+    cJSON *args = arguments != NULL ? cJSON_Parse(arguments) : NULL;
+    if (args != NULL && !cJSON_IsObject(args)) {
+        cJSON_Delete(args);
+        args = NULL;
+    }
+    if (args != NULL)
+        emit_check(cJSON_AddItemToObject(obj, "arguments", args) ? args : NULL);
+    else
+        emit_str(obj, "arguments", arguments);
+}
+
+void emit_tool_call(const struct emit *em, const char *call_id, const char *name,
+                    const char *arguments)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_TOOL_CALL);
+    emit_tool_head(ev->json, call_id, name, arguments);
+    emit_send(em, ev);
+}
+
+void emit_tool_confirm(const struct emit *em, const char *call_id, const char *name,
+                       const char *arguments)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_TOOL_CONFIRM);
+    emit_tool_head(ev->json, call_id, name, arguments);
+    emit_send(em, ev);
+}
+
+void emit_tool_result(const struct emit *em, const char *call_id, const char *name, bool ok,
+                      const char *status, const char *output, const char *error, double latency_ms)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_TOOL_RESULT);
+    emit_str(ev->json, "call_id", call_id);
+    emit_str(ev->json, "name", name);
+    emit_bool(ev->json, "ok", ok);
+    emit_str(ev->json, "status", status);
+    size_t n = output != NULL ? strlen(output) : 0;
+    size_t keep = utf8_truncate(output != NULL ? output : "", n, EMIT_TOOL_OUTPUT_MAX);
+    char *capped = xstrndup(output != NULL ? output : "", keep);
+    emit_str(ev->json, "output", output != NULL ? capped : NULL);
+    xfree(capped);
+    emit_bool(ev->json, "truncated", keep < n);
+    emit_str(ev->json, "error", error);
+    emit_check(cJSON_AddNumberToObject(ev->json, "latency_ms", latency_ms));
     emit_send(em, ev);
 }
 

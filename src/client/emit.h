@@ -95,6 +95,27 @@ void emit_minify(const struct emit *em, size_t bytes_before, size_t bytes_after,
  * transport error's name (NULL = null), and the wait before it in ms. */
 void emit_retry(const struct emit *em, int attempt, long status, const char *error,
                 long long delay_ms);
+/* Bytes of a tool's output that tool.result carries; the model gets it
+ * all (up to the tool's own cap). */
+#define EMIT_TOOL_OUTPUT_MAX 4096
+
+/* tool.call: the model asked for name with arguments (the text it sent:
+ * the event carries the parsed object, or the text as a string when it is
+ * not a JSON object). */
+void emit_tool_call(const struct emit *em, const char *call_id, const char *name,
+                    const char *arguments);
+/* tool.confirm: a tool that is not read-only waits for the user's yes or
+ * no (mc_engine_answer_tool); same fields as tool.call. */
+void emit_tool_confirm(const struct emit *em, const char *call_id, const char *name,
+                       const char *arguments);
+/* tool.result: the call's name (beyond the contract's fields, so a
+ * front end need not remember the call), ok, status (tools/runner.h's
+ * name, or "refused", "unknown", "no_credentials"), the
+ * output (a JSON text, capped at EMIT_TOOL_OUTPUT_MAX bytes on a UTF-8
+ * boundary, truncated saying whether it was), error (null when ok) and
+ * latency_ms. */
+void emit_tool_result(const struct emit *em, const char *call_id, const char *name, bool ok,
+                      const char *status, const char *output, const char *error, double latency_ms);
 /* turn.cancelled: partial says whether any delta was emitted. */
 void emit_turn_cancelled(const struct emit *em, bool partial);
 /* turn.done: latency_ms holds every stage of MC_STAGE_LIST, null where the

@@ -5,6 +5,12 @@
  * changes the identity and the next lookup reopens it. A missing file means
  * no tenant has a key, and then no master key is needed either, so a user
  * who never ran `memchat keys` never gets a master.key.
+ *
+ * The tool key is applied when the keystore is opened. Only a damaged
+ * tool credential (the right tool key, a record that does not decrypt)
+ * refuses the whole keystore, as any damaged record does; a malformed or
+ * wrong TOOL_CREDENTIALS_ENCRYPTION_KEY is remembered and fails the tool
+ * credentials alone, so a tool misconfiguration never stops a chat.
  */
 #include "config.h"
 
@@ -12,6 +18,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,11 +32,15 @@ struct keys {
     char *keystore_path;
     char *config_dir;
     char *master_env; /* locked (xsecure_malloc): MEMCHAT_MASTER_KEY is a secret */
+    char *tool_env;   /* locked: TOOL_CREDENTIALS_ENCRYPTION_KEY, "" when unset */
     long long command_timeout_ms;
     char *pass; /* locked (xsecure_malloc) passphrase, or NULL */
     size_t pass_len;
     struct keystore *ks; /* open, or NULL */
     struct stat seen;    /* identity of the file ks was read from */
+    /* Why the tool credentials of ks cannot be read (a malformed or wrong
+     * tool key), or "" when they can. */
+    char tool_err[512];
 };
 
 struct keys *keys_new(const struct keys_config *c)
@@ -39,6 +50,8 @@ struct keys *keys_new(const struct keys_config *c)
     k->config_dir = xstrdup(c->config_dir);
     const char *env = c->master_env != NULL ? c->master_env : "";
     k->master_env = xsecure_dup(env, strlen(env));
+    const char *tool = c->tool_key_env != NULL ? c->tool_key_env : "";
+    k->tool_env = xsecure_dup(tool, strlen(tool));
     k->command_timeout_ms = c->command_timeout_ms;
     return k;
 }
@@ -49,6 +62,7 @@ void keys_free(struct keys *k)
         return;
     keystore_free(k->ks);
     xsecure_free(k->master_env);
+    xsecure_free(k->tool_env);
     xsecure_free(k->pass);
     xfree(k->keystore_path);
     xfree(k->config_dir);
@@ -66,6 +80,28 @@ static bool keys_same_file(const struct stat *a, const struct stat *b)
 {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Gives the freshly opened k->ks the tool key, when one is set. -1 (err
+ * set) only for a damaged tool credential; a malformed or wrong key goes
+ * to k->tool_err. */
+static int keys_apply_tool_key(struct keys *k, char *err, size_t errlen)
+{
+    k->tool_err[0] = '\0';
+    if (k->tool_env[0] == '\0')
+        return 0;
+    uint8_t *tool = xsecure_malloc(KEYSTORE_KEY_BYTES);
+    int rc = 0;
+    if (masterkey_decode(k->tool_env, KEYSTORE_TOOL_KEY_NAME, tool, k->tool_err,
+                         sizeof k->tool_err) == 0) {
+        rc = keystore_set_tool_key(k->ks, tool, k->tool_err, sizeof k->tool_err);
+        if (rc < 0)
+            snprintf(err, errlen, "%s", k->tool_err);
+        if (rc == 0)
+            k->tool_err[0] = '\0';
+    }
+    xsecure_free(tool);
+    return rc < 0 ? -1 : 0;
 }
 
 /* Opens the keystore file whose identity is st. */
@@ -92,6 +128,10 @@ static int keys_open(struct keys *k, const struct stat *st, char *err, size_t er
         snprintf(err, errlen, "%s", merr);
     } else if (keystore_open(k->keystore_path, master, &k->ks, merr, sizeof merr) != 0) {
         snprintf(err, errlen, "%s (master key from %s)", merr, masterkey_source_name(src));
+        rc = -1;
+    } else if (keys_apply_tool_key(k, err, errlen) != 0) {
+        keystore_free(k->ks);
+        k->ks = NULL;
         rc = -1;
     } else {
         k->seen = *st;
@@ -181,6 +221,83 @@ int keys_resolve(struct keys *k, const char *tenant, const char *key_name, struc
     snprintf(what, sizeof what, "the key command of tenant %s for %s", tenant, key_name);
     rc = keys_run_command(secret, k->command_timeout_ms, what, out, err, errlen);
     keystore_secret_free(secret);
+    return rc;
+}
+
+void keys_tool_creds_wipe(struct keys_tool_creds *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        xfree((char *)(uintptr_t)c->names[i]);
+        xsecure_free(c->values[i]);
+    }
+    xfree(c->names);
+    xfree(c->values);
+    xfree(c->lens);
+    memset(c, 0, sizeof *c);
+}
+
+/* Reads credential name of tenant's tool (provider "tool:<tool>") into
+ * out's next slot. 0, 1 absent, -1; err set on both. */
+static int keys_tool_one(struct keys *k, const char *tenant, const char *tool, const char *provider,
+                         const char *name, struct keys_tool_creds *out, char *err, size_t errlen)
+{
+    char *secret = NULL;
+    size_t len = 0;
+    char kerr[768] = "";
+    int rc = k->ks != NULL
+                 ? keystore_get(k->ks, tenant, provider, name, &secret, &len, kerr, sizeof kerr)
+                 : 1;
+    if (rc == 1) {
+        snprintf(err, errlen,
+                 "tool %s needs credential %s for tenant %s: memchat tools add-credential %s %s "
+                 "--tenant %s",
+                 tool, name, tenant, tool, name, tenant);
+        return 1;
+    }
+    if (rc < 0) {
+        /* A wrong or malformed tool key says why in its own words. */
+        snprintf(err, errlen, "tool %s: credential %s of tenant %s: %s", tool, name, tenant,
+                 k->tool_err[0] != '\0' ? k->tool_err : kerr);
+        return -1;
+    }
+    out->names[out->n] = xstrdup(name);
+    out->values[out->n] = secret;
+    out->lens[out->n] = len;
+    out->n++;
+    return 0;
+}
+
+int keys_tool_credentials(struct keys *k, const char *tenant, const char *tool,
+                          const char *const *names, size_t n, struct keys_tool_creds *out,
+                          char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (n == 0)
+        return 0;
+    if (k->tool_env[0] != '\0') {
+        /* Malformed, it fails every tool credential, also those sealed
+         * under the master key: the setting is wrong, say so. */
+        uint8_t *key = xsecure_malloc(KEYSTORE_KEY_BYTES);
+        char merr[256] = "";
+        int bad = masterkey_decode(k->tool_env, KEYSTORE_TOOL_KEY_NAME, key, merr, sizeof merr);
+        xsecure_free(key);
+        if (bad != 0) {
+            snprintf(err, errlen, "tool %s: %s", tool, merr);
+            return -1;
+        }
+    }
+    if (keys_refresh(k, err, errlen) != 0)
+        return -1;
+    out->names = xcalloc(n, sizeof *out->names);
+    out->values = xcalloc(n, sizeof *out->values);
+    out->lens = xcalloc(n, sizeof *out->lens);
+    char *provider = xasprintf("%s%s", KEYSTORE_TOOL_PREFIX, tool);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = keys_tool_one(k, tenant, tool, provider, names[i], out, err, errlen);
+    xfree(provider);
+    if (rc != 0)
+        keys_tool_creds_wipe(out);
     return rc;
 }
 

@@ -227,9 +227,12 @@ static bool trace_add_recall(cJSON *meta, const struct trace_turn *t)
     return true;
 }
 
-/* The span of stage s, which ran; NULL when out of memory. */
-static cJSON *trace_span(const struct trace_turn *t, enum mc_stage s, const char *trace_id,
-                         const char *project, const cJSON *tags)
+/* A span named name of type type from off to off + len ms after the
+ * turn's start, with the turn's tags and who-metadata; *meta is its
+ * metadata object. NULL when out of memory. */
+static cJSON *trace_span_new(const struct trace_turn *t, const char *name, const char *type,
+                             double off, double len, const char *trace_id, const char *project,
+                             const cJSON *tags, cJSON **meta)
 {
     cJSON *span = cJSON_CreateObject();
     if (span == NULL)
@@ -237,27 +240,57 @@ static cJSON *trace_span(const struct trace_turn *t, enum mc_stage s, const char
     char id[UUID_STRLEN + 1];
     uuid7_new(id);
     /* Rounding both ends from the same origin keeps end >= start. */
-    double off = t->stage_start_ms[s], len = t->latency_ms[s];
     int64_t start = t->started_ms + llround(off);
     int64_t end = t->started_ms + llround(off + len);
-    const char *type = s == MC_STAGE_RETRIEVE ? "tool" : s == MC_STAGE_SEND ? "llm" : "general";
-    cJSON *meta = NULL;
     bool ok = cJSON_AddStringToObject(span, "id", id) != NULL &&
               cJSON_AddStringToObject(span, "trace_id", trace_id) != NULL &&
               cJSON_AddStringToObject(span, "project_name", project) != NULL &&
-              cJSON_AddStringToObject(span, "name", mc_stage_name(s)) != NULL &&
+              cJSON_AddStringToObject(span, "name", name) != NULL &&
               cJSON_AddStringToObject(span, "type", type) != NULL &&
               trace_add_time(span, "start_time", start) && trace_add_time(span, "end_time", end) &&
               trace_add(span, "tags", cJSON_Duplicate(tags, true)) &&
-              (meta = cJSON_AddObjectToObject(span, "metadata")) != NULL &&
-              trace_add_who(meta, t) &&
+              (*meta = cJSON_AddObjectToObject(span, "metadata")) != NULL &&
+              trace_add_who(*meta, t) &&
               /* The exact duration: the times above are whole milliseconds. */
-              cJSON_AddNumberToObject(meta, "latency_ms", len) != NULL;
+              cJSON_AddNumberToObject(*meta, "latency_ms", len) != NULL;
+    if (!ok) {
+        cJSON_Delete(span);
+        return NULL;
+    }
+    return span;
+}
+
+/* The span of stage s, which ran; NULL when out of memory. */
+static cJSON *trace_span(const struct trace_turn *t, enum mc_stage s, const char *trace_id,
+                         const char *project, const cJSON *tags)
+{
+    const char *type = s == MC_STAGE_RETRIEVE ? "tool" : s == MC_STAGE_SEND ? "llm" : "general";
+    cJSON *meta = NULL;
+    cJSON *span = trace_span_new(t, mc_stage_name(s), type, t->stage_start_ms[s], t->latency_ms[s],
+                                 trace_id, project, tags, &meta);
+    bool ok = span != NULL;
     if (ok && s == MC_STAGE_SEND)
         ok = trace_add_llm(span, meta, t);
     if (ok && s == MC_STAGE_RETRIEVE)
         ok = trace_add_recall(meta, t);
     if (!ok) {
+        cJSON_Delete(span);
+        return NULL;
+    }
+    return span;
+}
+
+/* The span of one tool call, named after its tool; NULL when out of
+ * memory. Arguments and outputs stay out of traces, as memory texts do. */
+static cJSON *trace_tool_span(const struct trace_turn *t, const struct trace_tool *c,
+                              const char *trace_id, const char *project, const cJSON *tags)
+{
+    cJSON *meta = NULL;
+    cJSON *span = trace_span_new(t, c->name, "tool", c->start_ms, c->latency_ms, trace_id, project,
+                                 tags, &meta);
+    if (span != NULL && (cJSON_AddStringToObject(meta, "call_id", c->call_id) == NULL ||
+                         cJSON_AddStringToObject(meta, "status", c->status) == NULL ||
+                         cJSON_AddBoolToObject(meta, "ok", c->ok) == NULL)) {
         cJSON_Delete(span);
         return NULL;
     }
@@ -331,6 +364,13 @@ cJSON *trace_build(const struct trace_turn *t, const char *project)
         if (!trace_ms_valid(t->stage_start_ms[s]) || !trace_ms_valid(t->latency_ms[s]))
             continue;
         cJSON *span = trace_span(t, (enum mc_stage)s, trace_id, project, tags);
+        if (span == NULL)
+            ok = false;
+        else
+            cJSON_AddItemToArray(spans, span);
+    }
+    for (size_t i = 0; ok && i < t->n_tools; i++) {
+        cJSON *span = trace_tool_span(t, &t->tools[i], trace_id, project, tags);
         if (span == NULL)
             ok = false;
         else

@@ -19,6 +19,15 @@
 
 struct cJSON;
 
+/* One tool call of the turn (stage 9): a span of type "tool" named after
+ * the tool, with call_id, status and ok in its metadata. */
+struct trace_tool {
+    const char *call_id, *name, *status;
+    bool ok;
+    double start_ms; /* offset from the turn's start */
+    double latency_ms;
+};
+
 /* What a turn measured, all borrowed for the trace_build call. A NULL string
  * leaves its field (and its tag) out of the record. */
 struct trace_turn {
@@ -43,12 +52,14 @@ struct trace_turn {
     const char *retrieve_method;
     const char *const *recalled_ids;
     size_t n_recalled;
+    const struct trace_tool *tools; /* NULL/0: no tool ran */
+    size_t n_tools;
 };
 
 /* Builds the turn's trace record: the trace, then one span per stage of
  * MC_STAGE_LIST that ran (both its start and its latency >= 0), in pipeline
  * order, except "total" (the trace's own length) and "first_token" (the send
- * span's "ttft"). Times are rounded to the millisecond. "error_info" is set
+ * span's "ttft"), then one span per tool call. Times are rounded to the millisecond. "error_info" is set
  * only when status_text starts with "error". Integers of 10^15 or more are
  * raw JSON numbers (cJSON_IsRaw) so that they print exactly. project NULL or
  * "" = "memchat". Caller frees with cJSON_Delete. NULL only when out of

@@ -19,6 +19,7 @@
 #include "client/cache.h"
 #include "client/conversation.h"
 #include "client/emit.h"
+#include "client/tooluse.h"
 #include "llm/provider.h"
 #include "memchat/engine.h"
 #include "memchat/error.h"
@@ -68,6 +69,19 @@ struct turn_env {
      * (tests of the pipeline). */
     bool (*backoff)(void *ud, long long ms);
     void *backoff_ud;
+    /* Stage 9: the tool registry (client_turn_tools_register() has added
+     * memory_search to it); NULL: no tools are offered. */
+    struct tool_registry *tools;
+    /* Asks the user about a call of a tool that is not read-only, after
+     * the tool.confirm event: 1 yes, 0 no, -1 the turn was cancelled.
+     * NULL: such calls are refused. */
+    int (*confirm)(void *ud, const char *call_id, const char *name);
+    void *confirm_ud;
+    /* A tool's credentials for the turn's tenant (client/tooluse.h);
+     * NULL: tools that need credentials fail. */
+    int (*tool_credentials)(void *ud, const char *tenant, const struct tool_def *t,
+                            struct tooluse_creds *out, char *err, size_t errlen);
+    void *tool_credentials_ud;
 };
 
 /* Whose memories a turn recalls: MEMORY_SCOPE's choice, or an agent's. */
@@ -90,9 +104,11 @@ struct turn_input {
     enum turn_scope scope;     /* whose memories */
     bool has_temperature;      /* temperature overrides MEMCHAT_TEMPERATURE */
     double temperature;
-    long long max_tokens;         /* 0: MEMCHAT_MAX_TOKENS */
-    bool want_json;               /* the reply must be one JSON value (a step's format) */
-    bool keep_reply;              /* fill turn_outcome.reply (agent runs, compare) */
+    long long max_tokens;     /* 0: MEMCHAT_MAX_TOKENS */
+    bool want_json;           /* the reply must be one JSON value (a step's format) */
+    bool keep_reply;          /* fill turn_outcome.reply (agent runs, compare) */
+    const char *const *tools; /* the tools the agent allows (names); NULL/0: none */
+    size_t n_tools;
     const struct turn_step *step; /* NULL outside a multi-step run */
 };
 
@@ -150,5 +166,10 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
 /* The system prompt of agent (a built-in prompt for "assistant", a generic
  * one naming any other agent). Caller frees with xfree. */
 char *client_turn_agent_prompt(const char *agent);
+
+/* Registers the built-in tools that need the client (memory_search:
+ * the turn's tenant's memories, with its user scope) with r. 0, or -1
+ * with err set. */
+int client_turn_tools_register(struct tool_registry *r, char *err, size_t errlen);
 
 #endif

@@ -629,7 +629,8 @@ static bool cfg_untrusted_name(const char *name)
            strcmp(name, "PINECONE_INDEX_HOST") == 0 ||
            (starts_with(name, "MEMCHAT_") && ends_with(name, "_DIR") &&
             strlen(name) > strlen("MEMCHAT_DIR")) ||
-           strcmp(name, "MEMCHAT_MASTER_KEY") == 0;
+           strcmp(name, "MEMCHAT_MASTER_KEY") == 0 ||
+           strcmp(name, "TOOL_CREDENTIALS_ENCRYPTION_KEY") == 0;
 }
 
 /* ---- files ---- */

@@ -106,6 +106,15 @@
       "keystore master key (base64 of 32 bytes); empty means master.key in the config dir")        \
     X(CFG_MEMCHAT_KEY_COMMAND_TIMEOUT_S, "MEMCHAT_KEY_COMMAND_TIMEOUT_S", CFG_DURATION, "10", 100, \
       600000, NULL, 0, "how long a key command (keys set --command) may run")                      \
+    X(CFG_TOOL_REGISTRY_ENABLED, "TOOL_REGISTRY_ENABLED", CFG_BOOL, "true", 0, 0, NULL, 0,         \
+      "offer the agent's tools to the model; false: turns offer none")                             \
+    X(CFG_TOOL_REGISTRY_CACHE_TTL, "TOOL_REGISTRY_CACHE_TTL", CFG_DURATION, "5m", 0, 86400000,     \
+      NULL, 0, "how long the tool files are cached before they are read again; 0: every turn")     \
+    X(CFG_TOOL_CREDENTIALS_ENCRYPTION_KEY, "TOOL_CREDENTIALS_ENCRYPTION_KEY", CFG_STRING, "", 0,   \
+      0, NULL, CFG_F_SECRET,                                                                       \
+      "key sealing tool credentials in the keystore (base64 of 32 bytes); empty: the master key")  \
+    X(CFG_TOOL_MAX_ROUNDS, "TOOL_MAX_ROUNDS", CFG_INT, "4", 1, 32, NULL, 0,                        \
+      "rounds of tool calls in one turn; then the model must answer without tools")                \
     X(CFG_MEMCHAT_TRACE, "MEMCHAT_TRACE", CFG_BOOL, "true", 0, 0, NULL, 0,                         \
       "write one trace per turn as JSON lines in traces/ (Opik's trace and span model)")           \
     X(CFG_MEMCHAT_TRACE_MAX_BYTES, "MEMCHAT_TRACE_MAX_BYTES", CFG_INT, "10485760", 4096,           \

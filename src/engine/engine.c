@@ -69,6 +69,7 @@
 #include "store/metrics.h"
 #include "store/pending.h"
 #include "store/tracelog.h"
+#include "tools/registry.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/ident.h"
@@ -177,6 +178,13 @@ struct mc_engine {
     uint64_t running_serial;    /* 0 when no turn runs */
     atomic_bool turn_cancel;    /* the running turn's flag */
     pthread_cond_t cancel_cond; /* signalled by cancel; a retry's backoff waits on it */
+    /* Stage 9: the tool registry (the turn worker's) and the answer to a
+     * tool.confirm, under lock: answer -1 while waiting, else 0 or 1 for
+     * the call in confirm_id. */
+    struct tool_registry *tools;
+    enum mc_tool_confirm tool_confirm;
+    char confirm_id[128];
+    int confirm_answer;
 
     pthread_mutex_t ev_lock; /* the event list and the counters below */
     struct engine_event *ev_head, *ev_tail;
@@ -549,6 +557,53 @@ static struct llm_provider *engine_turn_provider(struct mc_engine *eng, const st
     return eng->alt[i].p;
 }
 
+/* Stage 9's question to the user (turn_env.confirm): the front end's
+ * standing answer, or the tool.confirm event's answer through
+ * mc_engine_answer_tool(), waited for until it comes or the turn is
+ * cancelled. */
+static int engine_confirm(void *ud, const char *call_id, const char *name)
+{
+    struct mc_engine *eng = ud;
+    (void)name;
+    if (eng->tool_confirm != MC_TOOL_CONFIRM_ASK)
+        return eng->tool_confirm == MC_TOOL_CONFIRM_YES;
+    pthread_mutex_lock(&eng->lock);
+    snprintf(eng->confirm_id, sizeof eng->confirm_id, "%s", call_id);
+    eng->confirm_answer = -1;
+    while (eng->confirm_answer < 0 && !atomic_load(&eng->turn_cancel))
+        pthread_cond_wait(&eng->cancel_cond, &eng->lock);
+    int answer = atomic_load(&eng->turn_cancel) ? -1 : eng->confirm_answer;
+    eng->confirm_id[0] = '\0';
+    eng->confirm_answer = -1;
+    pthread_mutex_unlock(&eng->lock);
+    return answer;
+}
+
+static void engine_tool_creds_free(struct tooluse_creds *c)
+{
+    struct keys_tool_creds *kc = c->owner;
+    keys_tool_creds_wipe(kc);
+    xfree(kc);
+    memset(c, 0, sizeof *c);
+}
+
+/* A tool's credentials for the turn's tenant (turn_env.tool_credentials),
+ * from the keystore; the values live in locked memory until the call is
+ * done. */
+static int engine_tool_credentials(void *ud, const char *tenant, const struct tool_def *t,
+                                   struct tooluse_creds *out, char *err, size_t errlen)
+{
+    struct mc_engine *eng = ud;
+    struct keys_tool_creds *kc = xcalloc(1, sizeof *kc);
+    if (keys_tool_credentials(eng->keys, tenant, t->name, (const char *const *)t->credentials,
+                              t->n_credentials, kc, err, errlen) != 0) {
+        xfree(kc);
+        return -1;
+    }
+    *out = (struct tooluse_creds){kc->names, kc->values, kc->n, engine_tool_creds_free, kc};
+    return 0;
+}
+
 /* What every turn of one job shares: the engine, the job, and the turn
  * environment with the agent's provider and model. */
 struct engine_turn_ctx {
@@ -640,6 +695,11 @@ static void engine_run_turn(struct mc_engine *eng, struct engine_job *job)
                 .trace_project = eng->trace_project,
                 .conv_state = &eng->conv_state,
                 .memory = eng->mem_turn,
+                .tools = eng->tools,
+                .confirm = engine_confirm,
+                .confirm_ud = eng,
+                .tool_credentials = engine_tool_credentials,
+                .tool_credentials_ud = eng,
             },
     };
     struct turn_input in = {
@@ -1061,6 +1121,20 @@ static int engine_load_agents(struct mc_engine *eng, int *code, char *err, size_
     return -1;
 }
 
+/* The tool registry: the shipped and the user's tool files, time_now and
+ * memory_search; read on a turn's first use and then once a
+ * TOOL_REGISTRY_CACHE_TTL. */
+static int engine_tools_new(struct mc_engine *eng, int *code, char *err, size_t errlen)
+{
+    eng->tools = tool_registry_new(config_str(eng->cfg, CFG_MEMCHAT_SHARE_DIR),
+                                   config_str(eng->cfg, CFG_MEMCHAT_CONFIG_DIR),
+                                   config_duration_ms(eng->cfg, CFG_TOOL_REGISTRY_CACHE_TTL));
+    if (client_turn_tools_register(eng->tools, err, errlen) == 0)
+        return 0;
+    engine_fail(code, MC_ERR_INTERNAL);
+    return -1;
+}
+
 /* The budget's loader: what scope spent in [start, end) by the ledger.
  * Called from the turn worker (budget_reserve), on its connection. */
 static int engine_budget_load(void *ud, const char *tenant, const char *user, int64_t start_ms,
@@ -1125,6 +1199,7 @@ static void engine_keys_new(struct mc_engine *eng, const char *data_dir)
         .keystore_path = path,
         .config_dir = config_str(eng->cfg, CFG_MEMCHAT_CONFIG_DIR),
         .master_env = config_str(eng->cfg, CFG_MEMCHAT_MASTER_KEY),
+        .tool_key_env = config_str(eng->cfg, CFG_TOOL_CREDENTIALS_ENCRYPTION_KEY),
         .command_timeout_ms = config_duration_ms(eng->cfg, CFG_MEMCHAT_KEY_COMMAND_TIMEOUT_S),
     };
     eng->keys = keys_new(&kc);
@@ -1238,6 +1313,8 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
         goto fail;
     if (engine_load_agents(eng, code, err, errlen) != 0)
         goto fail;
+    if (engine_tools_new(eng, code, err, errlen) != 0)
+        goto fail;
     if (!cache_policy_parse(config_str(cfg, CFG_CACHE_POLICY), &eng->cache_policy))
         eng->cache_policy = CACHE_POLICY_OFF; /* config validated the name */
     eng->cache = cache_new((size_t)config_int(cfg, CFG_CACHE_MAX_BYTES),
@@ -1340,6 +1417,7 @@ void mc_engine_free(struct mc_engine *eng)
         llm_provider_free(eng->alt[i].p);
     }
     agents_free(eng->agents);
+    tool_registry_free(eng->tools);
     xfree(eng->model);
     engine_log_release(eng);
     pthread_mutex_destroy(&eng->ev_lock);
@@ -1841,6 +1919,21 @@ const char *mc_engine_describe(const struct mc_engine *eng, char *out, size_t ou
     else
         snprintf(out, outlen, "provider %s, model %s", eng->provider->name, eng->model);
     return out;
+}
+
+void mc_engine_set_tool_confirm(struct mc_engine *eng, enum mc_tool_confirm mode)
+{
+    eng->tool_confirm = mode;
+}
+
+void mc_engine_answer_tool(struct mc_engine *eng, const char *call_id, bool allow)
+{
+    pthread_mutex_lock(&eng->lock);
+    if (call_id != NULL && eng->confirm_id[0] != '\0' && strcmp(call_id, eng->confirm_id) == 0) {
+        eng->confirm_answer = allow ? 1 : 0;
+        pthread_cond_broadcast(&eng->cancel_cond);
+    }
+    pthread_mutex_unlock(&eng->lock);
 }
 
 void mc_engine_cancel(struct mc_engine *eng)

@@ -5,6 +5,13 @@
  *   line; only user and assistant messages stay in "messages", and
  *   consecutive ones of the same role are merged, since the API wants the
  *   roles to alternate;
+ * - function calling (§2.2): the tools offered go as "tools" with their
+ *   schema as input_schema, tools_none as tool_choice {"type":"none"}; an
+ *   assistant message's tool calls become tool_use blocks after its text
+ *   (their input the arguments as an object), and tool results, which
+ *   belong to the user here, tool_result blocks: consecutive results merge
+ *   into one user message, as the API wants all the results of one turn
+ *   together;
  * - max_tokens is required: the request's, else MEMCHAT_MAX_TOKENS, else
  *   4096;
  * - temperature goes from 0 to 1 here (OpenAI's 0 to 2): a larger one is
@@ -238,6 +245,143 @@ static enum buf_result anthropic_join(struct buf *b, const char *text)
     return r == BUF_OK ? buf_puts(b, text) : r;
 }
 
+/* The Anthropic message being merged from consecutive memchat messages of
+ * one role: plain text (joined by blank lines) while there is only text,
+ * blocks once a tool_use or tool_result comes, the text before it then
+ * becoming a text block of its own. */
+struct anthropic_turn {
+    const char *role; /* "user" or "assistant"; NULL: none open */
+    struct buf text;  /* text not yet put in a block */
+    cJSON *blocks;    /* NULL until the first tool block */
+    bool ok;          /* false once an allocation failed */
+};
+
+/* Appends item (taken) to arr. */
+static void anthropic_append(struct anthropic_turn *t, cJSON *arr, cJSON *item)
+{
+    if (item == NULL || arr == NULL || !cJSON_AddItemToArray(arr, item)) {
+        cJSON_Delete(item);
+        t->ok = false;
+    }
+}
+
+/* Moves the pending text into a text block, when there is any (the API
+ * refuses empty text blocks). */
+static void anthropic_flush_text(struct anthropic_turn *t)
+{
+    if (t->text.len == 0)
+        return;
+    cJSON *block = cJSON_CreateObject();
+    hp_json_add_string(block, "type", "text", &t->ok);
+    hp_json_add_string(block, "text", buf_cstr(&t->text), &t->ok);
+    anthropic_append(t, t->blocks, block);
+    buf_reset(&t->text);
+}
+
+/* Adds block (taken) to the open message, after its pending text. */
+static void anthropic_add_block(struct anthropic_turn *t, cJSON *block)
+{
+    if (t->blocks == NULL)
+        t->blocks = cJSON_CreateArray();
+    anthropic_flush_text(t);
+    anthropic_append(t, t->blocks, block);
+}
+
+/* Closes the open message, if any, into messages: content a string when
+ * it holds only text, else its blocks. */
+static void anthropic_close(struct anthropic_turn *t, cJSON *messages)
+{
+    if (t->role == NULL)
+        return;
+    cJSON *msg = cJSON_CreateObject();
+    hp_json_add_string(msg, "role", t->role, &t->ok);
+    if (t->blocks == NULL) {
+        hp_json_add_string(msg, "content", buf_cstr(&t->text), &t->ok);
+    } else {
+        anthropic_flush_text(t);
+        hp_json_add_item(msg, "content", t->blocks, &t->ok);
+        t->blocks = NULL;
+    }
+    anthropic_append(t, messages, msg);
+    buf_reset(&t->text);
+    t->role = NULL;
+}
+
+/* {"type":"tool_use","id","name","input"} of a call the model made; input
+ * is the arguments as an object ({} when they were not one). */
+static cJSON *anthropic_tool_use(struct anthropic_turn *t, const struct llm_tool_call *tc)
+{
+    cJSON *block = cJSON_CreateObject();
+    hp_json_add_string(block, "type", "tool_use", &t->ok);
+    hp_json_add_string(block, "id", tc->id != NULL ? tc->id : "", &t->ok);
+    hp_json_add_string(block, "name", tc->name != NULL ? tc->name : "", &t->ok);
+    hp_json_add_item(block, "input", hp_json_arguments(tc, &t->ok), &t->ok);
+    return block;
+}
+
+/* {"type":"tool_result","tool_use_id","content"} of a tool message, with
+ * "is_error": true for a failed call (only then: it defaults to false). */
+static cJSON *anthropic_tool_result(struct anthropic_turn *t, const struct llm_message *m)
+{
+    cJSON *block = cJSON_CreateObject();
+    hp_json_add_string(block, "type", "tool_result", &t->ok);
+    hp_json_add_string(block, "tool_use_id", m->tool_call_id != NULL ? m->tool_call_id : "",
+                       &t->ok);
+    hp_json_add_string(block, "content", m->content != NULL ? m->content : "", &t->ok);
+    if (m->tool_error)
+        hp_json_add_bool(block, "is_error", true, &t->ok);
+    return block;
+}
+
+/* Adds a user, assistant or tool message to the open message of its
+ * Anthropic role (a tool result is the user's), closing the other role's
+ * first. An assistant message that only calls tools adds no text. */
+static void anthropic_add_message(struct anthropic_turn *t, cJSON *messages,
+                                  const struct llm_message *m)
+{
+    bool tool = strcmp(m->role, "tool") == 0;
+    const char *role = tool ? "user" : m->role;
+    if (t->role != NULL && strcmp(t->role, role) != 0)
+        anthropic_close(t, messages);
+    t->role = role;
+    if (tool) {
+        anthropic_add_block(t, anthropic_tool_result(t, m));
+        return;
+    }
+    const char *content = m->content != NULL ? m->content : "";
+    if ((m->n_tool_calls == 0 || content[0] != '\0') && anthropic_join(&t->text, content) != BUF_OK)
+        t->ok = false;
+    for (size_t i = 0; i < m->n_tool_calls; i++)
+        anthropic_add_block(t, anthropic_tool_use(t, &m->tool_calls[i]));
+}
+
+/* "tools": [{name, description, input_schema}] and, for a round that may
+ * not call them, "tool_choice": {"type":"none"} (refused without tools). */
+static void anthropic_tools(cJSON *o, const struct llm_request *req, bool *ok)
+{
+    if (req->n_tools == 0)
+        return;
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < req->n_tools && *ok; i++) {
+        const struct llm_tool_spec *spec = &req->tools[i];
+        cJSON *tool = cJSON_CreateObject();
+        hp_json_add_string(tool, "name", spec->name, ok);
+        if (spec->description != NULL)
+            hp_json_add_string(tool, "description", spec->description, ok);
+        hp_json_add_item(tool, "input_schema", hp_json_schema(spec, ok), ok);
+        if (tool == NULL || arr == NULL || !cJSON_AddItemToArray(arr, tool)) {
+            cJSON_Delete(tool);
+            *ok = false;
+        }
+    }
+    hp_json_add_item(o, "tools", arr, ok);
+    if (req->tools_none) {
+        cJSON *choice = cJSON_CreateObject();
+        hp_json_add_string(choice, "type", "none", ok);
+        hp_json_add_item(o, "tool_choice", choice, ok);
+    }
+}
+
 /* The request body, or NULL when out of memory. Free with hp_json_free_text. */
 static char *anthropic_body(const struct hp *hp, const struct llm_request *req, double temperature)
 {
@@ -249,44 +393,30 @@ static char *anthropic_body(const struct hp *hp, const struct llm_request *req, 
     long long max = hp_max_tokens(hp, req);
     hp_json_add_number(o, "max_tokens", (double)(max > 0 ? max : ANTHROPIC_MAX_TOKENS), &ok);
 
-    struct buf system, turn;
+    struct buf system;
     buf_init(&system, (size_t)-1 / 2);
-    buf_init(&turn, (size_t)-1 / 2);
+    struct anthropic_turn turn = {.ok = true};
+    buf_init(&turn.text, (size_t)-1 / 2);
     cJSON *messages = cJSON_CreateArray();
-    const char *turn_role = NULL;
-    for (size_t i = 0; i <= req->n_messages && ok; i++) {
-        const struct llm_message *m = i < req->n_messages ? &req->messages[i] : NULL;
-        const char *content = m != NULL && m->content != NULL ? m->content : "";
-        if (m != NULL && strcmp(m->role, "system") == 0) {
-            ok = anthropic_join(&system, content) == BUF_OK;
+    for (size_t i = 0; i < req->n_messages && ok && turn.ok; i++) {
+        const struct llm_message *m = &req->messages[i];
+        if (strcmp(m->role, "system") == 0) {
+            ok = anthropic_join(&system, m->content != NULL ? m->content : "") == BUF_OK;
             continue;
         }
-        bool speaker =
-            m != NULL && (strcmp(m->role, "user") == 0 || strcmp(m->role, "assistant") == 0);
-        if (m != NULL && !speaker)
-            continue; /* other roles (tool results) come with the tools issue */
-        /* A new role (or the end) closes the merged message so far. */
-        if (turn_role != NULL && (m == NULL || strcmp(m->role, turn_role) != 0)) {
-            cJSON *msg = cJSON_CreateObject();
-            hp_json_add_string(msg, "role", turn_role, &ok);
-            hp_json_add_string(msg, "content", buf_cstr(&turn), &ok);
-            if (msg == NULL || messages == NULL || !cJSON_AddItemToArray(messages, msg)) {
-                cJSON_Delete(msg);
-                ok = false;
-            }
-            buf_reset(&turn);
-            turn_role = NULL;
-        }
-        if (m != NULL) {
-            turn_role = m->role;
-            ok = ok && anthropic_join(&turn, content) == BUF_OK;
-        }
+        if (strcmp(m->role, "user") == 0 || strcmp(m->role, "assistant") == 0 ||
+            strcmp(m->role, "tool") == 0)
+            anthropic_add_message(&turn, messages, m);
     }
+    anthropic_close(&turn, messages);
+    ok = ok && turn.ok;
     if (system.len > 0)
         hp_json_add_string(o, "system", buf_cstr(&system), &ok);
     hp_json_add_item(o, "messages", messages, &ok);
+    anthropic_tools(o, req, &ok);
     buf_free(&system);
-    buf_free(&turn);
+    buf_free(&turn.text);
+    cJSON_Delete(turn.blocks);
     hp_json_add_bool(o, "stream", !req->no_stream, &ok);
     if (!isnan(temperature))
         hp_json_add_number(o, "temperature", temperature, &ok);

@@ -428,7 +428,124 @@ void hp_json_add_bool(cJSON *obj, const char *name, bool value, bool *ok)
     hp_json_add_item(obj, name, cJSON_CreateBool(value), ok);
 }
 
-cJSON *hp_json_messages(const struct llm_request *req, bool *ok)
+/* Appends item (taken) to arr; a NULL item marks *ok false. */
+static void hp_json_append(cJSON *arr, cJSON *item, bool *ok)
+{
+    if (item == NULL || arr == NULL || !cJSON_AddItemToArray(arr, item)) {
+        cJSON_Delete(item);
+        *ok = false;
+    }
+}
+
+cJSON *hp_json_parse_object(const char *text, size_t len)
+{
+    if (text == NULL)
+        return NULL;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    if (cJSON_IsObject(j))
+        return j;
+    cJSON_Delete(j);
+    return NULL;
+}
+
+cJSON *hp_json_schema(const struct llm_tool_spec *spec, bool *ok)
+{
+    const char *text = spec->parameters;
+    cJSON *j = text != NULL ? hp_json_parse_object(text, strlen(text)) : NULL;
+    if (j != NULL)
+        return j;
+    j = cJSON_CreateObject();
+    hp_json_add_string(j, "type", "object", ok);
+    hp_json_add_item(j, "properties", cJSON_CreateObject(), ok);
+    if (j == NULL)
+        *ok = false;
+    return j;
+}
+
+cJSON *hp_json_arguments(const struct llm_tool_call *tc, bool *ok)
+{
+    cJSON *j = hp_json_parse_object(tc->arguments.data, tc->arguments.len);
+    if (j == NULL)
+        j = cJSON_CreateObject();
+    if (j == NULL)
+        *ok = false;
+    return j;
+}
+
+void hp_json_add_tools(cJSON *obj, const struct llm_request *req, bool *ok)
+{
+    if (req->n_tools == 0)
+        return;
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < req->n_tools && *ok; i++) {
+        const struct llm_tool_spec *spec = &req->tools[i];
+        cJSON *tool = cJSON_CreateObject();
+        cJSON *fn = cJSON_CreateObject();
+        hp_json_add_string(tool, "type", "function", ok);
+        hp_json_add_string(fn, "name", spec->name, ok);
+        if (spec->description != NULL)
+            hp_json_add_string(fn, "description", spec->description, ok);
+        hp_json_add_item(fn, "parameters", hp_json_schema(spec, ok), ok);
+        hp_json_add_item(tool, "function", fn, ok);
+        hp_json_append(arr, tool, ok);
+    }
+    hp_json_add_item(obj, "tools", arr, ok);
+}
+
+/* One entry of an assistant message's tool_calls in style. */
+static cJSON *hp_json_tool_call(const struct llm_tool_call *tc, enum hp_msg_style style, bool *ok)
+{
+    cJSON *call = cJSON_CreateObject();
+    cJSON *fn = cJSON_CreateObject();
+    if (style == HP_MSG_OPENAI) {
+        hp_json_add_string(call, "id", tc->id != NULL ? tc->id : "", ok);
+        hp_json_add_string(call, "type", "function", ok);
+    }
+    hp_json_add_string(fn, "name", tc->name != NULL ? tc->name : "", ok);
+    /* OpenAI takes the arguments back as the text the model wrote, valid
+     * or not; Ollama only as an object. */
+    if (style == HP_MSG_OPENAI)
+        hp_json_add_string(fn, "arguments", buf_cstr(&tc->arguments), ok);
+    else
+        hp_json_add_item(fn, "arguments", hp_json_arguments(tc, ok), ok);
+    hp_json_add_item(call, "function", fn, ok);
+    if (call == NULL)
+        *ok = false;
+    return call;
+}
+
+/* Fills m (a new message object) from msg in style. */
+static void hp_json_message(cJSON *m, const struct llm_message *msg, enum hp_msg_style style,
+                            bool *ok)
+{
+    const char *content = msg->content != NULL ? msg->content : "";
+    hp_json_add_string(m, "role", msg->role, ok);
+    if (strcmp(msg->role, "tool") == 0) {
+        if (style == HP_MSG_OPENAI)
+            hp_json_add_string(m, "tool_call_id",
+                               msg->tool_call_id != NULL ? msg->tool_call_id : "", ok);
+        hp_json_add_string(m, "content", content, ok);
+        if (style == HP_MSG_OLLAMA && msg->tool_name != NULL)
+            hp_json_add_string(m, "tool_name", msg->tool_name, ok);
+        return;
+    }
+    if (msg->n_tool_calls == 0) {
+        hp_json_add_string(m, "content", content, ok);
+        return;
+    }
+    /* OpenAI wants null, not "", for an assistant message that only
+     * calls tools; Ollama's content is a plain string. */
+    if (content[0] == '\0' && style == HP_MSG_OPENAI)
+        hp_json_add_item(m, "content", cJSON_CreateNull(), ok);
+    else
+        hp_json_add_string(m, "content", content, ok);
+    cJSON *calls = cJSON_CreateArray();
+    for (size_t i = 0; i < msg->n_tool_calls && *ok; i++)
+        hp_json_append(calls, hp_json_tool_call(&msg->tool_calls[i], style, ok), ok);
+    hp_json_add_item(m, "tool_calls", calls, ok);
+}
+
+cJSON *hp_json_messages(const struct llm_request *req, enum hp_msg_style style, bool *ok)
 {
     cJSON *arr = cJSON_CreateArray();
     if (arr == NULL) {
@@ -442,9 +559,7 @@ cJSON *hp_json_messages(const struct llm_request *req, bool *ok)
             *ok = false;
             break;
         }
-        const struct llm_message *msg = &req->messages[i];
-        hp_json_add_string(m, "role", msg->role, ok);
-        hp_json_add_string(m, "content", msg->content != NULL ? msg->content : "", ok);
+        hp_json_message(m, &req->messages[i], style, ok);
     }
     return arr;
 }

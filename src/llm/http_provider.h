@@ -215,8 +215,37 @@ void hp_tool_set(char **field, const char *s);
 /* JSON helpers for request bodies. They record an allocation failure in
  * *ok (which stays true otherwise). */
 
-/* [{role, content}, ...] of req's messages (a NULL content as ""). */
-struct cJSON *hp_json_messages(const struct llm_request *req, bool *ok);
+/* How hp_json_messages writes the messages of function calling; plain
+ * messages are {role, content} (a NULL content as "") in both. */
+enum hp_msg_style {
+    /* OpenAI (api-notes.md §1.3): an assistant message's tool_calls as
+     * [{id, type "function", function {name, arguments: the text as a
+     * JSON string}}] with content null when it has no text; a tool
+     * message {role "tool", tool_call_id, content}. */
+    HP_MSG_OPENAI,
+    /* Ollama (§3.1): tool_calls as [{function {name, arguments: an
+     * object}}]; a tool message {role "tool", content, tool_name}. */
+    HP_MSG_OLLAMA,
+};
+
+/* The "messages" array of req in the given style. */
+struct cJSON *hp_json_messages(const struct llm_request *req, enum hp_msg_style style, bool *ok);
+/* The text as a JSON object (a new node), or NULL when it is not one. */
+struct cJSON *hp_json_parse_object(const char *text, size_t len);
+/* A tool's parameter schema (spec->parameters) as a new JSON node; a
+ * missing or malformed schema becomes {"type":"object","properties":{}},
+ * which every API accepts (the registry checks schemas when it loads
+ * them, so this is only a guard). */
+struct cJSON *hp_json_schema(const struct llm_tool_spec *spec, bool *ok);
+/* A tool call's arguments as a new JSON object, for the APIs that want an
+ * object back (Anthropic's input, Ollama's arguments): {} when the model's
+ * text was not a JSON object (the call then failed in the tool runner,
+ * and the API would refuse anything else). */
+struct cJSON *hp_json_arguments(const struct llm_tool_call *tc, bool *ok);
+/* Adds "tools": [{"type":"function","function":{name, description,
+ * parameters}}] of req (OpenAI's shape, also Ollama's) to obj when req
+ * offers tools. */
+void hp_json_add_tools(struct cJSON *obj, const struct llm_request *req, bool *ok);
 void hp_json_add_string(struct cJSON *obj, const char *name, const char *value, bool *ok);
 void hp_json_add_number(struct cJSON *obj, const char *name, double value, bool *ok);
 void hp_json_add_bool(struct cJSON *obj, const char *name, bool value, bool *ok);

@@ -6,7 +6,12 @@
  * Ollama reports no cache figure, so cached_tokens stays -1 (unknown). An
  * error after the stream began arrives as a line {"error": "..."} while
  * the status stays 200. Tool calls arrive whole, their arguments a JSON
- * object. For Ollama's OpenAI-compatible /v1 use the openai provider.
+ * object, often without an id; they go back the same way (arguments as an
+ * object) and their results as role "tool" messages naming the tool
+ * (tool_name), which is how Ollama matches a result to its call. The tools
+ * offered go in OpenAI's shape; Ollama has no tool_choice, so a round that
+ * may not call tools (tools_none) sends none. For Ollama's
+ * OpenAI-compatible /v1 use the openai provider.
  */
 #include "config.h"
 
@@ -145,7 +150,11 @@ static char *ollama_body(const struct hp *hp, const struct llm_request *req)
     if (o == NULL)
         return NULL;
     hp_json_add_string(o, "model", req->model, &ok);
-    hp_json_add_item(o, "messages", hp_json_messages(req, &ok), &ok);
+    hp_json_add_item(o, "messages", hp_json_messages(req, HP_MSG_OLLAMA, &ok), &ok);
+    /* Ollama has no tool_choice: a round that may not call tools gets no
+     * tools (the history's calls need no definitions here). */
+    if (!req->tools_none)
+        hp_json_add_tools(o, req, &ok);
     /* Ollama streams unless told otherwise: say it either way. */
     hp_json_add_bool(o, "stream", !req->no_stream, &ok);
     cJSON *options = cJSON_CreateObject();

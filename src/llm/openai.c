@@ -12,8 +12,12 @@
  *   not for o-series ones, hence the split);
  * - no key is sent when none is set: local servers need none;
  * - a stream that ends with neither [DONE] nor a finish_reason was cut.
- * Tool calls arrive as fragments joined by index (§1.6); they are
- * assembled and kept for the tools issue.
+ * Function calling (§1.4): the tools offered go as "tools" (their schema
+ * text parsed into the object the API wants), tools_none as tool_choice
+ * "none"; the history's tool calls go back as the assistant's tool_calls
+ * (arguments as the text the model wrote) and their results as role
+ * "tool" messages (http_provider.c writes both). Tool calls arrive as
+ * fragments joined by index (§1.6) and are assembled for the turn.
  */
 #include "config.h"
 
@@ -171,7 +175,11 @@ static char *openai_body(const struct hp *hp, const struct llm_request *req)
     if (o == NULL)
         return NULL;
     hp_json_add_string(o, "model", req->model, &ok);
-    hp_json_add_item(o, "messages", hp_json_messages(req, &ok), &ok);
+    hp_json_add_item(o, "messages", hp_json_messages(req, HP_MSG_OPENAI, &ok), &ok);
+    hp_json_add_tools(o, req, &ok);
+    /* tool_choice is refused without tools, so it comes only with them. */
+    if (req->tools_none && req->n_tools > 0)
+        hp_json_add_string(o, "tool_choice", "none", &ok);
     hp_json_add_bool(o, "stream", !req->no_stream, &ok);
     if (!req->no_stream) {
         cJSON *so = cJSON_CreateObject();

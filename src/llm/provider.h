@@ -24,10 +24,36 @@
 
 struct config;
 
-/* One chat message; role is "system", "user" or "assistant". */
+struct llm_tool_call;
+
+/* One chat message; role is "system", "user", "assistant" or "tool". The
+ * fields after content are zero for plain text messages, so {role,
+ * content} initialisers stay valid. */
 struct llm_message {
     const char *role;
-    const char *content;
+    const char *content; /* an assistant message with tool calls may have NULL or "" */
+    /* assistant: the tool calls it made, in order (sent back as the model
+     * gave them: OpenAI's tool_calls, Anthropic's tool_use blocks, Ollama's
+     * tool_calls); NULL/0: none. */
+    const struct llm_tool_call *tool_calls;
+    size_t n_tool_calls;
+    /* tool: the result of one call. content is the tool's output (a JSON
+     * text) or its error line; tool_call_id and tool_name say which call
+     * it answers; tool_error marks a failed call (Anthropic's is_error).
+     * Consecutive tool messages answer one assistant message: Anthropic
+     * gets them as one user message of tool_result blocks. */
+    const char *tool_call_id;
+    const char *tool_name;
+    bool tool_error;
+};
+
+/* A tool the model may call: OpenAI's {"type":"function","function":{name,
+ * description, parameters}}, Anthropic's {name, description, input_schema},
+ * Ollama's as OpenAI's. Borrowed for the call. */
+struct llm_tool_spec {
+    const char *name;
+    const char *description;
+    const char *parameters; /* a JSON Schema object's text */
 };
 
 /* What a turn asks a provider. Everything is borrowed for the call. */
@@ -58,6 +84,15 @@ struct llm_request {
     /* Where api_key came from, for the 401/403 hint ("the key of tenant acme
      * for openai"); NULL = the provider's key variable. Never a key. */
     const char *api_key_origin;
+    /* The tools offered (NULL/0: none, and the request has no tools
+     * field). With tools_none the model must answer in text now
+     * (tool_choice "none" / {"type":"none"}): the tools are still
+     * described, so the history's tool calls stay valid, but the turn's
+     * last round may not call them. Ollama has no tool_choice: with
+     * tools_none it gets no tools. */
+    const struct llm_tool_spec *tools;
+    size_t n_tools;
+    bool tools_none;
 };
 
 /* Receives one piece of the reply (len bytes, valid UTF-8, not

@@ -702,6 +702,55 @@ static void app_on_job(struct tui *t, const struct mc_event *ev, const struct tu
     }
 }
 
+/* Answers the waiting tool call, once. */
+static void app_answer_tool(struct tui *t, bool allow)
+{
+    if (t->confirm_id[0] == '\0') {
+        app_notice(t, TM_INFO, "no tool is waiting for an answer");
+        return;
+    }
+    mc_engine_answer_tool(t->eng, t->confirm_id, allow);
+    app_notice(t, TM_INFO, "tool %s: %s", t->confirm_name, allow ? "allowed" : "refused");
+    t->confirm_id[0] = '\0';
+}
+
+void app_cmd_allow(struct tui *t, const char *arg)
+{
+    (void)arg;
+    app_answer_tool(t, true);
+}
+
+void app_cmd_deny(struct tui *t, const char *arg)
+{
+    (void)arg;
+    app_answer_tool(t, false);
+}
+
+/* The tool lines of the conversation: what the model called, what waits
+ * for the user, and how each call ended (model_notice sanitises them). */
+static void app_on_tool(struct tui *t, const struct mc_event *ev)
+{
+    const char *name = mc_event_str(ev, "name", "?");
+    if (ev->kind == MC_EV_TOOL_RESULT) {
+        if (mc_event_bool(ev, "ok", false))
+            app_notice(t, TM_INFO, "tool %s: ok (%.0f ms)", name,
+                       mc_event_num(ev, "latency_ms", 0));
+        else
+            app_notice(t, TM_ERROR, "tool %s: %s", name, mc_event_str(ev, "error", "failed"));
+        return;
+    }
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(ev->json, "arguments");
+    char *args = a != NULL ? cJSON_PrintUnformatted(a) : NULL;
+    if (ev->kind == MC_EV_TOOL_CALL) {
+        app_notice(t, TM_INFO, "tool %s %s", name, args != NULL ? args : "");
+    } else {
+        snprintf(t->confirm_id, sizeof t->confirm_id, "%s", mc_event_str(ev, "call_id", ""));
+        snprintf(t->confirm_name, sizeof t->confirm_name, "%s", name);
+        app_notice(t, TM_ERROR, "tool %s is not read-only and asks to run: /allow or /deny", name);
+    }
+    cJSON_free(args);
+}
+
 static void app_on_event(struct tui *t, struct mc_event *ev)
 {
     const char *job = mc_event_str(ev, "job", NULL);
@@ -713,7 +762,11 @@ static void app_on_event(struct tui *t, struct mc_event *ev)
         app_on_job(t, ev, &j);
         return;
     }
-    if (ev->kind == MC_EV_TURN_DONE) {
+    if (ev->kind == MC_EV_TOOL_CALL || ev->kind == MC_EV_TOOL_CONFIRM ||
+        ev->kind == MC_EV_TOOL_RESULT) {
+        app_on_tool(t, ev);
+    } else if (ev->kind == MC_EV_TURN_DONE) {
+        t->confirm_id[0] = '\0'; /* a cancelled turn asks no more */
         app_refresh_rollout(t);
         app_estimate(t);
     } else if (ev->kind == MC_EV_MEMORY_STORED) {

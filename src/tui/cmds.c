@@ -42,6 +42,10 @@ static const struct cmd_entry cmd_table[] = {
      "use another theme (default, light, solarized-dark, mono, or your own)", app_cmd_theme},
     {"export", "FILE", CMD_ARG_REQUIRED, CMD_COMPLETE_FILE,
      "write the conversation to FILE as Markdown", app_cmd_export},
+    {"allow", "", CMD_ARG_NONE, CMD_COMPLETE_NONE,
+     "let the tool that asks (it is not read-only) run this once", app_cmd_allow},
+    {"deny", "", CMD_ARG_NONE, CMD_COMPLETE_NONE,
+     "refuse the tool that asks; the model is told you said no", app_cmd_deny},
     {"help", "", CMD_ARG_NONE, CMD_COMPLETE_NONE, "every key and command", app_cmd_help},
     {"quit", "", CMD_ARG_NONE, CMD_COMPLETE_NONE, "leave memchat", app_cmd_quit},
 };

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "memchat/engine.h"
+#include "tools/registry.h"
 #include "tui/layout.h"
 #include "tui/model.h"
 #include "tui/text.h"
@@ -70,6 +71,10 @@ struct tui {
     char *provider, *model_name; /* NULL: the agent's or configured */
     enum mc_memory_override memory;
     char *resume; /* the conversation the next turn continues, or NULL */
+    /* The tool call waiting for /allow or /deny ("" when none), and its
+     * tool's name. */
+    char confirm_id[128];
+    char confirm_name[TOOL_NAME_MAX + 1];
     char **tenants_seen;
     size_t n_tenants_seen;
     /* look */
@@ -152,6 +157,8 @@ void app_cmd_theme(struct tui *t, const char *arg);
 void app_cmd_export(struct tui *t, const char *arg);
 void app_cmd_help(struct tui *t, const char *arg);
 void app_cmd_quit(struct tui *t, const char *arg);
+void app_cmd_allow(struct tui *t, const char *arg);
+void app_cmd_deny(struct tui *t, const char *arg);
 
 /* draw.c */
 /* Applies the theme to curses' colour pairs. */

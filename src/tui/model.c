@@ -616,6 +616,8 @@ static bool model_apply_turn(struct model *m, struct tm_turn *t, const struct mc
     case MC_EV_TOOL_CALL:
         t->tool_calls++;
         return true;
+    case MC_EV_TOOL_CONFIRM:
+        return false; /* the app asks the user (app.c) */
     case MC_EV_USAGE: {
         t->prompt_tokens = model_ll(mc_event_num(ev, "prompt_tokens", -1), -1);
         t->completion_tokens = model_ll(mc_event_num(ev, "completion_tokens", -1), -1);

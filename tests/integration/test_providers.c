@@ -194,7 +194,8 @@ static void call_init(struct call *c, struct llm_provider *p, const char *model)
 
 static void call_run(struct call *c)
 {
-    struct llm_message msgs[] = {{"system", SYSTEM_TEXT}, {"user", c->user}};
+    struct llm_message msgs[] = {{.role = "system", .content = SYSTEM_TEXT},
+                                 {.role = "user", .content = c->user}};
     struct llm_request req = {
         .model = c->model,
         .messages = msgs,
@@ -403,8 +404,10 @@ static void anthropic_request_has_the_documented_shape(void **state)
     struct llm_provider *p = make_provider(fx, "anthropic", NULL, 0);
     struct capture cap;
     capture_init(&cap);
-    struct llm_message msgs[] = {
-        {"system", "first rule"}, {"user", "one"}, {"user", "two"}, {"system", "second rule"}};
+    struct llm_message msgs[] = {{.role = "system", .content = "first rule"},
+                                 {.role = "user", .content = "one"},
+                                 {.role = "user", .content = "two"},
+                                 {.role = "system", .content = "second rule"}};
     struct llm_request req = {
         .model = "mock", .messages = msgs, .n_messages = 4, .temperature = 0.25};
     struct llm_result res;
@@ -1443,6 +1446,537 @@ static void tenant_keys_apply_only_to_the_configured_base_url(void **state)
     llm_provider_free(p);
 }
 
+/* --- function calling against the mock ---------------------------------- */
+
+#define ECHO_SCHEMA                                                                                \
+    "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]" \
+    "}"
+#define ECHO_ARGS "{\"text\":\"" USER_TEXT "\"}"
+/* A result with quotes, a backslash, a newline and non-ASCII text, to see
+ * it go back byte for byte. */
+#define RESULT_ONE "{\"echoed\":\"hello there\",\"note\":\"caf\xc3\xa9 \\\\ \\\"q\\\"\"}\nline 2"
+#define RESULT_TWO "second result"
+
+/* The tools a request offers: echo, a and b (the mock calls them by name
+ * whatever is offered, but only when something is). */
+static const struct llm_tool_spec test_tools[] = {
+    {.name = "echo", .description = "Echoes its text", .parameters = ECHO_SCHEMA},
+    {.name = "a", .description = "Tool a", .parameters = ECHO_SCHEMA},
+    {.name = "b", .description = NULL, .parameters = "not a schema"},
+};
+#define N_TEST_TOOLS (sizeof test_tools / sizeof test_tools[0])
+
+/* The id the mock gives the i-th call (from 1) on this provider's API:
+ * OpenAI's call_N, Anthropic's toolu_N; Ollama sends none. */
+static const char *mock_call_id(const char *provider, int i)
+{
+    static char id[32];
+    if (strcmp(provider, "ollama") == 0)
+        return "";
+    snprintf(id, sizeof id, "%s_%d", strcmp(provider, "anthropic") == 0 ? "toolu" : "call", i);
+    return id;
+}
+
+/* How each API says "stopped to call tools". */
+static const char *tool_finish(const char *provider)
+{
+    if (strcmp(provider, "openai") == 0)
+        return "tool_calls";
+    if (strcmp(provider, "anthropic") == 0)
+        return "tool_use";
+    return "stop"; /* Ollama has no reason of its own for it */
+}
+
+/* A tool call copied out of the provider, which owns its own only until
+ * its next chat(). */
+struct kept_calls {
+    struct llm_tool_call calls[4];
+    size_t n;
+};
+
+static void kept_take(struct kept_calls *k, const struct llm_provider *p)
+{
+    size_t n = 0;
+    const struct llm_tool_call *tc = llm_provider_tool_calls(p, &n);
+    assert_true(n <= 4);
+    k->n = n;
+    for (size_t i = 0; i < n; i++) {
+        struct llm_tool_call *d = &k->calls[i];
+        memset(d, 0, sizeof *d);
+        d->index = tc[i].index;
+        d->id = strdup(tc[i].id);
+        d->name = strdup(tc[i].name);
+        buf_init(&d->arguments, 1 << 20);
+        assert_int_equal(buf_append(&d->arguments, tc[i].arguments.data, tc[i].arguments.len),
+                         BUF_OK);
+        d->arguments_valid = tc[i].arguments_valid;
+    }
+}
+
+static void kept_free(struct kept_calls *k)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        free(k->calls[i].id);
+        free(k->calls[i].name);
+        buf_free(&k->calls[i].arguments);
+    }
+    k->n = 0;
+}
+
+/* One request with tools: msgs, the test tools (none when no_tools),
+ * tools_none, streamed or not. */
+struct tool_call_run {
+    struct capture cap;
+    struct llm_result res;
+    enum mc_error rc;
+    char err[1024];
+};
+
+static void tool_run(struct llm_provider *p, const char *model, const struct llm_message *msgs,
+                     size_t n, bool no_stream, bool tools_none, struct tool_call_run *r)
+{
+    capture_init(&r->cap);
+    struct llm_request req = {
+        .model = model,
+        .messages = msgs,
+        .n_messages = n,
+        .temperature = NAN,
+        .no_stream = no_stream,
+        .tools = test_tools,
+        .n_tools = N_TEST_TOOLS,
+        .tools_none = tools_none,
+    };
+    r->err[0] = '\0';
+    r->rc = p->chat(p, &req, on_delta, &r->cap, NULL, &r->res, r->err, sizeof r->err);
+    if (r->rc != MC_ERR_NONE)
+        fail_msg("%s: %s", p->name, r->err);
+}
+
+/* The logged body's messages array. */
+static const cJSON *body_messages(const cJSON *body)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    assert_true(cJSON_IsArray(m));
+    return m;
+}
+
+static const char *json_str(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    assert_true(cJSON_IsString(v));
+    return v->valuestring;
+}
+
+/* The tools array went out in the API's shape: OpenAI's (and Ollama's)
+ * {"type":"function","function":{name, description, parameters}},
+ * Anthropic's {name, description, input_schema}, the schema an object
+ * (a malformed one replaced by an empty object schema). */
+static void assert_tools_sent(const char *provider, const cJSON *body)
+{
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(body, "tools");
+    assert_int_equal(cJSON_GetArraySize(tools), N_TEST_TOOLS);
+    for (size_t i = 0; i < N_TEST_TOOLS; i++) {
+        const cJSON *t = cJSON_GetArrayItem(tools, (int)i);
+        const cJSON *fn = t;
+        const char *schema_key = "input_schema";
+        if (strcmp(provider, "anthropic") != 0) {
+            assert_string_equal(json_str(t, "type"), "function");
+            fn = cJSON_GetObjectItemCaseSensitive(t, "function");
+            schema_key = "parameters";
+        }
+        assert_string_equal(json_str(fn, "name"), test_tools[i].name);
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(fn, "description");
+        if (test_tools[i].description != NULL)
+            assert_string_equal(d->valuestring, test_tools[i].description);
+        else
+            assert_null(d);
+        const cJSON *schema = cJSON_GetObjectItemCaseSensitive(fn, schema_key);
+        assert_true(cJSON_IsObject(schema));
+        assert_string_equal(json_str(schema, "type"), "object");
+    }
+}
+
+/* The second request of a round trip carried the assistant's call and its
+ * result in the API's shape (api-notes.md §1.3, §2.2, §3.1). */
+static void assert_history_sent(const char *provider, const cJSON *body, const char *id,
+                                const char *result)
+{
+    const cJSON *msgs = body_messages(body);
+    if (strcmp(provider, "anthropic") == 0) {
+        /* user, assistant [tool_use], user [tool_result] */
+        assert_int_equal(cJSON_GetArraySize(msgs), 3);
+        const cJSON *asst = cJSON_GetArrayItem(msgs, 1);
+        assert_string_equal(json_str(asst, "role"), "assistant");
+        const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(asst, "content");
+        assert_int_equal(cJSON_GetArraySize(blocks), 1);
+        const cJSON *use = cJSON_GetArrayItem(blocks, 0);
+        assert_string_equal(json_str(use, "type"), "tool_use");
+        assert_string_equal(json_str(use, "id"), id);
+        assert_string_equal(json_str(use, "name"), "echo");
+        const cJSON *input = cJSON_GetObjectItemCaseSensitive(use, "input");
+        assert_string_equal(json_str(input, "text"), USER_TEXT);
+        const cJSON *user = cJSON_GetArrayItem(msgs, 2);
+        assert_string_equal(json_str(user, "role"), "user");
+        const cJSON *res = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(user, "content"), 0);
+        assert_string_equal(json_str(res, "type"), "tool_result");
+        assert_string_equal(json_str(res, "tool_use_id"), id);
+        assert_string_equal(json_str(res, "content"), result);
+        assert_null(cJSON_GetObjectItemCaseSensitive(res, "is_error"));
+        return;
+    }
+    /* system, user, assistant {tool_calls}, tool */
+    assert_int_equal(cJSON_GetArraySize(msgs), 4);
+    const cJSON *asst = cJSON_GetArrayItem(msgs, 2);
+    assert_string_equal(json_str(asst, "role"), "assistant");
+    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(asst, "tool_calls");
+    assert_int_equal(cJSON_GetArraySize(calls), 1);
+    const cJSON *call = cJSON_GetArrayItem(calls, 0);
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+    assert_string_equal(json_str(fn, "name"), "echo");
+    const cJSON *tool = cJSON_GetArrayItem(msgs, 3);
+    assert_string_equal(json_str(tool, "role"), "tool");
+    assert_string_equal(json_str(tool, "content"), result);
+    if (strcmp(provider, "openai") == 0) {
+        assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(asst, "content")));
+        assert_string_equal(json_str(call, "id"), id);
+        assert_string_equal(json_str(call, "type"), "function");
+        assert_string_equal(json_str(fn, "arguments"), ECHO_ARGS); /* the text, as a string */
+        assert_string_equal(json_str(tool, "tool_call_id"), id);
+        assert_null(cJSON_GetObjectItemCaseSensitive(tool, "tool_name"));
+    } else {
+        assert_string_equal(json_str(asst, "content"), "");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        assert_string_equal(json_str(args, "text"), USER_TEXT); /* an object */
+        assert_string_equal(json_str(tool, "tool_name"), "echo");
+    }
+}
+
+/* A round trip on every provider, streamed and whole: the mock's call is
+ * assembled with its id, name and arguments; sent back with its result,
+ * the result arrives intact (the mock answers "tool results: " + what it
+ * received), and both requests had the documented shape. */
+static void a_tool_call_round_trip_works_on_every_provider(void **state)
+{
+    struct fx *fx = *state;
+    for (size_t i = 0; i < N_PROVIDERS; i++) {
+        for (int whole = 0; whole < 2; whole++) {
+            const char *name = providers[i];
+            struct llm_provider *p = make_provider(fx, name, NULL, 0);
+            struct llm_message first[] = {{.role = "system", .content = SYSTEM_TEXT},
+                                          {.role = "user", .content = USER_TEXT}};
+            struct tool_call_run r;
+            tool_run(p, "mock:tool=echo", first, 2, whole, false, &r);
+            assert_int_equal(r.cap.text.len, 0);
+            assert_int_equal(r.res.tool_calls, 1);
+            assert_string_equal(r.res.finish_reason, tool_finish(name));
+            assert_false(r.res.usage.estimated);
+            assert_true(r.res.usage.completion_tokens > 0);
+            struct kept_calls k;
+            kept_take(&k, p);
+            assert_int_equal(k.n, 1);
+            assert_string_equal(k.calls[0].id, mock_call_id(name, 1));
+            assert_string_equal(k.calls[0].name, "echo");
+            assert_string_equal(buf_cstr(&k.calls[0].arguments), ECHO_ARGS);
+            assert_true(k.calls[0].arguments_valid);
+            cJSON *logged = last_request(fx, 0, NULL);
+            cJSON *body = request_body(logged);
+            assert_tools_sent(name, body);
+            assert_null(cJSON_GetObjectItemCaseSensitive(body, "tool_choice"));
+            cJSON_Delete(body);
+            cJSON_Delete(logged);
+            capture_fini(&r.cap);
+
+            struct llm_message second[] = {
+                {.role = "system", .content = SYSTEM_TEXT},
+                {.role = "user", .content = USER_TEXT},
+                {.role = "assistant", .content = NULL, .tool_calls = k.calls, .n_tool_calls = 1},
+                {.role = "tool",
+                 .content = RESULT_ONE,
+                 .tool_call_id = k.calls[0].id,
+                 .tool_name = "echo"},
+            };
+            tool_run(p, "mock:tool=echo", second, 4, whole, false, &r);
+            assert_string_equal(buf_cstr(&r.cap.text), "tool results: " RESULT_ONE);
+            assert_int_equal(r.res.tool_calls, 0);
+            size_t left = 9;
+            assert_null(llm_provider_tool_calls(p, &left));
+            assert_int_equal(left, 0);
+            logged = last_request(fx, 0, NULL);
+            body = request_body(logged);
+            assert_history_sent(name, body, mock_call_id(name, 1), RESULT_ONE);
+            cJSON_Delete(body);
+            cJSON_Delete(logged);
+            capture_fini(&r.cap);
+            kept_free(&k);
+            llm_provider_free(p);
+        }
+    }
+}
+
+/* tool=a+b: two calls in one reply, in order, each assembled from its own
+ * fragments (OpenAI interleaves them by index); both results go back, in
+ * order (Anthropic: in one user message). */
+static void parallel_tool_calls_keep_their_order_and_arguments(void **state)
+{
+    struct fx *fx = *state;
+    for (size_t i = 0; i < N_PROVIDERS; i++) {
+        for (int whole = 0; whole < 2; whole++) {
+            const char *name = providers[i];
+            struct llm_provider *p = make_provider(fx, name, NULL, 0);
+            struct llm_message first[] = {{.role = "user", .content = USER_TEXT}};
+            struct tool_call_run r;
+            tool_run(p, "mock:tool=a+b", first, 1, whole, false, &r);
+            assert_int_equal(r.res.tool_calls, 2);
+            struct kept_calls k;
+            kept_take(&k, p);
+            assert_int_equal(k.n, 2);
+            const char *names[] = {"a", "b"};
+            for (size_t j = 0; j < 2; j++) {
+                assert_string_equal(k.calls[j].id, mock_call_id(name, (int)j + 1));
+                assert_string_equal(k.calls[j].name, names[j]);
+                assert_string_equal(buf_cstr(&k.calls[j].arguments), ECHO_ARGS);
+                assert_true(k.calls[j].arguments_valid);
+            }
+            capture_fini(&r.cap);
+
+            struct llm_message second[] = {
+                {.role = "user", .content = USER_TEXT},
+                {.role = "assistant", .content = "", .tool_calls = k.calls, .n_tool_calls = 2},
+                {.role = "tool",
+                 .content = RESULT_ONE,
+                 .tool_call_id = k.calls[0].id,
+                 .tool_name = "a"},
+                {.role = "tool",
+                 .content = RESULT_TWO,
+                 .tool_call_id = k.calls[1].id,
+                 .tool_name = "b"},
+            };
+            tool_run(p, "mock:tool=a+b", second, 4, whole, false, &r);
+            assert_string_equal(buf_cstr(&r.cap.text),
+                                "tool results: " RESULT_ONE " | " RESULT_TWO);
+            cJSON *logged = last_request(fx, 0, NULL);
+            cJSON *body = request_body(logged);
+            const cJSON *msgs = body_messages(body);
+            if (strcmp(name, "anthropic") == 0) {
+                assert_int_equal(cJSON_GetArraySize(msgs), 3);
+                const cJSON *asst = cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 1), "content");
+                assert_int_equal(cJSON_GetArraySize(asst), 2);
+                const cJSON *results = cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 2), "content");
+                assert_int_equal(cJSON_GetArraySize(results), 2);
+                assert_string_equal(json_str(cJSON_GetArrayItem(results, 1), "tool_use_id"),
+                                    "toolu_2");
+            } else {
+                assert_int_equal(cJSON_GetArraySize(msgs), 4);
+                const cJSON *calls = cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 1), "tool_calls");
+                assert_int_equal(cJSON_GetArraySize(calls), 2);
+                const cJSON *fn = cJSON_GetObjectItem(cJSON_GetArrayItem(calls, 1), "function");
+                assert_string_equal(json_str(fn, "name"), "b");
+            }
+            cJSON_Delete(body);
+            cJSON_Delete(logged);
+            capture_fini(&r.cap);
+            kept_free(&k);
+            llm_provider_free(p);
+        }
+    }
+}
+
+/* tools_none forbids calls: OpenAI gets tool_choice "none", Anthropic
+ * {"type":"none"} (the tools still described), Ollama no tools at all; the
+ * mock's toolloop then answers in text. Without it, toolloop calls `loop`
+ * even after tool results. */
+static void tools_none_gets_text_from_a_looping_model(void **state)
+{
+    struct fx *fx = *state;
+    for (size_t i = 0; i < N_PROVIDERS; i++) {
+        for (int whole = 0; whole < 2; whole++) {
+            const char *name = providers[i];
+            struct llm_provider *p = make_provider(fx, name, NULL, 0);
+            struct llm_message msgs[] = {{.role = "user", .content = USER_TEXT}};
+            struct tool_call_run r;
+            tool_run(p, "mock:toolloop", msgs, 1, whole, true, &r);
+            assert_string_equal(buf_cstr(&r.cap.text), "no more tools");
+            assert_int_equal(r.res.tool_calls, 0);
+            cJSON *logged = last_request(fx, 0, NULL);
+            cJSON *body = request_body(logged);
+            const cJSON *choice = cJSON_GetObjectItemCaseSensitive(body, "tool_choice");
+            if (strcmp(name, "openai") == 0) {
+                assert_string_equal(choice->valuestring, "none");
+                assert_tools_sent(name, body);
+            } else if (strcmp(name, "anthropic") == 0) {
+                assert_string_equal(json_str(choice, "type"), "none");
+                assert_tools_sent(name, body);
+            } else {
+                assert_null(choice);
+                assert_null(cJSON_GetObjectItemCaseSensitive(body, "tools"));
+            }
+            cJSON_Delete(body);
+            cJSON_Delete(logged);
+            capture_fini(&r.cap);
+
+            tool_run(p, "mock:toolloop", msgs, 1, whole, false, &r);
+            struct kept_calls k;
+            kept_take(&k, p);
+            assert_int_equal(k.n, 1);
+            assert_string_equal(k.calls[0].name, "loop");
+            capture_fini(&r.cap);
+            struct llm_message again[] = {
+                {.role = "user", .content = USER_TEXT},
+                {.role = "assistant", .tool_calls = k.calls, .n_tool_calls = 1},
+                {.role = "tool",
+                 .content = "{}",
+                 .tool_call_id = k.calls[0].id,
+                 .tool_name = "loop"},
+            };
+            tool_run(p, "mock:toolloop", again, 3, whole, false, &r);
+            assert_int_equal(r.res.tool_calls, 1);
+            capture_fini(&r.cap);
+            kept_free(&k);
+            llm_provider_free(p);
+        }
+    }
+}
+
+/* toolargs-bad: the call is kept with arguments_valid false. Sent back,
+ * OpenAI gets the text as it came, Anthropic and Ollama (which want an
+ * object) an empty object. */
+static void invalid_tool_arguments_are_marked_and_sent_back_as_an_empty_object(void **state)
+{
+    struct fx *fx = *state;
+    for (size_t i = 0; i < N_PROVIDERS; i++) {
+        for (int whole = 0; whole < 2; whole++) {
+            const char *name = providers[i];
+            struct llm_provider *p = make_provider(fx, name, NULL, 0);
+            struct llm_message msgs[] = {{.role = "user", .content = USER_TEXT}};
+            struct tool_call_run r;
+            tool_run(p, "mock:toolargs-bad", msgs, 1, whole, false, &r);
+            struct kept_calls k;
+            kept_take(&k, p);
+            assert_int_equal(k.n, 1);
+            assert_string_equal(k.calls[0].name, "echo");
+            assert_false(k.calls[0].arguments_valid);
+            capture_fini(&r.cap);
+
+            struct llm_message again[] = {
+                {.role = "user", .content = USER_TEXT},
+                {.role = "assistant", .tool_calls = k.calls, .n_tool_calls = 1},
+                {.role = "tool",
+                 .content = "error: the arguments are not JSON",
+                 .tool_call_id = k.calls[0].id,
+                 .tool_name = "echo",
+                 .tool_error = true},
+            };
+            tool_run(p, "mock", again, 3, whole, false, &r);
+            cJSON *logged = last_request(fx, 0, NULL);
+            cJSON *body = request_body(logged);
+            const cJSON *asst = cJSON_GetArrayItem(body_messages(body), 1);
+            if (strcmp(name, "openai") == 0) {
+                const cJSON *fn = cJSON_GetObjectItem(
+                    cJSON_GetArrayItem(cJSON_GetObjectItem(asst, "tool_calls"), 0), "function");
+                assert_string_equal(json_str(fn, "arguments"), buf_cstr(&k.calls[0].arguments));
+            } else {
+                const cJSON *holder =
+                    strcmp(name, "anthropic") == 0
+                        ? cJSON_GetArrayItem(cJSON_GetObjectItem(asst, "content"), 0)
+                        : cJSON_GetObjectItem(
+                              cJSON_GetArrayItem(cJSON_GetObjectItem(asst, "tool_calls"), 0),
+                              "function");
+                const cJSON *obj = cJSON_GetObjectItem(
+                    holder, strcmp(name, "anthropic") == 0 ? "input" : "arguments");
+                assert_true(cJSON_IsObject(obj));
+                assert_int_equal(cJSON_GetArraySize(obj), 0);
+            }
+            cJSON_Delete(body);
+            cJSON_Delete(logged);
+            capture_fini(&r.cap);
+            kept_free(&k);
+            llm_provider_free(p);
+        }
+    }
+}
+
+/* Anthropic: an assistant message's text comes as a text block before its
+ * tool_use; a failed result carries is_error true (an ok one no is_error),
+ * and the mock, which answers "error: " for it, shows it arrived. */
+static void anthropic_marks_failed_tool_results_as_errors(void **state)
+{
+    struct fx *fx = *state;
+    for (int whole = 0; whole < 2; whole++) {
+        struct llm_provider *p = make_provider(fx, "anthropic", NULL, 0);
+        char id1[] = "toolu_x1", id2[] = "toolu_x2", name[] = "echo";
+        struct llm_tool_call calls[2] = {{.id = id1, .name = name}, {.id = id2, .name = name}};
+        for (size_t j = 0; j < 2; j++) {
+            buf_init(&calls[j].arguments, 1024);
+            assert_int_equal(buf_puts(&calls[j].arguments, ECHO_ARGS), BUF_OK);
+            calls[j].arguments_valid = true;
+        }
+        struct llm_message msgs[] = {
+            {.role = "user", .content = USER_TEXT},
+            {.role = "assistant",
+             .content = "Let me look.",
+             .tool_calls = calls,
+             .n_tool_calls = 2},
+            {.role = "tool", .content = "fine", .tool_call_id = id1, .tool_name = "echo"},
+            {.role = "tool",
+             .content = "boom",
+             .tool_call_id = id2,
+             .tool_name = "echo",
+             .tool_error = true},
+        };
+        struct tool_call_run r;
+        tool_run(p, "mock:tool=echo", msgs, 4, whole, false, &r);
+        assert_string_equal(buf_cstr(&r.cap.text), "tool results: fine | error: boom");
+        cJSON *logged = last_request(fx, 0, NULL);
+        cJSON *body = request_body(logged);
+        const cJSON *m = body_messages(body);
+        assert_int_equal(cJSON_GetArraySize(m), 3);
+        const cJSON *blocks = cJSON_GetObjectItem(cJSON_GetArrayItem(m, 1), "content");
+        assert_int_equal(cJSON_GetArraySize(blocks), 3);
+        assert_string_equal(json_str(cJSON_GetArrayItem(blocks, 0), "type"), "text");
+        assert_string_equal(json_str(cJSON_GetArrayItem(blocks, 0), "text"), "Let me look.");
+        assert_string_equal(json_str(cJSON_GetArrayItem(blocks, 1), "id"), "toolu_x1");
+        assert_string_equal(json_str(cJSON_GetArrayItem(blocks, 2), "id"), "toolu_x2");
+        const cJSON *results = cJSON_GetObjectItem(cJSON_GetArrayItem(m, 2), "content");
+        assert_null(cJSON_GetObjectItem(cJSON_GetArrayItem(results, 0), "is_error"));
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(results, 1), "is_error")));
+        cJSON_Delete(body);
+        cJSON_Delete(logged);
+        capture_fini(&r.cap);
+        for (size_t j = 0; j < 2; j++)
+            buf_free(&calls[j].arguments);
+        llm_provider_free(p);
+    }
+}
+
+/* OpenAI keeps an assistant message's text beside its tool calls (content
+ * is null only when there is none). */
+static void openai_keeps_the_text_beside_tool_calls(void **state)
+{
+    struct fx *fx = *state;
+    struct llm_provider *p = make_provider(fx, "openai", NULL, 0);
+    char id[] = "call_9", name[] = "echo";
+    struct llm_tool_call call = {.id = id, .name = name};
+    buf_init(&call.arguments, 1024);
+    assert_int_equal(buf_puts(&call.arguments, ECHO_ARGS), BUF_OK);
+    struct llm_message msgs[] = {
+        {.role = "user", .content = USER_TEXT},
+        {.role = "assistant", .content = "Let me look.", .tool_calls = &call, .n_tool_calls = 1},
+        {.role = "tool", .content = "fine", .tool_call_id = id},
+    };
+    struct tool_call_run r;
+    tool_run(p, "mock", msgs, 3, false, false, &r);
+    assert_string_equal(buf_cstr(&r.cap.text), "tool results: fine");
+    cJSON *logged = last_request(fx, 0, NULL);
+    cJSON *body = request_body(logged);
+    const cJSON *asst = cJSON_GetArrayItem(body_messages(body), 1);
+    assert_string_equal(json_str(asst, "content"), "Let me look.");
+    cJSON_Delete(body);
+    cJSON_Delete(logged);
+    capture_fini(&r.cap);
+    buf_free(&call.arguments);
+    llm_provider_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1489,6 +2023,12 @@ int main(void)
         cmocka_unit_test(a_rejected_request_key_is_named_by_its_origin_never_its_value),
         cmocka_unit_test(tenant_keys_apply_only_to_the_configured_base_url),
         cmocka_unit_test(anthropic_refuses_a_request_temperature_above_one),
+        cmocka_unit_test(a_tool_call_round_trip_works_on_every_provider),
+        cmocka_unit_test(parallel_tool_calls_keep_their_order_and_arguments),
+        cmocka_unit_test(tools_none_gets_text_from_a_looping_model),
+        cmocka_unit_test(invalid_tool_arguments_are_marked_and_sent_back_as_an_empty_object),
+        cmocka_unit_test(anthropic_marks_failed_tool_results_as_errors),
+        cmocka_unit_test(openai_keeps_the_text_beside_tool_calls),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

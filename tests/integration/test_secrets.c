@@ -55,6 +55,12 @@ static struct mock *mock;
 #define C_OPIK             "opik-CANARY-api-key-6Fe2"
 #define C_PASS             "pass-CANARY-phrase-0Lw8"
 #define C_WRONG_PASS       "pass-CANARY-wrong-phrase-5Ug3"
+#define C_TOOL_CRED        "ghp_CANARY_tools_add_credential_3Wz5"
+#define C_TOOL_KEY_RAW     "CANARY-tool-key-is-32-bytes-long"
+#define C_TOOL_KEY         "Q0FOQVJZLXRvb2wta2V5LWlzLTMyLWJ5dGVzLWxvbmc="
+#define C_WRONG_TOOL_RAW   "CANARY-wrong-tool-key-32-bytes!!"
+#define C_WRONG_TOOL_KEY   "Q0FOQVJZLXdyb25nLXRvb2wta2V5LTMyLWJ5dGVzISE="
+#define C_BAD_TOOL_KEY     "bad-CANARY-tool-key-value-7Kp3"
 
 /* Credentials a user pastes into tenant T_PASTED's chats and memories, in
  * two shapes util/redact.c recognises (sk- and ghp_ with enough token
@@ -119,6 +125,12 @@ static const struct canary canaries[] = {
     SECRET("OPIK_API_KEY", C_OPIK, NULL, ROUTE_OPIK, "authorization", true),
     SECRET("the keystore passphrase", C_PASS, NULL, NULL, NULL, false),
     SECRET("a wrong keystore passphrase", C_WRONG_PASS, NULL, NULL, NULL, false),
+    SECRET("acme's GITHUB_TOKEN of tool github (tools add-credential)", C_TOOL_CRED, NULL, NULL,
+           NULL, false),
+    SECRET("TOOL_CREDENTIALS_ENCRYPTION_KEY", C_TOOL_KEY, C_TOOL_KEY_RAW, NULL, NULL, false),
+    SECRET("a wrong TOOL_CREDENTIALS_ENCRYPTION_KEY", C_WRONG_TOOL_KEY, C_WRONG_TOOL_RAW, NULL,
+           NULL, false),
+    SECRET("a malformed TOOL_CREDENTIALS_ENCRYPTION_KEY", C_BAD_TOOL_KEY, NULL, NULL, NULL, false),
     PASTED("an OpenAI key pasted into mem's chats and memories", C_PASTED_KEY, T_PASTED),
     PASTED("a GitHub token pasted into mem's chats and memories", C_PASTED_TOKEN, T_PASTED),
 };
@@ -580,6 +592,21 @@ static void data_dir_back(void)
     data_dir_move(".main", "");
 }
 
+/* A user tool that declares GITHUB_TOKEN, with its script beside it (the
+ * registry wants an executable). It stays for the later steps. */
+static void tool_file_write(void)
+{
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/tools", fx.cfgdir);
+    write_home_file(dir, "github.json",
+                    "{\"name\":\"github\",\"description\":\"GitHub issues.\",\"parameters\":"
+                    "{\"type\":\"object\"},\"command\":[\"gh.sh\"],\"read_only\":true,"
+                    "\"credentials\":[\"GITHUB_TOKEN\"]}");
+    write_home_file(dir, "gh.sh", "#!/bin/sh\ncat >/dev/null\necho '{}'\n");
+    snprintf(path, sizeof path, "%s/gh.sh", dir);
+    assert_int_equal(chmod(path, 0700), 0);
+}
+
 /* Flips one byte inside the keystore's last record, keeping a copy. */
 static void keystore_damage(void)
 {
@@ -748,14 +775,18 @@ static void echo_stop(void)
 #define STEP_HOOK(name_, before_, after_, in_, code_, says_, ...) \
     STEP_ROW(name_, NULL, before_, after_, in_, code_, says_, __VA_ARGS__)
 
-#define ASK_ACME  "ask", "--json", "--tenant", "acme"
-#define REPLIED   "\"event\":\"delta\"" /* a --json turn that streamed a reply */
-#define NO_ENV    "MEMCHAT_MASTER_KEY"  /* removes it: master.key applies */
-#define ASK_MEM   "ask", "--json", "--tenant", T_PASTED
-#define INJECTED  "\"event\":\"memory.injected\""  /* a turn that recalled memories */
-#define RETRIEVED "\"event\":\"memory.retrieved\"" /* a turn that ranked candidates */
-#define CONTINUED "\"conversation\":\""            /* a turn that carries a conversation on */
-#define ECHO_ENV  NO_ENV, "OPENAI_BASE_URL=@echo/v1"
+#define ASK_ACME       "ask", "--json", "--tenant", "acme"
+#define REPLIED        "\"event\":\"delta\"" /* a --json turn that streamed a reply */
+#define NO_ENV         "MEMCHAT_MASTER_KEY"  /* removes it: master.key applies */
+#define ASK_MEM        "ask", "--json", "--tenant", T_PASTED
+#define INJECTED       "\"event\":\"memory.injected\""  /* a turn that recalled memories */
+#define RETRIEVED      "\"event\":\"memory.retrieved\"" /* a turn that ranked candidates */
+#define CONTINUED      "\"conversation\":\""            /* a turn that carries a conversation on */
+#define ECHO_ENV       NO_ENV, "OPENAI_BASE_URL=@echo/v1"
+#define TOOL_KEY_ENV   NO_ENV, "TOOL_CREDENTIALS_ENCRYPTION_KEY=" C_TOOL_KEY
+#define WRONG_TOOL_ENV NO_ENV, "TOOL_CREDENTIALS_ENCRYPTION_KEY=" C_WRONG_TOOL_KEY
+#define BAD_TOOL_ENV   NO_ENV, "TOOL_CREDENTIALS_ENCRYPTION_KEY=" C_BAD_TOOL_KEY
+#define ADD_GH_TOKEN   "tools", "add-credential", "github", "GITHUB_TOKEN", "--tenant", "acme"
 /* A note longer than MEMORY_MAX_BYTES=256, the key in its middle. */
 #define LONG_NOTE                                                                        \
     "The runbook for the payments service, step by step, as the on-call team wrote it. " \
@@ -968,6 +999,44 @@ static const struct step steps[] = {
              "keys", "rotate", "--passphrase-stdin"),
     STEP_ENV("ask (after rotate)", NO_ENV, NULL, 0, REPLIED, ASK_ACME, "hi"),
     STEP_ENV("keys list (after rotate)", NO_ENV, NULL, 0, "tool:github", "keys", "list"),
+
+    /* tools and their credentials, under master.key and the tool key */
+    STEP_ROW("tools list (a tool declaring GITHUB_TOKEN)", NO_ENV, tool_file_write, NULL, NULL, 0,
+             "GITHUB_TOKEN:missing", "tools", "list", "--tenant", "acme"),
+    STEP_ROW("tools add-credential (under TOOL_CREDENTIALS_ENCRYPTION_KEY)", TOOL_KEY_ENV, NULL,
+             NULL, C_TOOL_CRED "\n", 0, "sealed under TOOL_CREDENTIALS_ENCRYPTION_KEY",
+             ADD_GH_TOKEN),
+    STEP_ROW("tools list --json (with the tool key)", TOOL_KEY_ENV, NULL, NULL, NULL, 0,
+             "\"GITHUB_TOKEN\":\"set\"", "tools", "list", "--json", "--tenant", "acme"),
+    STEP_ENV("tools list (without the tool key)", NO_ENV, NULL, 0, "GITHUB_TOKEN:sealed", "tools",
+             "list", "--tenant", "acme"),
+    STEP_ROW("keys list --json (with the tool key)", TOOL_KEY_ENV, NULL, NULL, NULL, 0,
+             "\"sealed\":\"tool\"", "keys", "list", "--json"),
+    STEP_ROW("ask (with the tool key)", TOOL_KEY_ENV, NULL, NULL, NULL, 0, REPLIED, ASK_ACME, "hi"),
+    STEP_ROW("config (with the tool key)", TOOL_KEY_ENV, NULL, NULL, NULL, 0,
+             "TOOL_CREDENTIALS_ENCRYPTION_KEY", "config", "--json"),
+    STEP_ROW("a wrong tool key (tools list)", WRONG_TOOL_ENV, NULL, NULL, NULL, 0, "does not open",
+             "tools", "list", "--tenant", "acme"),
+    STEP_ROW("a wrong tool key (tools add-credential)", WRONG_TOOL_ENV, NULL, NULL, C_TOOL_CRED, 2,
+             "does not open", ADD_GH_TOKEN),
+    STEP_ROW("a wrong tool key (keys rotate)", WRONG_TOOL_ENV, NULL, NULL, NULL, 2,
+             "before rotating", "keys", "rotate"),
+    STEP_ROW("a wrong tool key (ask)", WRONG_TOOL_ENV, NULL, NULL, NULL, 0, REPLIED, ASK_ACME,
+             "hi"),
+    STEP_ROW("a malformed tool key (keys list)", BAD_TOOL_ENV, NULL, NULL, NULL, 2, "base64",
+             "keys", "list"),
+    STEP_ROW("a malformed tool key (tools add-credential)", BAD_TOOL_ENV, NULL, NULL, C_TOOL_CRED,
+             2, "base64", ADD_GH_TOKEN),
+    STEP_ROW("a malformed tool key (ask)", BAD_TOOL_ENV, NULL, NULL, NULL, 0, REPLIED, ASK_ACME,
+             "hi"),
+    STEP_ROW("keys rotate (with the tool key)", TOOL_KEY_ENV, NULL, NULL, NULL, 0,
+             "under TOOL_CREDENTIALS_ENCRYPTION_KEY", "keys", "rotate"),
+    STEP_ENV("tools rm-credential", NO_ENV, NULL, 0, "removed credential", "tools", "rm-credential",
+             "github", "GITHUB_TOKEN", "--tenant", "acme"),
+    STEP_ENV("tools rm-credential (absent)", NO_ENV, NULL, 1, "no credential", "tools",
+             "rm-credential", "github", "GITHUB_TOKEN", "--tenant", "acme"),
+    STEP_ENV("tools add-credential (under master.key)", NO_ENV, C_TOOL_CRED, 0,
+             "sealed under the master key", ADD_GH_TOKEN),
 
     /* a model server that quotes the pasted key back in its error, which
      * memchat shows, logs with the retry and records in the trace */

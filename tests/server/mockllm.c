@@ -15,7 +15,36 @@
  * place of the normal text and split-utf8's, not of json's), and `rate=N`
  * paces a streamed reply at N pieces a second, piece i due at start + i/N
  * (start: once the reply is built), so the pace does not drift with the
- * loop's late wake-ups (a whole reply waits npieces/N s). One thread, one
+ * loop's late wake-ups (a whole reply waits npieces/N s).
+ * Tool calls (function calling), on all three routes, streamed and whole:
+ * - `tool=NAME` (several with `+`: `tool=a+b` is two parallel calls in one
+ *   reply, in that order): when the last message is the user's and tools
+ *   are allowed (a non-empty "tools" array, and tool_choice not "none" nor
+ *   {"type":"none"}; Ollama has no tool_choice, so no tools = none), the
+ *   reply calls those tools with arguments {"text":"<the last user
+ *   message>"}. OpenAI streams a first fragment per call (id "call_N",
+ *   type, name, "" arguments), then the arguments in pieces of at most 7
+ *   bytes interleaved by index, finish_reason "tool_calls"; Anthropic one
+ *   tool_use block per call (id "toolu_N"; content_block_start with input
+ *   {}, input_json_delta pieces, content_block_stop), stop_reason
+ *   "tool_use"; Ollama all calls whole in one line, arguments an object,
+ *   no id, function.index 0, 1... Whole replies carry the same calls
+ *   (OpenAI arguments as a string, content null). completion_tokens is
+ *   the number of argument pieces. Otherwise the reply is text, as below.
+ * - `toolloop`: calls the tool `loop` on every request (after tool results
+ *   too) while tools are allowed, and answers "no more tools" when not.
+ * - `toolargs-bad`: the calls' arguments are the invalid JSON `{"text":`
+ *   (whole Anthropic and Ollama replies put it as a string where the
+ *   object belongs); on its own it calls the tool `echo`.
+ * - A request that ends with tool results (OpenAI's and Ollama's role
+ *   "tool" messages, Anthropic's user message of tool_result blocks) gets
+ *   the text "tool results: <content 1> | <content 2> ..." (the contents
+ *   exactly as received, in order; Anthropic's is_error ones as "error:
+ *   <content>"), whatever the other behaviours, toolloop excepted, so a
+ *   test can see a result went back intact.
+ * The stream behaviours apply to tool streams too (oversize excepted): the
+ * cutting ones after two argument fragments.
+ * One thread, one
  * poll() loop: every connection is a small state machine whose reply is a
  * queue of output segments (bytes with an optional delay before them or a
  * time they are due at, "stall" or "close"), so a slow or stalled
@@ -60,6 +89,8 @@
 #define OVERSIZE_LIMIT   (256ull * 1024u * 1024u)
 #define OVERSIZE_BATCH   65536u
 #define BIG_ERROR_SIZE   (1024u * 1024u)
+#define TOOLS_MAX        8          /* `tool=a+b+...`: names called in one reply */
+#define TOOL_NAME_MAX    64         /* bytes of a tool name, as OpenAI allows */
 #define FIXED_CREATED    1735689600 /* 2025-01-01T00:00:00Z: replies are deterministic */
 #define FIXED_CREATED_AT "2025-01-01T00:00:00Z"
 
@@ -587,6 +618,117 @@ static void js_content_text(const char *v, const char *end, struct sbuf *out)
     }
 }
 
+/* ---- what a chat request asks about tools ------------------------------------- */
+
+/* The API a chat request came in on. */
+enum route { R_OPENAI, R_ANTHROPIC, R_OLLAMA };
+
+/* True when the Anthropic content at v is an array holding a tool_result
+ * block: a user message that carries tool results. */
+static bool an_has_tool_result(const char *v, const char *end)
+{
+    if (v == NULL || v >= end || *v != '[')
+        return false;
+    const char *it = v;
+    const char *el;
+    while ((el = js_arr_next(&it, end)) != NULL)
+        if (js_str_is(js_obj_get(el, end, "type"), end, "tool_result"))
+            return true;
+    return false;
+}
+
+/* The last element of the array at arr, NULL when empty or not an array. */
+static const char *js_arr_last(const char *arr, const char *end)
+{
+    if (arr == NULL || arr >= end || *arr != '[')
+        return NULL;
+    const char *it = arr;
+    const char *el, *last = NULL;
+    while ((el = js_arr_next(&it, end)) != NULL)
+        last = el;
+    return last;
+}
+
+/* True when the request offers tools and lets the model call them: a
+ * non-empty "tools" array, and tool_choice not "none" (OpenAI) nor
+ * {"type":"none"} (Anthropic). Ollama has no tool_choice: a client that
+ * forbids tools sends none, which this reads the same way. */
+static bool tools_allowed(const char *root, const char *end)
+{
+    const char *tools = js_obj_get(root, end, "tools");
+    const char *it = tools;
+    if (tools == NULL || *tools != '[' || js_arr_next(&it, end) == NULL)
+        return false;
+    const char *choice = js_obj_get(root, end, "tool_choice");
+    return !js_str_is(choice, end, "none") &&
+           !js_str_is(js_obj_get(choice, end, "type"), end, "none");
+}
+
+/* True when the last message is the user's own (not Anthropic's user
+ * message of tool_result blocks). */
+static bool last_is_user(const char *msgs, const char *end)
+{
+    const char *last = js_arr_last(msgs, end);
+    return last != NULL && js_str_is(js_obj_get(last, end, "role"), end, "user") &&
+           !an_has_tool_result(js_obj_get(last, end, "content"), end);
+}
+
+/* Appends one result to out: " | " between results, "error: " before an
+ * Anthropic result marked is_error, then its content's text. */
+static void result_put(struct sbuf *out, size_t *k, const char *content, const char *end,
+                       bool error)
+{
+    if ((*k)++ > 0)
+        sb_puts(out, " | ");
+    if (error)
+        sb_puts(out, "error: ");
+    js_content_text(content, end, out);
+}
+
+/* When the request ends with tool results (OpenAI's and Ollama's trailing
+ * role "tool" messages, Anthropic's user message of tool_result blocks),
+ * appends "tool results: <content 1> | <content 2> ..." to out, each
+ * content exactly as received, in order, and returns true. */
+static bool tool_results_text(const char *msgs, const char *end, enum route r, struct sbuf *out)
+{
+    const char *last = js_arr_last(msgs, end);
+    if (last == NULL)
+        return false;
+    size_t k = 0;
+    if (r == R_ANTHROPIC) {
+        const char *content = js_obj_get(last, end, "content");
+        if (!js_str_is(js_obj_get(last, end, "role"), end, "user") ||
+            !an_has_tool_result(content, end))
+            return false;
+        sb_puts(out, "tool results: ");
+        const char *it = content;
+        const char *el;
+        while ((el = js_arr_next(&it, end)) != NULL) {
+            if (!js_str_is(js_obj_get(el, end, "type"), end, "tool_result"))
+                continue;
+            const char *err = js_obj_get(el, end, "is_error");
+            result_put(out, &k, js_obj_get(el, end, "content"), end, err != NULL && *err == 't');
+        }
+        return true;
+    }
+    /* The trailing run of role "tool" messages: count it, then walk to it. */
+    size_t total = 0, run = 0;
+    const char *it = msgs;
+    const char *el;
+    while ((el = js_arr_next(&it, end)) != NULL) {
+        total++;
+        run = js_str_is(js_obj_get(el, end, "role"), end, "tool") ? run + 1 : 0;
+    }
+    if (run == 0)
+        return false;
+    sb_puts(out, "tool results: ");
+    it = msgs;
+    for (size_t i = 0; (el = js_arr_next(&it, end)) != NULL; i++)
+        if (i >= total - run)
+            result_put(out, &k, js_obj_get(el, end, "content"), end, false);
+    return true;
+}
+
 /* ---- requests -------------------------------------------------------------- */
 
 struct header {
@@ -807,8 +949,6 @@ static enum parse_status parse_chunked(const char *buf, size_t len, struct sbuf 
 
 /* ---- behaviours ------------------------------------------------------------ */
 
-enum route { R_OPENAI, R_ANTHROPIC, R_OLLAMA };
-
 enum err_kind {
     E_NONE,
     E_429_SECONDS,
@@ -834,6 +974,11 @@ struct behave {
     unsigned long then_n;
     unsigned long rate;  /* rate=N: streamed pieces per second (0: as fast as possible) */
     unsigned long words; /* words=N: the reply is "w1 w2 ... wN" (0: the normal text) */
+    /* tool=A+B: the tools one reply calls, in order (ntools 0: none) */
+    char tools[TOOLS_MAX][TOOL_NAME_MAX + 1];
+    size_t ntools;
+    bool toolloop;     /* call the tool `loop` on every request tools may answer */
+    bool toolargs_bad; /* the calls' arguments are cut JSON: {"text": */
 };
 
 static const struct {
@@ -871,6 +1016,8 @@ static const struct {
     {"json", offsetof(struct behave, json)},
     {"echo-key", offsetof(struct behave, echo_key)},
     {"spans-only", offsetof(struct behave, spans_only)},
+    {"toolloop", offsetof(struct behave, toolloop)},
+    {"toolargs-bad", offsetof(struct behave, toolargs_bad)},
 };
 
 /* Parses the count of `rate=N` or `words=N`: decimal, 1 to max. */
@@ -885,6 +1032,33 @@ static bool behave_count(const char *v, unsigned long max, unsigned long *out)
         return false;
     *out = n;
     return true;
+}
+
+/* True for the bytes of a tool name: [A-Za-z0-9_-], as OpenAI allows. */
+static bool tool_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+/* Appends the names of `tool=A+B` (v is "A+B") to b's tools; false when a
+ * name is empty, too long or not a tool name, or when there are too many. */
+static bool behave_tools(struct behave *b, const char *v)
+{
+    for (;;) {
+        size_t n = strcspn(v, "+");
+        if (n == 0 || n > TOOL_NAME_MAX || b->ntools == TOOLS_MAX)
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if (!tool_name_char(v[i]))
+                return false;
+        memcpy(b->tools[b->ntools], v, n);
+        b->tools[b->ntools][n] = '\0';
+        b->ntools++;
+        if (v[n] == '\0')
+            return true;
+        v += n + 1;
+    }
 }
 
 /* Sets one behaviour named w in b; false when w is not a behaviour. */
@@ -914,6 +1088,8 @@ static bool behave_set(struct behave *b, const char *w)
         return behave_count(w + 5, RATE_MAX, &b->rate);
     if (strncmp(w, "words=", 6) == 0)
         return behave_count(w + 6, WORDS_MAX, &b->words);
+    if (strncmp(w, "tool=", 5) == 0)
+        return behave_tools(b, w + 5);
     return w[0] == '\0'; /* an empty item, as in "mock:,500" */
 }
 
@@ -927,7 +1103,7 @@ static bool behave_parse(const char *model, struct behave *b, char *bad, size_t 
         return true;
     for (const char *p = model + 5; *p != '\0';) {
         size_t n = strcspn(p, ",");
-        char w[64];
+        char w[128];
         if (n >= sizeof w) {
             snprintf(bad, badlen, "%.*s", (int)n, p);
             return false;
@@ -947,7 +1123,7 @@ static bool behave_parse(const char *model, struct behave *b, char *bad, size_t 
 
 /* then=N: after N requests the failure behaviours stop; the formatting ones
  * (usage placement, malformed, crlf, split-utf8, slow, json, rate, words)
- * stay. */
+ * and the tool ones stay. */
 static void behave_disarm(struct behave *b)
 {
     b->err = E_NONE;
@@ -1296,6 +1472,17 @@ static void q_error(struct conn *c, enum route r, const struct behave *b, unsign
     sb_free(&extra);
 }
 
+/* One tool call of a reply: its arguments text cut into pieces like the
+ * reply text (streamed OpenAI and Anthropic send one fragment per piece). */
+struct tcall {
+    char name[TOOL_NAME_MAX + 1];
+    char id[24];      /* "call_N" (OpenAI), "toolu_N" (Anthropic); Ollama sends none */
+    struct sbuf args; /* {"text":"..."}, or the cut {"text": of toolargs-bad */
+    bool bad;         /* args is not JSON: whole replies send it as a string */
+    size_t *poff, *plen;
+    size_t npieces;
+};
+
 /* What the reply says, and how it is cut into pieces. */
 struct reply {
     enum route route;
@@ -1304,7 +1491,9 @@ struct reply {
     struct sbuf text; /* the whole reply text */
     bool fffd;        /* split-utf8: one extra piece whose JSON is "\ufffd" */
     size_t *poff, *plen;
-    size_t npieces; /* including the \ufffd piece */
+    size_t npieces;      /* including the \ufffd piece; a tool reply: its calls' pieces */
+    struct tcall *calls; /* a tool reply's calls (ncalls 0: a text reply) */
+    size_t ncalls;
     unsigned long prompt_tokens, seq;
 };
 
@@ -1314,17 +1503,25 @@ static void reply_fini(struct reply *rp)
     sb_free(&rp->text);
     free(rp->poff);
     free(rp->plen);
+    for (size_t i = 0; i < rp->ncalls; i++) {
+        sb_free(&rp->calls[i].args);
+        free(rp->calls[i].poff);
+        free(rp->calls[i].plen);
+    }
+    free(rp->calls);
 }
 
-/* Cuts the text into pieces of at most PIECE_MAX bytes, never inside a
- * UTF-8 sequence. */
-static void reply_cut(struct reply *rp)
+/* Cuts s[0..n) into pieces of at most PIECE_MAX bytes, never inside a
+ * UTF-8 sequence: offsets and lengths in new arrays with room for `extra`
+ * more pieces. */
+static void pieces_cut(const char *text, size_t n, size_t extra, size_t **poff, size_t **plen,
+                       size_t *np)
 {
-    size_t n = rp->text.len, cap = n / 4 + 4;
-    rp->poff = xmalloc_or_die(cap * sizeof *rp->poff);
-    rp->plen = xmalloc_or_die(cap * sizeof *rp->plen);
-    rp->npieces = 0;
-    const unsigned char *s = (const unsigned char *)rp->text.p;
+    size_t cap = n / 4 + 2 + extra;
+    *poff = xmalloc_or_die(cap * sizeof **poff);
+    *plen = xmalloc_or_die(cap * sizeof **plen);
+    *np = 0;
+    const unsigned char *s = (const unsigned char *)text;
     for (size_t off = 0; off < n;) {
         size_t k = n - off < PIECE_MAX ? n - off : PIECE_MAX;
         if (off + k < n) {
@@ -1336,16 +1533,46 @@ static void reply_cut(struct reply *rp)
             if ((s[off + j] & 0xC0) != 0x80)
                 k = j;
         }
-        rp->poff[rp->npieces] = off;
-        rp->plen[rp->npieces] = k;
-        rp->npieces++;
+        (*poff)[*np] = off;
+        (*plen)[*np] = k;
+        (*np)++;
         off += k;
     }
+}
+
+/* Cuts the text into pieces (pieces_cut), plus split-utf8's extra one. */
+static void reply_cut(struct reply *rp)
+{
+    pieces_cut(rp->text.p, rp->text.len, 2, &rp->poff, &rp->plen, &rp->npieces);
     if (rp->fffd) {
-        rp->poff[rp->npieces] = n;
+        rp->poff[rp->npieces] = rp->text.len;
         rp->plen[rp->npieces] = 0;
         rp->npieces++;
     }
+}
+
+/* Adds a call to tool name whose arguments are {"text": text}, or the cut
+ * {"text": when bad. Its pieces count as the reply's. */
+static void reply_add_call(struct reply *rp, const char *name, const char *text, size_t tlen,
+                           bool bad)
+{
+    struct tcall *calls = realloc(rp->calls, (rp->ncalls + 1) * sizeof *calls);
+    if (calls == NULL)
+        die_oom();
+    rp->calls = calls;
+    struct tcall *tc = &calls[rp->ncalls++];
+    memset(tc, 0, sizeof *tc);
+    snprintf(tc->name, sizeof tc->name, "%s", name);
+    snprintf(tc->id, sizeof tc->id, "%s_%zu", rp->route == R_ANTHROPIC ? "toolu" : "call",
+             rp->ncalls);
+    tc->bad = bad;
+    sb_puts(&tc->args, "{\"text\":");
+    if (!bad) {
+        json_put_str(&tc->args, text, tlen);
+        sb_putc(&tc->args, '}');
+    }
+    pieces_cut(tc->args.p, tc->args.len, 0, &tc->poff, &tc->plen, &tc->npieces);
+    rp->npieces += tc->npieces;
 }
 
 /* Cuts a words=N text into one piece per word, its space included. */
@@ -1461,10 +1688,10 @@ static void q_garbage(struct conn *c, const struct behave *b, const struct reply
         q_event(c, b, junk[i], strlen(junk[i]), false, 0);
 }
 
-/* Queues a streamed reply (SSE or NDJSON) with the stream behaviours. */
-static void q_stream(struct conn *c, const struct behave *b, const struct reply *rp)
+/* Queues the status line and headers of a streamed reply. */
+static void q_stream_head(struct conn *c, const struct reply *rp)
 {
-    struct sbuf h = {0}, e = {0};
+    struct sbuf h = {0};
     char extra[64] = "";
     if (rp->route == R_ANTHROPIC)
         snprintf(extra, sizeof extra, "request-id: req_mock_%lu\r\n", rp->seq);
@@ -1472,6 +1699,120 @@ static void q_stream(struct conn *c, const struct behave *b, const struct reply 
              extra);
     q_bytes(c, h.p, h.len, 0, false);
     sb_free(&h);
+}
+
+/* Anthropic's message_start event. */
+static void ev_an_start(struct sbuf *e, const struct behave *b, const struct reply *rp)
+{
+    sb_printf(e,
+              "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
+              "{\"id\":\"msg_mock_%lu\",\"type\":\"message\",\"role\":\"assistant\","
+              "\"model\":",
+              rp->seq);
+    json_put_str(e, rp->model, strlen(rp->model));
+    sb_puts(e, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null");
+    if (!b->no_usage)
+        sb_printf(e, ",\"usage\":{\"input_tokens\":%lu,\"output_tokens\":1}", rp->prompt_tokens);
+    sb_puts(e, "}}\n\n");
+}
+
+/* Anthropic's and Ollama's usage figures (OpenAI's: usage_oa). */
+static void usage_an(struct sbuf *e, const struct reply *rp)
+{
+    sb_printf(e, ",\"usage\":{\"input_tokens\":%lu,\"output_tokens\":%zu}", rp->prompt_tokens,
+              rp->npieces);
+}
+
+static void usage_ol(struct sbuf *e, const struct reply *rp)
+{
+    sb_printf(e, ",\"total_duration\":0,\"prompt_eval_count\":%lu,\"eval_count\":%zu",
+              rp->prompt_tokens, rp->npieces);
+}
+
+/* The events that end a stream: OpenAI's finish chunk (finish_reason
+ * "tool_calls" for a tool reply), its usage chunk and [DONE]; Anthropic's
+ * message_delta (stop_reason "tool_use" for a tool reply, whose blocks
+ * were already closed) and message_stop; Ollama's done line. */
+static void ev_end(struct sbuf *e, const struct behave *b, const struct reply *rp)
+{
+    bool tools = rp->ncalls > 0;
+    if (rp->route == R_OPENAI) {
+        oa_chunk_open(e, rp);
+        sb_printf(e,
+                  ",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,"
+                  "\"finish_reason\":\"%s\"}]",
+                  tools ? "tool_calls" : "stop");
+        if (b->usage_in_finish && !b->no_usage) {
+            sb_putc(e, ',');
+            usage_oa(e, rp);
+        } else if (rp->include_usage) {
+            sb_puts(e, ",\"usage\":null");
+        }
+        sb_puts(e, "}\n\n");
+        if (rp->include_usage && !b->usage_in_finish && !b->no_usage) {
+            oa_chunk_open(e, rp);
+            sb_puts(e, ",\"choices\":[],");
+            usage_oa(e, rp);
+            sb_puts(e, "}\n\n");
+        }
+        sb_puts(e, "data: [DONE]\n\n");
+    } else if (rp->route == R_ANTHROPIC) {
+        if (!tools)
+            sb_puts(e, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\","
+                       "\"index\":0}\n\n");
+        sb_printf(e,
+                  "event: message_delta\ndata: {\"type\":\"message_delta\","
+                  "\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null}",
+                  tools ? "tool_use" : "end_turn");
+        if (!b->no_usage)
+            usage_an(e, rp);
+        sb_puts(e, "}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    } else {
+        sb_puts(e, "{\"model\":");
+        json_put_str(e, rp->model, strlen(rp->model));
+        sb_puts(e, ",\"created_at\":\"" FIXED_CREATED_AT "\",\"message\":{\"role\":\"assistant\","
+                   "\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\"");
+        if (!b->no_usage)
+            usage_ol(e, rp);
+        sb_puts(e, "}\n");
+    }
+}
+
+/* Ends a stream the way stall, drop or mid-stream-error cut it: stall
+ * writes nothing more, drop sends half of next (the event that would have
+ * come next) inside its chunk and closes, mid-stream-error sends the
+ * route's error event and ends the body. */
+static void q_cut(struct conn *c, const struct behave *b, enum route r, const char *next,
+                  size_t nlen)
+{
+    if (b->stall) {
+        q_mark(c, SEG_STALL);
+        return;
+    }
+    if (b->drop) {
+        struct sbuf part = {0};
+        sb_printf(&part, "%zx\r\n", nlen);
+        sb_put(&part, next, nlen / 2);
+        q_bytes(c, part.p, part.len, 0, b->split);
+        q_mark(c, SEG_CLOSE);
+        sb_free(&part);
+        return;
+    }
+    const char *ev = r == R_OPENAI ? "data: {\"error\":{\"message\":\"mock mid-stream failure\","
+                                     "\"type\":\"server_error\"}}\n\n"
+                     : r == R_ANTHROPIC
+                         ? "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+                           "\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+                         : "{\"error\":\"mock mid-stream failure\"}\n";
+    q_event(c, b, ev, strlen(ev), false, 0);
+    q_bytes(c, "0\r\n\r\n", 5, 0, b->split);
+}
+
+/* Queues a streamed reply (SSE or NDJSON) with the stream behaviours. */
+static void q_stream(struct conn *c, const struct behave *b, const struct reply *rp)
+{
+    struct sbuf e = {0};
+    q_stream_head(c, rp);
 
     /* preamble */
     if (rp->route == R_OPENAI) {
@@ -1484,17 +1825,7 @@ static void q_stream(struct conn *c, const struct behave *b, const struct reply 
         sb_puts(&e, "}\n\n");
         q_event(c, b, e.p, e.len, false, 0);
     } else if (rp->route == R_ANTHROPIC) {
-        sb_printf(&e,
-                  "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
-                  "{\"id\":\"msg_mock_%lu\",\"type\":\"message\",\"role\":\"assistant\","
-                  "\"model\":",
-                  rp->seq);
-        json_put_str(&e, rp->model, strlen(rp->model));
-        sb_puts(&e, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null");
-        if (!b->no_usage)
-            sb_printf(&e, ",\"usage\":{\"input_tokens\":%lu,\"output_tokens\":1}",
-                      rp->prompt_tokens);
-        sb_puts(&e, "}}\n\n");
+        ev_an_start(&e, b, rp);
         q_event(c, b, e.p, e.len, false, 0);
         e.len = 0;
         static const char cbs[] =
@@ -1519,34 +1850,11 @@ static void q_stream(struct conn *c, const struct behave *b, const struct reply 
     }
     if (b->rate > 0)
         q_schedule(c, before, b->rate);
-    if (b->stall) {
-        q_mark(c, SEG_STALL);
-        sb_free(&e);
-        return;
-    }
-    if (b->drop) {
-        /* half of the next event, inside its chunk, then an abrupt close */
+    if (cut) {
         e.len = 0;
-        ev_piece(&e, rp, rp->npieces > 2 ? 2 : rp->npieces);
-        struct sbuf part = {0};
-        sb_printf(&part, "%zx\r\n", e.len);
-        sb_put(&part, e.p, e.len / 2);
-        q_bytes(c, part.p, part.len, 0, b->split);
-        q_mark(c, SEG_CLOSE);
-        sb_free(&part);
-        sb_free(&e);
-        return;
-    }
-    if (b->midstream) {
-        const char *ev = rp->route == R_OPENAI
-                             ? "data: {\"error\":{\"message\":\"mock mid-stream failure\","
-                               "\"type\":\"server_error\"}}\n\n"
-                         : rp->route == R_ANTHROPIC
-                             ? "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
-                               "\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
-                             : "{\"error\":\"mock mid-stream failure\"}\n";
-        q_event(c, b, ev, strlen(ev), false, 0);
-        q_bytes(c, "0\r\n\r\n", 5, 0, b->split);
+        if (b->drop) /* half of the next event */
+            ev_piece(&e, rp, rp->npieces > 2 ? 2 : rp->npieces);
+        q_cut(c, b, rp->route, e.p, e.len);
         sb_free(&e);
         return;
     }
@@ -1558,44 +1866,213 @@ static void q_stream(struct conn *c, const struct behave *b, const struct reply 
 
     /* the end */
     e.len = 0;
-    if (rp->route == R_OPENAI) {
-        oa_chunk_open(&e, rp);
-        sb_puts(&e, ",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,"
-                    "\"finish_reason\":\"stop\"}]");
-        if (b->usage_in_finish && !b->no_usage) {
-            sb_putc(&e, ',');
-            usage_oa(&e, rp);
-        } else if (rp->include_usage) {
-            sb_puts(&e, ",\"usage\":null");
-        }
-        sb_puts(&e, "}\n\n");
-        if (rp->include_usage && !b->usage_in_finish && !b->no_usage) {
-            oa_chunk_open(&e, rp);
-            sb_puts(&e, ",\"choices\":[],");
-            usage_oa(&e, rp);
-            sb_puts(&e, "}\n\n");
-        }
-        sb_puts(&e, "data: [DONE]\n\n");
-    } else if (rp->route == R_ANTHROPIC) {
-        sb_puts(&e, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\","
-                    "\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\","
-                    "\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null}");
-        if (!b->no_usage)
-            sb_printf(&e, ",\"usage\":{\"input_tokens\":%lu,\"output_tokens\":%zu}",
-                      rp->prompt_tokens, rp->npieces);
-        sb_puts(&e, "}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
-    } else {
-        sb_puts(&e, "{\"model\":");
-        json_put_str(&e, rp->model, strlen(rp->model));
-        sb_puts(&e, ",\"created_at\":\"" FIXED_CREATED_AT "\",\"message\":{\"role\":\"assistant\","
-                    "\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\"");
-        if (!b->no_usage)
-            sb_printf(&e, ",\"total_duration\":0,\"prompt_eval_count\":%lu,\"eval_count\":%zu",
-                      rp->prompt_tokens, rp->npieces);
-        sb_puts(&e, "}\n");
-    }
+    ev_end(&e, b, rp);
     q_event(c, b, e.p, e.len, false, 0);
     q_bytes(c, "0\r\n\r\n", 5, 0, b->split);
+    sb_free(&e);
+}
+
+/* A tool call's arguments as a JSON value: the object itself (Anthropic's
+ * input, Ollama's arguments) unless as_string or the text is not JSON
+ * (toolargs-bad), then as a JSON string holding the text. */
+static void tcall_args_json(struct sbuf *e, const struct tcall *tc, bool as_string)
+{
+    if (as_string || tc->bad)
+        json_put_str(e, tc->args.p, tc->args.len);
+    else
+        sb_put(e, tc->args.p, tc->args.len);
+}
+
+/* Ollama's message.tool_calls: whole calls, arguments an object, no id. */
+static void ol_calls_json(struct sbuf *e, const struct reply *rp)
+{
+    sb_puts(e, "[");
+    for (size_t i = 0; i < rp->ncalls; i++) {
+        sb_printf(e, "%s{\"function\":{\"index\":%zu,\"name\":", i > 0 ? "," : "", i);
+        json_put_str(e, rp->calls[i].name, strlen(rp->calls[i].name));
+        sb_puts(e, ",\"arguments\":");
+        tcall_args_json(e, &rp->calls[i], false);
+        sb_puts(e, "}}");
+    }
+    sb_puts(e, "]");
+}
+
+/* A streamed tool reply in progress: fragment events are counted so that
+ * the cutting behaviours (stall, drop, mid-stream-error) strike after two
+ * of them, as they strike after two pieces of a text reply. */
+struct tstream {
+    struct conn *c;
+    const struct behave *b;
+    const struct reply *rp;
+    size_t k;  /* fragment events queued */
+    bool done; /* a cutting behaviour ended the stream */
+};
+
+/* Queues fragment event e (cutting the stream instead when its time has
+ * come); false once the stream was cut. */
+static bool ts_fragment(struct tstream *ts, const struct sbuf *e)
+{
+    const struct behave *b = ts->b;
+    if (ts->done)
+        return false;
+    if ((b->stall || b->drop || b->midstream) && ts->k == 2) {
+        q_cut(ts->c, b, ts->rp->route, e->p, e->len);
+        ts->done = true;
+        return false;
+    }
+    q_event(ts->c, b, e->p, e->len, false, b->slow ? SLOW_US : 0);
+    ts->c->tail->piece = (long)ts->k;
+    if (ts->k == 0 && b->malformed)
+        q_garbage(ts->c, b, ts->rp);
+    ts->k++;
+    return true;
+}
+
+/* OpenAI: a chunk whose delta is {"tool_calls":[<call>]}; call is written
+ * by the caller between open and close. */
+static void oa_tool_open(struct sbuf *e, const struct reply *rp, size_t index)
+{
+    oa_chunk_open(e, rp);
+    sb_printf(e, ",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":%zu", index);
+}
+
+static void oa_tool_close(struct sbuf *e, const struct reply *rp)
+{
+    sb_puts(e, "}]},\"logprobs\":null,\"finish_reason\":null}]");
+    if (rp->include_usage)
+        sb_puts(e, ",\"usage\":null");
+    sb_puts(e, "}\n\n");
+}
+
+/* OpenAI's tool-call stream (api-notes.md §1.6): a first fragment per
+ * call with its id, type, name and "" arguments, then the arguments'
+ * pieces interleaved by index (piece 0 of every call, then piece 1...). */
+static void ts_openai(struct tstream *ts, struct sbuf *e)
+{
+    const struct reply *rp = ts->rp;
+    e->len = 0;
+    oa_chunk_open(e, rp);
+    sb_puts(e, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null},"
+               "\"logprobs\":null,\"finish_reason\":null}]");
+    if (rp->include_usage)
+        sb_puts(e, ",\"usage\":null");
+    sb_puts(e, "}\n\n");
+    q_event(ts->c, ts->b, e->p, e->len, false, 0);
+    size_t most = 0;
+    for (size_t i = 0; i < rp->ncalls; i++) {
+        const struct tcall *tc = &rp->calls[i];
+        e->len = 0;
+        oa_tool_open(e, rp, i);
+        sb_puts(e, ",\"id\":");
+        json_put_str(e, tc->id, strlen(tc->id));
+        sb_puts(e, ",\"type\":\"function\",\"function\":{\"name\":");
+        json_put_str(e, tc->name, strlen(tc->name));
+        sb_puts(e, ",\"arguments\":\"\"}");
+        oa_tool_close(e, rp);
+        q_event(ts->c, ts->b, e->p, e->len, false, 0);
+        if (tc->npieces > most)
+            most = tc->npieces;
+    }
+    for (size_t r = 0; r < most; r++) {
+        for (size_t i = 0; i < rp->ncalls; i++) {
+            const struct tcall *tc = &rp->calls[i];
+            if (r >= tc->npieces)
+                continue;
+            e->len = 0;
+            oa_tool_open(e, rp, i);
+            sb_puts(e, ",\"function\":{\"arguments\":");
+            json_put_str(e, tc->args.p + tc->poff[r], tc->plen[r]);
+            sb_puts(e, "}");
+            oa_tool_close(e, rp);
+            if (!ts_fragment(ts, e))
+                return;
+        }
+    }
+}
+
+/* Anthropic's tool-call stream (api-notes.md §2.4): per call, one
+ * tool_use block: content_block_start with input {}, the arguments'
+ * pieces as input_json_delta, content_block_stop. */
+static void ts_anthropic(struct tstream *ts, struct sbuf *e)
+{
+    const struct reply *rp = ts->rp;
+    e->len = 0;
+    ev_an_start(e, ts->b, rp);
+    q_event(ts->c, ts->b, e->p, e->len, false, 0);
+    for (size_t i = 0; i < rp->ncalls; i++) {
+        const struct tcall *tc = &rp->calls[i];
+        e->len = 0;
+        sb_printf(e,
+                  "event: content_block_start\ndata: {\"type\":\"content_block_start\","
+                  "\"index\":%zu,\"content_block\":{\"type\":\"tool_use\",\"id\":",
+                  i);
+        json_put_str(e, tc->id, strlen(tc->id));
+        sb_puts(e, ",\"name\":");
+        json_put_str(e, tc->name, strlen(tc->name));
+        sb_puts(e, ",\"input\":{}}}\n\n");
+        q_event(ts->c, ts->b, e->p, e->len, false, 0);
+        for (size_t r = 0; r < tc->npieces; r++) {
+            e->len = 0;
+            sb_printf(e,
+                      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+                      "\"index\":%zu,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":",
+                      i);
+            json_put_str(e, tc->args.p + tc->poff[r], tc->plen[r]);
+            sb_puts(e, "}}\n\n");
+            if (!ts_fragment(ts, e))
+                return;
+        }
+        e->len = 0;
+        sb_printf(e,
+                  "event: content_block_stop\ndata: {\"type\":\"content_block_stop\","
+                  "\"index\":%zu}\n\n",
+                  i);
+        q_event(ts->c, ts->b, e->p, e->len, false, 0);
+    }
+}
+
+/* Ollama's tool-call stream (api-notes.md §3.1): every call whole, in one
+ * line, arguments as objects. */
+static void ts_ollama(struct tstream *ts, struct sbuf *e)
+{
+    e->len = 0;
+    sb_puts(e, "{\"model\":");
+    json_put_str(e, ts->rp->model, strlen(ts->rp->model));
+    sb_puts(e, ",\"created_at\":\"" FIXED_CREATED_AT "\",\"message\":{\"role\":\"assistant\","
+               "\"content\":\"\",\"tool_calls\":");
+    ol_calls_json(e, ts->rp);
+    sb_puts(e, "},\"done\":false}\n");
+    (void)ts_fragment(ts, e);
+}
+
+/* Queues a streamed tool reply. The stream behaviours apply as to text
+ * (crlf, split-utf8, slow, rate and malformed per fragment event; the
+ * cutting ones after two fragments, or at the end when there are fewer;
+ * usage placement), except oversize. */
+static void q_stream_tools(struct conn *c, const struct behave *b, const struct reply *rp)
+{
+    struct sbuf e = {0};
+    struct tstream ts = {.c = c, .b = b, .rp = rp};
+    q_stream_head(c, rp);
+    struct seg *before = c->tail;
+    if (rp->route == R_OPENAI)
+        ts_openai(&ts, &e);
+    else if (rp->route == R_ANTHROPIC)
+        ts_anthropic(&ts, &e);
+    else
+        ts_ollama(&ts, &e);
+    if (b->rate > 0)
+        q_schedule(c, before, b->rate);
+    if (!ts.done) {
+        e.len = 0;
+        ev_end(&e, b, rp);
+        if (b->stall || b->drop || b->midstream) {
+            q_cut(c, b, rp->route, e.p, e.len);
+        } else {
+            q_event(c, b, e.p, e.len, false, 0);
+            q_bytes(c, "0\r\n\r\n", 5, 0, b->split);
+        }
+    }
     sb_free(&e);
 }
 
@@ -1642,16 +2119,74 @@ static void body_whole(struct sbuf *b, struct sbuf *tail, const struct behave *b
     } else if (rp->route == R_ANTHROPIC) {
         sb_puts(t, "}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null");
         if (!bh->no_usage)
-            sb_printf(t, ",\"usage\":{\"input_tokens\":%lu,\"output_tokens\":%zu}",
-                      rp->prompt_tokens, rp->npieces);
+            usage_an(t, rp);
         sb_puts(t, "}");
     } else {
         sb_puts(t, "},\"done\":true,\"done_reason\":\"stop\"");
         if (!bh->no_usage)
-            sb_printf(t, ",\"total_duration\":0,\"prompt_eval_count\":%lu,\"eval_count\":%zu",
-                      rp->prompt_tokens, rp->npieces);
+            usage_ol(t, rp);
         sb_puts(t, "}");
     }
+}
+
+/* The non-streamed body of a tool reply: OpenAI's message.tool_calls
+ * (content null, arguments as a string, finish_reason "tool_calls"),
+ * Anthropic's tool_use blocks (input the object; stop_reason "tool_use"),
+ * Ollama's message.tool_calls. toolargs-bad's text goes where an object
+ * belongs as a string, which is how such a reply reaches a client whose
+ * server could not make an object of the model's output. */
+static void body_whole_tools(struct sbuf *b, const struct behave *bh, const struct reply *rp)
+{
+    if (rp->route == R_OLLAMA) {
+        sb_puts(b, "{\"model\":");
+        json_put_str(b, rp->model, strlen(rp->model));
+        sb_puts(b, ",\"created_at\":\"" FIXED_CREATED_AT "\",\"message\":{\"role\":\"assistant\","
+                   "\"content\":\"\",\"tool_calls\":");
+        ol_calls_json(b, rp);
+        sb_puts(b, "},\"done\":true,\"done_reason\":\"stop\"");
+        if (!bh->no_usage)
+            usage_ol(b, rp);
+        sb_puts(b, "}");
+        return;
+    }
+    bool oa = rp->route == R_OPENAI;
+    if (oa)
+        sb_printf(b,
+                  "{\"id\":\"chatcmpl-mock-%lu\",\"object\":\"chat.completion\",\"created\":%d,"
+                  "\"model\":",
+                  rp->seq, FIXED_CREATED);
+    else
+        sb_printf(b,
+                  "{\"id\":\"msg_mock_%lu\",\"type\":\"message\",\"role\":\"assistant\","
+                  "\"model\":",
+                  rp->seq);
+    json_put_str(b, rp->model, strlen(rp->model));
+    sb_puts(b, oa ? ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                    "\"content\":null,\"tool_calls\":["
+                  : ",\"content\":[");
+    for (size_t i = 0; i < rp->ncalls; i++) {
+        const struct tcall *tc = &rp->calls[i];
+        sb_puts(b, i > 0 ? "," : "");
+        sb_puts(b, oa ? "{\"id\":" : "{\"type\":\"tool_use\",\"id\":");
+        json_put_str(b, tc->id, strlen(tc->id));
+        sb_puts(b, oa ? ",\"type\":\"function\",\"function\":{\"name\":" : ",\"name\":");
+        json_put_str(b, tc->name, strlen(tc->name));
+        sb_puts(b, oa ? ",\"arguments\":" : ",\"input\":");
+        tcall_args_json(b, tc, oa);
+        sb_puts(b, oa ? "}}" : "}");
+    }
+    if (oa) {
+        sb_puts(b, "],\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}]");
+        if (!bh->no_usage) {
+            sb_putc(b, ',');
+            usage_oa(b, rp);
+        }
+    } else {
+        sb_puts(b, "],\"stop_reason\":\"tool_use\",\"stop_sequence\":null");
+        if (!bh->no_usage)
+            usage_an(b, rp);
+    }
+    sb_puts(b, "}");
 }
 
 /* Queues a non-streamed reply, the stream behaviours applied to one body:
@@ -1664,7 +2199,7 @@ static void q_whole(struct conn *c, const struct behave *b, const struct reply *
     char extra[64] = "";
     if (rp->route == R_ANTHROPIC)
         snprintf(extra, sizeof extra, "request-id: req_mock_%lu\r\n", rp->seq);
-    if (b->oversize) {
+    if (b->oversize && rp->ncalls == 0) {
         struct sbuf tail = {0};
         body_whole(&body, &tail, b, rp);
         head_put(&h, c, 200, "application/json", -1, extra);
@@ -1685,7 +2220,10 @@ static void q_whole(struct conn *c, const struct behave *b, const struct reply *
         q_bytes(c, h.p, h.len, 0, false);
         q_bytes(c, body.p, body.len, 0, b->split);
     } else {
-        body_whole(&body, NULL, b, rp);
+        if (rp->ncalls > 0)
+            body_whole_tools(&body, b, rp);
+        else
+            body_whole(&body, NULL, b, rp);
         head_put(&h, c, 200, "application/json", (long long)body.len, extra);
         q_bytes(c, h.p, h.len, 0, false);
         int64_t delay = b->slow ? (int64_t)SLOW_US * (int64_t)rp->npieces : 0;
@@ -1756,6 +2294,40 @@ static void counters_free(struct server *s)
     }
 }
 
+/* The tool behaviours' part of a reply, tried before the text ones: true
+ * when rp now holds tool calls or the text that answers tool results.
+ * toolloop calls `loop` whenever tools are allowed and otherwise says "no
+ * more tools"; tool results at the end of the request are answered
+ * "tool results: ..." (whatever the other behaviours); tool=NAME (and
+ * toolargs-bad, calling `echo` when no name is given) calls its tools when
+ * the last message is the user's and tools are allowed. The arguments are
+ * {"text": <the last user message's text>}. */
+static bool reply_tools(struct reply *rp, const struct behave *b, const char *root, const char *end,
+                        const char *msgs, const char *last)
+{
+    bool allowed = tools_allowed(root, end);
+    struct sbuf said = {0};
+    js_content_text(last, end, &said);
+    const char *text = said.p != NULL ? said.p : "";
+    bool done = true;
+    if (b->toolloop && allowed) {
+        reply_add_call(rp, "loop", text, said.len, b->toolargs_bad);
+    } else if (b->toolloop) {
+        sb_puts(&rp->text, "no more tools");
+    } else if (tool_results_text(msgs, end, rp->route, &rp->text)) {
+        /* answered */
+    } else if ((b->ntools > 0 || b->toolargs_bad) && allowed && last_is_user(msgs, end)) {
+        for (size_t i = 0; i < b->ntools; i++)
+            reply_add_call(rp, b->tools[i], text, said.len, b->toolargs_bad);
+        if (b->ntools == 0)
+            reply_add_call(rp, "echo", text, said.len, true);
+    } else {
+        done = false;
+    }
+    sb_free(&said);
+    return done;
+}
+
 /* A chat request on route r: reads the body, picks the behaviour, queues
  * the reply (or, for hang, nothing). */
 static void handle_chat(struct server *s, struct conn *c, const struct request *rq, enum route r)
@@ -1791,7 +2363,7 @@ static void handle_chat(struct server *s, struct conn *c, const struct request *
     rp.include_usage = r == R_OPENAI && iu != NULL && *iu == 't';
 
     struct behave b;
-    char badname[80];
+    char badname[160];
     if (strlen(rp.model) != ml || !behave_parse(rp.model, &b, badname, sizeof badname)) {
         struct sbuf m = {0}, msg = {0};
         sb_printf(&msg, "mock: unknown behaviour '%s' in model '%s'",
@@ -1823,14 +2395,25 @@ static void handle_chat(struct server *s, struct conn *c, const struct request *
     const char *msgs = js_obj_get(root, end, "messages");
     const char *last = NULL;
     if (msgs != NULL && *msgs == '[') {
+        /* the last user message the user wrote (not Anthropic's carrier
+         * of tool results) */
         const char *it = msgs;
         const char *el;
-        while ((el = js_arr_next(&it, end)) != NULL)
-            if (js_str_is(js_obj_get(el, end, "role"), end, "user"))
-                last = js_obj_get(el, end, "content");
+        while ((el = js_arr_next(&it, end)) != NULL) {
+            const char *content = js_obj_get(el, end, "content");
+            if (js_str_is(js_obj_get(el, end, "role"), end, "user") &&
+                !an_has_tool_result(content, end))
+                last = content;
+        }
+    } else {
+        msgs = NULL;
     }
-    if (b.words > 0 && !b.json) {
+    bool by_words = false;
+    if (reply_tools(&rp, &b, root, end, msgs, last)) {
+        /* a tool reply, or the text that answers tool results */
+    } else if (b.words > 0 && !b.json) {
         /* words=N: "w1 w2 ... wN", one piece per word with its space */
+        by_words = true;
         for (unsigned long w = 1; w <= b.words; w++)
             sb_printf(&rp.text, "w%lu%s", w, w < b.words ? " " : "");
     } else if (b.json) {
@@ -1851,12 +2434,15 @@ static void handle_chat(struct server *s, struct conn *c, const struct request *
         }
         js_content_text(last, end, &rp.text);
     }
-    if (b.words > 0 && !b.json)
+    /* a tool reply's calls were cut as they were added */
+    if (by_words)
         reply_cut_words(&rp);
-    else
+    else if (rp.ncalls == 0)
         reply_cut(&rp);
 
-    if (rp.stream)
+    if (rp.stream && rp.ncalls > 0)
+        q_stream_tools(c, &b, &rp);
+    else if (rp.stream)
         q_stream(c, &b, &rp);
     else
         q_whole(c, &b, &rp);
@@ -2000,7 +2586,7 @@ static long opik_batch_count(const struct request *rq, const char *member)
 static void handle_opik(struct server *s, struct conn *c, const struct request *rq,
                         const char *path, const char *member)
 {
-    char spec[200], bad[80];
+    char spec[200], bad[160];
     struct behave b;
     opik_spec(path, spec, sizeof spec);
     if (!behave_parse(spec, &b, bad, sizeof bad)) {

@@ -403,24 +403,24 @@ static void an_unknown_field_only_warns_and_suggests_the_known_one(void **state)
     assert_int_equal(a->steps[0].format, AGENT_FORMAT_TEXT);
 }
 
-/* An unknown tool is a warning and is left out of the agent's tools; the
- * known ones are kept, once each. */
-static void an_unknown_tool_only_warns_and_is_left_out(void **state)
+/* A string that is not a tool name is a warning and is left out; names are
+ * kept once each, also those no tool has yet. */
+static void a_bad_tool_name_only_warns_and_is_left_out(void **state)
 {
     struct fx *fx = *state;
     put(fx->share_dir, "t.json",
         "{\"name\": \"t\", \"system_prompt\": \"p\",\n"
-        " \"tools\": [\"web_search\", \"time_now\", \"time_now\", \"memory_search\"]}");
+        " \"tools\": [\"web search\", \"time_now\", \"time_now\", \"web_search\"]}");
     load(fx);
     assert_int_equal(count_lines(fx->warnings), 2);
-    warning_with(fx->warnings, "t.json: field tools[0]: unknown tool 'web_search' ignored",
-                 "memory_search, time_now", NULL);
+    warning_with(fx->warnings, "t.json: field tools[0]: 'web search' is not a tool name", NULL);
     warning_with(fx->warnings, "field tools[2]: tool 'time_now' given twice", NULL);
     const struct agent *a = agents_find(fx->r, "t");
     assert_non_null(a);
+    /* a name no tool has yet is kept: the registry decides at each turn */
     assert_int_equal(a->n_tools, 2);
     assert_string_equal(a->tools[0], "time_now");
-    assert_string_equal(a->tools[1], "memory_search");
+    assert_string_equal(a->tools[1], "web_search");
 }
 
 /* Invalid UTF-8, a NUL byte, a file over 1 MiB, and entries that are not
@@ -793,7 +793,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(an_unknown_field_only_warns_and_suggests_the_known_one,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(an_unknown_tool_only_warns_and_is_left_out, setup,
+        cmocka_unit_test_setup_teardown(a_bad_tool_name_only_warns_and_is_left_out, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(unreadable_kinds_of_file_are_skipped_without_blocking,
                                         setup, teardown),

@@ -168,7 +168,8 @@ static void key_prefix_is_the_first_eight_bytes_in_hex(void **state)
 static void canonical_request_has_fixed_order_and_no_whitespace(void **state)
 {
     (void)state;
-    struct llm_message msgs[] = {{"system", "S"}, {"user", "hi"}};
+    struct llm_message msgs[] = {{.role = "system", .content = "S"},
+                                 {.role = "user", .content = "hi"}};
     struct llm_request req = test_request(msgs, 2);
     char *s = test_canonical(&req, NULL);
     assert_string_equal(s, "{\"model\":\"gpt-x\",\"messages\":[{\"role\":\"system\",\"content\":"
@@ -183,7 +184,7 @@ static void canonical_request_has_fixed_order_and_no_whitespace(void **state)
 static void canonical_request_is_stable_under_key_order(void **state)
 {
     (void)state;
-    struct llm_message msgs[] = {{"user", "hi"}};
+    struct llm_message msgs[] = {{.role = "user", .content = "hi"}};
     struct llm_request req = test_request(msgs, 1);
     cJSON *x = cJSON_Parse("{\"tools\":[{\"name\":\"a\",\"params\":{\"y\":1,\"x\":2}}],"
                            "\"stop\":[\"\\n\"],\"format\":\"json\"}");
@@ -228,10 +229,14 @@ static void canonical_request_is_stable_under_key_order(void **state)
 static void canonical_request_changes_with_everything_that_decides_the_reply(void **state)
 {
     (void)state;
-    struct llm_message msgs[] = {{"system", "S"}, {"user", "hi"}};
-    struct llm_message swapped[] = {{"user", "hi"}, {"system", "S"}};
-    struct llm_message role[] = {{"system", "S"}, {"assistant", "hi"}};
-    struct llm_message content[] = {{"system", "S"}, {"user", "hi!"}};
+    struct llm_message msgs[] = {{.role = "system", .content = "S"},
+                                 {.role = "user", .content = "hi"}};
+    struct llm_message swapped[] = {{.role = "user", .content = "hi"},
+                                    {.role = "system", .content = "S"}};
+    struct llm_message role[] = {{.role = "system", .content = "S"},
+                                 {.role = "assistant", .content = "hi"}};
+    struct llm_message content[] = {{.role = "system", .content = "S"},
+                                    {.role = "user", .content = "hi!"}};
     const char *mem[] = {"likes tea"};
     struct llm_request base = test_request(msgs, 2);
     char *b = test_canonical(&base, NULL);
@@ -274,10 +279,12 @@ static void canonical_request_changes_with_everything_that_decides_the_reply(voi
 static void recalled_memory_text_changes_the_key(void **state)
 {
     (void)state;
-    struct llm_message a[] = {{"system", "You help.\n<recalled>likes tea</recalled>"},
-                              {"user", "what do I drink?"}};
-    struct llm_message b[] = {{"system", "You help.\n<recalled>likes coffee</recalled>"},
-                              {"user", "what do I drink?"}};
+    struct llm_message a[] = {
+        {.role = "system", .content = "You help.\n<recalled>likes tea</recalled>"},
+        {.role = "user", .content = "what do I drink?"}};
+    struct llm_message b[] = {
+        {.role = "system", .content = "You help.\n<recalled>likes coffee</recalled>"},
+        {.role = "user", .content = "what do I drink?"}};
     struct llm_request ra = test_request(a, 2), rb = test_request(b, 2);
     char *sa = test_canonical(&ra, NULL), *sb = test_canonical(&rb, NULL);
     uint8_t ka[CACHE_KEY_BYTES], kb[CACHE_KEY_BYTES];
@@ -295,8 +302,8 @@ static void canonical_request_escapes_contents(void **state)
 {
     (void)state;
     const char *tricky = "a\"},{\"role\":\"user\",\"content\":\"b\\\n\t\xc3\xa9";
-    struct llm_message one[] = {{"user", tricky}};
-    struct llm_message two[] = {{"user", "a"}, {"user", "b"}};
+    struct llm_message one[] = {{.role = "user", .content = tricky}};
+    struct llm_message two[] = {{.role = "user", .content = "a"}, {.role = "user", .content = "b"}};
     struct llm_request r1 = test_request(one, 1), r2 = test_request(two, 2);
     char *s1 = test_canonical(&r1, NULL), *s2 = test_canonical(&r2, NULL);
     assert_string_not_equal(s1, s2);
@@ -315,7 +322,7 @@ static void canonical_request_escapes_contents(void **state)
 static void tenants_never_share_an_entry(void **state)
 {
     (void)state;
-    struct llm_message msgs[] = {{"user", "same question"}};
+    struct llm_message msgs[] = {{.role = "user", .content = "same question"}};
     struct llm_request req = test_request(msgs, 1);
     char *s = test_canonical(&req, NULL);
     uint8_t ka[CACHE_KEY_BYTES], kb[CACHE_KEY_BYTES];

@@ -383,9 +383,14 @@ static void bad_flags_are_errors(void **state)
  * environment. */
 static void an_untrusted_dotenv_may_not_set_dangerous_names(void **state)
 {
-    static const char *const names[] = {
-        "FOO_CMD",          "X_URL",           "OPENAI_BASE_URL",   "X_URL_OVERRIDE",
-        "MEMCHAT_DATA_DIR", "MEMCHAT_FOO_DIR", "MEMCHAT_MASTER_KEY"};
+    static const char *const names[] = {"FOO_CMD",
+                                        "X_URL",
+                                        "OPENAI_BASE_URL",
+                                        "X_URL_OVERRIDE",
+                                        "MEMCHAT_DATA_DIR",
+                                        "MEMCHAT_FOO_DIR",
+                                        "MEMCHAT_MASTER_KEY",
+                                        "TOOL_CREDENTIALS_ENCRYPTION_KEY"};
     struct config *cfg = config_new(test_vars, T_N);
     char err[512];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

@@ -1,8 +1,9 @@
 /*
- * Tests of client/keys: stage 7 of a turn, which key a model call sends.
- * Each case builds a keystore in a temp data dir with the store/ API (as
- * `memchat keys` would) and resolves keys through client/keys, as the turn
- * worker does.
+ * Tests of client/keys: stage 7 of a turn, which key a model call sends,
+ * and the credentials a tool call gets (stage 9). Each case builds a
+ * keystore in a temp data dir with the store/ API (as `memchat keys` and
+ * `memchat tools` would) and resolves keys through client/keys, as the
+ * turn worker does.
  */
 #include "config.h"
 
@@ -50,9 +51,11 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Writes records (tenant, provider, key_id, secret) under the env key b64,
+/* Writes records (tenant, provider, key_id, secret) under the env key b64
+ * and, when tool_b64 is not NULL, tool credentials under that tool key,
  * replacing the keystore. */
-static void write_store(const struct fx *f, const char *b64, const char *const (*recs)[4], size_t n)
+static void write_store_tool(const struct fx *f, const char *b64, const char *tool_b64,
+                             const char *const (*recs)[4], size_t n)
 {
     uint8_t key[KEYSTORE_KEY_BYTES];
     char err[512] = "";
@@ -60,6 +63,11 @@ static void write_store(const struct fx *f, const char *b64, const char *const (
     unlink(f->path);
     struct keystore *ks = NULL;
     assert_int_equal(keystore_open(f->path, key, &ks, err, sizeof err), 0);
+    if (tool_b64 != NULL) {
+        uint8_t tool[KEYSTORE_KEY_BYTES];
+        assert_int_equal(masterkey_decode(tool_b64, "test", tool, err, sizeof err), 0);
+        assert_int_equal(keystore_set_tool_key(ks, tool, err, sizeof err), 0);
+    }
     for (size_t i = 0; i < n; i++)
         assert_int_equal(keystore_set(ks, recs[i][0], recs[i][1], recs[i][2], recs[i][3],
                                       strlen(recs[i][3]), err, sizeof err),
@@ -68,15 +76,28 @@ static void write_store(const struct fx *f, const char *b64, const char *const (
     keystore_free(ks);
 }
 
-static struct keys *make_keys(const struct fx *f, const char *env)
+static void write_store(const struct fx *f, const char *b64, const char *const (*recs)[4], size_t n)
+{
+    write_store_tool(f, b64, NULL, recs, n);
+}
+
+/* A resolver with MEMCHAT_MASTER_KEY env and TOOL_CREDENTIALS_ENCRYPTION_KEY
+ * tool (NULL: unset). */
+static struct keys *make_keys_tool(const struct fx *f, const char *env, const char *tool)
 {
     struct keys_config c = {
         .keystore_path = f->path,
         .config_dir = f->config_dir,
         .master_env = env,
+        .tool_key_env = tool,
         .command_timeout_ms = 10000,
     };
     return keys_new(&c);
+}
+
+static struct keys *make_keys(const struct fx *f, const char *env)
+{
+    return make_keys_tool(f, env, NULL);
 }
 
 /* With no keystore every call uses the global key, and resolving does not
@@ -243,6 +264,111 @@ static void a_passphrase_keystore_needs_the_passphrase(void **state)
     keys_free(k);
 }
 
+#define ENV_KEY_T "VFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFQ=" /* 32 x 'T' */
+#define GH_TOKEN  "ghp_unit_tool_token_0001GHUB"
+#define GH_HOST   "github.example.com"
+
+static const char *const tool_recs[][4] = {
+    {"acme", "openai", KEYS_ID_KEY, "sk-acme-openai-1234"},
+    {"acme", "tool:github", "GITHUB_TOKEN", GH_TOKEN},
+    {"acme", "tool:github", "GH_HOST", GH_HOST},
+};
+
+/* Asserts the one tool call's credentials are GITHUB_TOKEN and GH_HOST. */
+static void expect_github_creds(struct keys *k)
+{
+    static const char *const names[] = {"GITHUB_TOKEN", "GH_HOST"};
+    struct keys_tool_creds c;
+    char err[512] = "";
+    if (keys_tool_credentials(k, "acme", "github", names, 2, &c, err, sizeof err) != 0)
+        fail_msg("keys_tool_credentials: %s", err);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.names[0], "GITHUB_TOKEN");
+    assert_string_equal(c.values[0], GH_TOKEN);
+    assert_int_equal(c.lens[0], strlen(GH_TOKEN));
+    assert_string_equal(c.names[1], "GH_HOST");
+    assert_string_equal(c.values[1], GH_HOST);
+    keys_tool_creds_wipe(&c);
+    assert_int_equal(c.n, 0);
+    assert_null(c.values);
+}
+
+/* A tool's credentials come all together, in the order asked, for the
+ * tenant that stored them; one that is missing fails the whole fetch with
+ * the command that adds it; a tool that needs none opens nothing (no
+ * master.key is made). */
+static void a_tools_credentials_come_all_or_name_the_missing_one(void **state)
+{
+    struct fx *f = *state;
+    static const char *const need[] = {"GITHUB_TOKEN", "GITHUB_APP_ID"};
+    struct keys_tool_creds c;
+    char err[512] = "";
+    struct keys *k = make_keys(f, "");
+    assert_int_equal(keys_tool_credentials(k, "acme", "github", NULL, 0, &c, err, sizeof err), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(keys_tool_credentials(k, "acme", "github", need, 2, &c, err, sizeof err), 1);
+    assert_string_equal(err, "tool github needs credential GITHUB_TOKEN for tenant acme: memchat "
+                             "tools add-credential github GITHUB_TOKEN --tenant acme");
+    struct stat st;
+    assert_int_not_equal(stat(f->config_dir, &st), 0);
+    keys_free(k);
+
+    write_store(f, ENV_KEY_A, tool_recs, 3);
+    k = make_keys(f, ENV_KEY_A);
+    expect_github_creds(k);
+    assert_int_equal(keys_tool_credentials(k, "acme", "github", need, 2, &c, err, sizeof err), 1);
+    assert_string_equal(err, "tool github needs credential GITHUB_APP_ID for tenant acme: memchat "
+                             "tools add-credential github GITHUB_APP_ID --tenant acme");
+    assert_int_equal(c.n, 0);
+    assert_null(c.names);
+    assert_int_equal(keys_tool_credentials(k, "beta", "github", need, 1, &c, err, sizeof err), 1);
+    assert_non_null(strstr(err, "for tenant beta"));
+    assert_int_equal(keys_tool_credentials(k, "acme", "gitlab", need, 1, &c, err, sizeof err), 1);
+    assert_non_null(strstr(err, "tool gitlab needs credential GITHUB_TOKEN"));
+    keys_free(k);
+}
+
+/* Credentials sealed under TOOL_CREDENTIALS_ENCRYPTION_KEY come with it.
+ * Without it, with a wrong one, or with a malformed one, the tool's fetch
+ * fails naming the variable (never a value) while the tenant's provider key
+ * still resolves: a tool setting never stops a chat. */
+static void a_missing_wrong_or_malformed_tool_key_fails_only_tool_credentials(void **state)
+{
+    struct fx *f = *state;
+    static const char *const names[] = {"GITHUB_TOKEN"};
+    write_store_tool(f, ENV_KEY_A, ENV_KEY_T, tool_recs, 3);
+    struct keys *k = make_keys_tool(f, ENV_KEY_A, ENV_KEY_T);
+    expect_github_creds(k);
+    keys_free(k);
+
+    static const struct {
+        const char *tool, *says;
+    } bad[] = {
+        {NULL, "TOOL_CREDENTIALS_ENCRYPTION_KEY, which is not set"},
+        {"", "TOOL_CREDENTIALS_ENCRYPTION_KEY, which is not set"},
+        {ENV_KEY_B, "TOOL_CREDENTIALS_ENCRYPTION_KEY does not open"},
+        {"unit-not-base64-SECRETVALUE", "TOOL_CREDENTIALS_ENCRYPTION_KEY is not base64 of 32"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        k = make_keys_tool(f, ENV_KEY_A, bad[i].tool);
+        struct keys_tool_creds c;
+        char err[512] = "";
+        assert_int_equal(keys_tool_credentials(k, "acme", "github", names, 1, &c, err, sizeof err),
+                         -1);
+        if (strstr(err, bad[i].says) == NULL)
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].says);
+        assert_non_null(strstr(err, "tool github"));
+        assert_null(strstr(err, "SECRETVALUE"));
+        assert_null(strstr(err, "GHUB"));
+        assert_int_equal(c.n, 0);
+        struct keys_secret s;
+        assert_int_equal(keys_resolve(k, "acme", "openai", &s, err, sizeof err), 0);
+        assert_string_equal(s.value, "sk-acme-openai-1234");
+        keys_secret_wipe(&s);
+        keys_free(k);
+    }
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -261,6 +387,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_passphrase_keystore_needs_the_passphrase, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_tools_credentials_come_all_or_name_the_missing_one, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            a_missing_wrong_or_malformed_tool_key_fails_only_tool_credentials, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

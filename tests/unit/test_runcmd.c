@@ -1,7 +1,10 @@
 /*
  * Tests of util/runcmd: exact capture, exit statuses and signals, the
  * deadline killing the whole process group, the output bound, the child's
- * stdio, signals and descriptors, and that errors never carry the output.
+ * stdio, signals and descriptors, and that errors never carry the output;
+ * then what runcmd_run adds: input on stdin (large, and refused by the
+ * program without a SIGPIPE), stderr kept up to its cap, a given
+ * environment, cancel, and a program that cannot start.
  *
  * The process is made a child subreaper (Linux), so the background
  * processes a command leaves behind become our children when the shell
@@ -16,6 +19,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -365,6 +369,174 @@ static void two_threads_run_commands_at_once(void **state)
     assert_int_equal(b.failures, 0);
 }
 
+/* A spec for argv (path = argv[0]) with out of cap bytes. */
+static struct runcmd_spec spec_for(char *const *argv, char *out, size_t cap)
+{
+    return (struct runcmd_spec){
+        .path = argv[0], .argv = argv, .out = out, .out_cap = cap, .timeout_ms = QUICK_MS};
+}
+
+/* A large input with every byte value goes through cat unchanged: the
+ * input is written while the output is read, so neither side blocks on a
+ * full pipe. */
+static void run_feeds_large_binary_input_while_reading_the_output(void **state)
+{
+    (void)state;
+    size_t n = 1024 * 1024 + 7;
+    char *in = xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (char)(i * 7 + i / 256);
+    char *out = xmalloc(n + 1);
+    char arg0[] = "/bin/cat";
+    char *argv[] = {arg0, NULL};
+    struct runcmd_spec spec = spec_for(argv, out, n + 1);
+    spec.input = in;
+    spec.input_len = n;
+    struct runcmd_result res;
+    char err[256] = "";
+    assert_int_equal(runcmd_run(&spec, &res, err, sizeof err), 0);
+    assert_int_equal(res.end, RUNCMD_EXITED);
+    assert_int_equal(res.status, 0);
+    assert_int_equal(res.out_len, n);
+    assert_memory_equal(out, in, n);
+    assert_int_equal(out[n], '\0');
+
+    /* Empty input is an immediate EOF, not /dev/null's absence of one. */
+    spec.input_len = 0;
+    assert_int_equal(runcmd_run(&spec, &res, err, sizeof err), 0);
+    assert_int_equal(res.out_len, 0);
+    xfree(out);
+    xfree(in);
+}
+
+/* A program that exits without reading its input: our write meets a
+ * closed pipe. No SIGPIPE kills us (the default disposition here) or is
+ * left pending, and the mask is restored, whether SIGPIPE was blocked
+ * before (a worker thread) or not. */
+static void run_survives_a_program_that_does_not_read_its_input(void **state)
+{
+    (void)state;
+    size_t n = 1024 * 1024;
+    char *in = xmalloc(n);
+    memset(in, 'x', n);
+    char out[16], err[256] = "";
+    char arg0[] = "/bin/sh", arg1[] = "-c", arg2[] = "echo done";
+    char *argv[] = {arg0, arg1, arg2, NULL};
+    struct runcmd_spec spec = spec_for(argv, out, sizeof out);
+    spec.input = in;
+    spec.input_len = n;
+    struct runcmd_result res;
+    for (int blocked = 0; blocked < 2; blocked++) {
+        sigset_t pipe_set, old, now, pending;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        assert_int_equal(pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &pipe_set, &old), 0);
+        assert_int_equal(runcmd_run(&spec, &res, err, sizeof err), 0);
+        assert_string_equal(out, "done\n");
+        assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &now), 0);
+        assert_int_equal(sigismember(&now, SIGPIPE), blocked);
+        assert_int_equal(sigpending(&pending), 0);
+        assert_false(sigismember(&pending, SIGPIPE));
+        assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+    }
+    xfree(in);
+}
+
+/* stderr is kept up to its cap and the rest is read and dropped, so a
+ * program writing far more than a pipe holds does not block; stdout is
+ * separate. Without errout, stderr stays /dev/null. */
+static void run_keeps_stderr_up_to_its_cap_and_drops_the_rest(void **state)
+{
+    (void)state;
+    char out[64], errout[101], err[256] = "";
+    char arg0[] = "/bin/sh", arg1[] = "-c",
+         arg2[] = "head -c 1000000 /dev/zero | tr '\\000' e >&2; echo out";
+    char *argv[] = {arg0, arg1, arg2, NULL};
+    struct runcmd_spec spec = spec_for(argv, out, sizeof out);
+    spec.errout = errout;
+    spec.err_cap = sizeof errout;
+    struct runcmd_result res;
+    assert_int_equal(runcmd_run(&spec, &res, err, sizeof err), 0);
+    assert_string_equal(out, "out\n");
+    assert_int_equal(res.err_len, 100);
+    assert_true(all_bytes(errout, 100, 'e'));
+    assert_int_equal(errout[100], '\0');
+    /* All but what the pipe could still hold when the program exited
+     * (64 KiB by default). */
+    assert_true(res.err_dropped >= 500000);
+    assert_true(res.err_len + res.err_dropped <= 1000000);
+
+    /* stderr is kept on failure too, and out is wiped. */
+    char arg2b[] = "echo " CANARY "; echo why >&2; exit 5";
+    argv[2] = arg2b;
+    assert_int_equal(runcmd_run(&spec, &res, err, sizeof err), -1);
+    assert_string_equal(err, "exited with status 5");
+    assert_int_equal(res.end, RUNCMD_EXITED);
+    assert_int_equal(res.status, 5);
+    assert_string_equal(errout, "why\n");
+    assert_true(all_bytes(out, sizeof out, '\0'));
+}
+
+/* The environment given is the whole environment. */
+static void run_gives_the_program_exactly_the_environment_given(void **state)
+{
+    (void)state;
+    setenv("RUNCMD_TEST_CANARY", CANARY, 1);
+    char out[256], err[256] = "";
+    char arg0[] = "/usr/bin/env";
+    char *argv[] = {arg0, NULL};
+    char e0[] = "ONLY=1", e1[] = "ALSO=two words";
+    char *envp[] = {e0, e1, NULL};
+    struct runcmd_spec spec = spec_for(argv, out, sizeof out);
+    spec.envp = envp;
+    struct runcmd_result res;
+    assert_int_equal(runcmd_run(&spec, &res, err, sizeof err), 0);
+    assert_string_equal(out, "ONLY=1\nALSO=two words\n");
+    unsetenv("RUNCMD_TEST_CANARY");
+}
+
+/* A cancel flag already set stops the run at once: the program, which
+ * would sleep for 30 s, is killed with its group. */
+static void run_stops_when_the_cancel_flag_is_set(void **state)
+{
+    (void)state;
+    atomic_bool cancel = true;
+    char out[64], err[256] = "";
+    char arg0[] = "/bin/sh", arg1[] = "-c", arg2[] = "echo $$; exec sleep 30";
+    char *argv[] = {arg0, arg1, arg2, NULL};
+    struct runcmd_spec spec = spec_for(argv, out, sizeof out);
+    spec.cancel = &cancel;
+    struct runcmd_result res;
+    assert_int_equal(runcmd_run(&spec, &res, err, sizeof err), -1);
+    assert_int_equal(res.end, RUNCMD_CANCELLED);
+    assert_string_equal(err, "was cancelled");
+    assert_int_equal(res.out_len, 0);
+}
+
+/* A program that does not exist cannot start: the path and the reason,
+ * and nothing else; a spec without a program is refused. */
+static void run_reports_a_program_that_cannot_start(void **state)
+{
+    (void)state;
+    char out[64], err[256] = "";
+    char arg0[] = "/nonexistent/" CANARY;
+    char *argv[] = {arg0, NULL};
+    struct runcmd_spec spec = spec_for(argv, out, sizeof out);
+    struct runcmd_result res;
+    assert_int_equal(runcmd_run(&spec, &res, err, sizeof err), -1);
+    assert_int_equal(res.end, RUNCMD_NO_START);
+    assert_int_equal(res.err_no, ENOENT);
+    char want[256];
+    snprintf(want, sizeof want, "cannot start /nonexistent/" CANARY ": %s", strerror(ENOENT));
+    assert_string_equal(err, want);
+
+    argv[0] = NULL;
+    spec.path = NULL;
+    assert_int_equal(runcmd_run(&spec, &res, err, sizeof err), -1);
+    assert_int_equal(res.end, RUNCMD_BAD_SPEC);
+    assert_string_equal(err, "has no program to run");
+}
+
 int main(void)
 {
     /* Orphans of our commands become our children, to be reaped and
@@ -395,6 +567,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(empty_buffer_and_nonpositive_timeout_are_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(two_threads_run_commands_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_feeds_large_binary_input_while_reading_the_output,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(run_survives_a_program_that_does_not_read_its_input, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(run_keeps_stderr_up_to_its_cap_and_drops_the_rest, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(run_gives_the_program_exactly_the_environment_given, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(run_stops_when_the_cancel_flag_is_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_reports_a_program_that_cannot_start, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

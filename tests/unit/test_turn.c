@@ -120,8 +120,8 @@ static void offline_is_deterministic_and_says_it_is_offline(void **state)
 {
     (void)state;
     struct llm_message msgs[] = {
-        {"system", "You are a test agent."},
-        {"user", "hello there"},
+        {.role = "system", .content = "You are a test agent."},
+        {.role = "user", .content = "hello there"},
     };
     struct llm_request req = {.model = "offline", .messages = msgs, .n_messages = 2};
     struct capture a, b;
@@ -155,7 +155,7 @@ static void offline_is_deterministic_and_says_it_is_offline(void **state)
 static void offline_usage_is_the_token_estimate(void **state)
 {
     (void)state;
-    struct llm_message msgs[] = {{"user", "count my tokens please"}};
+    struct llm_message msgs[] = {{.role = "user", .content = "count my tokens please"}};
     struct llm_request req = {.model = "offline", .messages = msgs, .n_messages = 1};
     struct capture c;
     capture_init(&c);
@@ -178,7 +178,7 @@ static void offline_quotes_hostile_input_as_text(void **state)
                           "2J ok\xc2\x9b"
                           "1m \xe2\x80\xae"
                           "evil\r\nnext\tline\x7f";
-    struct llm_message msgs[] = {{"user", hostile}};
+    struct llm_message msgs[] = {{.role = "user", .content = hostile}};
     struct llm_request req = {.model = "offline", .messages = msgs, .n_messages = 1};
     struct capture c;
     capture_init(&c);
@@ -209,7 +209,7 @@ static void offline_summary_never_splits_utf8(void **state)
     for (int i = 0; i < 500; i++)
         assert_int_equal(buf_puts(&m, "\xe6\x97\xa5"), BUF_OK); /* 日 */
     assert_int_equal(buf_puts(&m, " tail words here"), BUF_OK);
-    struct llm_message msgs[] = {{"user", buf_cstr(&m)}};
+    struct llm_message msgs[] = {{.role = "user", .content = buf_cstr(&m)}};
     struct llm_request req = {.model = "offline", .messages = msgs, .n_messages = 1};
     struct capture c;
     capture_init(&c);
@@ -236,7 +236,7 @@ static void offline_lists_recalled_notes(void **state)
 {
     (void)state;
     const char *notes[] = {"the user likes tea", "the user's cat is called\nMiso"};
-    struct llm_message msgs[] = {{"user", "what do I like?"}};
+    struct llm_message msgs[] = {{.role = "user", .content = "what do I like?"}};
     struct llm_request req = {
         .model = "offline", .messages = msgs, .n_messages = 1, .recalled = notes, .n_recalled = 2};
     struct capture c;
@@ -256,7 +256,7 @@ static void offline_lists_recalled_notes(void **state)
 static void offline_stops_on_cancel(void **state)
 {
     (void)state;
-    struct llm_message msgs[] = {{"user", "stop me"}};
+    struct llm_message msgs[] = {{.role = "user", .content = "stop me"}};
     struct llm_request req = {.model = "offline", .messages = msgs, .n_messages = 1};
     atomic_bool cancel;
     atomic_init(&cancel, true);
@@ -291,7 +291,8 @@ static void token_estimate_follows_the_documented_heuristic(void **state)
     assert_int_equal(tokens_estimate("\xe6\x97\xa5\xe6\x9c\xac", 6), 2); /* 日本 */
     assert_int_equal(tokens_estimate("\xf0\x9f\x98\x80", 4), 1);         /* 😀 */
     assert_int_equal(tokens_estimate("\xff\xfe", 2), 2);                 /* invalid */
-    struct llm_message m[] = {{"user", "abcd"}, {"assistant", "abcdabcd"}};
+    struct llm_message m[] = {{.role = "user", .content = "abcd"},
+                              {.role = "assistant", .content = "abcdabcd"}};
     assert_int_equal(tokens_estimate_message(&m[0]), 1 + TOKENS_PER_MESSAGE);
     assert_int_equal(tokens_estimate_messages(m, 2),
                      3 + 2 * TOKENS_PER_MESSAGE + TOKENS_PER_REQUEST);
