@@ -33,22 +33,6 @@
 #define AGENTS_COL_SOURCE 7
 #define AGENTS_MIN_DESC   16
 
-/* Prints each line of warnings as "memchat: agents: LINE" on stderr. */
-static void agents_print_warnings(const char *warnings)
-{
-    const char *s = warnings;
-    while (s != NULL && *s != '\0') {
-        const char *nl = strchr(s, '\n');
-        size_t n = nl != NULL ? (size_t)(nl - s) : strlen(s);
-        struct buf clean;
-        buf_init(&clean, 4 * n + 16);
-        utf8_sanitize_terminal(&clean, s, n);
-        session_error("agents: %s", buf_cstr(&clean));
-        buf_free(&clean);
-        s += n + (nl != NULL);
-    }
-}
-
 static void agents_print_json(const struct agents *r)
 {
     for (size_t i = 0; i < agents_count(r); i++) {
@@ -118,7 +102,7 @@ int cmd_agents(const struct config *cfg, const struct cli_opts *o)
         session_error("agents: %s", err);
         return MC_EXIT_RUNTIME;
     }
-    agents_print_warnings(warnings);
+    session_print_lines("agents", warnings);
     xfree(warnings);
     if (o->json)
         agents_print_json(r);

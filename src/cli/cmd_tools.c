@@ -117,23 +117,6 @@ static enum cred_state stored_state(const struct stored *s, const char *tool, co
     return CRED_MISSING;
 }
 
-/* Prints each line of text as "memchat: tools: LINE" on stderr, through
- * the terminal sanitiser (file names and keys come from files). */
-static void tools_print_warnings(const char *text)
-{
-    const char *s = text;
-    while (s != NULL && *s != '\0') {
-        const char *nl = strchr(s, '\n');
-        size_t n = nl != NULL ? (size_t)(nl - s) : strlen(s);
-        struct buf clean;
-        buf_init(&clean, 4 * n + 16);
-        utf8_sanitize_terminal(&clean, s, n);
-        session_error("tools: %s", buf_cstr(&clean));
-        buf_free(&clean);
-        s += n + (nl != NULL);
-    }
-}
-
 /* The registry as a turn sees it: the files, time_now and memory_search.
  * *warnings (may be NULL) points into the registry. NULL after saying why
  * when a tools directory exists but cannot be read. */
@@ -260,7 +243,7 @@ static int tools_cmd_list(const struct config *cfg, const struct cli_opts *o)
     struct tool_registry *r = tools_load(cfg, &warnings);
     if (r == NULL)
         return MC_EXIT_RUNTIME;
-    tools_print_warnings(warnings);
+    session_print_lines("tools", warnings);
     if (!config_bool(cfg, CFG_TOOL_REGISTRY_ENABLED))
         session_error("tools: TOOL_REGISTRY_ENABLED is false: turns offer none of these tools");
     struct stored s = {.tenant = config_str(cfg, CFG_MEMCHAT_TENANT)};

@@ -129,6 +129,21 @@ int session_start(struct session *s, const struct config *cfg, bool json, const 
     return MC_EXIT_OK;
 }
 
+void session_print_lines(const char *prefix, const char *text)
+{
+    const char *s = text;
+    while (s != NULL && *s != '\0') {
+        const char *nl = strchr(s, '\n');
+        size_t n = nl != NULL ? (size_t)(nl - s) : strlen(s);
+        struct buf clean;
+        buf_init(&clean, 4 * n + 16);
+        utf8_sanitize_terminal(&clean, s, n);
+        session_error("%s: %s", prefix, buf_cstr(&clean));
+        buf_free(&clean);
+        s += n + (nl != NULL);
+    }
+}
+
 void session_allow_tools(struct session *s)
 {
     s->tools_yes = true;

@@ -83,4 +83,9 @@ void session_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * --yes); by default the session refuses them. */
 void session_allow_tools(struct session *s);
 
+/* Prints each line of text as "memchat: PREFIX: LINE" on stderr, through
+ * the terminal sanitiser (warnings quote file names and keys from files).
+ * NULL or "" prints nothing. */
+void session_print_lines(const char *prefix, const char *text);
+
 #endif
