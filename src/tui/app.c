@@ -941,6 +941,8 @@ static void app_init_state(struct tui *t, const struct config *cfg, struct mc_en
     memset(t, 0, sizeof *t);
     t->cfg = cfg;
     t->eng = eng;
+    /* The TUI has someone to ask: /allow and /deny answer tool.confirm. */
+    mc_engine_set_tool_confirm(eng, MC_TOOL_CONFIRM_ASK);
     t->model = model_new();
     snprintf(t->tenant, sizeof t->tenant, "%s",
              o->tenant ? o->tenant : config_str(cfg, CFG_MEMCHAT_TENANT));

@@ -317,6 +317,39 @@ t_mock_reply() {
         fail "the mock received no streamed request with the message"
 }
 
+# A tool that is not read-only asks in the conversation; /deny refuses it
+# (the model is told, the tool never runs), /allow runs it.
+t_tool_confirm() {
+    d=$tmp/tools
+    mkdir -p "$d/config/tools" "$d/config/agents" "$d/home"
+    printf '#!/bin/sh\ncat > /dev/null\ntouch "$HOME/rw.ran"\necho %s\n' "'{\"done\":true}'" \
+        > "$d/config/tools/rw.sh"
+    chmod 755 "$d/config/tools/rw.sh"
+    echo '{"name": "rw", "description": "changes something",
+      "parameters": {"type": "object", "properties": {"text": {"type": "string"}}},
+      "command": ["./rw.sh"], "read_only": false}' > "$d/config/tools/rw.json"
+    echo '{"name": "toolbox", "description": "an agent with a tool that writes",
+      "system_prompt": "Use your tools.", "tools": ["rw"]}' > "$d/config/agents/toolbox.json"
+    menv=$(mock_env)
+    # shellcheck disable=SC2086 # the words of mock_env are separate VAR=VALUE
+    start_tui tools $menv MEMCHAT_AGENT=toolbox MEMCHAT_MODEL=mock:tool=rw
+    type_line "please deny this one"
+    wait_until "the tool asks after the first message" tool_asks "please deny this one"
+    type_line "/deny"
+    wait_for "tool results: the user did not allow tool rw to run"
+    [ ! -e "$d/home/rw.ran" ] || fail "the tool ran although /deny refused it"
+    type_line "please allow this one"
+    wait_until "the tool asks after the second message" tool_asks "please allow this one"
+    [ ! -e "$d/home/rw.ran" ] || fail "the tool ran before /allow"
+    type_line "/allow"
+    wait_for 'tool results: {"done":true}'
+    [ -e "$d/home/rw.ran" ] || fail "the tool did not run after /allow"
+}
+
+tool_asks() {
+    conv_from_last "$1" | grep -qF -- "/allow or /deny"
+}
+
 store_settled() {
     ctx_has "this turn's memory: stored" || ctx_has "this turn's memory: skipped"
 }
@@ -565,7 +598,7 @@ t_quit() {
 t_all_exit_zero() {
     rc=0
     sessions=
-    for s in offline mock facts stall resize theme nocolor help; do
+    for s in offline mock facts stall resize theme nocolor help tools; do
         if ! use "$s"; then
             rc=1
             continue
@@ -646,6 +679,7 @@ run_case t_resize "resizing keeps every pane drawn, too small says so, memchat s
 run_case t_theme_mono "/theme mono removes the colours and keeps the text"
 run_case t_no_color "NO_COLOR=1 draws no colours"
 run_case t_help "F1 shows the help overlay listing /quit and Esc closes it"
+run_case t_tool_confirm "a tool that is not read-only asks: /deny refuses it, /allow runs it"
 run_case t_quit "/quit exits 0 and restores the terminal"
 run_case t_all_exit_zero "every other session exits 0 after /quit"
 stop_mock
