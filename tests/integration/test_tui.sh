@@ -322,6 +322,7 @@ t_mock_reply() {
 t_tool_confirm() {
     d=$tmp/tools
     mkdir -p "$d/config/tools" "$d/config/agents" "$d/home"
+    # shellcheck disable=SC2016 # $HOME is the tool's, expanded when it runs
     printf '#!/bin/sh\ncat > /dev/null\ntouch "$HOME/rw.ran"\necho %s\n' "'{\"done\":true}'" \
         > "$d/config/tools/rw.sh"
     chmod 755 "$d/config/tools/rw.sh"
