@@ -199,7 +199,8 @@
     X(CFG_MEMORY_HNSW_EF_SEARCH, "MEMORY_HNSW_EF_SEARCH", CFG_INT, "96", 10, 4096, NULL, 0,        \
       "candidates kept by an HNSW search (raised to the number asked for)")                        \
     X(CFG_MEMORY_HNSW_PRELOAD, "MEMORY_HNSW_PRELOAD", CFG_BOOL, "false", 0, 0, NULL, 0,            \
-      "copy a saved HNSW index's vectors into memory at load instead of reading the mapped file")  \
+      "copy a saved HNSW index's vectors into memory at its first search instead of reading the "  \
+      "mapped file")                                                                               \
     X(CFG_MEMORY_DEDUP_THRESHOLD, "MEMORY_DEDUP_THRESHOLD", CFG_NUMBER, "0.95", 0, 1, NULL, 0,     \
       "similarity above which a new memory refreshes a stored one instead of adding a copy")       \
     X(CFG_MEMORY_MIN_SIMILARITY, "MEMORY_MIN_SIMILARITY", CFG_NUMBER, "0.05", -1, 1, NULL, 0,      \

@@ -137,6 +137,7 @@ struct vindex {
     struct vscan_hit *vhits; /* scratch for queries */
     struct hnsw_hit *hhits;
     size_t hits_cap;
+    bool preload_tried; /* opts.preload: the copy was made (or failed) */
 };
 
 static struct vindex *vindex_alloc(int dim, const struct vindex_opts *o)
@@ -331,6 +332,21 @@ static void vindex_hits_reserve(struct vindex *ix, size_t k)
     ix->hits_cap = k;
 }
 
+/* MEMORY_HNSW_PRELOAD: the vectors of a loaded graph are copied at its
+ * first search, not at load, so that a load that only checks or rebuilds
+ * the graph (memchat memory index, stats) never pays for the copy.
+ * Failing is not fatal: the mapping serves, more slowly, and the log says
+ * why, once. */
+static void vindex_preload(struct vindex *ix)
+{
+    if (!ix->opts.preload || ix->preload_tried)
+        return;
+    ix->preload_tried = true;
+    char why[256];
+    if (hnsw_vectors_to_memory(ix->hn, why, sizeof why) != 0)
+        log_warn("HNSW index: %s; searching the mapped file instead", why);
+}
+
 size_t vindex_topk(struct vindex *ix, const float *q, size_t k, const uint64_t *allow,
                    struct vindex_hit *hits)
 {
@@ -341,6 +357,7 @@ size_t vindex_topk(struct vindex *ix, const float *q, size_t k, const uint64_t *
         return 0;
     vindex_hits_reserve(ix, k);
     if (ix->hn != NULL) {
+        vindex_preload(ix);
         size_t ef = ix->opts.ef_search > k ? ix->opts.ef_search : k;
         size_t n = hnsw_search(ix->hn, q, k, ef, allow, ix->hhits, NULL);
         for (size_t i = 0; i < n; i++) {
@@ -374,11 +391,6 @@ struct vindex *vindex_load(const char *path, const struct vindex_opts *o, struct
     struct hnsw *hn = hnsw_load(path, meta, err, errlen);
     if (hn == NULL)
         return NULL;
-    /* Failing to preload is not failing to load: the mapping serves, more
-     * slowly, and the log says why. */
-    char why[256];
-    if (o->preload && hnsw_vectors_to_memory(hn, why, sizeof why) != 0)
-        log_warn("%s: %s; searching the mapped file instead", path, why);
     struct vindex *ix = vindex_alloc(hnsw_dim(hn), o);
     ix->hn = hn;
     hnsw_params_get(hn, &ix->opts.hnsw);

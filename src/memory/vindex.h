@@ -26,8 +26,8 @@ struct vindex_opts {
     size_t hnsw_threshold;   /* memories above which a namespace wants HNSW; 0: never */
     struct hnsw_params hnsw; /* m, ef_construction, seed */
     size_t ef_search;        /* candidate list of a query (raised to k) */
-    bool preload;            /* a loaded graph's vectors are copied into memory
-                                (hnsw_vectors_to_memory); false: read from the mapping */
+    bool preload;            /* a loaded graph's vectors are copied into memory at its first
+                                search (hnsw_vectors_to_memory); false: read from the mapping */
 };
 
 /* One result: a rowid, its score, and its vector (dim floats, valid until

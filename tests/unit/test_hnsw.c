@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "memory/hnsw.h"
+#include "memory/vindex.h"
 #include "memory/vscan.h"
 #include "util/alloc.h"
 
@@ -698,6 +699,48 @@ static void test_preloaded_vectors_answer_as_the_mapped_file(void **state)
     free(dir);
 }
 
+/* Through vindex with preload set, the copy is made at the first search,
+ * not at load (a load that only checks the graph never pays for it), and
+ * the answers are those of the mapped file. */
+static void vindex_preloads_at_the_first_search(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp();
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/ns.hnsw", dir);
+    size_t n = 800;
+    int dim = 16;
+    float *d = data_make(n, dim, true, 51);
+    struct hnsw *a = build(d, n, dim, 8, 40, 79);
+    struct hnsw_meta meta = {1, 1};
+    assert_int_equal(hnsw_save(a, &meta, path, err, sizeof err), 0);
+    struct vindex_opts mapped_o = {.hnsw_threshold = 1, .ef_search = 24};
+    struct vindex_opts pre_o = mapped_o;
+    pre_o.preload = true;
+    struct vindex *mapped = vindex_load(path, &mapped_o, NULL, err, sizeof err);
+    struct vindex *pre = vindex_load(path, &pre_o, NULL, err, sizeof err);
+    assert_non_null(mapped);
+    assert_non_null(pre);
+    assert_int_equal(vindex_bytes(pre), vindex_bytes(mapped));
+    struct vindex_hit hm[K], hp[K];
+    size_t gm = vindex_topk(mapped, d, K, NULL, hm);
+    size_t gp = vindex_topk(pre, d, K, NULL, hp);
+    assert_int_equal(gm, K);
+    assert_int_equal(gm, gp);
+    assert_true(vindex_bytes(pre) >= vindex_bytes(mapped) + n * (size_t)dim * sizeof(float));
+    for (size_t i = 0; i < gm; i++) {
+        assert_int_equal(hm[i].rowid, hp[i].rowid);
+        assert_true(hm[i].score == hp[i].score);
+        assert_memory_equal(hm[i].vec, hp[i].vec, (size_t)dim * sizeof(float));
+    }
+    vindex_free(mapped);
+    vindex_free(pre);
+    hnsw_free(a);
+    free(d);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 /* An empty index saves and loads as an empty index. */
 static void test_an_empty_index_round_trips(void **state)
 {
@@ -1016,6 +1059,7 @@ int main(void)
         cmocka_unit_test(test_deleting_everything_then_compacting_leaves_a_usable_empty_index),
         cmocka_unit_test(test_save_and_load_round_trip_and_inserts_after_load_stay_private),
         cmocka_unit_test(test_preloaded_vectors_answer_as_the_mapped_file),
+        cmocka_unit_test(vindex_preloads_at_the_first_search),
         cmocka_unit_test(test_an_empty_index_round_trips),
         cmocka_unit_test(test_damaged_and_missing_files_are_refused_with_a_message),
         cmocka_unit_test(test_a_walk_that_comes_back_short_is_completed_exactly),
