@@ -171,6 +171,19 @@ struct turn_recall {
     size_t n;
 };
 
+/* Whose memories a turn may recall, for stage 2 and memory_search alike:
+ * the user passed to memory_retrieve (NULL: the whole tenant, even under
+ * MEMORY_SCOPE=user) and a filter (NULL: none; free with filter_free). An
+ * agent's scope is the whole tenant, the user's own, or what the agent
+ * itself stored. */
+static struct mem_filter *turn_recall_scope(const struct turn_input *in, const char **user)
+{
+    *user = in->scope == TURN_SCOPE_TENANT ? NULL : in->user;
+    return in->scope == TURN_SCOPE_USER    ? filter_eq("user_id", in->user)
+           : in->scope == TURN_SCOPE_AGENT ? filter_eq("agent", in->agent)
+                                           : NULL;
+}
+
 /* Stage 2: the memories most relevant to the message, every candidate
  * reported. A failing embedder or store never fails the turn: it runs
  * without memory and memory.skipped says why. */
@@ -187,12 +200,8 @@ static void turn_retrieve(const struct turn_env *env, const struct turn_input *i
     size_t qlen = utf8_truncate(in->text, strlen(in->text), TURN_QUERY_MAX);
     char *query = xstrndup(in->text, qlen);
     char err[1024] = "";
-    /* An agent's scope: the whole tenant (even under MEMORY_SCOPE=user),
-     * the user's own, or what the agent itself stored. */
-    const char *user = in->scope == TURN_SCOPE_TENANT ? NULL : in->user;
-    struct mem_filter *f = in->scope == TURN_SCOPE_USER    ? filter_eq("user_id", in->user)
-                           : in->scope == TURN_SCOPE_AGENT ? filter_eq("agent", in->agent)
-                                                           : NULL;
+    const char *user;
+    struct mem_filter *f = turn_recall_scope(in, &user);
     size_t k = in->k > 0 ? (size_t)in->k : 0;
     enum memory_status st =
         memory_retrieve(env->memory, in->tenant, user, query, k, -1, f, &rc->res, err, sizeof err);
@@ -988,10 +997,8 @@ static int turn_memory_search(void *ud, void *ctx, const char *args, struct buf 
     size_t qlen = utf8_truncate(q->valuestring, strlen(q->valuestring), TURN_QUERY_MAX);
     char *query = xstrndup(q->valuestring, qlen);
     cJSON_Delete(a);
-    const char *user = in->scope == TURN_SCOPE_TENANT ? NULL : in->user;
-    struct mem_filter *f = in->scope == TURN_SCOPE_USER    ? filter_eq("user_id", in->user)
-                           : in->scope == TURN_SCOPE_AGENT ? filter_eq("agent", in->agent)
-                                                           : NULL;
+    const char *user;
+    struct mem_filter *f = turn_recall_scope(in, &user);
     struct memory_result res;
     enum memory_status st =
         memory_retrieve(c->env->memory, in->tenant, user, query, k, -1, f, &res, err, errlen);

@@ -1106,15 +1106,8 @@ static int engine_load_agents(struct mc_engine *eng, int *code, char *err, size_
     char *warnings = NULL;
     eng->agents = agents_load(config_str(eng->cfg, CFG_MEMCHAT_SHARE_DIR),
                               config_str(eng->cfg, CFG_MEMCHAT_CONFIG_DIR), &warnings, err, errlen);
-    if (warnings != NULL) {
-        for (char *line = warnings, *next; line != NULL && *line != '\0'; line = next) {
-            next = strchr(line, '\n');
-            if (next != NULL)
-                *next++ = '\0';
-            log_warn("agents: %s", line);
-        }
-        xfree(warnings);
-    }
+    log_warn_lines(__func__, "agents", warnings);
+    xfree(warnings);
     if (eng->agents != NULL)
         return 0;
     engine_fail(code, MC_ERR_CONFIG);

@@ -626,18 +626,6 @@ static void tools_rebuild_view(struct tool_registry *r)
         qsort(r->view, r->n_view, sizeof *r->view, tool_view_cmp);
 }
 
-/* Each warning of a load, once in the log: a turn has no one to show
- * them to, and `memchat tools list` prints them itself. */
-static void tools_log_warnings(const char *warnings)
-{
-    for (const char *line = warnings; line != NULL && *line != '\0';) {
-        const char *end = strchr(line, '\n');
-        int len = end != NULL ? (int)(end - line) : (int)strlen(line);
-        log_warn("tools: %.*s", len, line);
-        line = end != NULL ? end + 1 : line + len;
-    }
-}
-
 /* Reads both directories; on success replaces the loaded tools. */
 static int tools_reload(struct tool_registry *r, int64_t now_ms, char *err, size_t errlen)
 {
@@ -666,7 +654,9 @@ static int tools_reload(struct tool_registry *r, int64_t now_ms, char *err, size
     r->loaded = true;
     r->loaded_at = now_ms;
     tools_rebuild_view(r);
-    tools_log_warnings(r->warnings);
+    /* once in the log: a turn has no one to show them to, and `memchat
+     * tools list` prints them itself */
+    log_warn_lines(__func__, "tools", r->warnings);
     return 0;
 }
 

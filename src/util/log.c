@@ -94,3 +94,13 @@ void log_write(enum log_level level, const char *func, const char *fmt, ...)
                 func, msg);
     pthread_mutex_unlock(&log_lock);
 }
+
+void log_warn_lines(const char *func, const char *prefix, const char *text)
+{
+    for (const char *line = text; line != NULL && *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        int len = end != NULL ? (int)(end - line) : (int)strlen(line);
+        log_write(LOG_WARN, func, "%s: %.*s", prefix, len, line);
+        line = end != NULL ? end + 1 : line + len;
+    }
+}

@@ -21,6 +21,10 @@ void log_close(void);
 int log_level_from_name(const char *name);
 /* Writes one line "2026-11-23T10:00:00.123Z LEVEL func: message". */
 void log_write(enum log_level level, const char *func, const char *fmt, ...) MC_PRINTF(3, 4);
+/* Writes each line of text (newline-separated; NULL or "" writes
+ * nothing) as its own warning "prefix: LINE", e.g. a loader's list of
+ * skipped files. */
+void log_warn_lines(const char *func, const char *prefix, const char *text);
 
 #define log_error(...) log_write(LOG_ERROR, __func__, __VA_ARGS__)
 #define log_warn(...)  log_write(LOG_WARN, __func__, __VA_ARGS__)
