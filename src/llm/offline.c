@@ -205,6 +205,19 @@ static bool offline_json_line(cJSON *o, const char *name, const char *s, size_t 
     return ok;
 }
 
+/* Appends o printed (indented, as a model writes JSON) to out and frees
+ * o; ok false (o incomplete) is out of memory. */
+static enum buf_result offline_put_json(struct buf *out, cJSON *o, bool ok)
+{
+    char *text = ok ? cJSON_Print(o) : NULL;
+    cJSON_Delete(o);
+    if (text == NULL)
+        return BUF_NO_MEM;
+    enum buf_result r = buf_puts(out, text);
+    cJSON_free(text);
+    return r;
+}
+
 /* The answer when the request wants one JSON value (an agent step of
  * format json): the same facts as the prose answer, as a JSON object, so
  * a multi-step agent's steps run offline and hand JSON to each other. */
@@ -247,13 +260,7 @@ static enum buf_result offline_compose_json(const struct llm_request *req, struc
         buf_free(&b);
         ok = str != NULL && cJSON_AddItemToArray(notes, str);
     }
-    char *text = ok ? cJSON_Print(o) : NULL;
-    cJSON_Delete(o);
-    if (text == NULL)
-        return BUF_NO_MEM;
-    enum buf_result r = buf_puts(out, text);
-    cJSON_free(text);
-    return r;
+    return offline_put_json(out, o, ok);
 }
 
 /* True when req offers a tool called name and lets the model call it. */
@@ -447,13 +454,7 @@ static enum buf_result offline_compose_results_json(const struct llm_request *re
              offline_json_line(r, "output", m->content != NULL ? m->content : "",
                                OFFLINE_TOOL_OUT_MAX);
     }
-    char *text = ok ? cJSON_Print(o) : NULL;
-    cJSON_Delete(o);
-    if (text == NULL)
-        return BUF_NO_MEM;
-    enum buf_result r = buf_puts(out, text);
-    cJSON_free(text);
-    return r;
+    return offline_put_json(out, o, ok);
 }
 
 /* Builds the text answer to req into out: what the tools returned when
