@@ -60,6 +60,21 @@
       "USD per budget period per user; 0 = no budget")                                             \
     X(CFG_BUDGET_PERIOD, "BUDGET_PERIOD", CFG_ENUM, "month", 0, 0, "day|week|month", 0,            \
       "budget period, calendar, UTC (weeks start on Monday)")                                      \
+    X(CFG_RATE_LIMIT_BACKEND, "RATE_LIMIT_BACKEND", CFG_ENUM, "memory", 0, 0, "memory|redis", 0,   \
+      "where rate limits, budgets and their overrides live: redis shares them across processes")   \
+    X(CFG_CACHE_BACKEND, "CACHE_BACKEND", CFG_ENUM, "memory", 0, 0, "memory|redis", 0,             \
+      "where the response cache lives: redis shares answers across processes")                     \
+    X(CFG_REDIS_URL, "REDIS_URL", CFG_STRING, "redis://127.0.0.1:6379/0", 0, 0, NULL,              \
+      CFG_F_SECRET,                                                                                \
+      "Redis server: redis://[user:password@]host[:port][/db] or a Unix socket path")              \
+    X(CFG_REDIS_FAILURE, "REDIS_FAILURE", CFG_ENUM, "open", 0, 0, "open|closed", 0,                \
+      "Redis unreachable: open runs turns on in-process limits; closed refuses them (exit 4)")     \
+    X(CFG_REDIS_TIMEOUT_MS, "REDIS_TIMEOUT_MS", CFG_DURATION, "500", 1, 60000, NULL, 0,            \
+      "time allowed to connect to Redis and for each command")                                     \
+    X(CFG_REDIS_RETRY_MS, "REDIS_RETRY_MS", CFG_DURATION, "1000", 0, 3600000, NULL, 0,             \
+      "after a failed connection, how long turns use the fallback before trying Redis again")      \
+    X(CFG_REDIS_KEY_PREFIX, "REDIS_KEY_PREFIX", CFG_STRING, "memchat:", 0, 0, NULL, 0,             \
+      "put before every Redis key memchat uses, so teams or tests can share one server")           \
     X(CFG_OPENAI_API_KEY, "OPENAI_API_KEY", CFG_STRING, "", 0, 0, NULL, CFG_F_SECRET,              \
       "key for the openai provider; auto picks openai when it is set")                             \
     X(CFG_OPENAI_BASE_URL, "OPENAI_BASE_URL", CFG_STRING, "https://api.openai.com/v1", 0, 0, NULL, \

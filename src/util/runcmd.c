@@ -23,8 +23,7 @@
  * same loop, so a program that prints before it has read everything (or
  * never reads) cannot deadlock us. A write to a pipe whose reader is gone
  * raises SIGPIPE in the writing thread, which would end memchat: the call
- * blocks SIGPIPE in its thread, and takes back the one it caused (if it
- * was not already pending) before restoring the mask.
+ * blocks SIGPIPE in its thread (util/sigpipe.h).
  */
 #include "config.h"
 
@@ -46,6 +45,7 @@
 #include <unistd.h>
 
 #include "util/clock.h"
+#include "util/sigpipe.h"
 
 #define RUNCMD_TICK_MIN_MS 1
 #define RUNCMD_TICK_MAX_MS 50
@@ -70,7 +70,6 @@ struct runcmd_io {
     const char *input;
     size_t input_len;
     size_t input_off;
-    bool epipe;     /* a write met EPIPE: a SIGPIPE may be pending */
     bool pipe_fail; /* NO_START came from pipe(), not the spawn */
 };
 
@@ -257,7 +256,6 @@ static void runcmd_write_in(struct runcmd_io *io)
         if (w < 0 && errno == EAGAIN)
             return;
         if (w < 0) {
-            io->epipe = io->epipe || errno == EPIPE;
             runcmd_close(&io->in_fd);
             return;
         }
@@ -578,26 +576,13 @@ int runcmd_run(const struct runcmd_spec *spec, struct runcmd_result *res, char *
         .input_len = spec->input_len,
     };
 
-    sigset_t pipe_set, old_mask, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-    sigemptyset(&pending);
-    bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
-
+    struct sigpipe_guard guard;
+    sigpipe_block(&guard);
     runcmd_execute(spec, &io, timeout_ms, res);
     runcmd_close(&io.out_fd);
     runcmd_close(&io.err_fd);
     runcmd_close(&io.in_fd);
-
-    /* Take back the SIGPIPE our write raised, so it is not delivered when
-     * the mask is restored. */
-    if (io.epipe && !was_pending) {
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-            ;
-    }
-    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    sigpipe_restore(&guard);
 
     res->out_len = io.out_len;
     res->err_len = io.err_len;

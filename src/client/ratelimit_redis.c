@@ -1,0 +1,4 @@
+/* Placeholder: being written. */
+#include "config.h"
+
+#include "client/ratelimit_redis.h"
