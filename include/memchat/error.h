@@ -33,7 +33,9 @@ enum mc_exit {
     X(MC_ERR_BUDGET, "budget", MC_EXIT_REFUSED, "a budget refused the turn")                   \
     X(MC_ERR_CANCELLED, "cancelled", MC_EXIT_CANCELLED, "the user cancelled")                  \
     X(MC_ERR_MEMORY_BACKEND, "memory_backend", MC_EXIT_PROVIDER,                               \
-      "the remote embedder or vector store is unreachable or refused")
+      "the remote embedder or vector store is unreachable or refused")                         \
+    X(MC_ERR_LIMITER_UNAVAILABLE, "limiter_unavailable", MC_EXIT_REFUSED,                      \
+      "the shared rate limits or budgets on Redis cannot be used and REDIS_FAILURE=closed")
 
 enum mc_error {
 #define MC_X_ENUM(e, code, exitc, doc) e,

@@ -234,6 +234,14 @@ void emit_budget(const struct emit *em, const char *scope, double reserved_usd,
     emit_send(em, ev);
 }
 
+void emit_backend_fallback(const struct emit *em, const char *backend, const char *reason)
+{
+    struct mc_event *ev = emit_new(em, MC_EV_BACKEND_FALLBACK);
+    emit_str(ev->json, "backend", backend);
+    emit_str(ev->json, "reason", reason);
+    emit_send(em, ev);
+}
+
 void emit_cache(const struct emit *em, bool hit, const char *key_prefix)
 {
     struct mc_event *ev = emit_new(em, MC_EV_CACHE);

@@ -88,6 +88,9 @@ void emit_budget(const struct emit *em, const char *scope, double reserved_usd,
                  double remaining_usd, int64_t resets_at_ms);
 /* cache: whether the response cache answered, and its key's prefix. */
 void emit_cache(const struct emit *em, bool hit, const char *key_prefix);
+/* `backend.fallback`: the shared backend (ratelimit, budget or cache)
+ * could not be used and this process's own stood in; reason says why. */
+void emit_backend_fallback(const struct emit *em, const char *backend, const char *reason);
 /* minify: the request's bytes before and after, and the tokens saved. */
 void emit_minify(const struct emit *em, size_t bytes_before, size_t bytes_after,
                  size_t tokens_saved);

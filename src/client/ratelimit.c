@@ -22,9 +22,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "client/ratelimit_redis.h"
 #include "config/config.h"
 #include "util/alloc.h"
 #include "util/ident.h"
+#include "util/log.h"
 
 /* "tenant/user" and its NUL. */
 #define RL_KEY_MAX (2 * IDENT_MAX + 2)
@@ -62,7 +64,11 @@ struct ratelimit {
     size_t count; /* entries in the table */
     size_t nlru;  /* of which in the LRU list (droppable) */
     struct rl_entry *head, *tail;
-    int64_t now_max; /* the latest now_ms seen, for calls that take no clock */
+    int64_t now_max;     /* the latest now_ms seen, for calls that take no clock */
+    struct redis *redis; /* the shared buckets, or NULL (lent) */
+    bool fail_closed;    /* REDIS_FAILURE=closed */
+    bool server_clock;   /* the shared buckets use Redis's clock, not now_ms */
+    bool redis_down;     /* the last shared call failed: logged once per outage */
 };
 
 /* The environment variable behind each configured limit, for messages. */
@@ -457,6 +463,13 @@ void ratelimit_free(struct ratelimit *rl)
     xfree(rl);
 }
 
+void ratelimit_use_redis(struct ratelimit *rl, struct redis *r, bool fail_closed, bool server_clock)
+{
+    rl->redis = r;
+    rl->fail_closed = fail_closed;
+    rl->server_clock = server_clock;
+}
+
 size_t ratelimit_entry_count(struct ratelimit *rl)
 {
     pthread_mutex_lock(&rl->mu);
@@ -539,6 +552,89 @@ static bool rl_scope_limited(const struct rl_caps *c, enum ratelimit_scope s)
     return c->cap[s][RATELIMIT_REQUESTS] > 0 || c->cap[s][RATELIMIT_TOKENS] > 0;
 }
 
+/* Puts a WAIT or REFUSED decision of either backend in words. */
+static void rl_explain(const struct ratelimit *rl, const char *tenant, const char *user,
+                       long long tokens_needed, struct ratelimit_decision *d)
+{
+    char lt[288], wt[32];
+    rl_limit_text(rl, d->scope, d->kind, d->limit, d->overridden, tenant, user, lt, sizeof lt);
+    if (d->result == RATELIMIT_REFUSED) {
+        snprintf(d->reason, sizeof d->reason,
+                 "the turn needs %lld tokens, over %s; it can never fit: shorten the "
+                 "conversation or raise the limit",
+                 tokens_needed, lt);
+        return;
+    }
+    rl_format_ms(d->wait_ms, wt, sizeof wt);
+    snprintf(d->reason, sizeof d->reason, "rate limit reached: %s; room again in %s", lt, wt);
+}
+
+/* The clock the shared buckets are given: the server's unless a test
+ * wants its own. */
+static int64_t rl_shared_now(const struct ratelimit *rl, int64_t now_ms)
+{
+    return rl->server_clock ? -1 : now_ms;
+}
+
+/* Notes whether Redis could be used, logging once when it goes and once
+ * when it is back. */
+static void rl_shared_health(struct ratelimit *rl, bool up, const char *err)
+{
+    pthread_mutex_lock(&rl->mu);
+    bool was_down = rl->redis_down;
+    rl->redis_down = !up;
+    pthread_mutex_unlock(&rl->mu);
+    if (up && was_down)
+        log_info("rate limits: Redis at %s is back; limits are shared again",
+                 redis_where(rl->redis));
+    else if (!up && !was_down)
+        log_warn("rate limits: %s; %s", err,
+                 rl->fail_closed ? "REDIS_FAILURE=closed refuses turns until it is back"
+                                 : "using this process's own limits until it is back");
+}
+
+/* The acquire on Redis. True when it decided (or refused for want of
+ * Redis under REDIS_FAILURE=closed); false when this process's buckets
+ * must decide instead, with d->fell_back set. */
+static bool rl_shared_acquire(struct ratelimit *rl, const char *tenant, const char *user,
+                              long long tokens_needed, int64_t now_ms, struct ratelimit_decision *d)
+{
+    struct ratelimit_redis_decision sd;
+    char err[256];
+    enum redis_status st = ratelimit_redis_acquire(rl->redis, &rl->lim, tenant, user, tokens_needed,
+                                                   rl_shared_now(rl, now_ms), &sd, err, sizeof err);
+    rl_shared_health(rl, st == REDIS_ST_OK, err);
+    if (st == REDIS_ST_OK) {
+        d->result = sd.result;
+        d->shared = true;
+        d->wait_ms = sd.wait_ms;
+        d->scope = sd.scope;
+        d->kind = sd.kind;
+        d->limit = sd.limit;
+        d->overridden = sd.overridden;
+        if (d->result != RATELIMIT_OK)
+            rl_explain(rl, tenant, user, tokens_needed, d);
+        return true;
+    }
+    if (rl->fail_closed) {
+        d->result = RATELIMIT_UNAVAILABLE;
+        snprintf(d->reason, sizeof d->reason,
+                 "rate limits are shared on Redis, which cannot be used: %s; "
+                 "REDIS_FAILURE=closed refuses turns until it is back",
+                 err);
+        return true;
+    }
+    d->fell_back = true;
+    snprintf(d->fallback_reason, sizeof d->fallback_reason,
+             "rate limits: %s; this process's own limits decided", err);
+    return false;
+}
+
+static enum ratelimit_result rl_local_acquire(struct ratelimit *rl, const char *tenant,
+                                              const char *user, const char *tkey, const char *ukey,
+                                              long long tokens_needed, int64_t now_ms,
+                                              struct ratelimit_decision *d);
+
 enum ratelimit_result ratelimit_acquire(struct ratelimit *rl, const char *tenant, const char *user,
                                         long long tokens_needed, int64_t now_ms,
                                         struct ratelimit_decision *d)
@@ -557,7 +653,17 @@ enum ratelimit_result ratelimit_acquire(struct ratelimit *rl, const char *tenant
                  tokens_needed);
         return d->result;
     }
+    if (rl->redis != NULL && rl_shared_acquire(rl, tenant, user, tokens_needed, now_ms, d))
+        return d->result;
+    return rl_local_acquire(rl, tenant, user, tkey, ukey, tokens_needed, now_ms, d);
+}
 
+/* The acquire on this process's buckets (ids checked). */
+static enum ratelimit_result rl_local_acquire(struct ratelimit *rl, const char *tenant,
+                                              const char *user, const char *tkey, const char *ukey,
+                                              long long tokens_needed, int64_t now_ms,
+                                              struct ratelimit_decision *d)
+{
     pthread_mutex_lock(&rl->mu);
     if (now_ms > rl->now_max)
         rl->now_max = now_ms;
@@ -577,12 +683,7 @@ enum ratelimit_result ratelimit_acquire(struct ratelimit *rl, const char *tenant
             d->limit = cap;
             d->overridden = c.ovr[s][RATELIMIT_TOKENS];
             pthread_mutex_unlock(&rl->mu);
-            char lt[288];
-            rl_limit_text(rl, d->scope, d->kind, cap, d->overridden, tenant, user, lt, sizeof lt);
-            snprintf(d->reason, sizeof d->reason,
-                     "the turn needs %lld tokens, over %s; it can never fit: shorten the "
-                     "conversation or raise the limit",
-                     tokens_needed, lt);
+            rl_explain(rl, tenant, user, tokens_needed, d);
             return d->result;
         }
     }
@@ -635,12 +736,8 @@ enum ratelimit_result ratelimit_acquire(struct ratelimit *rl, const char *tenant
     rl_sweep(rl, now_ms);
     pthread_mutex_unlock(&rl->mu);
 
-    if (d->result == RATELIMIT_WAIT) {
-        char lt[288], wt[32];
-        rl_limit_text(rl, d->scope, d->kind, d->limit, d->overridden, tenant, user, lt, sizeof lt);
-        rl_format_ms(d->wait_ms, wt, sizeof wt);
-        snprintf(d->reason, sizeof d->reason, "rate limit reached: %s; room again in %s", lt, wt);
-    }
+    if (d->result == RATELIMIT_WAIT)
+        rl_explain(rl, tenant, user, tokens_needed, d);
     return d->result;
 }
 
@@ -739,7 +836,28 @@ static void rl_adjust(struct ratelimit *rl, const char *tenant, const char *user
     pthread_mutex_unlock(&rl->mu);
 }
 
-void ratelimit_reconcile(struct ratelimit *rl, const char *tenant, const char *user,
+/* rl_adjust on the buckets that took the turn: on Redis when shared (a
+ * failure there is logged and dropped: the buckets refill by themselves,
+ * so nothing is lost for long), else this process's. */
+static void rl_adjust_on(struct ratelimit *rl, bool shared, const char *tenant, const char *user,
+                         long long requests, long long tokens, int64_t now_ms)
+{
+    if (!shared || rl->redis == NULL) {
+        rl_adjust(rl, tenant, user, requests, tokens, now_ms);
+        return;
+    }
+    if (!ident_valid(tenant) || (user != NULL && !ident_valid(user)))
+        return;
+    char err[256];
+    enum redis_status st =
+        ratelimit_redis_adjust(rl->redis, &rl->lim, tenant, user, requests, tokens,
+                               rl_shared_now(rl, now_ms), err, sizeof err);
+    rl_shared_health(rl, st == REDIS_ST_OK, err);
+    if (st != REDIS_ST_OK)
+        log_warn("rate limits: the settlement of a turn of %s was dropped: %s", tenant, err);
+}
+
+void ratelimit_reconcile(struct ratelimit *rl, bool shared, const char *tenant, const char *user,
                          long long estimated, long long actual, int64_t now_ms)
 {
     if (estimated < 0)
@@ -748,13 +866,13 @@ void ratelimit_reconcile(struct ratelimit *rl, const char *tenant, const char *u
         actual = 0;
     /* Paying more is a negative add, giving back a positive one. */
     if (actual != estimated)
-        rl_adjust(rl, tenant, user, 0, estimated - actual, now_ms);
+        rl_adjust_on(rl, shared, tenant, user, 0, estimated - actual, now_ms);
 }
 
-void ratelimit_refund(struct ratelimit *rl, const char *tenant, const char *user, long long tokens,
-                      int64_t now_ms)
+void ratelimit_refund(struct ratelimit *rl, bool shared, const char *tenant, const char *user,
+                      long long tokens, int64_t now_ms)
 {
-    rl_adjust(rl, tenant, user, 1, tokens > 0 ? tokens : 0, now_ms);
+    rl_adjust_on(rl, shared, tenant, user, 1, tokens > 0 ? tokens : 0, now_ms);
 }
 
 void ratelimit_snapshot(struct ratelimit *rl, const char *tenant, const char *user, int64_t now_ms,
@@ -765,6 +883,17 @@ void ratelimit_snapshot(struct ratelimit *rl, const char *tenant, const char *us
     char tkey[RL_KEY_MAX], ukey[RL_KEY_MAX];
     bool tok = tenant != NULL && rl_make_key(tenant, NULL, tkey);
     bool uok = tok && user != NULL && rl_make_key(tenant, user, ukey);
+    if (rl->redis != NULL) {
+        char err[256];
+        enum redis_status st =
+            ratelimit_redis_snapshot(rl->redis, &rl->lim, tok ? tenant : NULL, uok ? user : NULL,
+                                     rl_shared_now(rl, now_ms), out, err, sizeof err);
+        rl_shared_health(rl, st == REDIS_ST_OK, err);
+        if (st == REDIS_ST_OK)
+            return;
+        memset(out, 0, sizeof *out);
+        out->window_ms = rl->lim.window_ms;
+    }
     pthread_mutex_lock(&rl->mu);
     const struct rl_entry *te = tok ? rl_find(rl, tkey) : NULL;
     const struct rl_entry *ue = uok ? rl_find(rl, ukey) : NULL;

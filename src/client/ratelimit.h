@@ -29,6 +29,16 @@
  *      total; a turn that took its share and then never sent (refused by
  *      its budget, say) gives it back with ratelimit_refund().
  *
+ * Shared buckets (RATE_LIMIT_BACKEND=redis, ratelimit_use_redis()): the
+ * same buckets live on Redis (client/ratelimit_redis.h), so processes that
+ * share the server share the limits, overrides included. When Redis cannot
+ * be used, REDIS_FAILURE decides: open takes the turn from this process's
+ * own buckets and says so in the decision (fell_back, for the
+ * `backend.fallback` event); closed refuses it (RATELIMIT_UNAVAILABLE).
+ * Each call tries Redis again (net/redis.h spaces the attempts), so the
+ * limiter goes back to the shared buckets as soon as the server is back.
+ * A turn's reconcile and refund go to the buckets its acquire took from.
+ *
  * Memory stays bounded: the buckets of a tenant or user are made on first
  * use and kept in one table of at most max_entries keys, least recently
  * used first out. A full bucket that has been idle carries no information
@@ -73,11 +83,12 @@ struct ratelimit_limits {
 };
 
 enum ratelimit_result {
-    RATELIMIT_ERROR = -1,   /* bad arguments (an invalid id); reason says which */
-    RATELIMIT_OK = 0,       /* the request and tokens were taken */
-    RATELIMIT_WAIT = 1,     /* nothing taken; room in wait_ms (ratelimit_acquire only) */
-    RATELIMIT_REFUSED = 2,  /* nothing taken; the turn is refused (exit 4) */
-    RATELIMIT_CANCELLED = 3 /* nothing taken; the wait was cancelled */
+    RATELIMIT_ERROR = -1,     /* bad arguments (an invalid id); reason says which */
+    RATELIMIT_OK = 0,         /* the request and tokens were taken */
+    RATELIMIT_WAIT = 1,       /* nothing taken; room in wait_ms (ratelimit_acquire only) */
+    RATELIMIT_REFUSED = 2,    /* nothing taken; the turn is refused (exit 4) */
+    RATELIMIT_CANCELLED = 3,  /* nothing taken; the wait was cancelled */
+    RATELIMIT_UNAVAILABLE = 4 /* nothing taken; Redis is down and REDIS_FAILURE=closed */
 };
 
 /* What an acquire decided. scope, kind and limit name the binding bucket
@@ -88,9 +99,12 @@ struct ratelimit_decision {
     long long waited_ms;        /* ratelimit_acquire_wait: ms slept in all */
     enum ratelimit_scope scope; /* the bucket that needs the longest wait */
     enum ratelimit_kind kind;
-    long long limit;  /* its capacity (per window) */
-    bool overridden;  /* its limit comes from `memchat limits set` */
-    char reason[512]; /* WAIT, REFUSED, CANCELLED, ERROR: for humans */
+    long long limit;           /* its capacity (per window) */
+    bool overridden;           /* its limit comes from `memchat limits set` */
+    char reason[512];          /* WAIT, REFUSED, CANCELLED, ERROR, UNAVAILABLE: for humans */
+    bool shared;               /* taken from (or decided by) the buckets on Redis */
+    bool fell_back;            /* Redis could not be used: this process's buckets decided */
+    char fallback_reason[320]; /* fell_back: why, for the backend.fallback event */
 };
 
 /* One bucket as the front ends show it. */
@@ -119,6 +133,7 @@ struct ratelimit_waiter {
 };
 
 struct ratelimit;
+struct redis;
 
 /* Fills lim with no limits, the default window and no waiting. */
 void ratelimit_limits_init(struct ratelimit_limits *lim);
@@ -134,6 +149,11 @@ void ratelimit_limits_from_config(const struct config *cfg, struct ratelimit_lim
 struct ratelimit *ratelimit_new(const struct ratelimit_limits *lim, char *err, size_t errlen);
 /* NULL is a no-op. */
 void ratelimit_free(struct ratelimit *rl);
+/* Keeps the buckets on r (lent; it must outlive rl). fail_closed is
+ * REDIS_FAILURE=closed. server_clock false makes the shared buckets use the
+ * callers' now_ms (tests); the program uses the server's clock. */
+void ratelimit_use_redis(struct ratelimit *rl, struct redis *r, bool fail_closed,
+                         bool server_clock);
 
 /* Takes one request and tokens_needed tokens from every bucket that
  * applies to (tenant, user) if all have room, else takes nothing; fills
@@ -150,18 +170,20 @@ enum ratelimit_result ratelimit_acquire_wait(struct ratelimit *rl, const char *t
                                              const struct ratelimit_waiter *w,
                                              struct ratelimit_decision *d);
 /* Pays (actual > estimated) or gives back (actual < estimated) the
- * difference on the token buckets of (tenant, user). Paying may take a
+ * difference on the token buckets of (tenant, user); shared is the
+ * acquire's decision's, so the buckets that took the estimate settle it. Paying may take a
  * bucket below zero: that debt is repaid by the refill before the bucket
  * admits anything again, so a turn that used more than it said still
  * counts in full. Giving back never fills a bucket past its capacity. */
-void ratelimit_reconcile(struct ratelimit *rl, const char *tenant, const char *user,
+void ratelimit_reconcile(struct ratelimit *rl, bool shared, const char *tenant, const char *user,
                          long long estimated, long long actual, int64_t now_ms);
 /* Gives back the request and the tokens of an acquire whose call was
- * never made. */
-void ratelimit_refund(struct ratelimit *rl, const char *tenant, const char *user, long long tokens,
-                      int64_t now_ms);
+ * never made (shared: as for reconcile). */
+void ratelimit_refund(struct ratelimit *rl, bool shared, const char *tenant, const char *user,
+                      long long tokens, int64_t now_ms);
 /* The six buckets of (tenant, user) at now_ms, without changing anything;
- * a scope whose id is NULL reads as unlimited. */
+ * a scope whose id is NULL reads as unlimited. With Redis, the shared
+ * buckets (this process's when Redis cannot be read). */
 void ratelimit_snapshot(struct ratelimit *rl, const char *tenant, const char *user, int64_t now_ms,
                         struct ratelimit_view *out);
 

@@ -733,6 +733,7 @@ static void turn_cache_store(const struct turn_env *env, const uint8_t key[CACHE
 /* What stage 6 took for the turn, given back or settled after the call. */
 struct turn_admission {
     bool admitted;                  /* the rate limiter took the request */
+    bool shared;                    /* ... from the buckets on Redis */
     long long tokens;               /* the estimate it took */
     struct budget_reservation bres; /* the budget's reservation (may hold nothing) */
 };
@@ -797,8 +798,11 @@ static enum mc_error turn_admit(const struct turn_env *env, const struct turn_in
     struct ratelimit_decision rd;
     enum ratelimit_result rr =
         ratelimit_acquire_wait(env->ratelimit, in->tenant, in->user, a->tokens, &w, &rd);
+    if (rd.fell_back)
+        emit_backend_fallback(em, "ratelimit", rd.fallback_reason);
     if (rr == RATELIMIT_OK) {
         a->admitted = true;
+        a->shared = rd.shared;
         return MC_ERR_NONE;
     }
     if (env->budget != NULL)
@@ -806,6 +810,8 @@ static enum mc_error turn_admit(const struct turn_env *env, const struct turn_in
     snprintf(err, errlen, "%s", rd.reason);
     if (rr == RATELIMIT_CANCELLED)
         return MC_ERR_CANCELLED;
+    if (rr == RATELIMIT_UNAVAILABLE)
+        return MC_ERR_LIMITER_UNAVAILABLE;
     return rr == RATELIMIT_REFUSED ? MC_ERR_RATE_LIMITED : MC_ERR_INTERNAL;
 }
 
@@ -821,7 +827,8 @@ static void turn_settle(const struct turn_env *env, const struct turn_input *in,
         if (billed)
             used = (u->prompt_tokens > 0 ? u->prompt_tokens : 0) +
                    (u->completion_tokens > 0 ? u->completion_tokens : 0);
-        ratelimit_reconcile(env->ratelimit, in->tenant, in->user, a->tokens, used, clock_mono_ms());
+        ratelimit_reconcile(env->ratelimit, a->shared, in->tenant, in->user, a->tokens, used,
+                            clock_mono_ms());
     }
     if (env->budget != NULL)
         budget_settle(env->budget, &a->bres, billed && cost > 0 ? cost : 0.0, clock_wall_ms(),

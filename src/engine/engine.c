@@ -46,6 +46,7 @@
 #include "client/doctor.h"
 #include "client/keys.h"
 #include "client/ratelimit.h"
+#include "client/ratelimit_redis.h"
 #include "client/emit.h"
 #include "client/turn.h"
 #include "client/memjob.h"
@@ -61,6 +62,7 @@
 #include "memory/move.h"
 #include "memory/store.h"
 #include "net/opik.h"
+#include "net/redis.h"
 #include "rollout/rollout.h"
 #include "rollout/status.h"
 #include "store/db.h"
@@ -148,6 +150,8 @@ struct mc_engine {
     struct cache *cache;   /* the response cache, shared by the session's turns */
     enum cache_policy cache_policy;
     struct ratelimit *ratelimit; /* token buckets, global/tenant/user */
+    struct redis *redis;         /* the shared limits and cache (issue 12); NULL: none */
+    bool limits_shared;          /* RATE_LIMIT_BACKEND=redis */
     struct budget *budget;       /* USD per period, loaded from the ledger */
     struct conversation *conv;   /* the turn worker's only */
     struct turn_conv conv_state; /* which conversation conv holds: the turn worker's */
@@ -773,8 +777,33 @@ static int engine_store_limits(struct mc_engine *eng, const struct engine_job *j
     return db_commit(eng->db_turn, err, errlen) != 0 ? (db_rollback(eng->db_turn), -1) : 0;
 }
 
+/* With RATE_LIMIT_BACKEND=redis, a limits job's changes also go to the
+ * overrides on Redis, which every process's scripts read. 0, or -1 with
+ * err naming the server. */
+static int engine_share_limits(struct mc_engine *eng, const struct engine_job *job, char *err,
+                               size_t errlen)
+{
+    if (!eng->limits_shared)
+        return 0;
+    for (size_t i = 0; i < job->n_limits; i++) {
+        const struct engine_limit *l = &job->limits[i];
+        char why[256];
+        if (ratelimit_redis_override(eng->redis, l->tenant, l->user[0] != '\0' ? l->user : NULL,
+                                     l->name, l->value, l->clear, why, sizeof why) != REDIS_ST_OK) {
+            snprintf(err, errlen,
+                     "the change is saved in this data file and applies to this process, but "
+                     "was not shared with the other processes: %s; run it again when Redis is "
+                     "back",
+                     why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* A limits job: store, then make the running limiter and budgets match
- * what is stored for each key it touched, and answer with `result`. */
+ * what is stored for each key it touched, share the change on Redis when
+ * the limits live there, and answer with `result`. */
 static void engine_run_limits(struct mc_engine *eng, const struct engine_job *job)
 {
     struct emit em = {.turn = NULL, .seq = NULL, .sink = engine_sink, .sink_ud = eng};
@@ -804,6 +833,11 @@ static void engine_run_limits(struct mc_engine *eng, const struct engine_job *jo
         else
             cJSON_AddNumberToObject(it, "value", l->value);
         cJSON_AddItemToArray(items, it);
+    }
+    if (engine_share_limits(eng, job, err, sizeof err) != 0) {
+        cJSON_Delete(items);
+        emit_job_error(&em, job->turn, MC_ERR_LIMITER_UNAVAILABLE, err);
+        return;
     }
     emit_result(&em, job->turn, "limits", items);
 }
@@ -1182,6 +1216,33 @@ static int engine_limits_new(struct mc_engine *eng, int *code, char *err, size_t
         engine_fail(code, MC_ERR_DATA_FILE);
         return -1;
     }
+    if (eng->limits_shared) {
+        bool closed = strcmp(config_str(eng->cfg, CFG_REDIS_FAILURE), "closed") == 0;
+        ratelimit_use_redis(eng->ratelimit, eng->redis, closed, true);
+    }
+    return 0;
+}
+
+/* The Redis connection, when a backend lives there. A bad REDIS_URL stops
+ * the front end here; an unreachable server does not (turns fall back or
+ * are refused as REDIS_FAILURE says, and find it again when it is back). */
+static int engine_redis_new(struct mc_engine *eng, int *code, char *err, size_t errlen)
+{
+    eng->limits_shared = strcmp(config_str(eng->cfg, CFG_RATE_LIMIT_BACKEND), "redis") == 0;
+    bool cache_shared = strcmp(config_str(eng->cfg, CFG_CACHE_BACKEND), "redis") == 0;
+    if (!eng->limits_shared && !cache_shared)
+        return 0;
+    struct redis_config rc = {
+        .url = config_str(eng->cfg, CFG_REDIS_URL),
+        .timeout_ms = config_duration_ms(eng->cfg, CFG_REDIS_TIMEOUT_MS),
+        .retry_ms = config_duration_ms(eng->cfg, CFG_REDIS_RETRY_MS),
+        .prefix = config_str(eng->cfg, CFG_REDIS_KEY_PREFIX),
+    };
+    eng->redis = redis_new(&rc, err, errlen);
+    if (eng->redis == NULL) {
+        engine_fail(code, MC_ERR_CONFIG);
+        return -1;
+    }
     return 0;
 }
 
@@ -1312,6 +1373,8 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
         eng->cache_policy = CACHE_POLICY_OFF; /* config validated the name */
     eng->cache = cache_new((size_t)config_int(cfg, CFG_CACHE_MAX_BYTES),
                            config_duration_ms(cfg, CFG_CACHE_TTL));
+    if (engine_redis_new(eng, code, err, errlen) != 0)
+        goto fail;
     if (engine_limits_new(eng, code, err, errlen) != 0)
         goto fail;
     engine_keys_new(eng, data_dir);
@@ -1394,6 +1457,7 @@ void mc_engine_free(struct mc_engine *eng)
     cache_free(eng->cache);
     ratelimit_free(eng->ratelimit);
     budget_free(eng->budget);
+    redis_free(eng->redis);
     memory_free(eng->mem_turn);
     memory_free(eng->mem_bg);
     store_cache_free(eng->mem_cache);

@@ -416,24 +416,24 @@ static void reconciliation_pays_and_gives_back(void **state)
     struct ratelimit *rl = new_rl(&lim);
     struct ratelimit_decision d;
     assert_int_equal(acq(rl, "acme", "bob", 300, 0, &d), RATELIMIT_OK);
-    ratelimit_reconcile(rl, "acme", "bob", 300, 500, 0);
+    ratelimit_reconcile(rl, false, "acme", "bob", 300, 500, 0);
     assert_int_equal(level(rl, "acme", "bob", 0, RATELIMIT_USER, RATELIMIT_TOKENS), 500);
     assert_int_equal(level(rl, "acme", "bob", 0, RATELIMIT_GLOBAL, RATELIMIT_TOKENS), 500);
-    ratelimit_reconcile(rl, "acme", "bob", 500, 100, 0);
+    ratelimit_reconcile(rl, false, "acme", "bob", 500, 100, 0);
     assert_int_equal(level(rl, "acme", "bob", 0, RATELIMIT_USER, RATELIMIT_TOKENS), 900);
-    ratelimit_reconcile(rl, "acme", "bob", 5000, 0, 0);
+    ratelimit_reconcile(rl, false, "acme", "bob", 5000, 0, 0);
     assert_int_equal(level(rl, "acme", "bob", 0, RATELIMIT_USER, RATELIMIT_TOKENS), 1000);
     assert_int_equal(level(rl, "acme", "bob", 0, RATELIMIT_USER, RATELIMIT_REQUESTS), 9);
 
     assert_int_equal(acq(rl, "acme", "bob", 1000, 0, &d), RATELIMIT_OK);
-    ratelimit_reconcile(rl, "acme", "bob", 1000, 1600, 0);
+    ratelimit_reconcile(rl, false, "acme", "bob", 1000, 1600, 0);
     assert_int_equal(level(rl, "acme", "bob", 0, RATELIMIT_USER, RATELIMIT_TOKENS), -600);
     assert_int_equal(acq(rl, "acme", "bob", 100, 0, &d), RATELIMIT_WAIT);
     assert_int_equal(d.wait_ms, 42000);
     assert_int_equal(acq(rl, "acme", "bob", 100, 42000, &d), RATELIMIT_OK);
     /* A huge debt saturates rather than wrapping around. */
     for (int i = 0; i < 100; i++)
-        ratelimit_reconcile(rl, "acme", "bob", 0, RATELIMIT_MAX_VALUE, 42000);
+        ratelimit_reconcile(rl, false, "acme", "bob", 0, RATELIMIT_MAX_VALUE, 42000);
     assert_true(level(rl, "acme", "bob", 42000, RATELIMIT_USER, RATELIMIT_TOKENS) < 0);
     ratelimit_free(rl);
 }
@@ -451,7 +451,7 @@ static void a_refund_gives_back_request_and_tokens(void **state)
     struct ratelimit_decision d;
     assert_int_equal(acq(rl, "acme", "bob", 100, 0, &d), RATELIMIT_OK);
     assert_int_equal(acq(rl, "acme", "bob", 100, 0, &d), RATELIMIT_WAIT);
-    ratelimit_refund(rl, "acme", "bob", 100, 0);
+    ratelimit_refund(rl, false, "acme", "bob", 100, 0);
     assert_int_equal(acq(rl, "acme", "bob", 100, 0, &d), RATELIMIT_OK);
     ratelimit_free(rl);
 }
