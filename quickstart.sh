@@ -29,8 +29,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # --- 1. Debian packages ------------------------------------------------------
 build_pkgs="gcc make autoconf automake pkgconf libncurses-dev libcurl4-openssl-dev \
-libcjson-dev libreadline-dev libsodium-dev libsqlite3-dev libpq-dev libcmocka-dev"
-check_pkgs="valgrind clang-format tmux"
+libcjson-dev libreadline-dev libsodium-dev libsqlite3-dev libpq-dev libhiredis-dev libcmocka-dev"
+check_pkgs="valgrind clang-format tmux redis-server"
 pkgs=$build_pkgs
 [ "$mode" = check ] && pkgs="$pkgs $check_pkgs"
 

@@ -24,9 +24,11 @@
 #include "cli/cli.h"
 #include "cli/session.h"
 #include "client/budget.h"
+#include "client/ratelimit_redis.h"
 #include "config/config.h"
 #include "config/vars.h"
 #include "memchat/error.h"
+#include "net/redis.h"
 #include "store/db.h"
 #include "store/ledger.h"
 #include "util/alloc.h"
@@ -170,6 +172,44 @@ static int limits_collect(const struct ledger_override *o, void *ctx)
     return 0;
 }
 
+/* With RATE_LIMIT_BACKEND=redis the overrides every process enforces are
+ * Redis's: a connection for reading them, or NULL (memory backend, or a
+ * REDIS_URL the engine would refuse anyway). */
+static struct redis *limits_shared_open(const struct config *cfg)
+{
+    if (strcmp(config_str(cfg, CFG_RATE_LIMIT_BACKEND), "redis") != 0)
+        return NULL;
+    struct redis_config rc = {
+        .url = config_str(cfg, CFG_REDIS_URL),
+        .timeout_ms = config_duration_ms(cfg, CFG_REDIS_TIMEOUT_MS),
+        .retry_ms = config_duration_ms(cfg, CFG_REDIS_RETRY_MS),
+        .prefix = config_str(cfg, CFG_REDIS_KEY_PREFIX),
+    };
+    char err[512] = "";
+    struct redis *r = redis_new(&rc, err, sizeof err);
+    if (r == NULL)
+        session_error("warning: %s", err);
+    return r;
+}
+
+/* Replaces f's overrides by Redis's; when Redis cannot be read, says so
+ * and keeps this data file's. */
+static void limits_shared_overrides(struct redis *r, struct limits_find *f)
+{
+    double v[3];
+    bool has[3];
+    char err[512] = "";
+    if (ratelimit_redis_overrides_get(r, f->tenant, f->user[0] != '\0' ? f->user : NULL, v, has,
+                                      err, sizeof err) != REDIS_ST_OK) {
+        session_error("warning: %s; showing the overrides saved in this data file", err);
+        return;
+    }
+    for (int i = 0; i < 3; i++) {
+        f->value[i] = v[i];
+        f->has[i] = has[i];
+    }
+}
+
 /* show: the configured value, the stored override and the effective limit
  * of each limit for the tenant (and the user, with --user). */
 static int limits_show(const struct config *cfg, const struct cli_opts *o)
@@ -189,6 +229,7 @@ static int limits_show(const struct config *cfg, const struct cli_opts *o)
         }
     }
     xfree(path);
+    struct redis *shared = limits_shared_open(cfg);
     if (!o->json)
         printf("%-7s %-11s %14s %14s %14s\n", "SCOPE", "LIMIT", "CONFIGURED", "OVERRIDE",
                "EFFECTIVE");
@@ -204,6 +245,8 @@ static int limits_show(const struct config *cfg, const struct cli_opts *o)
             rc = MC_EXIT_RUNTIME;
             break;
         }
+        if (shared != NULL)
+            limits_shared_overrides(shared, &f);
         for (int i = 0; i < 3; i++) {
             double configured = i < 2 ? (double)config_int(cfg, cfg_ids[sc][i])
                                       : config_number(cfg, cfg_ids[sc][i]);
@@ -212,6 +255,7 @@ static int limits_show(const struct config *cfg, const struct cli_opts *o)
         }
     }
     db_close(db);
+    redis_free(shared);
     if (!o->json && rc == MC_EXIT_OK)
         printf("(per %s; budgets per %s, UTC; 0 means unlimited or no budget)\n",
                "RATE_LIMIT_WINDOW_S", config_str(cfg, CFG_BUDGET_PERIOD));

@@ -10,6 +10,15 @@
  * "tenant/user" ('/' is not in the id alphabet), with an LRU list of the
  * entries that may be dropped: those without an override and without an
  * outstanding reservation (a settle must find the entry it reserved on).
+ *
+ * With Redis (budget_use_redis), reserve, settle and snapshot ask the
+ * scripts of budget_redis.h first, without holding the mutex across the
+ * round trip, and build the same decisions and messages from the
+ * server's figures. The table then serves when Redis cannot be used (the
+ * fallback of REDIS_FAILURE=open) and holds what budget_set_spent()
+ * pushed. When Redis stops answering, the spent amounts the table loaded
+ * earlier are forgotten: settles went to Redis meanwhile, so the fallback
+ * asks the loader again.
  */
 #include "config.h"
 
@@ -20,8 +29,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "client/budget_redis.h"
 #include "config/config.h"
 #include "util/alloc.h"
+#include "util/log.h"
 
 #define BG_KEY_MAX       (2 * IDENT_MAX + 2)
 #define BG_DAY_MS        86400000LL
@@ -59,6 +70,9 @@ struct budget {
     struct bg_entry **slots;
     size_t nslots, count, nlru;
     struct bg_entry *head, *tail;
+    struct redis *redis; /* shared budgets; NULL: this process alone */
+    bool fail_closed;    /* REDIS_FAILURE=closed */
+    bool redis_down;     /* the last use of Redis failed (logged once per change) */
 };
 
 const char *budget_scope_name(enum budget_scope s)
@@ -433,6 +447,27 @@ static int64_t bg_limit(const struct budget *b, const struct bg_entry *e, enum b
     return e != NULL && e->ovr >= 0 ? e->ovr : b->limit[s];
 }
 
+/* What (tenant, user) spent in [start, end) by the loader into *nusd (0
+ * without a loader). 0, or -1 with a message. Locked. */
+static int bg_load(struct budget *b, const char *tenant, const char *user, int64_t start,
+                   int64_t end, int64_t *nusd, char *err, size_t errlen)
+{
+    double usd = 0.0;
+    *nusd = 0;
+    if (b->load == NULL)
+        return 0;
+    char lerr[256] = "";
+    if (b->load(b->load_ud, tenant, user, start, end, &usd, lerr, sizeof lerr) != 0) {
+        snprintf(err, errlen, "budget: cannot read what %s %s%s%s spent this %s: %s",
+                 user != NULL ? "user" : "tenant", user != NULL ? user : tenant,
+                 user != NULL ? " of tenant " : "", user != NULL ? tenant : "",
+                 budget_period_name(b->lim.period), lerr);
+        return -1;
+    }
+    *nusd = bg_nusd(usd);
+    return 0;
+}
+
 /* Brings e to the period of now: a new period (or a first use) starts
  * from what the loader reports, or 0, with nothing reserved. A clock
  * behind the entry's period keeps the entry's. 0, or -1 with a message
@@ -447,20 +482,13 @@ static int bg_sync(struct budget *b, struct bg_entry *e, const char *tenant, con
     }
     if (e->loaded && start <= e->period_start)
         return 0;
-    double usd = 0.0;
-    if (b->load != NULL) {
-        char lerr[256] = "";
-        if (b->load(b->load_ud, tenant, user, start, end, &usd, lerr, sizeof lerr) != 0) {
-            e->loaded = false;
-            snprintf(err, errlen, "budget: cannot read what %s %s%s%s spent this %s: %s",
-                     user != NULL ? "user" : "tenant", user != NULL ? user : tenant,
-                     user != NULL ? " of tenant " : "", user != NULL ? tenant : "",
-                     budget_period_name(b->lim.period), lerr);
-            return -1;
-        }
+    int64_t spent = 0;
+    if (bg_load(b, tenant, user, start, end, &spent, err, errlen) != 0) {
+        e->loaded = false;
+        return -1;
     }
     e->period_start = start;
-    e->spent = bg_nusd(usd);
+    e->spent = spent;
     e->reserved = 0;
     e->loaded = true;
     return 0;
@@ -635,22 +663,307 @@ static const char *bg_this_period(enum budget_period p)
     return "this period";
 }
 
+/* The refusal of s's budget: what it holds against its limit, and when
+ * the period ending at end resets it. */
+static void bg_refusal_text(const struct budget *b, enum budget_scope s, const char *tenant,
+                            const char *user, int64_t limit, bool overridden, int64_t spent,
+                            int64_t reserved, int64_t est, int64_t end, char *out, size_t n)
+{
+    char whose[200], lt[96], a[48], r[48], x[48], when[40];
+    bg_whose(s, tenant, user, whose, sizeof whose);
+    bg_limit_text(s, limit, overridden, lt, sizeof lt);
+    bg_format_usd(spent, a, sizeof a);
+    bg_format_usd(reserved, r, sizeof r);
+    bg_format_usd(est, x, sizeof x);
+    budget_format_time(end, when, sizeof when);
+    snprintf(out, n,
+             "%s has no room for this turn: spent %s %s + reserved by turns in flight "
+             "%s + this turn's estimate %s is over %s; it resets at %s",
+             whose, a, bg_this_period(b->lim.period), r, x, lt, when);
+}
+
+static void bg_no_price_text(enum budget_scope s, const char *tenant, const char *user,
+                             const char *model, int64_t limit, bool overridden, char *out, size_t n)
+{
+    char whose[200], lt[96];
+    bg_whose(s, tenant, user, whose, sizeof whose);
+    bg_limit_text(s, limit, overridden, lt, sizeof lt);
+    snprintf(out, n,
+             "model %s has no price; set one in prices.json to use it under a budget (%s is %s)",
+             model != NULL && model[0] != '\0' ? model : "(unnamed)", whose, lt);
+}
+
+/* ---- Redis: state and views ---- */
+
+void budget_use_redis(struct budget *b, struct redis *r, bool fail_closed)
+{
+    pthread_mutex_lock(&b->mu);
+    b->redis = r;
+    b->fail_closed = fail_closed;
+    b->redis_down = false;
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* What went wrong in err, without the "Redis at <where>" redis.c puts
+ * first (the callers name the server themselves). */
+static const char *bg_redis_cause(const char *err, const char *where)
+{
+    char head[REDIS_HOST_MAX + 48];
+    snprintf(head, sizeof head, "Redis at %s", where);
+    size_t n = strlen(head);
+    if (strncmp(err, head, n) != 0)
+        return err;
+    err += n;
+    if (strncmp(err, " is unreachable: ", 17) == 0)
+        return err + 17;
+    if (strncmp(err, ": ", 2) == 0)
+        return err + 2;
+    return err[0] == ' ' ? err + 1 : err;
+}
+
+/* Redis could not be used (locked): logs the change, once, and forgets
+ * the spent amounts loaded earlier, which settles on Redis have since
+ * made stale (the fallback loads them again). */
+static void bg_redis_down(struct budget *b, struct redis *r, const char *err)
+{
+    if (b->redis_down)
+        return;
+    b->redis_down = true;
+    log_warn("budgets: Redis at %s cannot be used (%s); %s", redis_where(r),
+             bg_redis_cause(err, redis_where(r)),
+             b->fail_closed ? "REDIS_FAILURE=closed refuses turns until it is back"
+                            : "each process enforces budgets alone until it is back "
+                              "(REDIS_FAILURE=open)");
+    if (b->load == NULL)
+        return; /* pushed amounts cannot be loaded again: kept */
+    for (size_t i = 0; i < b->nslots; i++)
+        for (struct bg_entry *e = b->slots[i]; e != NULL; e = e->hnext)
+            if (e->n_res == 0)
+                e->loaded = false;
+}
+
+/* Redis answered (locked): logs the change back, once. */
+static void bg_redis_up(struct budget *b, struct redis *r)
+{
+    if (!b->redis_down)
+        return;
+    b->redis_down = false;
+    log_info("budgets: Redis at %s answers again; budgets are shared again", redis_where(r));
+}
+
+/* Records whether Redis answered, logging a change of state. */
+static void bg_redis_note(struct budget *b, struct redis *r, enum redis_status st, const char *err)
+{
+    pthread_mutex_lock(&b->mu);
+    if (st == REDIS_ST_OK)
+        bg_redis_up(b, r);
+    else
+        bg_redis_down(b, r, err);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void bg_view_figures(const struct budget_redis_figures *f, struct budget_scope_view *v)
+{
+    memset(v, 0, sizeof *v);
+    v->overridden = f->overridden;
+    v->limited = f->limit > 0;
+    if (!v->limited)
+        return;
+    v->limit_usd = bg_usd(f->limit);
+    int64_t spent = f->known ? f->spent : 0, reserved = f->known ? f->reserved : 0;
+    v->known = f->known;
+    v->spent_usd = bg_usd(spent);
+    v->reserved_usd = bg_usd(reserved);
+    v->remaining_usd = bg_usd(f->limit - spent - reserved);
+}
+
+/* A view of the server's figures for the period of q. */
+static void bg_view_shared(const struct budget *b, const struct budget_redis_request *q,
+                           const struct budget_redis_figures f[BUDGET_SCOPE__COUNT],
+                           struct budget_view *out)
+{
+    memset(out, 0, sizeof *out);
+    out->period = b->lim.period;
+    out->period_start_ms = q->period_start_ms;
+    out->resets_at_ms = q->period_end_ms;
+    bg_view_figures(&f[BUDGET_TENANT], &out->s[BUDGET_TENANT]);
+    if (q->user != NULL)
+        bg_view_figures(&f[BUDGET_USER], &out->s[BUDGET_USER]);
+}
+
+/* A request about (tenant, user) at now; false when now is outside the
+ * calendar. */
+static bool bg_request(const struct budget *b, const char *tenant, const char *user, int64_t now,
+                       struct budget_redis_request *q)
+{
+    memset(q, 0, sizeof *q);
+    q->tenant = tenant;
+    q->user = user;
+    q->now_ms = now;
+    memcpy(q->limit, b->limit, sizeof q->limit); /* set once by budget_new */
+    return budget_period_bounds(b->lim.period, now, &q->period_start_ms, &q->period_end_ms) == 0;
+}
+
+/* ---- Redis: reserve ---- */
+
+/* The spent amounts the server asked for, into q (loader, or what
+ * budget_set_spent pushed for the period, or 0). Under the lock so loader
+ * calls stay serialised; no Redis round trip is in progress. 0, or -1
+ * with a message and *scope the budget that could not be read. */
+static int bg_initial_spent(struct budget *b, const struct budget_redis_answer *a,
+                            struct budget_redis_request *q, enum budget_scope *scope, char *err,
+                            size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&b->mu);
+    for (int s = 0; s < BUDGET_SCOPE__COUNT && rc == 0; s++) {
+        if (!a->need_init[s] || q->has_init[s])
+            continue;
+        const char *user = s == BUDGET_USER ? q->user : NULL;
+        int64_t v = 0;
+        if (b->load != NULL) {
+            rc = bg_load(b, q->tenant, user, q->period_start_ms, q->period_end_ms, &v, err, errlen);
+        } else {
+            char key[BG_KEY_MAX];
+            const struct bg_entry *e = bg_make_key(q->tenant, user, key) ? bg_find(b, key) : NULL;
+            if (e != NULL && e->loaded && e->period_start == q->period_start_ms)
+                v = e->spent;
+        }
+        *scope = (enum budget_scope)s;
+        q->has_init[s] = rc == 0;
+        q->init_nusd[s] = v;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+/* Turns the server's answer to q into *d and *res. */
+static void bg_decide_shared(struct budget *b, const struct budget_redis_request *q,
+                             const struct budget_redis_answer *a, const char *model,
+                             struct budget_reservation *res, struct budget_decision *d)
+{
+    const struct budget_redis_figures *f = &a->f[a->scope];
+    bg_view_shared(b, q, a->f, &d->view);
+    d->scope = a->scope;
+    switch (a->outcome) {
+    case BUDGET_REDIS_NO_PRICE:
+        d->result = BUDGET_NO_PRICE;
+        bg_no_price_text(a->scope, q->tenant, q->user, model, f->limit, f->overridden, d->message,
+                         sizeof d->message);
+        return;
+    case BUDGET_REDIS_REFUSED:
+        d->result = BUDGET_REFUSED;
+        bg_refusal_text(b, a->scope, q->tenant, q->user, f->limit, f->overridden, f->spent,
+                        f->reserved, q->est_nusd, q->period_end_ms, d->message, sizeof d->message);
+        return;
+    case BUDGET_REDIS_RESERVED:
+    case BUDGET_REDIS_NONE:
+    case BUDGET_REDIS_NEED_INIT:
+        break;
+    }
+    d->result = BUDGET_OK;
+    d->scope = BUDGET_TENANT;
+    pthread_mutex_lock(&b->mu);
+    res->id = b->next_id++;
+    pthread_mutex_unlock(&b->mu);
+    snprintf(res->tenant, sizeof res->tenant, "%s", q->tenant);
+    snprintf(res->user, sizeof res->user, "%s", q->user != NULL ? q->user : "");
+    if (a->outcome != BUDGET_REDIS_RESERVED)
+        return; /* nothing held: an empty reservation, as without Redis */
+    res->shared = true;
+    snprintf(res->rid, sizeof res->rid, "%s", q->rid);
+    res->period_start_ms = q->period_start_ms;
+    res->est_nusd = q->est_nusd;
+    for (int s = 0; s < BUDGET_SCOPE__COUNT; s++)
+        res->held[s] = a->f[s].limit > 0;
+    d->reserved_usd = bg_usd(q->est_nusd);
+}
+
+/* Redis could not be used for a reservation: refuses (fail closed, true)
+ * or leaves the decision to this process (false) with reason saying why. */
+static bool bg_unusable(struct budget *b, struct redis *r, enum redis_status st, const char *err,
+                        struct budget_decision *d, char *reason, size_t rlen)
+{
+    pthread_mutex_lock(&b->mu);
+    bool closed = b->fail_closed;
+    bg_redis_down(b, r, err);
+    pthread_mutex_unlock(&b->mu);
+    const char *where = redis_where(r);
+    const char *state = st == REDIS_ST_DOWN ? "is unreachable" : "cannot be used";
+    const char *cause = bg_redis_cause(err, where);
+    if (!closed) {
+        snprintf(reason, rlen,
+                 "Redis at %s %s, so this process enforces budgets alone until it is back: %s",
+                 where, state, cause);
+        return false;
+    }
+    d->result = BUDGET_UNAVAILABLE;
+    snprintf(d->message, sizeof d->message,
+             "budgets are shared on Redis at %s, which %s: %.256s; REDIS_FAILURE=closed refuses "
+             "turns until it is back",
+             where, state, cause);
+    return true;
+}
+
+/* Reserves on Redis. True when that decided (a refusal of fail closed
+ * included); false when Redis could not be used and this process is to
+ * decide alone, with reason saying why. */
+static bool bg_reserve_shared(struct budget *b, struct redis *r, const char *tenant,
+                              const char *user, const char *model, double est_usd, int64_t now,
+                              struct budget_reservation *res, struct budget_decision *d,
+                              char *reason, size_t rlen)
+{
+    struct budget_redis_request q;
+    if (!bg_request(b, tenant, user, now, &q)) {
+        d->result = BUDGET_ERROR;
+        snprintf(d->message, sizeof d->message, "budget: time %lld ms is outside the calendar",
+                 (long long)now);
+        return true;
+    }
+    char rid[BUDGET_RID_LEN + 1];
+    budget_redis_new_rid(rid);
+    q.rid = rid;
+    q.est_nusd = bg_nusd(est_usd);
+    q.no_price = !(est_usd >= 0.0);
+    struct budget_redis_answer a;
+    char err[512] = "";
+    enum redis_status st;
+    /* Three rounds at most: the second brings the spent amounts the
+     * first asked for; a third covers a budget that began to apply in
+     * between (an override set meanwhile). */
+    for (int round = 0;; round++) {
+        st = budget_redis_reserve(r, &q, &a, err, sizeof err);
+        if (st != REDIS_ST_OK || a.outcome != BUDGET_REDIS_NEED_INIT)
+            break;
+        bg_redis_note(b, r, st, err);
+        if (round == 2) {
+            snprintf(err, sizeof err, "Redis at %s keeps asking for spent amounts", redis_where(r));
+            st = REDIS_ST_FAILED;
+            break;
+        }
+        if (bg_initial_spent(b, &a, &q, &d->scope, d->message, sizeof d->message) != 0) {
+            d->result = BUDGET_ERROR;
+            return true;
+        }
+    }
+    if (st != REDIS_ST_OK)
+        return bg_unusable(b, r, st, err, d, reason, rlen);
+    bg_redis_note(b, r, st, err);
+    bg_decide_shared(b, &q, &a, model, res, d);
+    return true;
+}
+
 /* ---- reserve and settle ---- */
 
-enum budget_result budget_reserve(struct budget *b, const char *tenant, const char *user,
-                                  const char *model, double est_usd, int64_t now_ms,
-                                  struct budget_reservation *res, struct budget_decision *d)
+/* budget_reserve() in this process alone; keys are tenant's and user's
+ * (NULL: none). d and res are zeroed. */
+static enum budget_result bg_reserve_local(struct budget *b, const char *tenant, const char *user,
+                                           const char *tkey, const char *ukey, const char *model,
+                                           double est_usd, int64_t now_ms,
+                                           struct budget_reservation *res,
+                                           struct budget_decision *d)
 {
-    memset(d, 0, sizeof *d);
-    memset(res, 0, sizeof *res);
-    char tkey[BG_KEY_MAX], ukey[BG_KEY_MAX];
-    if (!bg_make_key(tenant, NULL, tkey) || (user != NULL && !bg_make_key(tenant, user, ukey))) {
-        d->result = BUDGET_ERROR;
-        snprintf(d->message, sizeof d->message,
-                 "budget: invalid tenant or user id (accepted: [A-Za-z0-9_-]{1,64})");
-        return d->result;
-    }
-    const char *keys[BUDGET_SCOPE__COUNT] = {tkey, user != NULL ? ukey : NULL};
+    const char *keys[BUDGET_SCOPE__COUNT] = {tkey, ukey};
     struct bg_entry *ent[BUDGET_SCOPE__COUNT] = {NULL, NULL};
     int64_t limit[BUDGET_SCOPE__COUNT] = {0, 0};
     bool no_price = !(est_usd >= 0.0);
@@ -681,15 +994,10 @@ enum budget_result budget_reserve(struct budget *b, const char *tenant, const ch
         d->result = BUDGET_NO_PRICE;
         d->scope = limit[BUDGET_USER] > 0 ? BUDGET_USER : BUDGET_TENANT;
         bg_view(b, ent[0], ent[1], true, user != NULL, now_ms, &d->view);
+        bool ovr = ent[d->scope] != NULL && ent[d->scope]->ovr >= 0;
         pthread_mutex_unlock(&b->mu);
-        char whose[200], lt[96];
-        bg_whose(d->scope, tenant, user, whose, sizeof whose);
-        bg_limit_text(d->scope, limit[d->scope], ent[d->scope] != NULL && ent[d->scope]->ovr >= 0,
-                      lt, sizeof lt);
-        snprintf(
-            d->message, sizeof d->message,
-            "model %s has no price; set one in prices.json to use it under a budget (%s is %s)",
-            model != NULL && model[0] != '\0' ? model : "(unnamed)", whose, lt);
+        bg_no_price_text(d->scope, tenant, user, model, limit[d->scope], ovr, d->message,
+                         sizeof d->message);
         return d->result;
     }
 
@@ -724,19 +1032,10 @@ enum budget_result budget_reserve(struct budget *b, const char *tenant, const ch
             int64_t spent = e->spent, reserved = e->reserved, start = e->period_start;
             bool ovr = e->ovr >= 0;
             pthread_mutex_unlock(&b->mu);
-            char whose[200], lt[96], a[48], r[48], x[48], when[40];
             int64_t ps, pe;
             (void)budget_period_bounds(b->lim.period, start, &ps, &pe);
-            bg_whose(d->scope, tenant, user, whose, sizeof whose);
-            bg_limit_text(d->scope, limit[s], ovr, lt, sizeof lt);
-            bg_format_usd(spent, a, sizeof a);
-            bg_format_usd(reserved, r, sizeof r);
-            bg_format_usd(est, x, sizeof x);
-            budget_format_time(pe, when, sizeof when);
-            snprintf(d->message, sizeof d->message,
-                     "%s has no room for this turn: spent %s %s + reserved by turns in flight "
-                     "%s + this turn's estimate %s is over %s; it resets at %s",
-                     whose, a, bg_this_period(b->lim.period), r, x, lt, when);
+            bg_refusal_text(b, d->scope, tenant, user, limit[s], ovr, spent, reserved, est, pe,
+                            d->message, sizeof d->message);
             return d->result;
         }
     }
@@ -762,21 +1061,89 @@ enum budget_result budget_reserve(struct budget *b, const char *tenant, const ch
     return d->result;
 }
 
+enum budget_result budget_reserve(struct budget *b, const char *tenant, const char *user,
+                                  const char *model, double est_usd, int64_t now_ms,
+                                  struct budget_reservation *res, struct budget_decision *d)
+{
+    memset(d, 0, sizeof *d);
+    memset(res, 0, sizeof *res);
+    char tkey[BG_KEY_MAX], ukey[BG_KEY_MAX];
+    if (!bg_make_key(tenant, NULL, tkey) || (user != NULL && !bg_make_key(tenant, user, ukey))) {
+        d->result = BUDGET_ERROR;
+        snprintf(d->message, sizeof d->message,
+                 "budget: invalid tenant or user id (accepted: [A-Za-z0-9_-]{1,64})");
+        return d->result;
+    }
+    pthread_mutex_lock(&b->mu);
+    struct redis *r = b->redis;
+    int64_t now = bg_now(b, now_ms);
+    pthread_mutex_unlock(&b->mu);
+    char reason[sizeof d->fallback_reason] = "";
+    if (r != NULL &&
+        bg_reserve_shared(b, r, tenant, user, model, est_usd, now, res, d, reason, sizeof reason))
+        return d->result;
+    memset(d, 0, sizeof *d); /* what a failed round on Redis left */
+    memset(res, 0, sizeof *res);
+    enum budget_result rc = bg_reserve_local(b, tenant, user, tkey, user != NULL ? ukey : NULL,
+                                             model, est_usd, now_ms, res, d);
+    if (r != NULL) {
+        d->fell_back = true;
+        snprintf(d->fallback_reason, sizeof d->fallback_reason, "%s", reason);
+    }
+    return rc;
+}
+
+/* Settles a reservation held on Redis; when Redis cannot be used, the
+ * settle is logged and dropped: the reservation's lease frees its money
+ * there, and its cost is in the ledger. */
+static void bg_settle_shared(struct budget *b, const struct budget_reservation *res, int64_t actual)
+{
+    pthread_mutex_lock(&b->mu);
+    struct redis *r = b->redis;
+    pthread_mutex_unlock(&b->mu);
+    char err[512] = "";
+    enum redis_status st = REDIS_ST_FAILED;
+    if (r != NULL)
+        st = budget_redis_settle(r, res, actual, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "budgets no longer use Redis");
+    if (st == REDIS_ST_OK) {
+        bg_redis_note(b, r, st, err);
+        return;
+    }
+    if (r != NULL)
+        bg_redis_note(b, r, st, err);
+    char amount[48];
+    bg_format_usd(actual, amount, sizeof amount);
+    log_warn("budget: settling reservation %s (%s for %s%s%s) on Redis failed and is dropped: "
+             "%s; its lease frees it there within an hour",
+             res->rid, amount, res->tenant, res->user[0] != '\0' ? "/" : "", res->user, err);
+}
+
 void budget_settle(struct budget *b, struct budget_reservation *res, double actual_usd,
                    int64_t now_ms, struct budget_view *after)
 {
+    const char *tenant = res->tenant[0] != '\0' ? res->tenant : NULL;
+    const char *user = res->user[0] != '\0' ? res->user : NULL;
     if (res->id == 0) {
         if (after != NULL)
-            budget_snapshot(b, res->tenant[0] != '\0' ? res->tenant : NULL,
-                            res->user[0] != '\0' ? res->user : NULL, now_ms, after);
+            budget_snapshot(b, tenant, user, now_ms, after);
         return;
     }
     int64_t actual = bg_nusd(actual_usd);
+    if (res->shared) {
+        bg_settle_shared(b, res, actual);
+        res->id = 0;
+        if (after != NULL)
+            budget_snapshot(b, tenant, user, now_ms, after);
+        return;
+    }
     char keys[BUDGET_SCOPE__COUNT][BG_KEY_MAX];
     snprintf(keys[BUDGET_TENANT], BG_KEY_MAX, "%s", res->tenant);
     snprintf(keys[BUDGET_USER], BG_KEY_MAX, "%s/%s", res->tenant, res->user);
     pthread_mutex_lock(&b->mu);
     now_ms = bg_now(b, now_ms);
+    bool shared_view = b->redis != NULL;
     struct bg_entry *ent[BUDGET_SCOPE__COUNT] = {
         bg_find(b, keys[BUDGET_TENANT]),
         res->user[0] != '\0' ? bg_find(b, keys[BUDGET_USER]) : NULL};
@@ -795,15 +1162,37 @@ void budget_settle(struct budget *b, struct budget_reservation *res, double actu
         }
         bg_place(b, e);
     }
-    if (after != NULL)
+    if (after != NULL && !shared_view)
         bg_view(b, ent[0], ent[1], true, res->user[0] != '\0', now_ms, after);
     pthread_mutex_unlock(&b->mu);
     res->id = 0;
+    /* A reservation of the fallback, settled with Redis in use: the view
+     * is the shared one (or this one again when Redis is still away). */
+    if (after != NULL && shared_view)
+        budget_snapshot(b, tenant, user, now_ms, after);
 }
 
 void budget_release(struct budget *b, struct budget_reservation *res, int64_t now_ms)
 {
     budget_settle(b, res, 0.0, now_ms, NULL);
+}
+
+/* The server's view of (tenant, user) into *out; false when Redis could
+ * not be used. */
+static bool bg_snapshot_shared(struct budget *b, struct redis *r, const char *tenant,
+                               const char *user, int64_t now, struct budget_view *out)
+{
+    struct budget_redis_request q;
+    if (!bg_request(b, tenant, user, now, &q))
+        return false;
+    struct budget_redis_figures f[BUDGET_SCOPE__COUNT];
+    char err[512] = "";
+    enum redis_status st = budget_redis_snapshot(r, &q, f, err, sizeof err);
+    bg_redis_note(b, r, st, err);
+    if (st != REDIS_ST_OK)
+        return false;
+    bg_view_shared(b, &q, f, out);
+    return true;
 }
 
 void budget_snapshot(struct budget *b, const char *tenant, const char *user, int64_t now_ms,
@@ -812,6 +1201,12 @@ void budget_snapshot(struct budget *b, const char *tenant, const char *user, int
     char tkey[BG_KEY_MAX], ukey[BG_KEY_MAX];
     bool tok = tenant != NULL && bg_make_key(tenant, NULL, tkey);
     bool uok = tok && user != NULL && bg_make_key(tenant, user, ukey);
+    pthread_mutex_lock(&b->mu);
+    struct redis *r = b->redis;
+    int64_t now = now_ms > b->now_max ? now_ms : b->now_max;
+    pthread_mutex_unlock(&b->mu);
+    if (r != NULL && tok && bg_snapshot_shared(b, r, tenant, uok ? user : NULL, now, out))
+        return;
     pthread_mutex_lock(&b->mu);
     bg_view(b, tok ? bg_find(b, tkey) : NULL, uok ? bg_find(b, ukey) : NULL, tok, uok,
             now_ms > b->now_max ? now_ms : b->now_max, out);

@@ -35,6 +35,21 @@
  * without an override or an outstanding reservation, least recently used
  * first out, keys of an ended period first. A dropped key is loaded again
  * the next time it is needed; without a loader it would start from 0.
+ *
+ * Shared budgets (RATE_LIMIT_BACKEND=redis, budget_use_redis()): every
+ * process reserves, settles and reads the same figures on one Redis
+ * server, by scripts that run atomically there (client/budget_redis.h has
+ * the key layout). The limits are the configured ones, overridden by what
+ * Redis holds for the tenant or user (the limits code writes it there);
+ * budget_set_override() and friends then only set what this process
+ * enforces on its own when Redis cannot be used. What was spent before
+ * Redis knew a budget comes from the loader (or budget_set_spent()), once:
+ * the first process to report it wins. The loader then runs without any
+ * Redis round trip in progress but still with the budget locked, so its
+ * calls stay serialised. When Redis cannot be used, REDIS_FAILURE=open
+ * (the default) lets this process decide alone (decision.fell_back says
+ * so) and REDIS_FAILURE=closed refuses (BUDGET_UNAVAILABLE); each change
+ * of state is logged once, and Redis is used again as soon as it answers.
  */
 #ifndef MEMCHAT_CLIENT_BUDGET_H
 #define MEMCHAT_CLIENT_BUDGET_H
@@ -46,6 +61,7 @@
 #include "util/ident.h"
 
 struct config;
+struct redis;
 
 /* The largest budget, estimate or cost accepted, in USD. */
 #define BUDGET_MAX_USD             1e9
@@ -54,6 +70,8 @@ struct config;
 /* The calendar range budget_period_bounds() accepts: years 1 to 9999. */
 #define BUDGET_TIME_MIN_MS (-62135596800000LL)
 #define BUDGET_TIME_MAX_MS 253402300799999LL
+/* The length of a shared reservation's id (hex digits). */
+#define BUDGET_RID_LEN 32
 
 enum budget_period { BUDGET_DAY, BUDGET_WEEK, BUDGET_MONTH };
 
@@ -82,6 +100,8 @@ struct budget_reservation {
     bool held[BUDGET_SCOPE__COUNT];
     int64_t period_start_ms; /* the period the reservation belongs to */
     int64_t est_nusd;        /* the estimate, in nano-dollars */
+    bool shared;             /* held on Redis, under rid; else in this process */
+    char rid[BUDGET_RID_LEN + 1];
 };
 
 /* One budget as events and front ends show it. */
@@ -103,18 +123,21 @@ struct budget_view {
 };
 
 enum budget_result {
-    BUDGET_ERROR = -1,   /* bad arguments or the loader failed; message says which */
-    BUDGET_OK = 0,       /* reserved (maybe nothing: no budget applies) */
-    BUDGET_REFUSED = 1,  /* the estimate does not fit a budget (exit 4) */
-    BUDGET_NO_PRICE = 2, /* the model has no price and a budget applies (exit 4) */
+    BUDGET_ERROR = -1,      /* bad arguments or the loader failed; message says which */
+    BUDGET_OK = 0,          /* reserved (maybe nothing: no budget applies) */
+    BUDGET_REFUSED = 1,     /* the estimate does not fit a budget (exit 4) */
+    BUDGET_NO_PRICE = 2,    /* the model has no price and a budget applies (exit 4) */
+    BUDGET_UNAVAILABLE = 3, /* Redis cannot be used and REDIS_FAILURE=closed (exit 4) */
 };
 
 struct budget_decision {
     enum budget_result result;
-    enum budget_scope scope; /* REFUSED, NO_PRICE: the budget that refused */
-    double reserved_usd;     /* OK: this turn's reservation (the `budget` event) */
-    struct budget_view view; /* after the reservation, or as things stood */
-    char message[640];       /* all but OK: for humans */
+    enum budget_scope scope;   /* REFUSED, NO_PRICE: the budget that refused */
+    double reserved_usd;       /* OK: this turn's reservation (the `budget` event) */
+    struct budget_view view;   /* after the reservation, or as things stood */
+    char message[640];         /* all but OK: for humans */
+    bool fell_back;            /* Redis could not be used: this process decided alone */
+    char fallback_reason[256]; /* fell_back: why, naming the server (backend.fallback) */
 };
 
 /* Fills lim with no budgets, monthly. */
@@ -140,6 +163,9 @@ void budget_format_time(int64_t ms, char *out, size_t n);
 struct budget *budget_new(const struct budget_limits *lim, char *err, size_t errlen);
 /* NULL is a no-op. Outstanding reservations simply vanish. */
 void budget_free(struct budget *b);
+/* Keeps the budgets on Redis (RATE_LIMIT_BACKEND=redis): r is lent and
+ * must outlive b; fail_closed is REDIS_FAILURE=closed. */
+void budget_use_redis(struct budget *b, struct redis *r, bool fail_closed);
 /* Sets (fn NULL: removes) the loader of spent amounts; ud is lent. */
 void budget_set_loader(struct budget *b, budget_load_fn fn, void *ud);
 /* Records that (tenant, user) spent usd in the period starting at
@@ -152,24 +178,31 @@ int budget_set_spent(struct budget *b, const char *tenant, const char *user,
  * of (tenant, user; user may be NULL) against every budget that applies,
  * all or nothing. On OK, *res holds the reservation (settle or release
  * it exactly once; later calls are no-ops); otherwise res->id is 0. model
- * only names the model in messages. Fills *d. */
+ * only names the model in messages. Fills *d. With Redis, the shared
+ * budgets decide; when Redis cannot be used, this process decides
+ * (d->fell_back) or, fail closed, BUDGET_UNAVAILABLE. */
 enum budget_result budget_reserve(struct budget *b, const char *tenant, const char *user,
                                   const char *model, double est_usd, int64_t now_ms,
                                   struct budget_reservation *res, struct budget_decision *d);
 /* Replaces the reservation's estimate by the actual cost (NAN or negative
  * counts 0), fills *after (may be NULL) with the budgets as they now
- * stand, and sets res->id to 0. */
+ * stand, and sets res->id to 0. A reservation held on Redis is settled
+ * there; when Redis cannot be used then, the settle is logged and dropped
+ * (its lease frees the money there within BUDGET_REDIS_LEASE_MS). */
 void budget_settle(struct budget *b, struct budget_reservation *res, double actual_usd,
                    int64_t now_ms, struct budget_view *after);
 /* Drops a reservation whose call was never made (settle with 0). */
 void budget_release(struct budget *b, struct budget_reservation *res, int64_t now_ms);
 /* The budgets of (tenant, user; either may be NULL) at now_ms, without
- * loading or changing anything. */
+ * loading or changing anything: Redis's figures when it is used and
+ * answers, this process's otherwise. */
 void budget_snapshot(struct budget *b, const char *tenant, const char *user, int64_t now_ms,
                      struct budget_view *out);
 
 /* Sets the budget of one tenant (user NULL) or one user of a tenant, in
- * USD per period; 0 means none for that key. 0, or -1 with a message. */
+ * USD per period; 0 means none for that key. 0, or -1 with a message.
+ * With Redis, the overrides in force are Redis's; these are this
+ * process's, for when Redis cannot be used. */
 int budget_set_override(struct budget *b, const char *tenant, const char *user, double usd,
                         char *err, size_t errlen);
 /* Removes the override of a tenant or user; false when it had none. */

@@ -23,6 +23,7 @@
 #include "memory/embed.h"
 #include "memory/manager.h"
 #include "memory/store.h"
+#include "net/redis.h"
 #include "net/rest.h"
 #include "store/db.h"
 #include "util/alloc.h"
@@ -404,6 +405,52 @@ static void doctor_opik(const struct doctor_env *env, cJSON *items, int *worst)
     doctor_add(items, &it, worst);
 }
 
+/* What lives on Redis, for the item's words. */
+static void doctor_redis_roles(const struct config *cfg, char *out, size_t n)
+{
+    bool limits = strcmp(config_str(cfg, CFG_RATE_LIMIT_BACKEND), "redis") == 0;
+    bool cache = strcmp(config_str(cfg, CFG_CACHE_BACKEND), "redis") == 0;
+    snprintf(out, n, "%s%s%s", limits ? "rate limits and budgets" : "", limits && cache ? ", " : "",
+             cache ? "the response cache" : "");
+}
+
+static void doctor_redis(const struct doctor_env *env, cJSON *items, int *worst)
+{
+    struct doctor_item it = {.check = "redis", .status = "skip", .exit_code = 3};
+    if (env->redis == NULL) {
+        snprintf(it.what, sizeof it.what, "Redis");
+        snprintf(it.detail, sizeof it.detail,
+                 "not used (RATE_LIMIT_BACKEND and CACHE_BACKEND are memory)");
+        doctor_add(items, &it, worst);
+        return;
+    }
+    char roles[96], version[32], err[512] = "";
+    doctor_redis_roles(env->cfg, roles, sizeof roles);
+    snprintf(it.what, sizeof it.what, "Redis at %s (%s)", redis_where(env->redis), roles);
+    double rtt = 0;
+    enum redis_status st = redis_ping(env->redis, version, sizeof version, &rtt, err, sizeof err);
+    if (st == REDIS_ST_OK) {
+        it.status = "ok";
+        snprintf(it.detail, sizeof it.detail, "Redis %s answered PING in %.2f ms",
+                 version[0] != '\0' ? version : "(version unknown)", rtt);
+        doctor_add(items, &it, worst);
+        return;
+    }
+    bool closed = strcmp(config_str(env->cfg, CFG_REDIS_FAILURE), "closed") == 0;
+    /* Under REDIS_FAILURE=open turns still run, on this process's own
+     * limits and cache: worth a warning, not a failure. */
+    it.status = closed ? "fail" : "warn";
+    it.exit_code = st == REDIS_ST_FAILED ? 2 : 3;
+    snprintf(it.detail, sizeof it.detail, "%s", err);
+    snprintf(it.fix, sizeof it.fix, "%s%s",
+             st == REDIS_ST_FAILED
+                 ? "check the user name, password and database in REDIS_URL"
+                 : "start Redis (apt-get install redis-server) or correct REDIS_URL",
+             closed ? "; meanwhile REDIS_FAILURE=closed refuses every turn"
+                    : "; meanwhile turns use this process's own limits and cache");
+    doctor_add(items, &it, worst);
+}
+
 cJSON *doctor_run(const struct doctor_env *env, int *exit_code)
 {
     cJSON *items = cJSON_CreateArray();
@@ -417,6 +464,7 @@ cJSON *doctor_run(const struct doctor_env *env, int *exit_code)
     doctor_store(env, items, &worst);
     doctor_keystore(env, items, &worst);
     doctor_opik(env, items, &worst);
+    doctor_redis(env, items, &worst);
     *exit_code = worst;
     return items;
 }

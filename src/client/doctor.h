@@ -3,7 +3,7 @@
  * each asked the cheapest question that proves it works for this tenant
  * (the provider lists its models, the embedder embeds one short text, the
  * vector store reports its server and the tenant's namespace, the
- * keystore opens, Opik answers), so a user learns in one command what
+ * keystore opens, Opik answers, Redis answers PING), so a user learns in one command what
  * works, what does not, and what to change. Each check becomes one item
  * {check, status ok|warn|fail|skip, what, detail, fix, exit}; nothing is
  * written anywhere and no key appears in an item. Runs on the turn worker
@@ -17,6 +17,7 @@ struct db;
 struct keys;
 struct memory_manager;
 struct cJSON;
+struct redis;
 
 /* What the checks use; all borrowed. */
 struct doctor_env {
@@ -25,6 +26,7 @@ struct doctor_env {
     struct memory_manager *memory; /* its embedder and store */
     struct keys *keys;             /* tenants' own keys */
     const char *tenant;            /* whose namespace and key are checked */
+    struct redis *redis;           /* the shared limits and cache; NULL: not used */
 };
 
 /* Runs every check; returns the items as a new JSON array (free with

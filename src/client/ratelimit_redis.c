@@ -21,6 +21,7 @@
 #include "client/ratelimit_redis.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/ident.h"
@@ -315,4 +316,29 @@ enum redis_status ratelimit_redis_override(struct redis *r, const char *tenant, 
     enum redis_status st = redis_command(r, &a, &rep, err, errlen);
     freeReplyObject(rep);
     return st;
+}
+
+enum redis_status ratelimit_redis_overrides_get(struct redis *r, const char *tenant,
+                                                const char *user, double value[3], bool has[3],
+                                                char *err, size_t errlen)
+{
+    char key[RLR_KEY_MAX];
+    rlr_key(key, r, "ovr", tenant, user);
+    const char *argv[5] = {"HMGET", key, "rpm", "tpm", "budget_usd"};
+    struct redis_args a = {5, argv, NULL};
+    redisReply *rep = NULL;
+    enum redis_status st = redis_command(r, &a, &rep, err, errlen);
+    if (st != REDIS_ST_OK)
+        return st;
+    for (size_t i = 0; i < 3; i++) {
+        const redisReply *e =
+            rep->type == REDIS_REPLY_ARRAY && i < rep->elements ? rep->element[i] : NULL;
+        char *end = NULL;
+        has[i] = e != NULL && e->type == REDIS_REPLY_STRING;
+        value[i] = has[i] ? strtod(e->str, &end) : 0;
+        if (has[i] && (end == e->str || *end != '\0'))
+            has[i] = false; /* not a number: the scripts ignore it too */
+    }
+    freeReplyObject(rep);
+    return REDIS_ST_OK;
 }

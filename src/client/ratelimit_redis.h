@@ -65,5 +65,10 @@ enum redis_status ratelimit_redis_snapshot(struct redis *r, const struct ratelim
 enum redis_status ratelimit_redis_override(struct redis *r, const char *tenant, const char *user,
                                            const char *name, double value, bool clear, char *err,
                                            size_t errlen);
+/* The override fields "rpm", "tpm" and "budget_usd" of a tenant (user
+ * NULL) or user as Redis holds them: value[i] and has[i] in that order. */
+enum redis_status ratelimit_redis_overrides_get(struct redis *r, const char *tenant,
+                                                const char *user, double value[3], bool has[3],
+                                                char *err, size_t errlen);
 
 #endif

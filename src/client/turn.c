@@ -782,8 +782,12 @@ static enum mc_error turn_admit(const struct turn_env *env, const struct turn_in
         enum budget_result br =
             budget_reserve(env->budget, in->tenant, in->user, env->model,
                            usd < 0 ? (double)NAN : usd, clock_wall_ms(), &a->bres, &bd);
+        if (bd.fell_back)
+            emit_backend_fallback(em, "budget", bd.fallback_reason);
         if (br != BUDGET_OK) {
             snprintf(err, errlen, "%s", bd.message);
+            if (br == BUDGET_UNAVAILABLE)
+                return MC_ERR_LIMITER_UNAVAILABLE;
             return br == BUDGET_ERROR ? MC_ERR_IO : MC_ERR_BUDGET;
         }
         for (int sc = 0; sc < BUDGET_SCOPE__COUNT; sc++)

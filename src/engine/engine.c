@@ -929,7 +929,8 @@ static void engine_run_doctor(struct mc_engine *eng, const struct engine_job *jo
                              .db = eng->db_turn,
                              .memory = eng->mem_turn,
                              .keys = eng->keys,
-                             .tenant = job->tenant};
+                             .tenant = job->tenant,
+                             .redis = eng->redis};
     int exit_code = 0;
     emit_result(&em, job->turn, "doctor", doctor_run(&env, &exit_code));
 }
@@ -1219,6 +1220,7 @@ static int engine_limits_new(struct mc_engine *eng, int *code, char *err, size_t
     if (eng->limits_shared) {
         bool closed = strcmp(config_str(eng->cfg, CFG_REDIS_FAILURE), "closed") == 0;
         ratelimit_use_redis(eng->ratelimit, eng->redis, closed, true);
+        budget_use_redis(eng->budget, eng->redis, closed);
     }
     return 0;
 }

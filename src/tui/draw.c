@@ -248,6 +248,8 @@ static void render_markers(const struct tm_turn *u, char *out, size_t outlen)
         MARK(" [tools: %d]", u->tool_calls);
     if (u->retries > 0)
         MARK(" [retries: %d]", u->retries);
+    if (u->fell_back)
+        MARK(" [local fallback]");
     if (u->state == TM_CANCELLED)
         MARK(" [cancelled]");
     else if (u->state == TM_FAILED)
@@ -629,6 +631,9 @@ static void metrics_lines(struct tui *t, struct rendered *r)
     render_fmt(r, TH_VALUE, 0,
                "cache    %lld/%lld hits \xc2\xb7 JSON saved %lld B \xc2\xb7 retries %lld",
                s->cache_hits, s->cache_lookups, s->minify_saved, s->retries);
+    if (s->fallbacks > 0)
+        render_fmt(r, TH_WARN, 0, "shared   %lld turn%s on local fallback (Redis)", s->fallbacks,
+                   s->fallbacks == 1 ? "" : "s");
     if (t->est_valid) {
         char bk[6][32];
         for (int sc = 0; sc < 3; sc++)

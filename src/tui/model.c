@@ -537,8 +537,24 @@ static void model_series_push(struct tm_session *s, double v)
     s->series[s->n_series++] = v;
 }
 
+/* A shared backend on Redis could not serve the turn: said once per
+ * outage as a notice, counted always (the metrics pane). */
+static void model_on_fallback(struct model *m, struct tm_turn *t, const struct mc_event *ev)
+{
+    if (!t->fell_back)
+        m->s.fallbacks++;
+    t->fell_back = true;
+    if (m->s.fallback_told)
+        return;
+    m->s.fallback_told = true;
+    model_notice(m, TM_ERROR, "shared %s unavailable: %s", mc_event_str(ev, "backend", "backend"),
+                 mc_event_str(ev, "reason", ""));
+}
+
 static void model_on_done(struct model *m, struct tm_turn *t, const struct mc_event *ev)
 {
+    if (!t->fell_back)
+        m->s.fallback_told = false;
     const cJSON *lat = cJSON_GetObjectItemCaseSensitive(ev->json, "latency_ms");
     for (int i = 0; i < MC_STAGE__COUNT; i++)
         t->latency_ms[i] = mc_json_num(lat, mc_stage_name((enum mc_stage)i), NAN);
@@ -642,8 +658,10 @@ static bool model_apply_turn(struct model *m, struct tm_turn *t, const struct mc
     case MC_EV_TURN_DONE:
         model_on_done(m, t, ev);
         return true;
-    case MC_EV_TOOL_RESULT:
     case MC_EV_BACKEND_FALLBACK:
+        model_on_fallback(m, t, ev);
+        return true;
+    case MC_EV_TOOL_RESULT:
     case MC_EV_PROGRESS:
     case MC_EV_RESULT:
     case MC_EV__COUNT:

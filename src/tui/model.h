@@ -89,6 +89,7 @@ struct tm_turn {
     int cache; /* -1 not consulted, 0 miss, 1 hit */
     int retries;
     int tool_calls;
+    bool fell_back;                             /* a backend.fallback came */
     long long ratelimit_wait_ms;                /* summed ratelimit.wait */
     long long minify_saved;                     /* bytes_before - bytes_after, summed */
     long long prompt_tokens, completion_tokens; /* -1 unknown */
@@ -130,6 +131,10 @@ struct tm_session {
     long long cache_lookups, cache_hits;
     long long minify_saved; /* JSON bytes saved */
     long long retries;
+    /* backend.fallback: turns that fell back, and whether the current
+     * outage was already told (once, until a turn runs without one) */
+    long long fallbacks;
+    bool fallback_told;
     /* the newest budget event */
     bool have_budget;
     char budget_scope[16];

@@ -830,6 +830,46 @@ static void markdown_export_contains_the_conversation(void **state)
     model_free(m);
 }
 
+/* backend.fallback: every turn that fell back is marked and counted; the
+ * outage is told once as a notice, and again only after a turn ran on the
+ * shared backend in between. */
+static void a_fallback_is_told_once_per_outage(void **state)
+{
+    (void)state;
+    struct model *m = model_new();
+    static const char *const ids[] = {"t1", "t2", "t3", "t4"};
+    /* t1, t2: Redis down; t3: back; t4: down again. */
+    static const bool down[] = {true, true, false, true};
+    size_t notices = 0;
+    for (size_t i = 0; i < 4; i++) {
+        model_add_turn(m, ids[i], "hi", "acme", "alice", "helper");
+        start(m, ids[i]);
+        if (down[i]) {
+            assert_true(apply(m, "backend.fallback", ids[i],
+                              "\"backend\":\"ratelimit\",\"reason\":\"rate limits: Redis at "
+                              "127.0.0.1:6379/0 is unreachable\""));
+            /* A second fallback of the same turn counts once. */
+            assert_true(apply(m, "backend.fallback", ids[i],
+                              "\"backend\":\"cache\",\"reason\":\"cache down\""));
+        }
+        done_total(m, ids[i], 5);
+    }
+    for (size_t i = 0; i < model_count(m); i++) {
+        const struct tm_entry *e = model_at(m, i);
+        if (e->kind == TM_NOTICE) {
+            notices++;
+            assert_non_null(strstr(e->u.notice.text, "shared ratelimit unavailable"));
+            assert_non_null(strstr(e->u.notice.text, "127.0.0.1:6379"));
+        } else if (e->kind == TM_TURN) {
+            bool expect = strcmp(e->u.turn.id, "t3") != 0;
+            assert_int_equal(e->u.turn.fell_back, expect);
+        }
+    }
+    assert_int_equal(notices, 2);
+    assert_int_equal(model_session(m)->fallbacks, 3);
+    model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -849,6 +889,7 @@ int main(void)
         cmocka_unit_test(a_search_error_is_kept_on_the_search),
         cmocka_unit_test(sparkline_scales_from_zero_to_the_largest),
         cmocka_unit_test(markdown_export_contains_the_conversation),
+        cmocka_unit_test(a_fallback_is_told_once_per_outage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
