@@ -14,6 +14,12 @@
  * put drop expired entries in O(1) each without scanning: with one clock,
  * put order is creation order. cache_get still checks the TTL itself, so an
  * expired entry is never served even when the age list is not yet swept.
+ *
+ * With Redis (cache_use_redis), the calls of the last section ask the
+ * server through client/cache_redis.c and fall back to the table only when
+ * it cannot serve; a hit there becomes an entry built by the same
+ * cache_entry_alloc(), lent to the view alone and never put in the table.
+ * The mutex is never held across a round trip (the connection has its own).
  */
 #include "config.h"
 
@@ -24,10 +30,15 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/cache_redis.h"
+#include "net/redis.h"
 #include "util/alloc.h"
+#include "util/ident.h"
+#include "util/log.h"
 
 /* Domain tag hashed first, so these keys never equal another use's BLAKE2b. */
 #define CACHE_KEY_TAG "memchat.cache.v1"
@@ -64,6 +75,8 @@ struct cache {
     size_t entries, bytes, max_bytes;
     int64_t ttl_ms;
     uint64_t hits, misses, inserts, evictions, expired, rejected;
+    struct redis *redis; /* lent by cache_use_redis(); NULL: this process only */
+    bool redis_down;     /* the last call on it failed: logged once per change */
 };
 
 /* --- policy ---------------------------------------------------------------- */
@@ -450,6 +463,22 @@ void cache_free(struct cache *c)
     xfree(c);
 }
 
+/* Lends e (whose reference the caller hands over) through *out. */
+static void cache_view_of(struct cache_entry *e, struct cache_view *out)
+{
+    *out = (struct cache_view){
+        .entry = e,
+        .text = e->text,
+        .text_len = e->text_len,
+        .n_pieces = e->n_pieces,
+        .ends = e->ends,
+        .model = e->model,
+        .finish_reason = e->finish_reason,
+        .usage = e->usage,
+        .created_at_ms = e->created_at_ms,
+    };
+}
+
 bool cache_get(struct cache *c, const uint8_t key[CACHE_KEY_BYTES], int64_t now_ms,
                struct cache_view *out)
 {
@@ -476,17 +505,7 @@ bool cache_get(struct cache *c, const uint8_t key[CACHE_KEY_BYTES], int64_t now_
     cache_unref_chain(dropped);
     if (e == NULL)
         return false;
-    *out = (struct cache_view){
-        .entry = e,
-        .text = e->text,
-        .text_len = e->text_len,
-        .n_pieces = e->n_pieces,
-        .ends = e->ends,
-        .model = e->model,
-        .finish_reason = e->finish_reason,
-        .usage = e->usage,
-        .created_at_ms = e->created_at_ms,
-    };
+    cache_view_of(e, out);
     return true;
 }
 
@@ -505,6 +524,53 @@ void cache_view_release(struct cache_view *v)
     memset(v, 0, sizeof *v);
 }
 
+/* What an entry is made of, before it is one allocation. model and finish
+ * are model_len and finish_len bytes (no NUL inside). */
+struct cache_parts {
+    const uint8_t *key;
+    const char *text, *model, *finish;
+    size_t text_len, n_pieces, model_len, finish_len;
+    const struct llm_usage *usage; /* NULL: unknown */
+    int64_t created_at_ms;
+};
+
+/* Allocates an entry holding p (outside the lock) with its piece ends left
+ * for the caller to fill; NULL when it cannot allocate. */
+static struct cache_entry *cache_entry_alloc(const struct cache_parts *p, size_t bytes)
+{
+    struct cache_entry *e =
+        try_malloc(cache_alloc_bytes(p->text_len, p->n_pieces, p->model_len, p->finish_len));
+    if (e == NULL)
+        return NULL;
+    memset(e, 0, sizeof *e);
+    atomic_init(&e->refs, 1);
+    memcpy(e->key, p->key, CACHE_KEY_BYTES);
+    e->created_at_ms = p->created_at_ms;
+    e->bytes = bytes;
+    if (p->usage != NULL)
+        e->usage = *p->usage;
+    else
+        e->usage =
+            (struct llm_usage){.prompt_tokens = -1, .completion_tokens = -1, .cached_tokens = -1};
+    e->text_len = (uint32_t)p->text_len;
+    e->n_pieces = (uint32_t)p->n_pieces;
+    e->ends = e->data;
+    char *s = (char *)(e->data + p->n_pieces);
+    e->text = s;
+    if (p->text_len > 0)
+        memcpy(s, p->text, p->text_len);
+    s[p->text_len] = '\0';
+    s += p->text_len + 1;
+    e->model = s;
+    memcpy(s, p->model, p->model_len);
+    s[p->model_len] = '\0';
+    s += p->model_len + 1;
+    e->finish_reason = s;
+    memcpy(s, p->finish, p->finish_len);
+    s[p->finish_len] = '\0';
+    return e;
+}
+
 /* Builds the entry (outside the lock); NULL when it cannot allocate. */
 static struct cache_entry *cache_entry_build(const uint8_t key[CACHE_KEY_BYTES], const char *text,
                                              size_t text_len, const size_t *piece_lens,
@@ -512,59 +578,51 @@ static struct cache_entry *cache_entry_build(const uint8_t key[CACHE_KEY_BYTES],
                                              size_t bytes, const struct llm_usage *usage,
                                              int64_t now_ms)
 {
-    size_t model_len = strlen(model), finish_len = strlen(finish);
-    struct cache_entry *e =
-        try_malloc(cache_alloc_bytes(text_len, n_pieces, model_len, finish_len));
+    struct cache_parts p = {
+        .key = key,
+        .text = text,
+        .model = model,
+        .finish = finish,
+        .text_len = text_len,
+        .n_pieces = n_pieces,
+        .model_len = strlen(model),
+        .finish_len = strlen(finish),
+        .usage = usage,
+        .created_at_ms = now_ms,
+    };
+    struct cache_entry *e = cache_entry_alloc(&p, bytes);
     if (e == NULL)
         return NULL;
-    memset(e, 0, sizeof *e);
-    atomic_init(&e->refs, 1);
-    memcpy(e->key, key, CACHE_KEY_BYTES);
-    e->created_at_ms = now_ms;
-    e->bytes = bytes;
-    if (usage != NULL)
-        e->usage = *usage;
-    else
-        e->usage =
-            (struct llm_usage){.prompt_tokens = -1, .completion_tokens = -1, .cached_tokens = -1};
-    e->text_len = (uint32_t)text_len;
-    e->n_pieces = (uint32_t)n_pieces;
     uint32_t *ends = e->data;
     uint32_t end = 0;
     for (size_t i = 0; i < n_pieces; i++) {
         end += (uint32_t)piece_lens[i];
         ends[i] = end;
     }
-    char *p = (char *)(ends + n_pieces);
-    e->ends = ends;
-    e->text = p;
-    if (text_len > 0)
-        memcpy(p, text, text_len);
-    p[text_len] = '\0';
-    p += text_len + 1;
-    e->model = p;
-    memcpy(p, model, model_len + 1);
-    p += model_len + 1;
-    e->finish_reason = p;
-    memcpy(p, finish, finish_len + 1);
     return e;
+}
+
+/* Whether the piece lengths tile the text exactly (offsets are 32-bit). */
+static bool cache_pieces_valid(const char *text, size_t text_len, const size_t *piece_lens,
+                               size_t n_pieces)
+{
+    if (text_len > UINT32_MAX || n_pieces > UINT32_MAX || (text_len > 0 && text == NULL) ||
+        (n_pieces > 0 && piece_lens == NULL))
+        return false;
+    size_t sum = 0;
+    for (size_t i = 0; i < n_pieces; i++) {
+        if (piece_lens[i] > text_len - sum)
+            return false;
+        sum += piece_lens[i];
+    }
+    return sum == text_len;
 }
 
 enum cache_put_result cache_put(struct cache *c, const uint8_t key[CACHE_KEY_BYTES],
                                 const char *text, size_t text_len, const size_t *piece_lens,
                                 size_t n_pieces, const struct cache_meta *meta, int64_t now_ms)
 {
-    /* The piece lengths must tile the text exactly; offsets are 32-bit. */
-    if (text_len > UINT32_MAX || n_pieces > UINT32_MAX || (text_len > 0 && text == NULL) ||
-        (n_pieces > 0 && piece_lens == NULL))
-        return CACHE_PUT_INVALID;
-    size_t sum = 0;
-    for (size_t i = 0; i < n_pieces; i++) {
-        if (piece_lens[i] > text_len - sum)
-            return CACHE_PUT_INVALID;
-        sum += piece_lens[i];
-    }
-    if (sum != text_len)
+    if (!cache_pieces_valid(text, text_len, piece_lens, n_pieces))
         return CACHE_PUT_INVALID;
 
     const char *model = meta != NULL && meta->model != NULL ? meta->model : "";
@@ -648,4 +706,257 @@ void cache_stats(struct cache *c, struct cache_stats *out)
         .rejected = c->rejected,
     };
     pthread_mutex_unlock(&c->lock);
+}
+
+/* --- shared on Redis ------------------------------------------------------- */
+
+void cache_use_redis(struct cache *c, struct redis *r)
+{
+    pthread_mutex_lock(&c->lock);
+    c->redis = r;
+    c->redis_down = false;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static struct redis *cache_shared(struct cache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    struct redis *r = c->redis;
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+/* Records whether the server served a call; the log says it once when the
+ * shared cache goes away and once when it is back, not at every turn. */
+static void cache_note(struct cache *c, struct redis *r, bool up, const char *err)
+{
+    pthread_mutex_lock(&c->lock);
+    bool changed = c->redis_down == up;
+    c->redis_down = !up;
+    pthread_mutex_unlock(&c->lock);
+    if (!changed)
+        return;
+    if (up)
+        log_info("response cache: Redis at %s answers again; the cache is shared again",
+                 redis_where(r));
+    else
+        log_warn("response cache: %s; using the in-process cache until it is back", err);
+}
+
+static void cache_fallback_clear(struct cache_fallback *fb)
+{
+    if (fb == NULL)
+        return;
+    fb->fell_back = false;
+    fb->reason[0] = '\0';
+}
+
+static void cache_fell_back(struct cache_fallback *fb, const char *why)
+{
+    if (fb == NULL)
+        return;
+    fb->fell_back = true;
+    snprintf(fb->reason, sizeof fb->reason, "response cache: %.200s; using the in-process cache",
+             why);
+}
+
+/* Whether o's ids can go into key names and SCAN patterns (no glob
+ * characters, no ':'); else why not in err. */
+static bool cache_owner_valid(const struct cache_owner *o, char *err, size_t errlen)
+{
+    if (o == NULL || o->tenant == NULL || !ident_valid(o->tenant)) {
+        snprintf(err, errlen, "the tenant id is not [A-Za-z0-9_-]{1,64}");
+        return false;
+    }
+    if (o->user != NULL && !ident_valid(o->user)) {
+        snprintf(err, errlen, "the user id is not [A-Za-z0-9_-]{1,64}");
+        return false;
+    }
+    return true;
+}
+
+/* A private entry holding a hit read from the server; NULL when it cannot
+ * allocate (the lookup is then a miss). Never in the table, so charged
+ * nothing. */
+static struct cache_entry *cache_entry_of_hit(const uint8_t key[CACHE_KEY_BYTES],
+                                              const struct cache_redis_hit *hit, int64_t now_ms)
+{
+    const struct cache_redis_record *rec = &hit->rec;
+    struct cache_parts p = {
+        .key = key,
+        .text = rec->text,
+        .model = rec->model,
+        .finish = rec->finish_reason,
+        .text_len = rec->text_len,
+        .n_pieces = rec->n_pieces,
+        .model_len = rec->model_len,
+        .finish_len = rec->finish_len,
+        .usage = &rec->usage,
+        .created_at_ms = now_ms - hit->age_ms,
+    };
+    struct cache_entry *e = cache_entry_alloc(&p, 0);
+    if (e == NULL)
+        return NULL;
+    for (size_t i = 0; i < rec->n_pieces; i++)
+        e->data[i] = cache_redis_record_end(rec, i);
+    return e;
+}
+
+bool cache_lookup(struct cache *c, const struct cache_owner *o, const uint8_t key[CACHE_KEY_BYTES],
+                  int64_t now_ms, struct cache_view *out, struct cache_fallback *fb)
+{
+    cache_fallback_clear(fb);
+    struct redis *r = cache_shared(c);
+    if (r == NULL)
+        return cache_get(c, key, now_ms, out);
+    char err[200];
+    if (!cache_owner_valid(o, err, sizeof err)) {
+        cache_fell_back(fb, err);
+        return cache_get(c, key, now_ms, out);
+    }
+    memset(out, 0, sizeof *out);
+    bool found = false, corrupt = false;
+    struct cache_redis_hit hit;
+    enum redis_status st =
+        cache_redis_get(r, o->tenant, key, &found, &corrupt, &hit, err, sizeof err);
+    cache_note(c, r, st == REDIS_ST_OK, err);
+    if (st != REDIS_ST_OK) {
+        cache_fell_back(fb, err);
+        return cache_get(c, key, now_ms, out);
+    }
+    if (corrupt)
+        log_warn("response cache: deleted a malformed entry of tenant %s on Redis at %s", o->tenant,
+                 redis_where(r));
+    struct cache_entry *e = found ? cache_entry_of_hit(key, &hit, now_ms) : NULL;
+    cache_redis_hit_free(&hit);
+    pthread_mutex_lock(&c->lock);
+    if (e != NULL)
+        c->hits++;
+    else
+        c->misses++;
+    pthread_mutex_unlock(&c->lock);
+    if (e == NULL)
+        return false;
+    cache_view_of(e, out);
+    return true;
+}
+
+/* Counts a store refused for its size (as cache_put does). */
+static enum cache_put_result cache_reject(struct cache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->rejected++;
+    pthread_mutex_unlock(&c->lock);
+    return CACHE_PUT_TOO_BIG;
+}
+
+/* Stores on r; REDIS_ST_OK with *res set, or the failure in err (then the
+ * caller falls back). Refusals (invalid, too big, no memory) send nothing. */
+static enum redis_status cache_store_shared(struct cache *c, struct redis *r,
+                                            const struct cache_owner *o,
+                                            const uint8_t key[CACHE_KEY_BYTES], const char *text,
+                                            size_t text_len, const size_t *piece_lens,
+                                            size_t n_pieces, const struct cache_meta *meta,
+                                            enum cache_put_result *res, char *err, size_t errlen)
+{
+    const char *model = meta != NULL && meta->model != NULL ? meta->model : "";
+    const char *finish = meta != NULL && meta->finish_reason != NULL ? meta->finish_reason : "";
+    size_t model_len = strlen(model), finish_len = strlen(finish);
+    if (!cache_pieces_valid(text, text_len, piece_lens, n_pieces) || model_len > UINT32_MAX ||
+        finish_len > UINT32_MAX) {
+        *res = CACHE_PUT_INVALID;
+        return REDIS_ST_OK;
+    }
+    size_t head_len = cache_redis_head_bytes(n_pieces, model_len, finish_len);
+    size_t charge =
+        head_len == SIZE_MAX ? SIZE_MAX : cache_redis_charge(r, o->tenant, head_len, text_len);
+    /* Refused when either measure passes the bound: the server's charge
+     * (blob and key name) or the table's, which a fallback applies. */
+    if (charge > c->max_bytes ||
+        cache_entry_bytes(text_len, n_pieces, model, finish) > c->max_bytes) {
+        *res = cache_reject(c);
+        return REDIS_ST_OK;
+    }
+    unsigned char *head = try_malloc(head_len);
+    if (head == NULL) {
+        *res = CACHE_PUT_NO_MEM;
+        return REDIS_ST_OK;
+    }
+    static const struct llm_usage unknown = {
+        .prompt_tokens = -1, .completion_tokens = -1, .cached_tokens = -1};
+    cache_redis_encode_head(head, key, text_len, piece_lens, n_pieces, model, finish,
+                            meta != NULL ? &meta->usage : &unknown);
+    struct cache_redis_item it = {
+        .tenant = o->tenant,
+        .user = o->user,
+        .key = key,
+        .head = head,
+        .head_len = head_len,
+        .text = text,
+        .text_len = text_len,
+        .charge = charge,
+    };
+    size_t evicted = 0;
+    enum redis_status st = cache_redis_put(r, &it, c->ttl_ms, c->max_bytes, &evicted, err, errlen);
+    xfree(head);
+    if (st != REDIS_ST_OK)
+        return st;
+    pthread_mutex_lock(&c->lock);
+    c->inserts++;
+    c->evictions += evicted;
+    pthread_mutex_unlock(&c->lock);
+    *res = CACHE_PUT_STORED;
+    return REDIS_ST_OK;
+}
+
+enum cache_put_result cache_store(struct cache *c, const struct cache_owner *o,
+                                  const uint8_t key[CACHE_KEY_BYTES], const char *text,
+                                  size_t text_len, const size_t *piece_lens, size_t n_pieces,
+                                  const struct cache_meta *meta, int64_t now_ms,
+                                  struct cache_fallback *fb)
+{
+    cache_fallback_clear(fb);
+    struct redis *r = cache_shared(c);
+    if (r == NULL)
+        return cache_put(c, key, text, text_len, piece_lens, n_pieces, meta, now_ms);
+    char err[200];
+    if (!cache_owner_valid(o, err, sizeof err)) {
+        cache_fell_back(fb, err);
+        return cache_put(c, key, text, text_len, piece_lens, n_pieces, meta, now_ms);
+    }
+    enum cache_put_result res = CACHE_PUT_INVALID;
+    enum redis_status st = cache_store_shared(c, r, o, key, text, text_len, piece_lens, n_pieces,
+                                              meta, &res, err, sizeof err);
+    if (st == REDIS_ST_OK && res != CACHE_PUT_STORED)
+        return res; /* refused before anything was sent: says nothing of the server */
+    cache_note(c, r, st == REDIS_ST_OK, err);
+    if (st == REDIS_ST_OK)
+        return res;
+    cache_fell_back(fb, err);
+    return cache_put(c, key, text, text_len, piece_lens, n_pieces, meta, now_ms);
+}
+
+int cache_purge(struct cache *c, const char *tenant, const char *user, size_t *dropped, char *err,
+                size_t errlen)
+{
+    if (errlen > 0)
+        err[0] = '\0';
+    struct redis *r = cache_shared(c);
+    size_t remote = 0;
+    int rc = 0;
+    if (r != NULL) {
+        char why[200];
+        struct cache_owner o = {.tenant = tenant, .user = user};
+        enum redis_status st = REDIS_ST_FAILED;
+        if (cache_owner_valid(&o, why, sizeof why)) {
+            st = cache_redis_purge(r, tenant, user, &remote, why, sizeof why);
+            cache_note(c, r, st == REDIS_ST_OK, why);
+        }
+        if (st != REDIS_ST_OK) {
+            snprintf(err, errlen, "response cache purge: %s", why);
+            rc = -1;
+        }
+    }
+    *dropped = remote + cache_clear(c);
+    return rc;
 }

@@ -23,6 +23,14 @@
  *
  * Clock: every call takes now_ms from the caller (tests never sleep). Use
  * one clock for a cache, preferably clock_mono_ms(); created_at_ms is on it.
+ *
+ * Shared on Redis (CACHE_BACKEND=redis, issue 12): after cache_use_redis(),
+ * cache_lookup/cache_store/cache_purge keep the entries on the server
+ * (client/cache_redis.h gives the keys and the blob), so a second process
+ * gets the first one's answer; the TTL is the server's, max_bytes bounds
+ * memchat's entries there too. While the server cannot serve, they fall
+ * back to this process's table and say so (struct cache_fallback); the
+ * plain cache_get/cache_put always use the table.
  */
 #ifndef MEMCHAT_CLIENT_CACHE_H
 #define MEMCHAT_CLIENT_CACHE_H
@@ -180,7 +188,64 @@ enum cache_put_result cache_put(struct cache *c, const uint8_t key[CACHE_KEY_BYT
  * neither evictions nor expired). */
 size_t cache_clear(struct cache *c);
 
-/* A snapshot of c's counters. */
+/* A snapshot of c's counters. With Redis, hits, misses, inserts, evictions
+ * (made by this process's stores) and rejected count its calls on the
+ * server too; entries and bytes stay the in-process table's. */
 void cache_stats(struct cache *c, struct cache_stats *out);
+
+/* --- shared on Redis ---------------------------------------------------- */
+
+struct redis;
+
+/* Whom an entry belongs to: its tenant (in its Redis key, besides the hash
+ * key that already includes it) and the user whose turn stored it (for
+ * purge). Both match [A-Za-z0-9_-]{1,64}; user may be NULL. */
+struct cache_owner {
+    const char *tenant;
+    const char *user;
+};
+
+/* Filled by the calls below: fell_back is true when Redis could not serve
+ * the call and the in-process cache did; reason says why, for the
+ * backend.fallback event (names the server as redis_where() does, never a
+ * password). */
+struct cache_fallback {
+    bool fell_back;
+    char reason[256];
+};
+
+/* Shares c's entries on Redis (CACHE_BACKEND=redis): r is lent and must
+ * outlive c. Call before c is used; without it, the calls below are
+ * cache_get/cache_put. */
+void cache_use_redis(struct cache *c, struct redis *r);
+
+/* As cache_get(), on Redis when c uses it: a hit there is a private entry
+ * (cache_view_release frees it; created_at_ms is now_ms minus its age on
+ * the server's clock) and marks it most recently used; a miss there is a
+ * miss, and a blob that does not parse is a miss and deleted. When Redis
+ * is down or fails (or o's ids cannot be keys), cache_get() answers and
+ * *fb says why. fb may be NULL. */
+bool cache_lookup(struct cache *c, const struct cache_owner *o, const uint8_t key[CACHE_KEY_BYTES],
+                  int64_t now_ms, struct cache_view *out, struct cache_fallback *fb);
+
+/* As cache_put(), on Redis when c uses it: stored under o's tenant with
+ * the TTL set on the server, listed under o's user for purge, then the
+ * least recently used entries on the server are evicted until their total
+ * fits max_bytes. TOO_BIG when the entry exceeds max_bytes here or as
+ * charged on the server (nothing is sent). When Redis is down or fails,
+ * cache_put() stores it and *fb says why. fb may be NULL. */
+enum cache_put_result cache_store(struct cache *c, const struct cache_owner *o,
+                                  const uint8_t key[CACHE_KEY_BYTES], const char *text,
+                                  size_t text_len, const size_t *piece_lens, size_t n_pieces,
+                                  const struct cache_meta *meta, int64_t now_ms,
+                                  struct cache_fallback *fb);
+
+/* Drops the entries of tenant stored by turns of user (user NULL: all of
+ * the tenant's) from Redis when it is used, and clears the in-process
+ * cache (as cache_clear). *dropped = entries dropped in all. 0, or -1 with
+ * a message naming the server when Redis could not be reached (the
+ * in-process part is still cleared; running it again finishes). */
+int cache_purge(struct cache *c, const char *tenant, const char *user, size_t *dropped, char *err,
+                size_t errlen);
 
 #endif

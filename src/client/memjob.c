@@ -416,8 +416,15 @@ static enum mc_error memjob_purge(const struct memjob_env *env, const struct mc_
     if (env->trace_dir != NULL &&
         tracelog_purge(env->trace_dir, job->tenant, job->user, &traces, err, errlen) != 0)
         return MC_ERR_IO;
-    if (env->cache != NULL)
-        cached = cache_clear(env->cache);
+    char why[384] = "";
+    if (env->cache != NULL &&
+        cache_purge(env->cache, job->tenant, job->user, &cached, why, sizeof why) != 0) {
+        snprintf(err, errlen,
+                 "purge of %s: memories, conversations and traces were removed, but the "
+                 "shared cache could not be: %s; run purge again when Redis is back",
+                 job->tenant, why);
+        return MC_ERR_NETWORK;
+    }
     /* Old page images of the purged rows leave the WAL too; a reader of
      * another process may hold it, in which case its next checkpoint does. */
     char cerr[256] = "";

@@ -719,15 +719,35 @@ static enum mc_error turn_cache_replay(const struct cache_view *v, struct turn_s
 
 /* Stores a complete reply: not failed, cancelled, cut short by memchat, or
  * asking for tools (its meaning depends on the tools' results). */
-static void turn_cache_store(const struct turn_env *env, const uint8_t key[CACHE_KEY_BYTES],
+static void turn_cache_store(const struct turn_env *env, const struct turn_input *in,
+                             const struct emit *em, const uint8_t key[CACHE_KEY_BYTES],
                              const struct turn_stream *s, const struct llm_result *res)
 {
     if (s->reply_lost || s->refused || strcmp(res->finish_reason, "tool_calls") == 0)
         return;
     struct cache_meta meta = {
         .model = env->model, .finish_reason = res->finish_reason, .usage = res->usage};
-    (void)cache_put(env->cache, key, buf_cstr(&s->reply), s->reply.len, s->piece_lens, s->n_pieces,
-                    &meta, clock_mono_ms());
+    struct cache_owner owner = {in->tenant, in->user};
+    struct cache_fallback fb;
+    (void)cache_store(env->cache, &owner, key, buf_cstr(&s->reply), s->reply.len, s->piece_lens,
+                      s->n_pieces, &meta, clock_mono_ms(), &fb);
+    if (fb.fell_back)
+        emit_backend_fallback(em, "cache", fb.reason);
+}
+
+/* Looks the turn's key up: in the shared cache when there is one, else
+ * (or when it cannot be used, with a backend.fallback event) in this
+ * process's. */
+static bool turn_cache_lookup(const struct turn_env *env, const struct turn_input *in,
+                              const struct emit *em, const uint8_t key[CACHE_KEY_BYTES],
+                              struct cache_view *hit)
+{
+    struct cache_owner owner = {in->tenant, in->user};
+    struct cache_fallback fb;
+    bool found = cache_lookup(env->cache, &owner, key, clock_mono_ms(), hit, &fb);
+    if (fb.fell_back)
+        emit_backend_fallback(em, "cache", fb.reason);
+    return found;
 }
 
 /* What stage 6 took for the turn, given back or settled after the call. */
@@ -1253,7 +1273,7 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
         if (cacheable) {
             t = turn_mark(begin, MC_STAGE_CACHE, start_ns);
             cacheable = turn_cache_key(env, in, &req, key);
-            bool found = cacheable && cache_get(env->cache, key, clock_mono_ms(), &hit);
+            bool found = cacheable && turn_cache_lookup(env, in, em, key, &hit);
             lat[MC_STAGE_CACHE] = clock_since_ms(t);
             if (cacheable) {
                 char prefix[CACHE_KEY_PREFIX_SIZE];
@@ -1304,7 +1324,7 @@ void client_turn_run(const struct turn_env *env, const struct turn_input *in, co
             /* A reply that used tools depends on what they answered then:
              * never replayed. */
             if (rc == MC_ERR_NONE && cacheable && tu.rounds == 0)
-                turn_cache_store(env, key, &s, &res);
+                turn_cache_store(env, in, em, key, &s, &res);
         }
         if (tu.rounds > 0) {
             /* Every round was billed (a round without usage counts an

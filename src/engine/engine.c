@@ -1377,6 +1377,8 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
                            config_duration_ms(cfg, CFG_CACHE_TTL));
     if (engine_redis_new(eng, code, err, errlen) != 0)
         goto fail;
+    if (eng->redis != NULL && strcmp(config_str(cfg, CFG_CACHE_BACKEND), "redis") == 0)
+        cache_use_redis(eng->cache, eng->redis);
     if (engine_limits_new(eng, code, err, errlen) != 0)
         goto fail;
     engine_keys_new(eng, data_dir);

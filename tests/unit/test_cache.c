@@ -3,8 +3,11 @@
  * the key (determinism, sensitivity to every part, length prefixes, tenant
  * isolation), the policy, and the store (TTL with an explicit clock, LRU
  * eviction by bytes, oversized entries, replayed deltas, counters, and
- * concurrent use under a small budget). Every clock is a now_ms argument:
- * nothing sleeps.
+ * concurrent use under a small budget), the calls that share the cache on
+ * Redis when none is set (the plain in-process calls), and the blob the
+ * entries are stored as there (round trip, and every malformation refused;
+ * tests/integration/test_redis_cache.c has the server). Every clock is a
+ * now_ms argument: nothing sleeps.
  */
 #include "testutil.h"
 
@@ -16,6 +19,7 @@
 #include <stdbool.h>
 
 #include "client/cache.h"
+#include "client/cache_redis.h"
 #include "util/alloc.h"
 
 static int group_setup(void **state)
@@ -943,6 +947,194 @@ static void concurrent_use_keeps_views_intact_and_bytes_in_budget(void **state)
     cache_free(sh.c);
 }
 
+/* --- shared calls without Redis, and the Redis blob ----------------------- */
+
+/* Without cache_use_redis, lookup/store/purge are the in-process calls and
+ * never report a fallback. */
+static void without_redis_the_shared_calls_are_the_local_ones(void **state)
+{
+    (void)state;
+    struct cache *c = cache_new(1 << 20, 100);
+    uint8_t k[CACHE_KEY_BYTES];
+    test_key(1, k);
+    struct cache_owner o = {.tenant = "acme", .user = "alice"};
+    struct cache_fallback fb = {.fell_back = true, .reason = "stale"};
+    size_t len = 5;
+    assert_int_equal(cache_store(c, &o, k, "hello", len, &len, 1, NULL, 10, &fb), CACHE_PUT_STORED);
+    assert_false(fb.fell_back);
+    assert_string_equal(fb.reason, "");
+    struct cache_view v;
+    fb.fell_back = true;
+    assert_true(cache_lookup(c, &o, k, 20, &v, &fb));
+    assert_false(fb.fell_back);
+    assert_string_equal(v.text, "hello");
+    assert_int_equal(v.created_at_ms, 10);
+    cache_view_release(&v);
+    assert_false(cache_lookup(c, NULL, k, 110, &v, NULL)); /* the TTL is the table's */
+    assert_int_equal(cache_store(c, &o, k, "hello", len, &len, 1, NULL, 120, NULL),
+                     CACHE_PUT_STORED);
+    size_t dropped = 0;
+    char err[64] = "x";
+    assert_int_equal(cache_purge(c, "acme", "alice", &dropped, err, sizeof err), 0);
+    assert_int_equal(dropped, 1);
+    assert_string_equal(err, "");
+    struct cache_stats st;
+    cache_stats(c, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.hits, 1);
+    assert_int_equal(st.inserts, 2);
+    cache_free(c);
+}
+
+/* A blob of key: head from cache_redis_encode_head, then the text. */
+struct test_blob {
+    char *bytes;
+    size_t len, head;
+};
+
+static struct test_blob test_blob_make(const uint8_t key[CACHE_KEY_BYTES], const char *text,
+                                       size_t text_len, const size_t *lens, size_t n,
+                                       const char *model, const char *finish,
+                                       const struct llm_usage *usage)
+{
+    struct test_blob b = {.head = cache_redis_head_bytes(n, strlen(model), strlen(finish))};
+    b.len = b.head + text_len;
+    b.bytes = malloc(b.len + 1);
+    assert_non_null(b.bytes);
+    cache_redis_encode_head((unsigned char *)b.bytes, key, text_len, lens, n, model, finish, usage);
+    memcpy(b.bytes + b.head, text, text_len);
+    return b;
+}
+
+/* What is encoded decodes to the same fields; born is the store script's
+ * (0 before it runs). The text may hold a NUL. */
+static void redis_blob_round_trips(void **state)
+{
+    (void)state;
+    uint8_t k[CACHE_KEY_BYTES];
+    test_key(1, k);
+    size_t lens[] = {3, 0, 4};
+    struct llm_usage u = {.prompt_tokens = 1234567890123LL,
+                          .completion_tokens = -1,
+                          .cached_tokens = 0,
+                          .estimated = true};
+    struct test_blob b2 = test_blob_make(k, "abc\0efg", 7, lens, 3, "gpt-x", "stop", &u);
+    struct cache_redis_record rec;
+    assert_true(cache_redis_decode(b2.bytes, b2.len, k, &rec));
+    assert_int_equal(rec.born_ms, 0);
+    assert_int_equal(rec.usage.prompt_tokens, 1234567890123LL);
+    assert_int_equal(rec.usage.completion_tokens, -1);
+    assert_int_equal(rec.usage.cached_tokens, 0);
+    assert_true(rec.usage.estimated);
+    assert_int_equal(rec.model_len, 5);
+    assert_memory_equal(rec.model, "gpt-x", 5);
+    assert_int_equal(rec.finish_len, 4);
+    assert_memory_equal(rec.finish_reason, "stop", 4);
+    assert_int_equal(rec.n_pieces, 3);
+    assert_int_equal(cache_redis_record_end(&rec, 0), 3);
+    assert_int_equal(cache_redis_record_end(&rec, 1), 3);
+    assert_int_equal(cache_redis_record_end(&rec, 2), 7);
+    assert_int_equal(rec.text_len, 7);
+    assert_memory_equal(rec.text, "abc\0efg", 7);
+    free(b2.bytes);
+
+    /* the empty reply: no pieces, no text, no names */
+    struct llm_usage none = {.prompt_tokens = -1, .completion_tokens = -1, .cached_tokens = -1};
+    struct test_blob b = test_blob_make(k, "", 0, NULL, 0, "", "", &none);
+    assert_int_equal(b.len, CACHE_REDIS_FIXED_BYTES);
+    assert_true(cache_redis_decode(b.bytes, b.len, k, &rec));
+    assert_int_equal(rec.n_pieces + rec.text_len + rec.model_len + rec.finish_len, 0);
+    assert_false(rec.usage.estimated);
+    free(b.bytes);
+}
+
+/* Anything but an exact blob of the key is refused: every truncation, a
+ * byte more, another key, an unknown version or flag, lengths that do not
+ * add up, piece ends out of order or past the text, a NUL in a name, a
+ * time before 1970. */
+static void redis_blob_refuses_every_malformation(void **state)
+{
+    (void)state;
+    uint8_t k[CACHE_KEY_BYTES], other[CACHE_KEY_BYTES];
+    test_key(1, k);
+    test_key(2, other);
+    size_t lens[] = {2, 3};
+    struct llm_usage u = {.prompt_tokens = 5};
+    struct test_blob b = test_blob_make(k, "hello", 5, lens, 2, "m", "stop", &u);
+    struct cache_redis_record rec;
+    assert_true(cache_redis_decode(b.bytes, b.len, k, &rec));
+    assert_false(cache_redis_decode(b.bytes, b.len, other, &rec));
+    assert_false(cache_redis_decode(NULL, 0, k, &rec));
+    for (size_t cut = 0; cut < b.len; cut++)
+        assert_false(cache_redis_decode(b.bytes, cut, k, &rec));
+    b.bytes[b.len] = 'x';
+    assert_false(cache_redis_decode(b.bytes, b.len + 1, k, &rec));
+
+    /* version, flags (but estimated, bit 0), key and each length field,
+     * bit by bit */
+    const size_t fields[][2] = {{0, 1}, {9, 1}, {10, 32}, {66, 16}};
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+        for (size_t i = fields[f][0]; i < fields[f][0] + fields[f][1]; i++) {
+            for (unsigned bit = i == 9 ? 1 : 0; bit < 8; bit++) {
+                b.bytes[i] ^= (char)(1u << bit);
+                assert_false(cache_redis_decode(b.bytes, b.len, k, &rec));
+                b.bytes[i] ^= (char)(1u << bit);
+            }
+        }
+    }
+    b.bytes[8] = (char)0x80; /* born's sign bit */
+    assert_false(cache_redis_decode(b.bytes, b.len, k, &rec));
+    b.bytes[8] = 0;
+    size_t ends = CACHE_REDIS_FIXED_BYTES + 1 + 4;
+    b.bytes[ends] = 4; /* first end after the second (5 > 4 is fine, 4 < 5 is not) */
+    b.bytes[ends + 4] = 3;
+    assert_false(cache_redis_decode(b.bytes, b.len, k, &rec));
+    b.bytes[ends] = 2;
+    b.bytes[ends + 4] = 4; /* the last end short of the text */
+    assert_false(cache_redis_decode(b.bytes, b.len, k, &rec));
+    b.bytes[ends + 4] = 6; /* past it */
+    assert_false(cache_redis_decode(b.bytes, b.len, k, &rec));
+    b.bytes[ends + 4] = 5;
+    assert_true(cache_redis_decode(b.bytes, b.len, k, &rec));
+    b.bytes[CACHE_REDIS_FIXED_BYTES] = '\0'; /* the model "m" */
+    assert_false(cache_redis_decode(b.bytes, b.len, k, &rec));
+    b.bytes[CACHE_REDIS_FIXED_BYTES] = 'm';
+    b.bytes[CACHE_REDIS_FIXED_BYTES + 2] = '\0'; /* in "stop" */
+    assert_false(cache_redis_decode(b.bytes, b.len, k, &rec));
+    free(b.bytes);
+}
+
+/* Random damage to a blob never makes decode read out of bounds, and what
+ * it accepts is consistent (ASan and valgrind watch the reads). */
+static void redis_blob_survives_random_damage(void **state)
+{
+    (void)state;
+    uint8_t k[CACHE_KEY_BYTES];
+    test_key(1, k);
+    size_t lens[] = {1, 2, 3, 4};
+    struct llm_usage u = {.prompt_tokens = 5};
+    struct test_blob b = test_blob_make(k, "abcdefghij", 10, lens, 4, "model", "stop", &u);
+    char *copy = malloc(b.len);
+    assert_non_null(copy);
+    unsigned seed = 12345;
+    for (unsigned iter = 0; iter < 20000; iter++) {
+        memcpy(copy, b.bytes, b.len);
+        for (unsigned j = 0; j < 1 + iter % 3; j++) {
+            seed = seed * 1103515245u + 12345u;
+            copy[(seed >> 8) % b.len] = (char)(seed >> 20);
+        }
+        size_t len = b.len - (iter % 5 == 0 ? (seed >> 4) % b.len : 0);
+        struct cache_redis_record rec;
+        if (!cache_redis_decode(copy, len, k, &rec))
+            continue;
+        assert_true(rec.text + rec.text_len == copy + len);
+        for (size_t i = 0; i < rec.n_pieces; i++)
+            assert_true(cache_redis_record_end(&rec, i) <= rec.text_len);
+    }
+    free(copy);
+    free(b.bytes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -973,6 +1165,10 @@ int main(void)
         cmocka_unit_test(clear_drops_every_entry_but_a_lent_view_lives_on),
         cmocka_unit_test(stats_count_what_happened),
         cmocka_unit_test(concurrent_use_keeps_views_intact_and_bytes_in_budget),
+        cmocka_unit_test(without_redis_the_shared_calls_are_the_local_ones),
+        cmocka_unit_test(redis_blob_round_trips),
+        cmocka_unit_test(redis_blob_refuses_every_malformation),
+        cmocka_unit_test(redis_blob_survives_random_damage),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
