@@ -7,6 +7,8 @@
 
 bool ident_valid(const char *s)
 {
+    if (s == NULL)
+        return false;
     size_t n = 0;
     for (; s[n] != '\0'; n++) {
         char c = s[n];

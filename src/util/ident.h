@@ -9,7 +9,7 @@
 
 #define IDENT_MAX 64
 
-/* True when s matches [A-Za-z0-9_-]{1,64}. */
+/* True when s matches [A-Za-z0-9_-]{1,64}; false for NULL. */
 bool ident_valid(const char *s);
 
 #endif
