@@ -54,14 +54,14 @@ static void doctor_passes_on_the_embedded_defaults(void **state)
     struct run r;
     RUN(&r, NULL, "doctor");
     expect_exit(&r, 0, "doctor");
-    expect_in(r.out, "0 of 7 checks failed", "doctor's summary");
+    expect_in(r.out, "0 of 8 checks failed", "doctor's summary");
     expect_in(r.out, "embedder     local (model hash-v1, 1024 dimensions)", "embedder line");
     run_free(&r);
     RUN(&r, NULL, "doctor", "--json");
     expect_exit(&r, 0, "doctor --json");
     cJSON *lines = json_lines(r.out);
     static const char *const checks[] = {"config",       "data_file", "provider", "embedder",
-                                         "vector_store", "keystore",  "opik"};
+                                         "vector_store", "keystore",  "opik",     "redis"};
     for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
         const cJSON *it = doctor_item(lines, checks[i]);
         const char *st = jstr(it, "status");
