@@ -37,6 +37,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "net/redis.h"
+
 extern char **environ;
 
 #define REDIS_GUARD_MS   30000
@@ -223,6 +225,25 @@ static inline struct redis_server *redis_start(void)
 static inline const char *redis_url(const struct redis_server *s)
 {
     return s->url;
+}
+
+/* memchat's own client (net/redis.h) of the server at url, with key
+ * prefix "t:" and the given retry delay; fails the test when it cannot be
+ * made. */
+static inline struct redis *redis_client_url(const char *url, long long retry_ms)
+{
+    char err[256] = "";
+    struct redis_config c = {.url = url, .timeout_ms = 2000, .retry_ms = retry_ms, .prefix = "t:"};
+    struct redis *r = redis_new(&c, err, sizeof err);
+    if (r == NULL)
+        fail_msg("redis_new: %s", err);
+    return r;
+}
+
+/* The same, of s. */
+static inline struct redis *redis_client(const struct redis_server *s, long long retry_ms)
+{
+    return redis_client_url(redis_url(s), retry_ms);
 }
 
 /* SIGKILLs the server alone (the wrapper waits on): Redis gone mid-run. */

@@ -12,17 +12,6 @@
 
 #include "net/redis.h"
 
-static struct redis *connect_to(const struct redis_server *s, long long retry_ms)
-{
-    char err[256] = "";
-    struct redis_config c = {
-        .url = redis_url(s), .timeout_ms = 2000, .retry_ms = retry_ms, .prefix = "t:"};
-    struct redis *r = redis_new(&c, err, sizeof err);
-    if (r == NULL)
-        fail_msg("redis_new: %s", err);
-    return r;
-}
-
 /* One command of up to 4 words; the reply's status. */
 static enum redis_status cmd(struct redis *r, const char *a0, const char *a1, const char *a2,
                              redisReply **rep, char *err, size_t errlen)
@@ -112,7 +101,7 @@ static void test_commands_and_scripts(void **state)
 {
     (void)state;
     struct redis_server *s = redis_start();
-    struct redis *r = connect_to(s, 0);
+    struct redis *r = redis_client(s, 0);
     char err[256] = "";
     redisReply *rep = NULL;
     assert_false(redis_is_up(r));
@@ -160,8 +149,8 @@ static void test_down_retry_and_back(void **state)
     struct redis_server *s = redis_start();
     char where[64];
     snprintf(where, sizeof where, "127.0.0.1:%d", s->port);
-    struct redis *slow = connect_to(s, 3600 * 1000);
-    struct redis *fast = connect_to(s, 0);
+    struct redis *slow = redis_client(s, 3600 * 1000);
+    struct redis *fast = redis_client(s, 0);
     char err[256] = "";
     redisReply *rep = NULL;
     assert_int_equal(cmd(slow, "PING", NULL, NULL, &rep, err, sizeof err), REDIS_ST_OK);
@@ -201,7 +190,7 @@ static void test_auth_and_db(void **state)
 {
     (void)state;
     struct redis_server *s = redis_start();
-    struct redis *admin = connect_to(s, 0);
+    struct redis *admin = redis_client(s, 0);
     char err[256] = "";
     redisReply *rep = NULL;
     const char *argv[4] = {"CONFIG", "SET", "requirepass", "right-pw"};

@@ -21,7 +21,7 @@
 
 #include <math.h>
 
-#define PREFIX "memchat:"
+#define PREFIX "t:"
 
 struct fx {
     struct redis_server *srv;
@@ -49,23 +49,13 @@ static int64_t utc(int y, int mo, int d, int h)
 
 #define NOW utc(2025, 3, 10, 12)
 
-static struct redis *connect_to(const char *url)
-{
-    struct redis_config c = {url, 2000, 0, PREFIX};
-    char err[256] = "";
-    struct redis *r = redis_new(&c, err, sizeof err);
-    if (r == NULL)
-        fail_msg("redis_new: %s", err);
-    return r;
-}
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
     f->srv = redis_start();
-    f->r1 = connect_to(redis_url(f->srv));
-    f->r2 = connect_to(redis_url(f->srv));
+    f->r1 = redis_client(f->srv, 0);
+    f->r2 = redis_client(f->srv, 0);
     *state = f;
     return 0;
 }
@@ -536,7 +526,7 @@ static void redis_down_at_start(void **state)
     int port = redis_free_port();
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
-    struct redis *r1 = connect_to(url), *r2 = connect_to(url);
+    struct redis *r1 = redis_client_url(url, 0), *r2 = redis_client_url(url, 0);
     struct budget *open = shared_budget(r1, 10, 0, false);
     struct budget *closed = shared_budget(r2, 10, 0, true);
     struct budget_reservation res;

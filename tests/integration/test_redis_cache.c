@@ -58,17 +58,6 @@ static int fx_teardown(void **state)
     return 0;
 }
 
-static struct redis *fx_connect(const struct fx *f)
-{
-    char err[256];
-    struct redis_config cfg = {
-        .url = redis_url(f->s), .timeout_ms = 2000, .retry_ms = 0, .prefix = "t:"};
-    struct redis *r = redis_new(&cfg, err, sizeof err);
-    if (r == NULL)
-        fail_msg("redis_new: %s", err);
-    return r;
-}
-
 /* A cache on its own connection: what one process has. */
 struct proc {
     struct redis *r;
@@ -77,7 +66,7 @@ struct proc {
 
 static struct proc proc_new(const struct fx *f, size_t max_bytes, int64_t ttl_ms)
 {
-    struct proc p = {.r = fx_connect(f), .c = cache_new(max_bytes, ttl_ms)};
+    struct proc p = {.r = redis_client(f->s, 0), .c = cache_new(max_bytes, ttl_ms)};
     cache_use_redis(p.c, p.r);
     return p;
 }

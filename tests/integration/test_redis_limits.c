@@ -23,17 +23,6 @@ struct fixture {
     struct ratelimit_limits lim;
 };
 
-static struct redis *connect_to(const struct redis_server *s)
-{
-    char err[256] = "";
-    struct redis_config c = {
-        .url = redis_url(s), .timeout_ms = 2000, .retry_ms = 0, .prefix = "t:"};
-    struct redis *r = redis_new(&c, err, sizeof err);
-    if (r == NULL)
-        fail_msg("redis_new: %s", err);
-    return r;
-}
-
 static struct ratelimit *limiter(const struct ratelimit_limits *lim, struct redis *r, bool closed)
 {
     char err[256] = "";
@@ -49,8 +38,8 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     f->srv = redis_start();
-    f->r1 = connect_to(f->srv);
-    f->r2 = connect_to(f->srv);
+    f->r1 = redis_client(f->srv, 0);
+    f->r2 = redis_client(f->srv, 0);
     ratelimit_limits_init(&f->lim);
     f->lim.value[RATELIMIT_TENANT][RATELIMIT_REQUESTS] = 3;
     f->lim.value[RATELIMIT_USER][RATELIMIT_TOKENS] = 1000;
