@@ -1205,7 +1205,10 @@ void budget_snapshot(struct budget *b, const char *tenant, const char *user, int
     struct redis *r = b->redis;
     int64_t now = now_ms > b->now_max ? now_ms : b->now_max;
     pthread_mutex_unlock(&b->mu);
-    if (r != NULL && tok && bg_snapshot_shared(b, r, tenant, uok ? user : NULL, now, out))
+    /* Only on a live connection: a snapshot is read while the user types,
+     * and must never wait for a connection attempt. */
+    if (r != NULL && tok && redis_is_up(r) &&
+        bg_snapshot_shared(b, r, tenant, uok ? user : NULL, now, out))
         return;
     pthread_mutex_lock(&b->mu);
     bg_view(b, tok ? bg_find(b, tkey) : NULL, uok ? bg_find(b, ukey) : NULL, tok, uok,

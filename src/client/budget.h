@@ -194,8 +194,8 @@ void budget_settle(struct budget *b, struct budget_reservation *res, double actu
 /* Drops a reservation whose call was never made (settle with 0). */
 void budget_release(struct budget *b, struct budget_reservation *res, int64_t now_ms);
 /* The budgets of (tenant, user; either may be NULL) at now_ms, without
- * loading or changing anything: Redis's figures when it is used and
- * answers, this process's otherwise. */
+ * loading or changing anything: Redis's figures while its connection is
+ * up (a snapshot never waits for one), this process's otherwise. */
 void budget_snapshot(struct budget *b, const char *tenant, const char *user, int64_t now_ms,
                      struct budget_view *out);
 

@@ -883,7 +883,9 @@ void ratelimit_snapshot(struct ratelimit *rl, const char *tenant, const char *us
     char tkey[RL_KEY_MAX], ukey[RL_KEY_MAX];
     bool tok = tenant != NULL && rl_make_key(tenant, NULL, tkey);
     bool uok = tok && user != NULL && rl_make_key(tenant, user, ukey);
-    if (rl->redis != NULL) {
+    /* Only on a live connection: a snapshot is read while the user types,
+     * and must never wait for a connection attempt. */
+    if (rl->redis != NULL && redis_is_up(rl->redis)) {
         char err[256];
         enum redis_status st =
             ratelimit_redis_snapshot(rl->redis, &rl->lim, tok ? tenant : NULL, uok ? user : NULL,

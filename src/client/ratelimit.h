@@ -183,7 +183,8 @@ void ratelimit_refund(struct ratelimit *rl, bool shared, const char *tenant, con
                       long long tokens, int64_t now_ms);
 /* The six buckets of (tenant, user) at now_ms, without changing anything;
  * a scope whose id is NULL reads as unlimited. With Redis, the shared
- * buckets (this process's when Redis cannot be read). */
+ * buckets while the connection is up (this process's otherwise: a
+ * snapshot never waits for a connection attempt). */
 void ratelimit_snapshot(struct ratelimit *rl, const char *tenant, const char *user, int64_t now_ms,
                         struct ratelimit_view *out);
 

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +255,7 @@ struct redis *redis_new(const struct redis_config *c, char *err, size_t errlen)
             return NULL;
         }
     struct redis *r = xcalloc(1, sizeof *r);
+    atomic_init(&r->up, false);
     pthread_mutex_init(&r->mu, NULL);
     r->t = t;
     sodium_memzero(&t, sizeof t);
@@ -274,7 +276,7 @@ static void redis_drop(struct redis *r)
     if (r->ctx != NULL)
         redisFree(r->ctx);
     r->ctx = NULL;
-    r->up = false;
+    atomic_store(&r->up, false);
 }
 
 void redis_free(struct redis *r)
@@ -299,10 +301,7 @@ const char *redis_prefix(const struct redis *r)
 
 bool redis_is_up(struct redis *r)
 {
-    pthread_mutex_lock(&r->mu);
-    bool up = r->up;
-    pthread_mutex_unlock(&r->mu);
-    return up;
+    return atomic_load(&r->up);
 }
 
 static struct timeval redis_tv(long long ms)
@@ -327,7 +326,7 @@ static enum redis_status redis_send(struct redis *r, int argc, const char **argv
         redis_drop(r);
         return REDIS_ST_DOWN;
     }
-    r->up = true;
+    atomic_store(&r->up, true);
     if (rep->type == REDIS_REPLY_ERROR) {
         snprintf(err, errlen, "Redis at %s answered: %.*s", r->where, (int)rep->len, rep->str);
         freeReplyObject(rep);

@@ -85,7 +85,8 @@ void redis_free(struct redis *r);
 const char *redis_where(const struct redis *r);
 /* The key prefix, as configured ("memchat:" by default). */
 const char *redis_prefix(const struct redis *r);
-/* Whether the last command reached the server (false before the first). */
+/* Whether the last command reached the server (false before the first);
+ * never blocks, so a caller that must not wait can check it first. */
 bool redis_is_up(struct redis *r);
 
 /* Sends one command; on REDIS_ST_OK *out is the reply (an error reply is

@@ -228,6 +228,11 @@ static void settle_adds_spent_seen_by_both_once(void **state)
     budget_settle(b1, &copy, 2.5, NOW, NULL);
     budget_settle(b1, &res, 2.5, NOW, NULL); /* id 0: a no-op */
 
+    /* b2's process has talked to Redis before (a snapshot never dials). */
+    char version[32], err[256];
+    double rtt = 0;
+    assert_int_equal(redis_ping(f->r2, version, sizeof version, &rtt, err, sizeof err),
+                     REDIS_ST_OK);
     struct budget_view v;
     budget_snapshot(b2, "acme", NULL, NOW, &v);
     assert_true(v.s[BUDGET_TENANT].known);
