@@ -487,8 +487,8 @@ static void rl_format_ms(long long ms, char *out, size_t n)
         snprintf(out, n, "%lld ms", ms);
     else if (ms < 60000)
         snprintf(out, n, "%.1f s", (double)ms / 1000.0);
-    else
-        snprintf(out, n, "%lld min %lld s", ms / 60000, (ms % 60000 + 999) / 1000);
+    else /* seconds rounded up first, so 29:59.5 reads "30 min 0 s", never "29 min 60 s" */
+        snprintf(out, n, "%lld min %lld s", (ms + 999) / 1000 / 60, (ms + 999) / 1000 % 60);
 }
 
 /* Names the limit of one bucket: the variable and its value, or the

@@ -878,10 +878,40 @@ static void concurrent_turns_never_pass_capacity_plus_refill(void **state)
     ratelimit_free(t.rl);
 }
 
+/* Waits over a minute are written in minutes and whole seconds, rounded
+ * up: 29 min 59.5 s reads "30 min 0 s", never "29 min 60 s". */
+static void long_waits_read_in_whole_minutes_and_seconds(void **state)
+{
+    (void)state;
+    static const struct {
+        long long window_ms;
+        const char *says;
+    } cases[] = {
+        {1799500, "room again in 30 min 0 s"},
+        {1799000, "room again in 29 min 59 s"},
+        {61001, "room again in 1 min 2 s"},
+        {59999, "room again in 60.0 s"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct ratelimit_limits lim;
+        ratelimit_limits_init(&lim);
+        lim.value[RATELIMIT_TENANT][RATELIMIT_REQUESTS] = 1;
+        lim.window_ms = cases[i].window_ms;
+        struct ratelimit *rl = new_rl(&lim);
+        struct ratelimit_decision d;
+        assert_int_equal(acq(rl, "acme", NULL, 0, 0, &d), RATELIMIT_OK);
+        assert_int_equal(acq(rl, "acme", NULL, 0, 0, &d), RATELIMIT_WAIT);
+        if (strstr(d.reason, cases[i].says) == NULL)
+            fail_msg("window %lld: '%s' lacks '%s'", cases[i].window_ms, d.reason, cases[i].says);
+        ratelimit_free(rl);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_new_bucket_holds_exactly_its_capacity),
+        cmocka_unit_test(long_waits_read_in_whole_minutes_and_seconds),
         cmocka_unit_test(buckets_refill_continuously_and_never_pass_capacity),
         cmocka_unit_test(the_wait_is_exact_for_each_binding_scope_and_kind),
         cmocka_unit_test(the_longest_wait_binds),
