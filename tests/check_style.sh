@@ -10,7 +10,7 @@ set -u
 top=${MEMCHAT_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$top" || exit 1
 status=0
-files=$(find src include tests -name '*.[ch]' | sort)
+files=$(find src include tests fuzz -name '*.[ch]' | sort)
 
 banned='\b(sprintf|vsprintf|strcpy|strcat|strncat|strtok|gets|atoi)[[:space:]]*\('
 hits=$(grep -n -E "$banned" $files | grep -v 'checksrc: allow' | grep -v -E '^[^:]+:[0-9]+:[[:space:]]*(/?\*|//)')

@@ -1,0 +1,1 @@
+# hostile.mk: placeholder, filled by the hardening work (issue 13).

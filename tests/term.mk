@@ -1,0 +1,1 @@
+# term.mk: placeholder, filled by the hardening work (issue 13).
