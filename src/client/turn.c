@@ -226,9 +226,26 @@ static void turn_retrieve(const struct turn_env *env, const struct turn_input *i
     xfree(filter);
 }
 
+/* Bytes of a code point a note line folds to one space: a line break or
+ * a control (C0, DEL, C1 with NEL, U+2028, U+2029), which could start a
+ * new line for the model or a terminal; 0 for any other. text is valid
+ * UTF-8 (memory checks it on the way in). */
+static size_t turn_note_fold(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    if (u[0] < 0x20 || u[0] == 0x7f)
+        return 1;
+    if (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f)
+        return 2;
+    if (u[0] == 0xe2 && u[1] == 0x80 && (u[2] == 0xa8 || u[2] == 0xa9))
+        return 3;
+    return 0;
+}
+
 /* Appends one recalled note on one line: its date and user, then its text
- * with line breaks folded and angle brackets replaced, so no note can
- * close the fence or pose as markup. */
+ * with line breaks and controls folded and angle brackets replaced, so no
+ * note can close the fence, start a line of its own or pose as markup
+ * (tests/integration/test_hostile.c holds the notes that try). */
 static void turn_note_line(struct buf *b, const struct memory_hit *h)
 {
     char day[16] = "?";
@@ -238,14 +255,17 @@ static void turn_note_line(struct buf *b, const struct memory_hit *h)
         strftime(day, sizeof day, "%Y-%m-%d", &tm);
     buf_printf(b, "- [%s, user %s] ", day, h->rec.user_id);
     for (const char *p = h->rec.text; *p != '\0'; p++) {
-        if (*p == '\n' || *p == '\r' || *p == '\t')
+        size_t fold = turn_note_fold(p);
+        if (fold > 0) {
             buf_putc(b, ' ');
-        else if (*p == '<')
+            p += fold - 1;
+        } else if (*p == '<') {
             buf_puts(b, "\u2039");
-        else if (*p == '>')
+        } else if (*p == '>') {
             buf_puts(b, "\u203a");
-        else
+        } else {
             buf_putc(b, *p);
+        }
     }
     buf_putc(b, '\n');
 }
