@@ -9,7 +9,8 @@
  * since a connection cut between two events can look like a clean end to
  * libcurl. The failure fields of llm_result are filled from the response
  * headers in every case, so the turn's retry policy sees them whatever the
- * outcome.
+ * outcome. The replay seam (hp_replay_stream) swaps http_perform for a
+ * feed from memory that cuts and caps the body as the transport would.
  */
 #include "config.h"
 
@@ -1036,6 +1037,9 @@ static enum mc_error hp_call_outcome(struct hp_call *call, enum http_result hr,
     return MC_ERR_NONE;
 }
 
+static enum http_result hp_replay_perform(const struct hp_replay *r, const struct http_request *req,
+                                          struct http_response *resp);
+
 enum mc_error hp_call_run(struct hp *hp, const struct hp_call_spec *spec, llm_delta_fn on_delta,
                           void *ud, const atomic_bool *cancel, struct llm_result *res, char *err,
                           size_t errlen)
@@ -1089,7 +1093,9 @@ enum mc_error hp_call_run(struct hp *hp, const struct hp_call_spec *spec, llm_de
     };
     struct http_response resp;
     char herr[512] = "";
-    enum http_result hr = http_perform(hp->client, &hreq, cancel, &resp, herr, sizeof herr);
+    enum http_result hr = hp->replay != NULL
+                              ? hp_replay_perform(hp->replay, &hreq, &resp)
+                              : http_perform(hp->client, &hreq, cancel, &resp, herr, sizeof herr);
 
     res->http_status = resp.status;
     if (resp.should_retry == 0 || resp.should_retry == 1)
@@ -1116,4 +1122,224 @@ enum mc_error hp_call_run(struct hp *hp, const struct hp_call_spec *spec, llm_de
     buf_free(&call.join);
     buf_free(&call.fixed);
     return rc;
+}
+
+/* --- replay --- */
+
+/* Never contacted: the replayed call makes no transfer. */
+#define HP_REPLAY_URL "http://127.0.0.1:9"
+
+struct hp_replay {
+    struct llm_provider *p;
+    const char *body; /* the run's body and how it is cut */
+    size_t len;
+    const size_t *cuts;
+    size_t n_cuts;
+    size_t piece;
+    size_t cap_deltas; /* room in out.delta_len */
+    struct hp_replay_result out;
+};
+
+struct hp_replay *hp_replay_new(const char *provider, size_t max_response_bytes, char *err,
+                                size_t errlen)
+{
+    struct config *cfg = config_new_memchat();
+    struct llm_provider *p = NULL;
+    if (strcmp(provider, "openai") == 0)
+        p = llm_openai_new(cfg, HP_REPLAY_URL, "", err, errlen);
+    else if (strcmp(provider, "anthropic") == 0)
+        p = llm_anthropic_new(cfg, HP_REPLAY_URL, "replay-key", err, errlen);
+    else if (strcmp(provider, "ollama") == 0)
+        p = llm_ollama_new(cfg, HP_REPLAY_URL, err, errlen);
+    else
+        snprintf(err, errlen, "unknown provider \"%s\" (accepted: openai, anthropic, ollama)",
+                 provider);
+    config_free(cfg);
+    if (p == NULL)
+        return NULL;
+    struct hp *hp = p->impl;
+    if (max_response_bytes > 0)
+        hp->max_response_bytes = max_response_bytes;
+    struct hp_replay *r = xcalloc(1, sizeof *r);
+    r->p = p;
+    /* A delta may be three times its bytes once invalid ones are replaced. */
+    buf_init(&r->out.text, hp->max_response_bytes * 3 + 16);
+    return r;
+}
+
+void hp_replay_free(struct hp_replay *r)
+{
+    if (r == NULL)
+        return;
+    llm_provider_free(r->p);
+    buf_free(&r->out.text);
+    xfree(r->out.delta_len);
+    xfree(r);
+}
+
+static int hp_replay_on_delta(void *ud, const char *text, size_t len)
+{
+    struct hp_replay *r = ud;
+    struct hp_replay_result *out = &r->out;
+    if (buf_append(&out->text, text, len) != BUF_OK)
+        return 1;
+    if (out->n_deltas == r->cap_deltas) {
+        r->cap_deltas = r->cap_deltas ? r->cap_deltas * 2 : 64;
+        out->delta_len = xreallocarray(out->delta_len, r->cap_deltas, sizeof *out->delta_len);
+    }
+    out->delta_len[out->n_deltas++] = len;
+    return 0;
+}
+
+/* The end of the piece that starts at `at`. */
+static size_t hp_replay_piece_end(const struct hp_replay *r, size_t at, size_t *next_cut)
+{
+    if (r->n_cuts > 0) {
+        while (*next_cut < r->n_cuts && r->cuts[*next_cut] <= at)
+            (*next_cut)++;
+        return *next_cut < r->n_cuts && r->cuts[*next_cut] < r->len ? r->cuts[*next_cut] : r->len;
+    }
+    if (r->piece == 0 || r->piece >= r->len - at)
+        return r->len;
+    return at + r->piece;
+}
+
+/* http_perform() for a replayed call: a 200 response whose body goes to
+ * req->on_body piece by piece, capped as http.c caps it (the bytes that
+ * still fit are handed over, then the transfer stops). */
+static enum http_result hp_replay_perform(const struct hp_replay *r, const struct http_request *req,
+                                          struct http_response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    resp->status = 200;
+    resp->should_retry = -1;
+    resp->http_version = 1;
+    snprintf(resp->content_type, sizeof resp->content_type, "application/octet-stream");
+    size_t cap = req->max_response_bytes > 0 ? req->max_response_bytes : SIZE_MAX;
+    size_t at = 0, next_cut = 0;
+    while (at < r->len) {
+        size_t end = hp_replay_piece_end(r, at, &next_cut);
+        size_t n = end - at;
+        if (n > cap - at) {
+            size_t fit = cap - at;
+            if (fit > 0 && req->on_body(req->ud, r->body + at, fit) != 0)
+                return HTTP_ERR_ABORTED;
+            return HTTP_ERR_TOO_BIG;
+        }
+        if (req->on_body(req->ud, r->body + at, n) != 0)
+            return HTTP_ERR_ABORTED;
+        resp->body_bytes = end;
+        at = end;
+    }
+    return HTTP_OK;
+}
+
+const struct hp_replay_result *hp_replay_stream(struct hp_replay *r, const char *body, size_t len,
+                                                const size_t *cuts, size_t n_cuts, size_t piece,
+                                                bool no_stream)
+{
+    struct hp *hp = r->p->impl;
+    struct hp_replay_result *out = &r->out;
+    buf_reset(&out->text);
+    out->n_deltas = 0;
+    out->err[0] = '\0';
+    r->body = body;
+    r->len = len;
+    r->cuts = cuts;
+    r->n_cuts = n_cuts;
+    r->piece = piece;
+    struct llm_message msg = {.role = "user", .content = "replay"};
+    struct llm_request req = {
+        .model = "replay",
+        .messages = &msg,
+        .n_messages = 1,
+        .temperature = NAN,
+        .no_stream = no_stream,
+    };
+    hp->replay = r;
+    out->rc =
+        r->p->chat(r->p, &req, hp_replay_on_delta, r, NULL, &out->res, out->err, sizeof out->err);
+    hp->replay = NULL;
+    out->calls = llm_provider_tool_calls(r->p, &out->n_calls);
+    return out;
+}
+
+/* Appends s[0..n) quoted: printable ASCII as is, '"' and '\\' escaped,
+ * control bytes as \n \r \t or \xNN, bytes from 0x80 as is when s is valid
+ * UTF-8, else as \xNN. */
+static enum buf_result hp_replay_quote(struct buf *out, const char *s, size_t n)
+{
+    bool raw_high = utf8_valid(s, n, NULL);
+    enum buf_result r = buf_putc(out, '"');
+    for (size_t i = 0; i < n && r == BUF_OK; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            r = buf_printf(out, "\\%c", c);
+        else if (c == '\n')
+            r = buf_puts(out, "\\n");
+        else if (c == '\r')
+            r = buf_puts(out, "\\r");
+        else if (c == '\t')
+            r = buf_puts(out, "\\t");
+        else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !raw_high))
+            r = buf_printf(out, "\\x%02x", c);
+        else
+            r = buf_putc(out, (char)c);
+    }
+    return r == BUF_OK ? buf_putc(out, '"') : r;
+}
+
+/* "name \"s\"\n" */
+static enum buf_result hp_replay_line(struct buf *out, const char *name, const char *s, size_t n)
+{
+    enum buf_result r = buf_printf(out, "%s ", name);
+    if (r == BUF_OK)
+        r = hp_replay_quote(out, s, n);
+    return r == BUF_OK ? buf_putc(out, '\n') : r;
+}
+
+enum buf_result hp_replay_format(const struct hp_replay_result *res, struct buf *out)
+{
+    const struct llm_result *lr = &res->res;
+    enum buf_result r = buf_printf(out, "rc %s\n", mc_error_code(res->rc));
+    if (r == BUF_OK)
+        r = hp_replay_line(out, "err", res->err, strlen(res->err));
+    size_t off = 0;
+    for (size_t i = 0; i < res->n_deltas && r == BUF_OK; i++) {
+        r = hp_replay_line(out, "delta", res->text.data + off, res->delta_len[i]);
+        off += res->delta_len[i];
+    }
+    for (size_t i = 0; i < res->n_calls && r == BUF_OK; i++) {
+        const struct llm_tool_call *tc = &res->calls[i];
+        r = buf_printf(out, "tool %ld id ", tc->index);
+        if (r == BUF_OK)
+            r = hp_replay_quote(out, tc->id, strlen(tc->id));
+        if (r == BUF_OK)
+            r = buf_puts(out, " name ");
+        if (r == BUF_OK)
+            r = hp_replay_quote(out, tc->name, strlen(tc->name));
+        if (r == BUF_OK)
+            r = buf_puts(out, " args ");
+        if (r == BUF_OK)
+            r = hp_replay_quote(out, buf_cstr(&tc->arguments), tc->arguments.len);
+        if (r == BUF_OK)
+            r = buf_printf(out, " %s\n", tc->arguments_valid ? "valid" : "unparsed");
+    }
+    if (r == BUF_OK)
+        r = buf_printf(out, "sent %zu deltas %zu bytes; %zu tool calls\n", lr->deltas_sent,
+                       lr->bytes_sent, lr->tool_calls);
+    if (r == BUF_OK)
+        r = buf_printf(out, "usage prompt %lld completion %lld cached %lld%s\n",
+                       lr->usage.prompt_tokens, lr->usage.completion_tokens,
+                       lr->usage.cached_tokens, lr->usage.estimated ? " estimated" : "");
+    if (r == BUF_OK)
+        r = hp_replay_line(out, "finish", lr->finish_reason, strlen(lr->finish_reason));
+    if (r == BUF_OK)
+        r = buf_printf(out, "skipped %zu\n", lr->skipped);
+    if (r == BUF_OK)
+        r = buf_printf(out, "transport %s \"%s\"\n", lr->transport_error ? "error" : "ok",
+                       lr->transport);
+    if (r == BUF_OK)
+        r = buf_printf(out, "retry %d\n", lr->should_retry);
+    return r;
 }

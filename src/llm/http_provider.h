@@ -8,6 +8,8 @@
  * supplies, text deltas delivered safely (valid UTF-8, never after cancel,
  * counted), tool calls assembled, and every failure turned into one clear
  * message plus llm_result's failure fields for the turn's retry policy.
+ * For tests and fuzzers, hp_replay_stream() runs a provider's call over
+ * response bytes in memory, cut into pieces at will, instead of a transfer.
  *
  * Secrets: the key lives only in the provider's state and in the header
  * lines of a call; no message, log line or event built here ever holds a
@@ -26,6 +28,7 @@
 struct config;
 struct http_client;
 struct cJSON;
+struct hp_replay;
 
 /* At most this many tool calls are kept from one reply; more are counted
  * as skipped payloads. */
@@ -55,6 +58,9 @@ struct hp {
     char *default_model;         /* owned; the table's default_model points here */
     struct llm_tool_call *calls; /* the last chat()'s tool calls */
     size_t n_calls, cap_calls;
+    /* Set only while hp_replay_stream() runs: the call's response body
+     * comes from memory instead of a transfer. */
+    struct hp_replay *replay;
 };
 
 /* 0 when url starts with http:// or https:// (any case) and names a host;
@@ -274,5 +280,48 @@ bool hp_error_message(const struct cJSON *obj, char *out, size_t outlen, char *t
  * characters and escape sequences removed, whitespace runs one space, at
  * most max bytes (+ "..."). Written into out. */
 void hp_quote(const char *s, size_t n, size_t max, char *out, size_t outlen);
+
+/* --- replay: a response body from memory (tests and fuzzers) ---
+ * The provider's own stream handling (its chat(), hp_call_run(), the SSE or
+ * NDJSON parser, the payload handler) runs over bytes in memory handed over
+ * in pieces, as libcurl hands them over, instead of a transfer: the status
+ * is 200 and the body ends cleanly after its last byte. */
+
+/* What one replayed call came to. */
+struct hp_replay_result {
+    enum mc_error rc;
+    char err[1024];        /* the call's message; "" on success */
+    struct llm_result res; /* as chat() filled it */
+    struct buf text;       /* the deltas joined */
+    size_t *delta_len;     /* the length of each delta in text */
+    size_t n_deltas;
+    const struct llm_tool_call *calls; /* the provider's tool calls, also on failure */
+    size_t n_calls;
+};
+
+/* A replay context for provider "openai", "anthropic" or "ollama" whose
+ * response cap (MEMCHAT_MAX_RESPONSE_BYTES) is max_response_bytes (0: the
+ * variable's default). Call mc_global_init() first. NULL with a message for
+ * an unknown provider. Free with hp_replay_free(). */
+struct hp_replay *hp_replay_new(const char *provider, size_t max_response_bytes, char *err,
+                                size_t errlen);
+/* NULL is a no-op. */
+void hp_replay_free(struct hp_replay *r);
+/* Runs one chat() of r's provider (the whole-answer path when no_stream)
+ * whose response body is body[0..len), handed to the call's body handler in
+ * pieces: cut at the ascending offsets cuts[0..n_cuts) (others ignored), or
+ * when n_cuts is 0 in pieces of `piece` bytes (0: one piece); bytes past the
+ * cap are refused as the transport refuses them. Never NULL; the result is
+ * r's, valid until its next run or free. */
+const struct hp_replay_result *hp_replay_stream(struct hp_replay *r, const char *body, size_t len,
+                                                const size_t *cuts, size_t n_cuts, size_t piece,
+                                                bool no_stream);
+/* Appends res as canonical text to out: one line each for the code, the
+ * message, every delta, every tool call (index, id, name, arguments,
+ * whether they parsed), the usage, the finish reason, the skipped payloads,
+ * the transport failure and the retry verdict; strings quoted with C-style
+ * escapes. Equal results give equal texts (for golden files and for
+ * comparing replays). */
+enum buf_result hp_replay_format(const struct hp_replay_result *res, struct buf *out);
 
 #endif

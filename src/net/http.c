@@ -64,6 +64,8 @@ struct http_xfer {
     CURLMcode mrc;         /* the multi interface's error, if any */
     int64_t last_byte_ms;  /* monotonic time the last byte (header or body) came */
     bool idle;             /* the transfer ended by idle_timeout_ms */
+    bool headers_done;     /* the blank line ending the last response's headers came */
+    bool headers_cut;      /* the connection closed before it did */
 };
 
 static pthread_once_t http_once = PTHREAD_ONCE_INIT;
@@ -269,11 +271,16 @@ static size_t http_on_header(char *data, size_t size, size_t nitems, void *ud)
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         http_response_clear_headers(x->resp);
         x->status = http_status_parse(data, n);
+        x->headers_done = false;
         return n;
     }
     const char *colon = memchr(data, ':', n);
-    if (colon == NULL)
-        return n; /* the blank line ending the headers, or a malformed line */
+    if (colon == NULL) {
+        /* The blank line ending the headers, or a malformed line. */
+        if ((n == 2 && data[0] == '\r' && data[1] == '\n') || (n == 1 && data[0] == '\n'))
+            x->headers_done = true;
+        return n;
+    }
     size_t nlen = (size_t)(colon - data);
     const char *v = colon + 1;
     size_t vlen = n - nlen - 1;
@@ -320,10 +327,20 @@ static size_t http_on_write(char *data, size_t size, size_t nmemb, void *ud)
     if (x->cancel != NULL && atomic_load(x->cancel))
         return http_stop(x, HTTP_ERR_CANCELLED);
     struct http_response *resp = x->resp;
+    size_t before = resp->body_bytes;
     resp->body_bytes = n > SIZE_MAX - resp->body_bytes ? SIZE_MAX : resp->body_bytes + n;
-    if (resp->body_bytes > x->cap)
+    bool ok_status = x->status >= 200 && x->status <= 299;
+    if (resp->body_bytes > x->cap) {
+        /* The bytes that still fit go to the receiver first: what it sees
+         * before the cap must not depend on how the network cut the body
+         * (a delta before an oversized event is shown, or not, alike). */
+        size_t fit = before < x->cap ? x->cap - before : 0;
+        if (ok_status && fit > 0 && x->req->on_body != NULL &&
+            x->req->on_body(x->req->ud, data, fit) != 0)
+            return http_stop(x, HTTP_ERR_ABORTED);
         return http_stop(x, HTTP_ERR_TOO_BIG);
-    if (x->status >= 200 && x->status <= 299) {
+    }
+    if (ok_status) {
         if (x->req->on_body != NULL && x->req->on_body(x->req->ud, data, n) != 0)
             return http_stop(x, HTTP_ERR_ABORTED);
         return n;
@@ -665,9 +682,12 @@ static const char *http_cause(const struct http_client *c, const struct http_xfe
             break;
         snprintf(tmp, tmplen, "no data for %ld ms (idle timeout)", x->req->idle_timeout_ms);
         return tmp;
+    case HTTP_ERR_TRANSPORT:
+        if (x->headers_cut)
+            return "the connection closed in the middle of the response headers";
+        break;
     case HTTP_OK:
     case HTTP_ERR_CONNECT:
-    case HTTP_ERR_TRANSPORT:
         break;
     }
     if (x->mrc != CURLM_OK)
@@ -710,6 +730,13 @@ static enum http_result http_transfer(struct http_client *c, CURL *e, struct htt
         r = http_result_of(x->rc, HTTP_OK);
     else
         r = http_run(c, e, x);
+    /* libcurl 7.88 takes a connection closed after the status line, in the
+     * middle of the headers, for a whole response without a body: that
+     * would pass for an empty answer (a non-JSON "reply", not retried). */
+    if (r == HTTP_OK && !x->headers_done) {
+        x->headers_cut = true;
+        r = HTTP_ERR_TRANSPORT;
+    }
     http_info(e, x->resp);
     curl_slist_free_all(headers);
     return r;

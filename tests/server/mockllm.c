@@ -44,6 +44,25 @@
  *   test can see a result went back intact.
  * The stream behaviours apply to tool streams too (oversize excepted): the
  * cutting ones after two argument fragments.
+ * Transport faults at an exact byte (for the stream fault tests), counted
+ * over the whole response as written to the socket (status line, headers,
+ * chunk framing and body), on every route, after the reply was built with
+ * the other behaviours (not with oversize, whose body is generated lazily):
+ * - `cut=N`: the connection is closed (FIN) after N bytes, or after the
+ *   whole response when it is shorter (so a raw client reads it to EOF);
+ * - `reset=N`: the same, but the close is an RST (SO_LINGER 0);
+ * - `stall-at=N`: nothing is written after N bytes; the connection stays
+ *   open until the client gives up.
+ * N is decimal and may be 0 or carry leading zeros (`cut=000120`), so a
+ * test can vary it without changing the request's length.
+ * Two more feed one outsized event into a streamed text reply, after its
+ * first piece (the rest of the reply follows as usual), generated as it is
+ * written so the mock never holds it: `bigline=N` a text piece of exactly
+ * N bytes of 'x' in one line (a delta, or past the client's cap), and
+ * `nested=N` a payload of N nested arrays `[[[...]]]` (not an object: a
+ * client skips it). `--first-seq N`
+ * numbers requests from N + 1 (the ids in replies, e.g. chatcmpl-mock-<seq>,
+ * then keep one width over a long test).
  * One thread, one
  * poll() loop: every connection is a small state machine whose reply is a
  * queue of output segments (bytes with an optional delay before them or a
@@ -81,11 +100,13 @@
 #define READ_SIZE        65536u
 #define WRITE_BUDGET     (1024u * 1024u) /* per connection per loop turn (fairness) */
 #define PIECE_MAX        7u
-#define SLOW_US          20000   /* `slow`: 20 ms between pieces */
-#define SPLIT_PACE_US    200     /* `split-utf8`: gap between tiny writes */
-#define RATE_MAX         1000000 /* `rate=N`: at most a piece a microsecond */
-#define WORDS_MAX        1000000 /* `words=N`: at most a million words (~7 MB) */
-#define LINGER_US        2000000 /* drain time after a closing reply */
+#define SLOW_US          20000       /* `slow`: 20 ms between pieces */
+#define SPLIT_PACE_US    200         /* `split-utf8`: gap between tiny writes */
+#define RATE_MAX         1000000     /* `rate=N`: at most a piece a microsecond */
+#define WORDS_MAX        1000000     /* `words=N`: at most a million words (~7 MB) */
+#define BIGLINE_MAX      (1ul << 31) /* `bigline=N`: at most 2 GiB in one line */
+#define NESTED_MAX       100000000ul /* `nested=N`: at most 10^8 arrays deep */
+#define LINGER_US        2000000     /* drain time after a closing reply */
 #define OVERSIZE_LIMIT   (256ull * 1024u * 1024u)
 #define OVERSIZE_BATCH   65536u
 #define BIG_ERROR_SIZE   (1024u * 1024u)
@@ -963,6 +984,11 @@ enum err_kind {
     E_BIG
 };
 
+/* How the response is cut at byte cut_at (cut=, reset=, stall-at=). */
+enum cut_kind { CUT_NONE, CUT_CLOSE, CUT_RESET, CUT_STALL };
+
+#define CUT_MAX (1ul << 30) /* the largest N of cut=N and its kin */
+
 struct behave {
     enum err_kind err;
     bool no_retry_header, usage_in_finish, no_usage, hang, stall, drop, malformed, crlf, split,
@@ -979,6 +1005,10 @@ struct behave {
     size_t ntools;
     bool toolloop;     /* call the tool `loop` on every request tools may answer */
     bool toolargs_bad; /* the calls' arguments are cut JSON: {"text": */
+    enum cut_kind cut; /* cut=N, reset=N, stall-at=N */
+    unsigned long cut_at;
+    unsigned long bigline; /* bigline=N: one text piece of N bytes (0: none) */
+    unsigned long nested;  /* nested=N: one payload N arrays deep (0: none) */
 };
 
 static const struct {
@@ -1061,6 +1091,22 @@ static bool behave_tools(struct behave *b, const char *v)
     }
 }
 
+/* Parses the N of `cut=N`, `reset=N` or `stall-at=N` (v): decimal, 0 to
+ * CUT_MAX, leading zeros allowed. */
+static bool behave_cut(struct behave *b, enum cut_kind kind, const char *v)
+{
+    if (*v < '0' || *v > '9')
+        return false;
+    char *endp;
+    errno = 0;
+    unsigned long n = strtoul(v, &endp, 10);
+    if (*endp != '\0' || errno != 0 || n > CUT_MAX)
+        return false;
+    b->cut = kind;
+    b->cut_at = n;
+    return true;
+}
+
 /* Sets one behaviour named w in b; false when w is not a behaviour. */
 static bool behave_set(struct behave *b, const char *w)
 {
@@ -1090,6 +1136,16 @@ static bool behave_set(struct behave *b, const char *w)
         return behave_count(w + 6, WORDS_MAX, &b->words);
     if (strncmp(w, "tool=", 5) == 0)
         return behave_tools(b, w + 5);
+    if (strncmp(w, "bigline=", 8) == 0)
+        return behave_count(w + 8, BIGLINE_MAX, &b->bigline);
+    if (strncmp(w, "nested=", 7) == 0)
+        return behave_count(w + 7, NESTED_MAX, &b->nested);
+    if (strncmp(w, "cut=", 4) == 0)
+        return behave_cut(b, CUT_CLOSE, w + 4);
+    if (strncmp(w, "reset=", 6) == 0)
+        return behave_cut(b, CUT_RESET, w + 6);
+    if (strncmp(w, "stall-at=", 9) == 0)
+        return behave_cut(b, CUT_STALL, w + 9);
     return w[0] == '\0'; /* an empty item, as in "mock:,500" */
 }
 
@@ -1128,6 +1184,7 @@ static void behave_disarm(struct behave *b)
 {
     b->err = E_NONE;
     b->hang = b->stall = b->drop = b->oversize = b->midstream = b->echo_key = false;
+    b->cut = CUT_NONE;
 }
 
 struct counter {
@@ -1138,7 +1195,8 @@ struct counter {
 
 /* ---- connections and their output queue ------------------------------------ */
 
-enum seg_kind { SEG_DATA, SEG_STALL, SEG_CLOSE, SEG_GEN };
+/* SEG_RESET closes with an RST (cut behaviours' reset=N). */
+enum seg_kind { SEG_DATA, SEG_STALL, SEG_CLOSE, SEG_RESET, SEG_GEN };
 
 /* One step of a reply. SEG_GEN refills data lazily from unit (one HTTP chunk
  * of repeated units per refill) until limit bytes were generated. */
@@ -1271,12 +1329,16 @@ static void q_gen(struct conn *c, const char *unit, size_t unitlen, unsigned lon
     g->limit = limit;
 }
 
-/* Refills a SEG_GEN: false when it has generated its limit. */
+/* Refills a SEG_GEN: false when it has generated its limit. The last
+ * refill stops at the limit (rounded up to whole units). */
 static bool gen_refill(struct seg *g)
 {
     if (g->generated >= g->limit || g->unitlen == 0)
         return false;
     size_t k = OVERSIZE_BATCH / g->unitlen + 1;
+    unsigned long long left = (g->limit - g->generated + g->unitlen - 1) / g->unitlen;
+    if (k > left)
+        k = (size_t)left;
     struct sbuf b = {0};
     sb_printf(&b, "%zx\r\n", k * g->unitlen);
     for (size_t i = 0; i < k; i++)
@@ -1808,6 +1870,43 @@ static void q_cut(struct conn *c, const struct behave *b, enum route r, const ch
     q_bytes(c, "0\r\n\r\n", 5, 0, b->split);
 }
 
+/* Queues the outsized event of bigline=N or nested=N: the route's framing
+ * around N generated bytes of 'x' (a text piece), or N '[' then N ']'. */
+static void q_big(struct conn *c, const struct behave *b, const struct reply *rp)
+{
+    if (b->bigline == 0 && b->nested == 0)
+        return;
+    struct sbuf head = {0};
+    const char *tail;
+    if (b->bigline > 0) {
+        struct sbuf e = {0};
+        ev_piece(&e, rp, 0);
+        /* Piece 0's event with its text replaced: cut it at the text. */
+        const char *text = strstr(e.p, rp->route == R_ANTHROPIC ? "\"text\":\"" : "\"content\":\"");
+        size_t at = (size_t)(text - e.p) + (rp->route == R_ANTHROPIC ? 8 : 11);
+        sb_put(&head, e.p, at);
+        const char *rest = e.p + at + 1;
+        while (*rest != '"') /* the piece's own text, without escapes in it */
+            rest++;
+        q_chunk(c, head.p, head.len, 0, b->split);
+        q_gen(c, "x", 1, b->bigline, b->split);
+        q_chunk(c, rest, strlen(rest), 0, b->split);
+        sb_free(&e);
+        sb_free(&head);
+        return;
+    }
+    if (rp->route == R_ANTHROPIC)
+        sb_puts(&head, "event: content_block_delta\ndata: ");
+    else if (rp->route == R_OPENAI)
+        sb_puts(&head, "data: ");
+    tail = rp->route == R_OLLAMA ? "\n" : "\n\n";
+    q_chunk(c, head.p, head.len, 0, b->split);
+    q_gen(c, "[", 1, b->nested, b->split);
+    q_gen(c, "]", 1, b->nested, b->split);
+    q_chunk(c, tail, strlen(tail), 0, b->split);
+    sb_free(&head);
+}
+
 /* Queues a streamed reply (SSE or NDJSON) with the stream behaviours. */
 static void q_stream(struct conn *c, const struct behave *b, const struct reply *rp)
 {
@@ -1847,6 +1946,8 @@ static void q_stream(struct conn *c, const struct behave *b, const struct reply 
         c->tail->piece = (long)i;
         if (i == 0 && b->malformed)
             q_garbage(c, b, rp);
+        if (i == 0)
+            q_big(c, b, rp);
     }
     if (b->rate > 0)
         q_schedule(c, before, b->rate);
@@ -2242,6 +2343,44 @@ static void q_whole(struct conn *c, const struct behave *b, const struct reply *
     sb_free(&body);
 }
 
+/* Applies cut=N, reset=N or stall-at=N to the reply queued after `after`
+ * (NULL: the whole queue): its data segments are kept up to N bytes in
+ * all, the rest dropped, and the close, reset or stall follows (after the
+ * whole reply when it is shorter). A reply that already ends in a stall or
+ * close of its own, or generates its body (oversize), is left as it is
+ * past that point. */
+static void q_cut_at(struct conn *c, struct seg *after, enum cut_kind kind, unsigned long n)
+{
+    unsigned long left = n;
+    struct seg *g = after != NULL ? after->next : c->head;
+    struct seg *last = after;
+    for (; g != NULL; last = g, g = g->next) {
+        if (g->kind != SEG_DATA)
+            return; /* stall, close or generated: not cut */
+        if (g->len <= left) {
+            left -= g->len;
+            continue;
+        }
+        g->len = left;
+        last = g;
+        g = g->next;
+        break;
+    }
+    /* Drop what follows `last`, then end there. */
+    while (g != NULL) {
+        struct seg *next = g->next;
+        seg_free(g);
+        g = next;
+    }
+    if (last != NULL) {
+        last->next = NULL;
+        c->tail = last;
+    } else {
+        c->head = c->tail = NULL;
+    }
+    q_mark(c, kind == CUT_RESET ? SEG_RESET : kind == CUT_STALL ? SEG_STALL : SEG_CLOSE);
+}
+
 /* ---- request handling -------------------------------------------------------- */
 
 static void log_request(struct server *s, const struct conn *c, const struct request *rq)
@@ -2332,6 +2471,7 @@ static bool reply_tools(struct reply *rp, const struct behave *b, const char *ro
  * the reply (or, for hang, nothing). */
 static void handle_chat(struct server *s, struct conn *c, const struct request *rq, enum route r)
 {
+    struct seg *before = c->tail; /* the reply is queued after it */
     const char *body = rq->body != NULL ? rq->body : "";
     const char *end = body + rq->bodylen;
     const char *root = js_ws(body, end);
@@ -2383,6 +2523,8 @@ static void handle_chat(struct server *s, struct conn *c, const struct request *
         rp.include_usage = false; /* not even the "usage":null placeholders */
     if (b.err != E_NONE) {
         q_error(c, r, &b, s->seq);
+        if (b.cut != CUT_NONE)
+            q_cut_at(c, before, b.cut, b.cut_at);
         reply_fini(&rp);
         return;
     }
@@ -2446,6 +2588,8 @@ static void handle_chat(struct server *s, struct conn *c, const struct request *
         q_stream(c, &b, &rp);
     else
         q_whole(c, &b, &rp);
+    if (b.cut != CUT_NONE)
+        q_cut_at(c, before, b.cut, b.cut_at);
     reply_fini(&rp);
 }
 
@@ -2830,6 +2974,13 @@ static void conn_write(struct server *s, struct conn *c, int64_t now)
             conn_kill(c);
             return;
         }
+        if (g->kind == SEG_RESET) {
+            /* An abortive close: the kernel answers with an RST. */
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            conn_kill(c);
+            return;
+        }
         bool more = g->off < g->len;
         if (!more && g->kind == SEG_GEN)
             more = gen_refill(g);
@@ -3042,18 +3193,23 @@ static int serve(struct server *s)
 
 static void usage(void)
 {
-    fputs("usage: mockllm [--log FILE]\n"
+    fputs("usage: mockllm [--log FILE] [--first-seq N]\n"
           "Serves a mock LLM on 127.0.0.1 (ephemeral port, printed as PORT=<n>) until stdin\n"
-          "reaches EOF or SIGTERM; --log appends every request as one NDJSON line.\n",
+          "reaches EOF or SIGTERM; --log appends every request as one NDJSON line;\n"
+          "--first-seq numbers the requests from N + 1.\n",
           stderr);
 }
 
 int main(int argc, char **argv)
 {
     const char *log_path = NULL;
+    unsigned long first_seq = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
             log_path = argv[++i];
+        } else if (strcmp(argv[i], "--first-seq") == 0 && i + 1 < argc &&
+                   behave_count(argv[i + 1], 1000000000ul, &first_seq)) {
+            i++;
         } else {
             usage();
             return 2;
@@ -3062,6 +3218,7 @@ int main(int argc, char **argv)
     struct server s;
     memset(&s, 0, sizeof s);
     s.stdin_open = true;
+    s.seq = first_seq;
     if (log_path != NULL) {
         s.log = fopen(log_path, "a");
         if (s.log == NULL) {
