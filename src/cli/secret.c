@@ -268,6 +268,18 @@ static int secret_store_tool_key(struct secret_store *c)
     return MC_EXIT_OK;
 }
 
+/* The exit code of a master key or keystore that cannot be used: a file
+ * that could not be read or written (util/fileio's and store/masterkey's
+ * "cannot read/write/create PATH: ...") is an I/O error, anything else (a
+ * key missing, wrong or damaged) a configuration error. */
+static int secret_open_exit(const char *err)
+{
+    if (strstr(err, "cannot read ") != NULL || strstr(err, "cannot write ") != NULL ||
+        strstr(err, "cannot create ") != NULL)
+        return MC_EXIT_RUNTIME;
+    return MC_EXIT_USAGE;
+}
+
 int secret_store_open(struct secret_store *c, bool create, bool *none)
 {
     *none = false;
@@ -296,7 +308,7 @@ int secret_store_open(struct secret_store *c, bool create, bool *none)
     secret_free(&pass);
     if (rc < 0) {
         store_msg(c, "%s", err);
-        return MC_EXIT_USAGE;
+        return secret_open_exit(err);
     }
     if (rc == 1) {
         if (access(c->path, F_OK) == 0) {
@@ -311,7 +323,7 @@ int secret_store_open(struct secret_store *c, bool create, bool *none)
     }
     if (keystore_open(c->path, c->master, &c->ks, err, sizeof err) != 0) {
         store_msg(c, "%s (master key from %s)", err, masterkey_source_name(c->src));
-        return MC_EXIT_USAGE;
+        return secret_open_exit(err);
     }
     return secret_store_tool_key(c);
 }

@@ -54,6 +54,7 @@
 
 #include <sqlite3.h>
 
+#include "store/faultvfs.h"
 #include "util/alloc.h"
 #include "util/ident.h"
 #include "util/msg.h"
@@ -607,9 +608,11 @@ struct db *db_open_with(const char *path, const struct db_migration *migrations,
      * it refuses a symbolic link anywhere in the path, and a home directory
      * reached through one is common; the data directory is the user's own. */
     char *open_path = strncmp(path, "file:", 5) == 0 ? xasprintf("./%s", path) : xstrdup(path);
-    int rc =
-        sqlite3_open_v2(open_path, &db->conn,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    /* NULL (SQLite's own I/O) unless a hardening test enabled the I/O
+     * fault seam (store/faultvfs.h). */
+    const char *vfs = faultvfs_install();
+    int rc = sqlite3_open_v2(open_path, &db->conn,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
     xfree(open_path);
     if (db->conn == NULL) {
         db_fail(why, DB_ERR_IO, err, errlen, "cannot open %s: %s", path, sqlite3_errstr(rc));
@@ -623,6 +626,17 @@ struct db *db_open_with(const char *path, const struct db_migration *migrations,
         goto fail;
     }
     sqlite3_busy_timeout(db->conn, DB_BUSY_TIMEOUT_MS);
+    /* When the read-write open fails, SQLite quietly opens the file
+     * read-only, and the first write fails with "attempt to write a
+     * readonly database". A file we may write was lost to an I/O error,
+     * not to its permissions: say so now. */
+    if (sqlite3_db_readonly(db->conn, "main") == 1 && access(path, W_OK) == 0) {
+        db_fail(why, DB_ERR_IO, err, errlen,
+                "cannot open %s for writing: opening it read-write failed (an I/O error?) and "
+                "SQLite could only open it read-only",
+                path);
+        goto fail;
+    }
 
     /* One read transaction, so the application id and the table list come
      * from the same state of the file: another connection may be
@@ -701,8 +715,15 @@ static int db_tx(struct db *db, const char *sql, char *err, size_t errlen)
     int rc = db_exec(db, sql);
     if (rc == SQLITE_OK)
         return 0;
+    /* A -wal or -shm file that failed to open read-write is opened
+     * read-only too (see db_open_with), which SQLite reports as a
+     * read-only database. */
+    bool fell_back = (rc & 0xff) == SQLITE_READONLY && access(db->path, W_OK) == 0;
     if (err != NULL && errlen > 0)
-        snprintf(err, errlen, "%s on %s: %s", sql, db->path, sqlite3_errmsg(db->conn));
+        snprintf(err, errlen, "%s on %s: %s%s", sql, db->path, sqlite3_errmsg(db->conn),
+                 fell_back ? " (the file is writable: opening it or its -wal or -shm file "
+                             "read-write failed, an I/O error?)"
+                           : "");
     return -1;
 }
 

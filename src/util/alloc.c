@@ -8,6 +8,7 @@
 
 #include "util/alloc.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 static atomic_ulong alloc_total;
 static atomic_ulong fail_at; /* 0 = disarmed, else the alloc_total value that fails */
 static atomic_int fail_sticky;
+static atomic_int fail_fired;
+static const char *report_path; /* MEMCHAT_FAULT_ALLOC_REPORT, for the atexit handler */
 static void (*fatal_hook)(void);
 
 static int fault_now(void)
@@ -27,20 +30,61 @@ static int fault_now(void)
     unsigned long at = atomic_load(&fail_at);
     if (at == 0)
         return 0;
-    if (n == at)
-        return 1;
-    return n > at && atomic_load(&fail_sticky);
+    if (n != at && !(n > at && atomic_load(&fail_sticky)))
+        return 0;
+    atomic_store(&fail_fired, 1);
+    return 1;
 }
 
 void alloc_fail_after(unsigned long n, int sticky)
 {
     atomic_store(&fail_sticky, sticky);
+    atomic_store(&fail_fired, 0);
     atomic_store(&fail_at, n ? atomic_load(&alloc_total) + n : 0);
 }
 
 unsigned long alloc_count(void)
 {
     return atomic_load(&alloc_total);
+}
+
+int alloc_fault_fired(void)
+{
+    return atomic_load(&fail_fired);
+}
+
+/* Runs at exit, when the C library may be half torn down: plain stdio, no
+ * allocation through the layer (the seam may still be armed). */
+static void alloc_write_report(void)
+{
+    FILE *f = fopen(report_path, "w");
+    if (f == NULL)
+        return;
+    fprintf(f, "allocs=%lu fired=%d\n", alloc_count(), alloc_fault_fired());
+    fclose(f);
+}
+
+int alloc_setup_env(char *err, size_t errlen)
+{
+    const char *spec = getenv("MEMCHAT_FAULT_ALLOC");
+    report_path = getenv("MEMCHAT_FAULT_ALLOC_REPORT");
+    if (report_path != NULL && *report_path != '\0' && atexit(alloc_write_report) != 0)
+        report_path = NULL;
+    if (spec == NULL || *spec == '\0')
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(spec, &end, 10);
+    int sticky = *end == '+';
+    if (sticky)
+        end++;
+    if (errno != 0 || end == spec || *end != '\0' || *spec < '0' || *spec > '9') {
+        snprintf(err, errlen, "MEMCHAT_FAULT_ALLOC: '%s' is not a count (N, or N+ to keep failing)",
+                 spec);
+        return -1;
+    }
+    alloc_fail_after(n, sticky);
+    return 0;
 }
 
 void alloc_set_fatal_hook(void (*hook)(void))

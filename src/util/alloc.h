@@ -57,5 +57,14 @@ void alloc_die(const char *what) __attribute__((noreturn));
 void alloc_fail_after(unsigned long n, int sticky);
 /* How many allocations went through the layer since start (for sweeps). */
 unsigned long alloc_count(void);
+/* Whether an armed fault has struck since the last alloc_fail_after. */
+int alloc_fault_fired(void);
+/* Arms the seam from the environment, for the sweeps that run the program
+ * itself: MEMCHAT_FAULT_ALLOC=N fails the N-th allocation from now
+ * ("N+": and every one after it); MEMCHAT_FAULT_ALLOC_REPORT=PATH writes
+ * "allocs=<count> fired=<0|1>" to PATH when the process exits normally,
+ * so a sweep learns how many allocations a command makes and when N went
+ * past the end. 0, or -1 with a message in err (a malformed N). */
+int alloc_setup_env(char *err, size_t errlen);
 
 #endif

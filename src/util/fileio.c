@@ -6,6 +6,10 @@
  * keystore's mode), and is synced before the rename so the rename can never
  * publish a file whose blocks are not on disk. Syncing the directory makes
  * the rename itself durable.
+ *
+ * Every open, write, fsync and rename goes through the I/O fault seam
+ * (util/iofault.h), which is the libc call itself unless a hardening test
+ * armed it; each is retried on EINTR, as a signal handler may interrupt it.
  */
 #include "config.h"
 
@@ -21,12 +25,13 @@
 #include <unistd.h>
 
 #include "util/alloc.h"
+#include "util/iofault.h"
 
 int fileio_write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
     while (n > 0) {
-        ssize_t w = write(fd, c, n);
+        ssize_t w = iofault_write(fd, c, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -56,12 +61,30 @@ static char *fileio_dirname(const char *path)
     return xstrndup(path, (size_t)(slash - path));
 }
 
+/* open(2) through the seam, retried on EINTR. */
+static int fileio_open(const char *path, int flags, mode_t mode)
+{
+    int fd;
+    while ((fd = iofault_open(path, flags, mode)) < 0 && errno == EINTR)
+        continue;
+    return fd;
+}
+
+/* fsync(2) through the seam, retried on EINTR. */
+static int fileio_fsync(int fd)
+{
+    int rc;
+    while ((rc = iofault_fsync(fd)) != 0 && errno == EINTR)
+        continue;
+    return rc;
+}
+
 int fileio_sync_dir(const char *dir)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = fileio_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    int rc = fsync(fd);
+    int rc = fileio_fsync(fd);
     int saved = errno;
     close(fd);
     errno = saved;
@@ -71,7 +94,12 @@ int fileio_sync_dir(const char *dir)
 int fileio_replace_begin(const char *path, mode_t mode, char **tmp, char *err, size_t errlen)
 {
     *tmp = xasprintf("%s.tmp.XXXXXX", path);
-    int fd = mkostemp(*tmp, O_CLOEXEC);
+    size_t xs = strlen(*tmp) - 6;
+    int fd;
+    /* A failed attempt may have filled in the Xs: each retry starts anew. */
+    do
+        memcpy(*tmp + xs, "XXXXXX", 6);
+    while ((fd = iofault_mkostemp(*tmp, O_CLOEXEC)) < 0 && errno == EINTR);
     const char *step = fd < 0 ? "create temporary file" : NULL;
     if (fd >= 0 && fchmod(fd, mode) != 0) {
         step = "fchmod";
@@ -95,12 +123,17 @@ int fileio_replace_end(const char *path, int fd, char *tmp, int write_errno, cha
     int e = write_errno;
     if (e != 0)
         step = "write";
-    else if (fsync(fd) != 0)
+    else if (fileio_fsync(fd) != 0)
         step = "fsync", e = errno;
     if (close(fd) != 0 && step == NULL)
         step = "close", e = errno;
-    if (step == NULL && rename(tmp, path) != 0)
-        step = "rename", e = errno;
+    if (step == NULL) {
+        int rc;
+        while ((rc = iofault_rename(tmp, path)) != 0 && errno == EINTR)
+            continue;
+        if (rc != 0)
+            step = "rename", e = errno;
+    }
     if (step != NULL) {
         unlink(tmp);
         xfree(tmp);
@@ -202,7 +235,7 @@ int fileio_read_all(const char *path, size_t max, char **out, size_t *len, char 
         *len = 0;
     if (max == SIZE_MAX)
         max--; /* room for the NUL */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = fileio_open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         return errno == ENOENT ? -2 : -1;
