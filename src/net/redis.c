@@ -48,7 +48,7 @@ struct redis {
     redisContext *ctx;    /* NULL while disconnected */
     int64_t failed_at_ms; /* the last failed connection attempt; 0: none */
     char last_err[256];   /* why it failed, for the fast refusals after it */
-    bool up;              /* the last command reached the server */
+    atomic_bool up;       /* the last command reached the server */
     struct redis_script_slot scripts[REDIS_SCRIPTS_MAX];
     size_t n_scripts;
 };
