@@ -1085,11 +1085,17 @@ static void *engine_bg_main(void *arg)
 }
 
 /* Starts a worker with every signal blocked, so signals reach the UI
- * thread's handlers and never interrupt a worker's system calls. */
+ * thread's handlers and never interrupt a worker's system calls; all but
+ * the faults, which belong to the thread that caused them: one blocked
+ * there makes the kernel end the process at once, past the handler that
+ * puts the terminal back (tui/term.c). */
 static int engine_start_thread(pthread_t *t, void *(*fn)(void *), struct mc_engine *eng)
 {
     sigset_t all, old;
     sigfillset(&all);
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&all, faults[i]);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(t, NULL, fn, eng);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -811,6 +811,7 @@ static void app_on_signal(struct tui *t, int sig)
     case SIGTERM:
     case SIGHUP:
         t->quit = true;
+        t->quit_signal = sig;
         break;
     case SIGWINCH:
         app_resize(t);
@@ -1040,6 +1041,8 @@ int tui_run(const struct config *cfg, struct mc_engine *eng, const struct tui_op
     term_close();
     if (rc != MC_EXIT_OK)
         fprintf(stderr, "memchat: %s\n", err);
+    else if (t.quit_signal != 0)
+        rc = 128 + t.quit_signal; /* the status a shell shows for that signal */
     app_free_state(&t);
     return rc;
 }

@@ -2,15 +2,18 @@
  * Drawing: the three panes, the separator, the status line, the overlay
  * and (through input.c) the input, all on stdscr and sent to the terminal
  * by one doupdate per frame. Everything drawn comes from the view model,
- * whose strings were sanitised when they entered it, and every string is
- * clipped by columns (text.h), never by bytes. The conversation pane keeps
- * each entry's wrapped lines until the entry or the width changes, so a
- * streaming reply costs the wrapping of that reply alone per frame.
+ * whose strings were sanitised when they entered it, and still goes to
+ * curses through draw_bytes, which lets no control character or bidi
+ * override through; every string is clipped by columns (text.h), never by
+ * bytes. The conversation pane keeps each entry's wrapped lines until the
+ * entry or the width changes, so a streaming reply costs the wrapping of
+ * that reply alone per frame.
  */
 #include "config.h"
 
 #include <assert.h>
 #include <curses.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +76,30 @@ int draw_attr(const struct tui *t, enum theme_element el)
 
 /* --- primitives ------------------------------------------------------------ */
 
+void draw_bytes(const char *s, size_t n)
+{
+    while (n > 0) {
+        size_t ok = text_safe_prefix(s, n);
+        if (ok > (size_t)INT_MAX)
+            ok = (size_t)INT_MAX;
+        if (ok > 0) {
+            addnstr(s, (int)ok);
+        } else if (*s == '\t') {
+            for (int i = 0; i < TEXT_TAB_COLS; i++)
+                addch(' ');
+            ok = 1;
+        } else {
+            /* The model's text never gets here (it was sanitised on the
+             * way in); the input line and the configuration can. */
+            uint32_t cp;
+            ok = utf8_decode(s, n, &cp);
+            addstr("\xef\xbf\xbd");
+        }
+        s += ok;
+        n -= ok;
+    }
+}
+
 /* Draws s[0..n) at (y, x) in at most cols columns; tabs as spaces. */
 static int draw_text(int y, int x, int cols, const char *s, size_t n, int attr)
 {
@@ -83,8 +110,7 @@ static int draw_text(int y, int x, int cols, const char *s, size_t n, int attr)
         const char *tab = memchr(s, '\t', n);
         size_t run = tab != NULL ? (size_t)(tab - s) : n;
         size_t fit = text_fit(s, run, (size_t)(cols - used));
-        if (fit > 0)
-            addnstr(s, (int)fit);
+        draw_bytes(s, fit);
         used += (int)text_width(s, fit);
         if (fit < run)
             break;

@@ -664,7 +664,8 @@ void input_draw(struct tui *t)
         if (i >= l.n)
             continue;
         attrset(draw_attr(t, TH_INPUT));
-        addnstr(s + l.v[i].start, (int)l.v[i].len);
+        /* The line is the user's raw text (a paste may hold anything). */
+        draw_bytes(s + l.v[i].start, l.v[i].len);
     }
     int ccol = 0;
     if (crow < l.n && cursor >= l.v[crow].start)

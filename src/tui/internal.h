@@ -116,7 +116,8 @@ struct tui {
     struct buf in;
     int64_t esc_deadline; /* a lone Esc is decided then; 0: none */
     bool quit;
-    bool mouse; /* MEMCHAT_TUI_MOUSE: reports are on */
+    int quit_signal; /* SIGTERM or SIGHUP when one ended the loop, else 0 */
+    bool mouse;      /* MEMCHAT_TUI_MOUSE: reports are on */
     char *history_path;
     char *last_text; /* the last message sent, for /regenerate */
 };
@@ -171,6 +172,10 @@ void draw_input_only(struct tui *t);
 void draw_free(struct tui *t);
 /* The curses attributes (colour pair included) of element el. */
 int draw_attr(const struct tui *t, enum theme_element el);
+/* Writes s[0..n) at the cursor, the one way text reaches curses: a tab as
+ * TEXT_TAB_COLS spaces, and what text_safe_prefix refuses (a control, a
+ * bidi override, an invalid byte) as U+FFFD, the column text.h counts. */
+void draw_bytes(const char *s, size_t n);
 
 /* input.c */
 /* Sets readline up inside curses: our key functions, completion, history. */

@@ -27,6 +27,10 @@
  * a runaway stream; text past it is dropped, what came before is kept. */
 #define MODEL_REPLY_MAX ((size_t)64 * 1024 * 1024)
 
+/* The most of an unfinished escape sequence a reply waits for the next
+ * delta to finish; a longer one is sanitised (dropped) as it stands. */
+#define MODEL_ESC_HOLD_MAX ((size_t)4096)
+
 /* Integers that a double holds exactly: the range JSON numbers are trusted in. */
 #define MODEL_INT_LIMIT 9007199254740992.0
 
@@ -252,6 +256,7 @@ static void model_entry_fini(struct tm_entry *e)
         xfree(t->provider);
         xfree(t->model);
         buf_free(&t->reply);
+        buf_free(&t->esc_hold);
         xfree(t->error);
         xfree(t->rollout_reason);
         xfree(t->method);
@@ -306,6 +311,7 @@ static void model_turn_init(struct tm_turn *t, const char *id, const char *run)
     model_copy_id(t->id, id);
     model_copy_id(t->run, run);
     buf_init(&t->reply, MODEL_REPLY_MAX);
+    buf_init(&t->esc_hold, MODEL_ESC_HOLD_MAX);
     t->state = TM_WAITING;
     t->retrieve_ms = NAN;
     t->cache = -1;
@@ -447,15 +453,53 @@ static void model_on_start(struct tm_turn *t, const struct mc_event *ev)
     }
 }
 
-/* Appends one streamed piece, sanitised on its own (the engine never
- * splits a character or an escape sequence across deltas). Past the
- * reply's bound the rest is dropped, not the reply. */
+/* Where an escape sequence that more text may still finish starts at the
+ * end of s[0..n): the last ESC, when the sanitiser drops everything from
+ * it on; n when there is none. A complete sequence right at the end is
+ * held as well, which changes nothing: it is dropped with the next piece. */
+static size_t model_esc_start(const char *s, size_t n)
+{
+    size_t at = n;
+    while (at > 0 && s[at - 1] != '\033')
+        at--;
+    if (at == 0 || n - (at - 1) > MODEL_ESC_HOLD_MAX)
+        return n;
+    at--;
+    struct buf probe;
+    buf_init(&probe, 3 * (n - at) + 16);
+    bool dropped = utf8_sanitize_terminal(&probe, s + at, n - at) == BUF_OK && probe.len == 0;
+    buf_free(&probe);
+    return dropped ? at : n;
+}
+
+/* Appends one streamed piece, sanitised. The engine never splits a
+ * character across deltas, but a model may split an escape sequence (its
+ * tokens do not follow them): the unfinished end of one piece waits for
+ * the next, so the sequence is removed whole instead of leaving its tail
+ * on the screen as text. Past the reply's bound the rest is dropped, not
+ * the reply. */
 static void model_on_delta(struct tm_turn *t, const struct mc_event *ev)
 {
     const char *s = mc_event_str(ev, "text", "");
     size_t n = strlen(s);
     if (n == 0)
         return;
+    struct buf joined;
+    buf_init(&joined, SIZE_MAX);
+    if (t->esc_hold.len > 0) {
+        if (buf_append(&joined, t->esc_hold.data, t->esc_hold.len) != BUF_OK ||
+            buf_append(&joined, s, n) != BUF_OK) {
+            buf_free(&joined);
+            return;
+        }
+        buf_reset(&t->esc_hold);
+        s = joined.data;
+        n = joined.len;
+    }
+    size_t end = model_esc_start(s, n);
+    if (end < n)
+        (void)buf_append(&t->esc_hold, s + end, n - end);
+    n = end;
     struct buf clean;
     buf_init(&clean, n <= (SIZE_MAX - 16) / 3 ? 3 * n + 16 : SIZE_MAX);
     if (utf8_sanitize_terminal(&clean, s, n) == BUF_OK && clean.len > 0) {
@@ -465,6 +509,7 @@ static void model_on_delta(struct tm_turn *t, const struct mc_event *ev)
             (void)buf_append(&t->reply, clean.data, take);
     }
     buf_free(&clean);
+    buf_free(&joined);
 }
 
 static void model_on_retrieved(struct tm_turn *t, const struct mc_event *ev)

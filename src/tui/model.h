@@ -67,6 +67,7 @@ struct tm_turn {
     char tenant[IDENT_MAX + 1], user[IDENT_MAX + 1], agent[IDENT_MAX + 1];
     char *provider, *model; /* from turn.start; NULL before */
     struct buf reply;       /* sanitised, as streamed so far */
+    struct buf esc_hold;    /* raw: an escape sequence the last delta left unfinished */
     enum tm_turn_state state;
     char *error; /* "code: message" when TM_FAILED */
     /* rollout */

@@ -33,7 +33,18 @@ static int saved_stderr = -1;
 static int capture_fd = -1;
 
 static const int pipe_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP, SIGCONT};
-static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+/* Every other signal whose default action ends the process and that can
+ * be caught (SIGPIPE aside: ignored, a closed pipe is an error value). */
+static const int fatal_signals[] = {
+    SIGSEGV,   SIGBUS,  SIGFPE,  SIGILL,  SIGABRT, SIGQUIT,   SIGTRAP, SIGSYS,
+    SIGXCPU,   SIGXFSZ, SIGALRM, SIGUSR1, SIGUSR2, SIGVTALRM, SIGPROF, SIGIO,
+#ifdef SIGPWR
+    SIGPWR,
+#endif
+#ifdef SIGSTKFLT
+    SIGSTKFLT,
+#endif
+};
 #define N_PIPE  (sizeof pipe_signals / sizeof pipe_signals[0])
 #define N_FATAL (sizeof fatal_signals / sizeof fatal_signals[0])
 static struct sigaction old_pipe_sa[N_PIPE], old_fatal_sa[N_FATAL], old_sigpipe;
@@ -132,6 +143,9 @@ int term_open(char *err, size_t errlen)
     sa.sa_flags = SA_RESTART;
     for (size_t i = 0; i < N_PIPE; i++)
         sigaction(pipe_signals[i], &sa, &old_pipe_sa[i]);
+    /* A second fatal signal waits until the first has restored the
+     * terminal and re-raised (which then ends the process). */
+    sigfillset(&sa.sa_mask);
     sa.sa_handler = term_on_fatal;
     sa.sa_flags = SA_RESETHAND;
     for (size_t i = 0; i < N_FATAL; i++)

@@ -12,9 +12,12 @@
 #include <stddef.h>
 
 /* Installs the handlers (SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP,
- * SIGCONT into the pipe; SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT restore
- * the terminal and re-raise), saves the terminal's settings and captures
- * stderr. Call before initscr. 0, or -1 with a message in err. */
+ * SIGCONT into the pipe; every other catchable signal whose default action
+ * ends the process (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGQUIT,
+ * SIGTRAP, SIGSYS, SIGXCPU, SIGXFSZ, SIGALRM, SIGUSR1, SIGUSR2, SIGVTALRM,
+ * SIGPROF, SIGIO, SIGPWR, SIGSTKFLT) restores the terminal and re-raises;
+ * SIGPIPE is ignored), saves the terminal's settings and captures stderr.
+ * Call before initscr. 0, or -1 with a message in err. */
 int term_open(char *err, size_t errlen);
 /* Records the strings that leave curses' screen (from terminfo), for the
  * fatal-signal path. Call after initscr. */

@@ -19,11 +19,38 @@
 #include "util/alloc.h"
 #include "util/utf8.h"
 
+bool text_cp_unsafe(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+size_t text_safe_prefix(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f) {
+            i++;
+            continue;
+        }
+        if (c < 0x80)
+            return i; /* C0 or DEL */
+        uint32_t cp;
+        size_t len = utf8_decode(s + i, n - i, &cp);
+        if (len == 1 || text_cp_unsafe(cp))
+            return i; /* an invalid byte (a lone byte >= 0x80 decodes as 1), C1, bidi */
+        i += len;
+    }
+    return n;
+}
+
 int text_cp_width(uint32_t cp)
 {
-    /* Controls and U+FFFD are drawn as U+FFFD, one column; wcwidth would
-     * say -1 (or 0 for NUL). Above U+10FFFF is not a code point at all. */
-    if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0xfffd || cp > 0x10ffff)
+    /* Controls, bidi overrides and U+FFFD are drawn as U+FFFD, one column;
+     * wcwidth would say -1 (or 0 for NUL and the overrides). Above
+     * U+10FFFF is not a code point at all. */
+    if (text_cp_unsafe(cp) || cp == 0xfffd || cp > 0x10ffff)
         return 1;
     int w = wcwidth((wchar_t)cp);
     if (w < 0)

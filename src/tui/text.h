@@ -5,7 +5,9 @@
  * setlocale first; tests set C.UTF-8). Input is expected to have gone
  * through utf8_sanitize_terminal already, but nothing here trusts it:
  * an invalid byte counts as one column (it is drawn as U+FFFD), a control
- * character as one column (drawn as U+FFFD too), a tab as TEXT_TAB_COLS.
+ * character or a bidi override as one column (drawn as U+FFFD too), a tab
+ * as TEXT_TAB_COLS; text_safe_prefix tells the drawing code what may go to
+ * curses as it is.
  */
 #ifndef MEMCHAT_TUI_TEXT_H
 #define MEMCHAT_TUI_TEXT_H
@@ -18,9 +20,17 @@
 #define TEXT_TAB_COLS 4
 
 /* Columns of code point cp: 0 (combining marks, zero-width joiners), 1 or
- * 2 (East Asian wide and fullwidth, most emoji); controls, unassigned code
- * points and U+FFFD count 1. */
+ * 2 (East Asian wide and fullwidth, most emoji); controls, bidi overrides
+ * and isolates, unassigned code points and U+FFFD count 1. */
 int text_cp_width(uint32_t cp);
+/* True for the code points that must never reach the terminal as they
+ * are (they are drawn as U+FFFD): C0 and C1 controls, DEL, and the bidi
+ * overrides and isolates (U+202A..U+202E, U+2066..U+2069). */
+bool text_cp_unsafe(uint32_t cp);
+/* The length of the longest prefix of s[0..n) that may go to curses as it
+ * is: valid UTF-8 holding no code point text_cp_unsafe refuses (so no tab
+ * or newline either, which the caller draws itself). */
+size_t text_safe_prefix(const char *s, size_t n);
 /* Columns of s[0..n): the sum of its code points' widths, invalid bytes 1
  * each, '\t' TEXT_TAB_COLS, '\n' 0. */
 size_t text_width(const char *s, size_t n);

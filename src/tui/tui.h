@@ -26,8 +26,10 @@ struct tui_opts {
 bool tui_usable(char *why, size_t whylen);
 /* Runs the TUI on the terminal over eng (started on cfg, both outliving
  * the call) until /quit, Ctrl-D on an empty line, SIGTERM or SIGHUP.
- * The terminal is restored on every way out. Returns the exit code: 0, or
- * the code of the error that ended it. */
+ * The terminal is restored on every way out. Returns the exit code: 0,
+ * 128 + the signal's number after SIGTERM or SIGHUP (143, 129: what a
+ * shell shows for a process that signal ended; the caller still shuts the
+ * engine down in order), or the code of the error that ended it. */
 int tui_run(const struct config *cfg, struct mc_engine *eng, const struct tui_opts *o);
 
 #endif
