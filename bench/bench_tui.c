@@ -6,11 +6,12 @@
  * behaviours stream "w1 w2 ... wN" at N pieces (deltas, tokens) a second on
  * a fixed schedule; each stream is picked with the TUI's /model command.
  * Everything the program writes to the terminal is read at once (it would
- * block otherwise) and fed to a small terminal emulator (the control
- * sequences ncurses sends for xterm-256color), so the bench knows what is on
- * the screen at every read. Streams, in order: 200/s while typing, 200/s
- * alone, 3,000/s while typing, and 200/s again once the long reply is in the
- * tenant's memory (the context pane then shows long recalled chunks).
+ * block otherwise) and fed to a small terminal emulator (tests/vt.h: the
+ * control sequences ncurses sends for xterm-256color), so the bench knows
+ * what is on the screen at every read. Streams, in order: 200/s while
+ * typing, 200/s alone, 3,000/s while typing, and 200/s again once the long
+ * reply is in the tenant's memory (the context pane then shows long
+ * recalled chunks).
  * Figures:
  *
  *   - keystroke echo: during a stream, a printable marker ('Q' or 'Z',
@@ -56,9 +57,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <wchar.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+
+#include "../tests/vt.h"
 
 #define ROWS 36
 #define COLS 120
@@ -157,425 +159,7 @@ static void fail(const char *fmt, ...)
     exit(1);
 }
 
-/* ---- a terminal emulator, enough for ncurses on xterm-256color --------------- */
-
-#define CELL_CONT 0xFFFFFFFFu /* the right half of a wide character */
-
-enum vt_state { VT_GROUND, VT_ESC, VT_CSI, VT_STR, VT_SKIP1 };
-
-struct vt {
-    uint32_t cell[ROWS][COLS];
-    int y, x, top, bot, sy, sx;
-    bool wrapnext, insert;
-    uint32_t last; /* the last character printed, for rep (CSI b) */
-    enum vt_state st;
-    int par[16], npar;
-    bool priv;     /* CSI with a private marker or an intermediate byte */
-    char privchar; /* the marker ('?', '>', ...) */
-    uint32_t cp;   /* UTF-8 being decoded */
-    int u8need;
-    void (*on_print)(void *ud, uint32_t cp);
-    void *ud;
-};
-
-static void vt_blank(struct vt *v, int y, int x0, int x1)
-{
-    for (int x = x0 < 0 ? 0 : x0; x < x1 && x < COLS; x++)
-        v->cell[y][x] = ' ';
-}
-
-static void vt_reset(struct vt *v)
-{
-    for (int y = 0; y < ROWS; y++)
-        vt_blank(v, y, 0, COLS);
-    v->y = v->x = v->sy = v->sx = 0;
-    v->top = 0;
-    v->bot = ROWS - 1;
-    v->wrapnext = v->insert = false;
-    v->st = VT_GROUND;
-}
-
-/* Rows top..bot (inclusive) move up n; blank rows enter at the bottom. */
-static void vt_scroll_up(struct vt *v, int top, int bot, int n)
-{
-    if (n > bot - top + 1)
-        n = bot - top + 1;
-    for (int y = top; y <= bot; y++) {
-        if (y + n <= bot)
-            memcpy(v->cell[y], v->cell[y + n], sizeof v->cell[y]);
-        else
-            vt_blank(v, y, 0, COLS);
-    }
-}
-
-static void vt_scroll_down(struct vt *v, int top, int bot, int n)
-{
-    if (n > bot - top + 1)
-        n = bot - top + 1;
-    for (int y = bot; y >= top; y--) {
-        if (y - n >= top)
-            memcpy(v->cell[y], v->cell[y - n], sizeof v->cell[y]);
-        else
-            vt_blank(v, y, 0, COLS);
-    }
-}
-
-static void vt_linefeed(struct vt *v)
-{
-    if (v->y == v->bot)
-        vt_scroll_up(v, v->top, v->bot, 1);
-    else if (v->y < ROWS - 1)
-        v->y++;
-}
-
-static int clampi(int a, int lo, int hi)
-{
-    return a < lo ? lo : a > hi ? hi : a;
-}
-
-static void vt_print(struct vt *v, uint32_t cp)
-{
-    int w = wcwidth((wchar_t)cp);
-    if (w == 0)
-        return; /* combining: nothing of ours uses them */
-    if (w < 0)
-        w = 1;
-    if (v->wrapnext || v->x + w > COLS) {
-        v->x = 0;
-        vt_linefeed(v);
-        v->wrapnext = false;
-    }
-    if (v->insert) {
-        memmove(&v->cell[v->y][v->x + w], &v->cell[v->y][v->x],
-                (size_t)(COLS - v->x - w) * sizeof(uint32_t));
-    }
-    v->cell[v->y][v->x] = cp;
-    if (w == 2)
-        v->cell[v->y][v->x + 1] = CELL_CONT;
-    v->last = cp;
-    if (v->x + w >= COLS) {
-        v->x = COLS - 1;
-        v->wrapnext = true;
-    } else {
-        v->x += w;
-    }
-    if (v->on_print != NULL)
-        v->on_print(v->ud, cp);
-}
-
-static int vt_par(const struct vt *v, int i, int dflt)
-{
-    return i < v->npar && v->par[i] > 0 ? v->par[i] : dflt;
-}
-
-static void vt_csi(struct vt *v, char f)
-{
-    int n = vt_par(v, 0, 1);
-    if (v->priv) {
-        if (v->privchar == '?' && f == 'h')
-            for (int i = 0; i < v->npar; i++)
-                if (v->par[i] == 1049) /* the alternate screen starts cleared */
-                    for (int y = 0; y < ROWS; y++)
-                        vt_blank(v, y, 0, COLS);
-        return;
-    }
-    v->wrapnext = false;
-    switch (f) {
-    case '@':
-        n = clampi(n, 1, COLS - v->x);
-        memmove(&v->cell[v->y][v->x + n], &v->cell[v->y][v->x],
-                (size_t)(COLS - v->x - n) * sizeof(uint32_t));
-        vt_blank(v, v->y, v->x, v->x + n);
-        break;
-    case 'A':
-        v->y = clampi(v->y - n, v->y >= v->top ? v->top : 0, ROWS - 1);
-        break;
-    case 'B':
-        v->y = clampi(v->y + n, 0, v->y <= v->bot ? v->bot : ROWS - 1);
-        break;
-    case 'C':
-        v->x = clampi(v->x + n, 0, COLS - 1);
-        break;
-    case 'D':
-        v->x = clampi(v->x - n, 0, COLS - 1);
-        break;
-    case 'E':
-        v->y = clampi(v->y + n, 0, ROWS - 1);
-        v->x = 0;
-        break;
-    case 'F':
-        v->y = clampi(v->y - n, 0, ROWS - 1);
-        v->x = 0;
-        break;
-    case 'G':
-    case '`':
-        v->x = clampi(n - 1, 0, COLS - 1);
-        break;
-    case 'd':
-        v->y = clampi(n - 1, 0, ROWS - 1);
-        break;
-    case 'H':
-    case 'f':
-        v->y = clampi(vt_par(v, 0, 1) - 1, 0, ROWS - 1);
-        v->x = clampi(vt_par(v, 1, 1) - 1, 0, COLS - 1);
-        break;
-    case 'J': {
-        int mode = v->npar > 0 ? v->par[0] : 0;
-        if (mode == 0) {
-            vt_blank(v, v->y, v->x, COLS);
-            for (int y = v->y + 1; y < ROWS; y++)
-                vt_blank(v, y, 0, COLS);
-        } else if (mode == 1) {
-            for (int y = 0; y < v->y; y++)
-                vt_blank(v, y, 0, COLS);
-            vt_blank(v, v->y, 0, v->x + 1);
-        } else {
-            for (int y = 0; y < ROWS; y++)
-                vt_blank(v, y, 0, COLS);
-        }
-        break;
-    }
-    case 'K': {
-        int mode = v->npar > 0 ? v->par[0] : 0;
-        vt_blank(v, v->y, mode == 0 ? v->x : 0, mode == 1 ? v->x + 1 : COLS);
-        break;
-    }
-    case 'L':
-        if (v->y >= v->top && v->y <= v->bot)
-            vt_scroll_down(v, v->y, v->bot, n);
-        break;
-    case 'M':
-        if (v->y >= v->top && v->y <= v->bot)
-            vt_scroll_up(v, v->y, v->bot, n);
-        break;
-    case 'P':
-        n = clampi(n, 1, COLS - v->x);
-        memmove(&v->cell[v->y][v->x], &v->cell[v->y][v->x + n],
-                (size_t)(COLS - v->x - n) * sizeof(uint32_t));
-        vt_blank(v, v->y, COLS - n, COLS);
-        break;
-    case 'S':
-        vt_scroll_up(v, v->top, v->bot, n);
-        break;
-    case 'T':
-        vt_scroll_down(v, v->top, v->bot, n);
-        break;
-    case 'X':
-        vt_blank(v, v->y, v->x, v->x + n);
-        break;
-    case 'b':
-        for (int i = 0; i < n && i < COLS * ROWS; i++)
-            vt_print(v, v->last);
-        break;
-    case 'h':
-    case 'l':
-        for (int i = 0; i < v->npar; i++)
-            if (v->par[i] == 4)
-                v->insert = f == 'h';
-        break;
-    case 'r': {
-        int top = vt_par(v, 0, 1) - 1, bot = vt_par(v, 1, ROWS) - 1;
-        if (top < bot && bot < ROWS) {
-            v->top = top;
-            v->bot = bot;
-        }
-        v->y = v->x = 0;
-        break;
-    }
-    case 's':
-        v->sy = v->y;
-        v->sx = v->x;
-        break;
-    case 'u':
-        v->y = v->sy;
-        v->x = v->sx;
-        break;
-    default: /* colours (m), window operations (t) and the rest: nothing on the grid */
-        break;
-    }
-}
-
-static void vt_esc(struct vt *v, unsigned char c)
-{
-    v->st = VT_GROUND;
-    switch (c) {
-    case '[':
-        v->st = VT_CSI;
-        v->npar = 0;
-        v->par[0] = 0;
-        v->priv = false;
-        v->privchar = 0;
-        break;
-    case ']':
-    case 'P':
-    case 'X':
-    case '^':
-    case '_':
-        v->st = VT_STR;
-        break;
-    case '(':
-    case ')':
-    case '*':
-    case '+':
-    case '#':
-        v->st = VT_SKIP1;
-        break;
-    case '7':
-        v->sy = v->y;
-        v->sx = v->x;
-        break;
-    case '8':
-        v->y = v->sy;
-        v->x = v->sx;
-        v->wrapnext = false;
-        break;
-    case 'D':
-        vt_linefeed(v);
-        break;
-    case 'E':
-        v->x = 0;
-        vt_linefeed(v);
-        break;
-    case 'M':
-        if (v->y == v->top)
-            vt_scroll_down(v, v->top, v->bot, 1);
-        else if (v->y > 0)
-            v->y--;
-        break;
-    case 'c':
-        vt_reset(v);
-        break;
-    default: /* keypad modes, ST and the rest */
-        break;
-    }
-}
-
-static void vt_byte(struct vt *v, unsigned char c)
-{
-    switch (v->st) {
-    case VT_STR: /* OSC, DCS...: up to BEL or ESC (the ESC of ST) */
-        if (c == 0x07)
-            v->st = VT_GROUND;
-        else if (c == 0x1b)
-            v->st = VT_ESC;
-        return;
-    case VT_SKIP1:
-        v->st = VT_GROUND;
-        return;
-    case VT_ESC:
-        vt_esc(v, c);
-        return;
-    case VT_CSI:
-        if (c >= '0' && c <= '9') {
-            if (v->npar == 0)
-                v->npar = 1;
-            int *p = &v->par[v->npar - 1];
-            *p = *p > 100000 ? *p : *p * 10 + (c - '0');
-        } else if (c == ';' || c == ':') {
-            if (v->npar == 0)
-                v->npar = 1;
-            if (v->npar < 16)
-                v->par[v->npar++] = 0;
-        } else if (c >= 0x3c && c <= 0x3f) {
-            v->priv = true;
-            v->privchar = (char)c;
-        } else if (c >= 0x20 && c <= 0x2f) {
-            v->priv = true; /* an intermediate: DECSTR and the like */
-        } else if (c >= 0x40 && c <= 0x7e) {
-            v->st = VT_GROUND;
-            vt_csi(v, (char)c);
-        } else if (c == 0x1b) {
-            v->st = VT_ESC;
-        }
-        return;
-    case VT_GROUND:
-        break;
-    }
-    if (v->u8need > 0) {
-        if ((c & 0xC0) == 0x80) {
-            v->cp = (v->cp << 6) | (c & 0x3Fu);
-            if (--v->u8need == 0)
-                vt_print(v, v->cp);
-            return;
-        }
-        v->u8need = 0;
-        vt_print(v, 0xFFFD);
-    }
-    if (c >= 0xC0 && c < 0xF8) {
-        v->u8need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
-        v->cp = c & (0x3Fu >> v->u8need);
-        return;
-    }
-    if (c >= 0x80) {
-        vt_print(v, 0xFFFD);
-        return;
-    }
-    switch (c) {
-    case 0x1b:
-        v->st = VT_ESC;
-        break;
-    case '\r':
-        v->x = 0;
-        v->wrapnext = false;
-        break;
-    case '\n':
-    case 0x0b:
-    case 0x0c:
-        vt_linefeed(v);
-        v->wrapnext = false;
-        break;
-    case '\b':
-        if (v->x > 0)
-            v->x--;
-        v->wrapnext = false;
-        break;
-    case '\t':
-        v->x = clampi((v->x / 8 + 1) * 8, 0, COLS - 1);
-        break;
-    default:
-        if (c >= 0x20 && c < 0x7f)
-            vt_print(v, c);
-        break;
-    }
-}
-
-/* Row y as UTF-8 into out (at least COLS * 4 + 1 bytes). */
-static void vt_row(const struct vt *v, int y, char *out)
-{
-    char *o = out;
-    for (int x = 0; x < COLS; x++) {
-        uint32_t cp = v->cell[y][x];
-        if (cp == CELL_CONT)
-            continue;
-        if (cp < 0x80) {
-            *o++ = (char)cp;
-        } else if (cp < 0x800) {
-            *o++ = (char)(0xC0 | (cp >> 6));
-            *o++ = (char)(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            *o++ = (char)(0xE0 | (cp >> 12));
-            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-            *o++ = (char)(0x80 | (cp & 0x3F));
-        } else {
-            *o++ = (char)(0xF0 | (cp >> 18));
-            *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-            *o++ = (char)(0x80 | (cp & 0x3F));
-        }
-    }
-    *o = '\0';
-}
-
-static bool vt_has(const struct vt *v, const char *s)
-{
-    char row[COLS * 4 + 1];
-    for (int y = 0; y < ROWS; y++) {
-        vt_row(v, y, row);
-        if (strstr(row, s) != NULL)
-            return true;
-    }
-    return false;
-}
+/* ---- the screen: the emulator is tests/vt.h --------------------------------- */
 
 static bool is_alnum(uint32_t c)
 {
@@ -584,7 +168,7 @@ static bool is_alnum(uint32_t c)
 
 static bool is_vline(uint32_t c)
 {
-    return c == 'x' || c == 0x2502; /* ACS_VLINE in DEC graphics, or drawn as Unicode */
+    return c == 0x2502; /* drawn as Unicode, or ACS_VLINE (the emulator maps DEC graphics) */
 }
 
 /* The column of the vertical line right of the conversation pane: the
@@ -613,7 +197,7 @@ static long vt_max_word(const struct vt *v, int sep, const char *header, bool *h
     for (int y = 0; y < ROWS; y++) {
         if (sep < COLS && !is_vline(v->cell[y][sep]))
             continue;
-        vt_row(v, y, row);
+        vt_row(v, y, 0, COLS, row, sizeof row);
         char *h = strstr(row, header);
         if (h != NULL && h - row < sep) /* ASCII up to the separator: bytes are columns */
             from = y + 1;
@@ -648,7 +232,7 @@ static void vt_dump(const struct vt *v, FILE *f)
 {
     char row[COLS * 4 + 1];
     for (int y = 0; y < ROWS; y++) {
-        vt_row(v, y, row);
+        vt_row(v, y, 0, COLS, row, sizeof row);
         fprintf(f, "|%s|\n", row);
     }
 }
@@ -799,7 +383,7 @@ static bool cond_input_empty(struct sess *s, const void *arg)
 {
     (void)arg;
     char row[COLS * 4 + 1];
-    vt_row(&s->vt, ROWS - 1, row);
+    vt_row(&s->vt, ROWS - 1, 0, COLS, row, sizeof row);
     size_t n = strlen(row);
     while (n > 0 && row[n - 1] == ' ')
         n--;
@@ -1282,7 +866,7 @@ int main(int argc, char **argv)
     const char *log = getenv("BENCH_TUI_LOG");
     if (log != NULL && (s.log = fopen(log, "w")) == NULL)
         fail("%s: %s", log, strerror(errno));
-    vt_reset(&s.vt);
+    vt_init(&s.vt, ROWS, COLS);
     s.vt.on_print = on_print;
     s.vt.ud = &s;
     struct winsize ws = {.ws_row = ROWS, .ws_col = COLS};

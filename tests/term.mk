@@ -8,3 +8,6 @@
 INTEGRATION_TESTS += tests/integration/test_term
 tests_integration_test_term_CFLAGS = $(TEST_CFLAGS)
 tests_integration_test_term_LDADD = $(TEST_LDADD) -lutil
+# The terminal emulator test_term reads the screen with, shared with
+# bench/bench_tui (header-only).
+EXTRA_DIST += tests/vt.h

@@ -1088,8 +1088,10 @@ static void *engine_bg_main(void *arg)
  * thread's handlers and never interrupt a worker's system calls; all but
  * the faults, which belong to the thread that caused them: one blocked
  * there makes the kernel end the process at once, past the handler that
- * puts the terminal back (tui/term.c). */
-static int engine_start_thread(pthread_t *t, void *(*fn)(void *), struct mc_engine *eng)
+ * puts the terminal back (tui/term.c). The thread gets a name (top -H,
+ * gdb, and the tests that tell the workers from a sanitizer's threads). */
+static int engine_start_thread(pthread_t *t, const char *name, void *(*fn)(void *),
+                               struct mc_engine *eng)
 {
     sigset_t all, old;
     sigfillset(&all);
@@ -1099,6 +1101,8 @@ static int engine_start_thread(pthread_t *t, void *(*fn)(void *), struct mc_engi
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(t, NULL, fn, eng);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        pthread_setname_np(*t, name); /* a failure costs only the name */
     return rc;
 }
 
@@ -1400,10 +1404,10 @@ struct mc_engine *engine_new_with_provider(const struct config *cfg, struct llm_
 
     eng->jobs = queue_new(SIZE_MAX);
     eng->stores = queue_new((size_t)config_int(cfg, CFG_MEMORY_STORE_QUEUE_MAX));
-    int rc = engine_start_thread(&eng->turn_thread, engine_turn_main, eng);
+    int rc = engine_start_thread(&eng->turn_thread, "mc-turn", engine_turn_main, eng);
     eng->turn_started = rc == 0;
     if (rc == 0) {
-        rc = engine_start_thread(&eng->bg_thread, engine_bg_main, eng);
+        rc = engine_start_thread(&eng->bg_thread, "mc-background", engine_bg_main, eng);
         eng->bg_started = rc == 0;
     }
     if (rc != 0) {

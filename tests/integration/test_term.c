@@ -40,20 +40,22 @@
 #include "cli_harness.h"
 
 #include "../server/mockserver.h"
+#include "../vt.h"
 
-#include <limits.h>
 #include <locale.h>
 #include <pty.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <termios.h>
-#include <wchar.h>
 
 #include "util/utf8.h"
 
-/* Sanitizer builds run several times slower: longer guards and streams. */
-#if defined(__SANITIZE_ADDRESS__)
+/* Sanitizer builds run several times slower (ThreadSanitizer most):
+ * longer guards and streams. */
+#if defined(__SANITIZE_THREAD__)
+#define TERM_SLOW 10
+#elif defined(__SANITIZE_ADDRESS__)
 #define TERM_SLOW 4
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -69,451 +71,11 @@
 #define TERM_COLS     120
 #define TERM_READY    "Type a message and press Enter"
 
-/* ---- a terminal emulator, enough for ncurses on xterm-256color ------------ */
-
-#define VT_ROWS_MAX 100
-#define VT_COLS_MAX 260
-#define CELL_CONT   0xFFFFFFFFu /* the right half of a wide character */
-
-enum vt_state { VT_GROUND, VT_ESC, VT_CSI, VT_STR, VT_SKIP1 };
-
-struct vt {
-    uint32_t cell[VT_ROWS_MAX][VT_COLS_MAX];
-    int rows, cols;
-    int y, x, top, bot, sy, sx;
-    bool wrapnext, insert, acs;
-    uint32_t last; /* the last character printed, for rep (CSI b) */
-    enum vt_state st;
-    int par[16], npar;
-    bool priv; /* CSI with a private marker or an intermediate byte */
-    bool g0;   /* ESC ( : the next byte picks G0 (B text, 0 line drawing) */
-    uint32_t cp;
-    int u8need;
-};
-
-static int clampi(int a, int lo, int hi)
-{
-    return a < lo ? lo : a > hi ? hi : a;
-}
-
-static void vt_blank(struct vt *v, int y, int x0, int x1)
-{
-    for (int x = x0 < 0 ? 0 : x0; x < x1 && x < v->cols; x++)
-        v->cell[y][x] = ' ';
-}
-
-static void vt_clear(struct vt *v)
-{
-    for (int y = 0; y < v->rows; y++)
-        vt_blank(v, y, 0, v->cols);
-}
-
-/* A new size: the grid keeps its cells, the cursor and margins fit in. */
-static void vt_resize(struct vt *v, int rows, int cols)
-{
-    v->rows = clampi(rows, 1, VT_ROWS_MAX);
-    v->cols = clampi(cols, 1, VT_COLS_MAX);
-    v->top = 0;
-    v->bot = v->rows - 1;
-    v->y = clampi(v->y, 0, v->rows - 1);
-    v->x = clampi(v->x, 0, v->cols - 1);
-    v->wrapnext = false;
-}
-
-static void vt_init(struct vt *v, int rows, int cols)
-{
-    memset(v, 0, sizeof *v);
-    v->rows = VT_ROWS_MAX;
-    v->cols = VT_COLS_MAX;
-    vt_clear(v);
-    vt_resize(v, rows, cols);
-}
-
-static void vt_scroll_up(struct vt *v, int top, int bot, int n)
-{
-    n = clampi(n, 0, bot - top + 1);
-    for (int y = top; y <= bot; y++) {
-        if (y + n <= bot)
-            memcpy(v->cell[y], v->cell[y + n], sizeof v->cell[y]);
-        else
-            vt_blank(v, y, 0, v->cols);
-    }
-}
-
-static void vt_scroll_down(struct vt *v, int top, int bot, int n)
-{
-    n = clampi(n, 0, bot - top + 1);
-    for (int y = bot; y >= top; y--) {
-        if (y - n >= top)
-            memcpy(v->cell[y], v->cell[y - n], sizeof v->cell[y]);
-        else
-            vt_blank(v, y, 0, v->cols);
-    }
-}
-
-static void vt_linefeed(struct vt *v)
-{
-    if (v->y == v->bot)
-        vt_scroll_up(v, v->top, v->bot, 1);
-    else if (v->y < v->rows - 1)
-        v->y++;
-}
-
-static void vt_print(struct vt *v, uint32_t cp)
-{
-    if (v->acs && cp < 0x80) /* line drawing: never a letter of a marker */
-        cp = cp == 'x' ? 0x2502 : cp == 'q' ? 0x2500 : '+';
-    int w = wcwidth((wchar_t)cp);
-    if (w == 0)
-        return;
-    if (w < 0)
-        w = 1;
-    if (v->wrapnext || v->x + w > v->cols) {
-        v->x = 0;
-        vt_linefeed(v);
-        v->wrapnext = false;
-    }
-    if (v->insert && v->x + w < v->cols)
-        memmove(&v->cell[v->y][v->x + w], &v->cell[v->y][v->x],
-                (size_t)(v->cols - v->x - w) * sizeof(uint32_t));
-    v->cell[v->y][v->x] = cp;
-    if (w == 2 && v->x + 1 < v->cols)
-        v->cell[v->y][v->x + 1] = CELL_CONT;
-    v->last = cp;
-    if (v->x + w >= v->cols) {
-        v->x = v->cols - 1;
-        v->wrapnext = true;
-    } else {
-        v->x += w;
-    }
-}
-
-static int vt_par(const struct vt *v, int i, int dflt)
-{
-    return i < v->npar && v->par[i] > 0 ? v->par[i] : dflt;
-}
-
-static void vt_csi_private(struct vt *v, char f)
-{
-    for (int i = 0; i < v->npar; i++)
-        if ((f == 'h' || f == 'l') && v->par[i] == 1049) /* either screen: start clean */
-            vt_clear(v);
-}
-
-static void vt_csi_erase(struct vt *v, char f)
-{
-    int mode = v->npar > 0 ? v->par[0] : 0;
-    if (f == 'K') {
-        vt_blank(v, v->y, mode == 0 ? v->x : 0, mode == 1 ? v->x + 1 : v->cols);
-        return;
-    }
-    if (mode == 0) {
-        vt_blank(v, v->y, v->x, v->cols);
-        for (int y = v->y + 1; y < v->rows; y++)
-            vt_blank(v, y, 0, v->cols);
-    } else if (mode == 1) {
-        for (int y = 0; y < v->y; y++)
-            vt_blank(v, y, 0, v->cols);
-        vt_blank(v, v->y, 0, v->x + 1);
-    } else {
-        vt_clear(v);
-    }
-}
-
-static void vt_csi_chars(struct vt *v, char f, int n)
-{
-    uint32_t *row = v->cell[v->y];
-    n = clampi(n, 1, v->cols - v->x);
-    if (f == '@') {
-        memmove(&row[v->x + n], &row[v->x], (size_t)(v->cols - v->x - n) * sizeof(uint32_t));
-        vt_blank(v, v->y, v->x, v->x + n);
-    } else if (f == 'P') {
-        memmove(&row[v->x], &row[v->x + n], (size_t)(v->cols - v->x - n) * sizeof(uint32_t));
-        vt_blank(v, v->y, v->cols - n, v->cols);
-    } else {
-        vt_blank(v, v->y, v->x, v->x + n);
-    }
-}
-
-static void vt_csi(struct vt *v, char f)
-{
-    if (v->priv) {
-        vt_csi_private(v, f);
-        return;
-    }
-    int n = vt_par(v, 0, 1);
-    v->wrapnext = false;
-    switch (f) {
-    case '@':
-    case 'P':
-    case 'X':
-        vt_csi_chars(v, f, n);
-        break;
-    case 'A':
-        v->y = clampi(v->y - n, v->y >= v->top ? v->top : 0, v->rows - 1);
-        break;
-    case 'B':
-        v->y = clampi(v->y + n, 0, v->y <= v->bot ? v->bot : v->rows - 1);
-        break;
-    case 'C':
-        v->x = clampi(v->x + n, 0, v->cols - 1);
-        break;
-    case 'D':
-        v->x = clampi(v->x - n, 0, v->cols - 1);
-        break;
-    case 'G':
-    case '`':
-        v->x = clampi(n - 1, 0, v->cols - 1);
-        break;
-    case 'd':
-        v->y = clampi(n - 1, 0, v->rows - 1);
-        break;
-    case 'H':
-    case 'f':
-        v->y = clampi(vt_par(v, 0, 1) - 1, 0, v->rows - 1);
-        v->x = clampi(vt_par(v, 1, 1) - 1, 0, v->cols - 1);
-        break;
-    case 'J':
-    case 'K':
-        vt_csi_erase(v, f);
-        break;
-    case 'L':
-        if (v->y >= v->top && v->y <= v->bot)
-            vt_scroll_down(v, v->y, v->bot, n);
-        break;
-    case 'M':
-        if (v->y >= v->top && v->y <= v->bot)
-            vt_scroll_up(v, v->y, v->bot, n);
-        break;
-    case 'S':
-        vt_scroll_up(v, v->top, v->bot, n);
-        break;
-    case 'T':
-        vt_scroll_down(v, v->top, v->bot, n);
-        break;
-    case 'b':
-        for (int i = 0; i < n && i < v->cols * v->rows; i++)
-            vt_print(v, v->last);
-        break;
-    case 'h':
-    case 'l':
-        for (int i = 0; i < v->npar; i++)
-            if (v->par[i] == 4)
-                v->insert = f == 'h';
-        break;
-    case 'r': {
-        int top = vt_par(v, 0, 1) - 1, bot = vt_par(v, 1, v->rows) - 1;
-        if (top < bot && bot < v->rows) {
-            v->top = top;
-            v->bot = bot;
-        }
-        v->y = v->x = 0;
-        break;
-    }
-    default: /* colours (m), window operations (t): nothing on the grid */
-        break;
-    }
-}
-
-static void vt_esc(struct vt *v, unsigned char c)
-{
-    v->st = VT_GROUND;
-    switch (c) {
-    case '[':
-        v->st = VT_CSI;
-        v->npar = 0;
-        v->par[0] = 0;
-        v->priv = false;
-        break;
-    case ']':
-    case 'P':
-    case 'X':
-    case '^':
-    case '_':
-        v->st = VT_STR;
-        break;
-    case '(':
-        v->g0 = true;
-        v->st = VT_SKIP1;
-        break;
-    case ')':
-    case '*':
-    case '+':
-    case '#':
-        v->st = VT_SKIP1;
-        break;
-    case '7':
-        v->sy = v->y;
-        v->sx = v->x;
-        break;
-    case '8':
-        v->y = clampi(v->sy, 0, v->rows - 1);
-        v->x = clampi(v->sx, 0, v->cols - 1);
-        v->wrapnext = false;
-        break;
-    case 'D':
-        vt_linefeed(v);
-        break;
-    case 'E':
-        v->x = 0;
-        vt_linefeed(v);
-        break;
-    case 'M':
-        if (v->y == v->top)
-            vt_scroll_down(v, v->top, v->bot, 1);
-        else if (v->y > 0)
-            v->y--;
-        break;
-    default: /* keypad modes, ST and the rest */
-        break;
-    }
-}
-
-static void vt_csi_byte(struct vt *v, unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        if (v->npar == 0)
-            v->npar = 1;
-        int *p = &v->par[v->npar - 1];
-        *p = *p > 100000 ? *p : *p * 10 + (c - '0');
-    } else if (c == ';' || c == ':') {
-        if (v->npar == 0)
-            v->npar = 1;
-        if (v->npar < 16)
-            v->par[v->npar++] = 0;
-    } else if (c >= 0x3c && c <= 0x3f) {
-        v->priv = true;
-    } else if (c >= 0x20 && c <= 0x2f) {
-        v->priv = true; /* an intermediate byte: DECSTR and the like */
-    } else if (c >= 0x40 && c <= 0x7e) {
-        v->st = VT_GROUND;
-        vt_csi(v, (char)c);
-    } else if (c == 0x1b) {
-        v->st = VT_ESC;
-    }
-}
-
-static void vt_control(struct vt *v, unsigned char c)
-{
-    switch (c) {
-    case 0x1b:
-        v->st = VT_ESC;
-        break;
-    case '\r':
-        v->x = 0;
-        v->wrapnext = false;
-        break;
-    case '\n':
-    case 0x0b:
-    case 0x0c:
-        vt_linefeed(v);
-        break;
-    case '\b':
-        if (v->x > 0)
-            v->x--;
-        v->wrapnext = false;
-        break;
-    case '\t':
-        v->x = clampi((v->x / 8 + 1) * 8, 0, v->cols - 1);
-        break;
-    case 0x0e: /* SO, SI: G1 and G0 */
-    case 0x0f:
-        break;
-    default:
-        break;
-    }
-}
-
-static void vt_byte(struct vt *v, unsigned char c)
-{
-    switch (v->st) {
-    case VT_STR: /* OSC, DCS...: up to BEL or the ESC of ST */
-        if (c == 0x07)
-            v->st = VT_GROUND;
-        else if (c == 0x1b)
-            v->st = VT_ESC;
-        return;
-    case VT_SKIP1:
-        if (v->g0)
-            v->acs = c == '0';
-        v->g0 = false;
-        v->st = VT_GROUND;
-        return;
-    case VT_ESC:
-        vt_esc(v, c);
-        return;
-    case VT_CSI:
-        vt_csi_byte(v, c);
-        return;
-    case VT_GROUND:
-        break;
-    }
-    if (v->u8need > 0) {
-        if ((c & 0xC0) == 0x80) {
-            v->cp = (v->cp << 6) | (c & 0x3Fu);
-            if (--v->u8need == 0)
-                vt_print(v, v->cp);
-            return;
-        }
-        v->u8need = 0;
-        vt_print(v, 0xFFFD);
-    }
-    if (c >= 0xC0 && c < 0xF8) {
-        v->u8need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
-        v->cp = c & (0x3Fu >> v->u8need);
-    } else if (c >= 0x80) {
-        vt_print(v, 0xFFFD);
-    } else if (c < 0x20 || c == 0x7f) {
-        vt_control(v, c);
-    } else {
-        vt_print(v, c);
-    }
-}
-
-/* Row y, columns [x0, x1), as UTF-8 in out (cap > 4). */
-static void vt_row(const struct vt *v, int y, int x0, int x1, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (int x = x0 < 0 ? 0 : x0; x < x1 && x < v->cols; x++) {
-        uint32_t cp = v->cell[y][x];
-        if (cp == CELL_CONT)
-            continue;
-        char b[MB_LEN_MAX];
-        mbstate_t ps;
-        memset(&ps, 0, sizeof ps);
-        size_t len = wcrtomb(b, (wchar_t)cp, &ps);
-        if (len == (size_t)-1) {
-            b[0] = '?';
-            len = 1;
-        }
-        if (n + len >= cap)
-            break;
-        memcpy(out + n, b, len);
-        n += len;
-    }
-    out[n] = '\0';
-}
-
-/* The first row whose columns [x0, x1) hold needle, or -1. */
-static int vt_find_in(const struct vt *v, int x0, int x1, const char *needle)
-{
-    char row[VT_COLS_MAX * 4 + 8];
-    for (int y = 0; y < v->rows; y++) {
-        vt_row(v, y, x0, x1, row, sizeof row);
-        if (strstr(row, needle) != NULL)
-            return y;
-    }
-    return -1;
-}
-
-static bool vt_has(const struct vt *v, const char *needle)
-{
-    return vt_find_in(v, 0, v->cols, needle) >= 0;
-}
+/* ---- the screen: the emulator is tests/vt.h -------------------------------- */
 
 static void vt_dump(const struct vt *v, const char *title)
 {
-    char row[VT_COLS_MAX * 4 + 8];
+    char row[VT_ROW_BYTES];
     print_message("# --- %s (%dx%d) ---\n", title, v->cols, v->rows);
     for (int y = 0; y < v->rows; y++) {
         vt_row(v, y, 0, v->cols, row, sizeof row);
@@ -1108,7 +670,7 @@ static int vt_sep_col(const struct vt *v)
 
 static int vt_count_in(const struct vt *v, int x0, int x1, const char *needle)
 {
-    char row[VT_COLS_MAX * 4 + 8];
+    char row[VT_ROW_BYTES];
     int n = 0;
     for (int y = 0; y < v->rows; y++) {
         vt_row(v, y, x0, x1, row, sizeof row);
@@ -1859,7 +1421,7 @@ static void test_signals_restore_terminal(void **state)
     }
 }
 
-/* The threads of pid other than the main one, into tids (at most cap);
+/* The engine's worker threads of pid (named mc-*), into tids (at most cap);
  * returns how many. */
 static size_t worker_tids(pid_t pid, pid_t *tids, size_t cap)
 {
@@ -1871,8 +1433,16 @@ static size_t worker_tids(pid_t pid, pid_t *tids, size_t cap)
     struct dirent *de;
     while ((de = readdir(d)) != NULL && n < cap) {
         long tid = strtol(de->d_name, NULL, 10);
-        if (tid > 0 && tid != pid)
+        if (tid <= 0 || tid == pid)
+            continue;
+        /* The engine names its workers mc-*; a sanitizer's own threads
+         * (TSan's background thread blocks every signal) are not ours. */
+        char comm[96];
+        snprintf(comm, sizeof comm, "/proc/%d/task/%ld/comm", (int)pid, tid);
+        char *name = tu_read_file(comm, NULL);
+        if (name != NULL && strncmp(name, "mc-", 3) == 0)
             tids[n++] = (pid_t)tid;
+        free(name);
     }
     closedir(d);
     return n;
