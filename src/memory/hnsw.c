@@ -1387,7 +1387,7 @@ static bool load_check_graph(const struct hnsw *h, const struct file_hdr *hd, co
 
 struct hnsw *hnsw_load(const char *path, struct hnsw_meta *meta, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = fileio_open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT)

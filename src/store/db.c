@@ -56,6 +56,7 @@
 
 #include "store/faultvfs.h"
 #include "util/alloc.h"
+#include "util/fileio.h"
 #include "util/ident.h"
 #include "util/msg.h"
 #include "util/clock.h"
@@ -121,7 +122,7 @@ static int db_check_magic(const char *path, enum db_error *why, char *err, size_
 {
     static const char magic[16] = "SQLite format 3";
     /* O_NONBLOCK: opening a FIFO planted at the path must not hang. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    int fd = fileio_open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
     if (fd < 0) {
         if (errno == ENOENT)
             return 1;
@@ -176,7 +177,7 @@ static int db_check_magic(const char *path, enum db_error *why, char *err, size_
  * the winner's file like any existing one. */
 static int db_create_private(const char *path, enum db_error *why, char *err, size_t errlen)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC, 0600);
+    int fd = fileio_open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC, 0600);
     if (fd >= 0) {
         close(fd);
         return 0;

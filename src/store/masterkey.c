@@ -107,7 +107,7 @@ static size_t mk_fresh_key(uint8_t out[KEYSTORE_KEY_BYTES], char text[MK_B64_SIZ
  * with err set (out zeroed). */
 static int mk_read_file(const char *path, uint8_t out[KEYSTORE_KEY_BYTES], char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    int fd = fileio_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0);
     if (fd < 0) {
         if (errno == ENOENT)
             return 1;
@@ -188,14 +188,14 @@ static int mk_create_exclusive(const char *dir, const char *path, uint8_t out[KE
     char *tmp = xasprintf("%s.tmp.XXXXXX", path);
     const char *step = NULL;
     int rc = 0;
-    int fd = mkostemp(tmp, O_CLOEXEC);
+    int fd = fileio_mkostemp(tmp);
     if (fd < 0)
         step = "create a temporary file";
     else if (fchmod(fd, 0600) != 0) /* exactly 0600, whatever the umask */
         step = "fchmod";
     else if (fileio_write_all(fd, text, tlen) != 0)
         step = "write";
-    else if (fsync(fd) != 0)
+    else if (fileio_fsync(fd) != 0)
         step = "fsync";
     if (fd >= 0) {
         if (close(fd) != 0 && step == NULL)

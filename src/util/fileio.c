@@ -61,8 +61,7 @@ static char *fileio_dirname(const char *path)
     return xstrndup(path, (size_t)(slash - path));
 }
 
-/* open(2) through the seam, retried on EINTR. */
-static int fileio_open(const char *path, int flags, mode_t mode)
+int fileio_open(const char *path, int flags, mode_t mode)
 {
     int fd;
     while ((fd = iofault_open(path, flags, mode)) < 0 && errno == EINTR)
@@ -70,13 +69,23 @@ static int fileio_open(const char *path, int flags, mode_t mode)
     return fd;
 }
 
-/* fsync(2) through the seam, retried on EINTR. */
-static int fileio_fsync(int fd)
+int fileio_fsync(int fd)
 {
     int rc;
     while ((rc = iofault_fsync(fd)) != 0 && errno == EINTR)
         continue;
     return rc;
+}
+
+int fileio_mkostemp(char *tmpl)
+{
+    size_t xs = strlen(tmpl) - 6;
+    int fd;
+    /* A failed attempt may have filled in the Xs: each retry starts anew. */
+    do
+        memcpy(tmpl + xs, "XXXXXX", 6);
+    while ((fd = iofault_mkostemp(tmpl, O_CLOEXEC)) < 0 && errno == EINTR);
+    return fd;
 }
 
 int fileio_sync_dir(const char *dir)
@@ -94,12 +103,7 @@ int fileio_sync_dir(const char *dir)
 int fileio_replace_begin(const char *path, mode_t mode, char **tmp, char *err, size_t errlen)
 {
     *tmp = xasprintf("%s.tmp.XXXXXX", path);
-    size_t xs = strlen(*tmp) - 6;
-    int fd;
-    /* A failed attempt may have filled in the Xs: each retry starts anew. */
-    do
-        memcpy(*tmp + xs, "XXXXXX", 6);
-    while ((fd = iofault_mkostemp(*tmp, O_CLOEXEC)) < 0 && errno == EINTR);
+    int fd = fileio_mkostemp(*tmp);
     const char *step = fd < 0 ? "create temporary file" : NULL;
     if (fd >= 0 && fchmod(fd, mode) != 0) {
         step = "fchmod";

@@ -10,6 +10,14 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* open(2) through the I/O fault seam (util/iofault), retried on EINTR:
+ * every open of the data file, the keystore and the index goes here. */
+int fileio_open(const char *path, int flags, mode_t mode);
+/* fsync(2) through the seam, retried on EINTR. */
+int fileio_fsync(int fd);
+/* mkostemp(3) with O_CLOEXEC through the seam (counted as an open),
+ * retried on EINTR; tmpl ends in XXXXXX, filled in on success. */
+int fileio_mkostemp(char *tmpl);
 /* Writes all n bytes to fd, retrying on EINTR and short writes. 0 or -1
  * (errno set). */
 int fileio_write_all(int fd, const void *p, size_t n);
