@@ -208,9 +208,13 @@ static void render_wrap(struct rendered *r, const char *s, size_t n, enum theme_
                         int indent, enum text_wrap_mode mode)
 {
     size_t base = r->text.len;
-    buf_append(&r->text, s, n);
-    if (r->text.len != base + n)
-        return; /* over DRAW_ENTRY_MAX: the buffer was reset; show nothing */
+    if (buf_append(&r->text, s, n) != BUF_OK) {
+        /* Over DRAW_ENTRY_MAX or out of memory: the buffer was reset, and
+         * the lines so far point into it; drop them (drawn, they would read
+         * freed or NULL memory). The entry shows what still fits. */
+        r->n = 0;
+        return;
+    }
     struct text_lines l;
     text_lines_init(&l);
     int w = r->width - indent;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ static char exit_strings[256];
 static size_t exit_len;
 static int saved_stderr = -1;
 static int capture_fd = -1;
+static atomic_int fatal_taken; /* a fatal signal's restore has begun */
 
 static const int pipe_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP, SIGCONT};
 /* Every other signal whose default action ends the process and that can
@@ -83,6 +85,12 @@ static void term_copy_captured(void)
 
 static void term_on_fatal(int signo)
 {
+    /* Threads fail together (a sticky out-of-memory reaches each of them):
+     * the first restores the terminal and ends the process; the others
+     * wait here for that, not ending it half-restored by default action. */
+    if (atomic_exchange(&fatal_taken, 1) != 0)
+        for (;;)
+            pause();
     term_write_all(STDOUT_FILENO, TERM_MOUSE_OFF, sizeof TERM_MOUSE_OFF - 1);
     term_write_all(STDOUT_FILENO, exit_strings, exit_len);
     if (have_tio)
@@ -144,10 +152,12 @@ int term_open(char *err, size_t errlen)
     for (size_t i = 0; i < N_PIPE; i++)
         sigaction(pipe_signals[i], &sa, &old_pipe_sa[i]);
     /* A second fatal signal waits until the first has restored the
-     * terminal and re-raised (which then ends the process). */
+     * terminal and re-raised (which then ends the process): blocked on
+     * the same thread, held in the handler on another (which is why the
+     * handler stays installed instead of SA_RESETHAND). */
     sigfillset(&sa.sa_mask);
     sa.sa_handler = term_on_fatal;
-    sa.sa_flags = SA_RESETHAND;
+    sa.sa_flags = 0;
     for (size_t i = 0; i < N_FATAL; i++)
         sigaction(fatal_signals[i], &sa, &old_fatal_sa[i]);
     sa.sa_handler = SIG_IGN;

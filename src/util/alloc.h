@@ -5,8 +5,9 @@
  *
  * Out-of-memory policy: small internal allocations (structs, strings, lists)
  * use the x* functions, which never return NULL: on failure they run the
- * registered fatal hook (which restores the terminal) and abort with a
- * message. Allocations whose size comes from outside (network bodies, files,
+ * fatal hook, if one is registered, print a message and abort. The TUI
+ * needs no hook: its SIGABRT handler (tui/term.c) restores the terminal
+ * before the process ends, and the message is kept until then. Allocations whose size comes from outside (network bodies, files,
  * user input) use the try_* functions and handle NULL as an ordinary error.
  */
 #ifndef MEMCHAT_UTIL_ALLOC_H
@@ -45,8 +46,8 @@ char *xsecure_dup(const char *s, size_t n) MC_MALLOC_LIKE;
  * secret); NULL is a no-op. */
 void xsecure_free(void *p);
 
-/* Called once before aborting on out-of-memory; NULL clears it. The TUI sets
- * one that ends curses so the message lands on a sane terminal. */
+/* Called once before aborting on out-of-memory (for a front end that must
+ * undo something a signal handler cannot); NULL clears it. */
 void alloc_set_fatal_hook(void (*hook)(void));
 /* Prints "memchat: out of memory (what)" to stderr and aborts. */
 void alloc_die(const char *what) __attribute__((noreturn));

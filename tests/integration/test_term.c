@@ -30,6 +30,11 @@
  *    visible, and the exit status names the signal; a fault sent to an
  *    engine worker thread does the same. A memchat killed with SIGKILL
  *    shows the comparisons can fail.
+ *  - Allocation failure after the first draw (MEMCHAT_FAULT_ALLOC=k+, k
+ *    spread over a session with one turn): memchat ends by itself with
+ *    the out-of-memory abort or an error of the contract, its message
+ *    written after the terminal is restored, termios and modes as before;
+ *    memchat.db passes PRAGMA integrity_check and memory stats still works.
  *
  * Waits poll the pty, bounded by TERM_GUARD_MS, which fails the test; no
  * wait is a sleep. A sanitizer's report goes to a file in the test's
@@ -44,6 +49,7 @@
 
 #include <locale.h>
 #include <pty.h>
+#include <sqlite3.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -1512,6 +1518,194 @@ static void test_sigkill_is_detected(void **state)
     tty_close(&t);
 }
 
+/* ---- allocation failure under the TUI ------------------------------------------ */
+
+#define OOM_KS      6 /* faulted sessions, spread over what follows the first draw */
+#define OOM_MESSAGE "Where did I put the blue kettle?"
+
+static bool pred_drawn_or_gone(struct tty *t, const void *ud)
+{
+    (void)ud;
+    return t->exited || vt_has(t->vt, TERM_READY);
+}
+
+/* The offline answer, the turn's failure, or the end of memchat. */
+static bool pred_answered_or_gone(struct tty *t, const void *ud)
+{
+    (void)ud;
+    return t->exited || vt_has(t->vt, "[offline]") || vt_has(t->vt, "[error]");
+}
+
+/* The report MEMCHAT_FAULT_ALLOC_REPORT left at a normal exit: the
+ * allocation count, and whether the fault struck (-1: no report). */
+static unsigned long oom_report(const char *path, int *fired)
+{
+    char *text = tu_read_file(path, NULL);
+    unsigned long n = 0;
+    *fired = -1;
+    if (text != NULL && sscanf(text, "allocs=%lu fired=%d", &n, fired) != 2)
+        fail_msg("a malformed allocation report in %s: %s", path, text);
+    free(text);
+    unlink(path);
+    return n;
+}
+
+/* The session a faulted run goes through as far as it can: the first
+ * draw, a message and its answer (or its failure), the quit key. Stops
+ * where memchat ends by itself; fails when a step outlasts the guard.
+ * Returns where memchat ended. */
+static const char *oom_session(struct tty *t)
+{
+    tty_wait(t, pred_drawn_or_gone, NULL, "the first draw (or the end)");
+    if (t->exited)
+        return "before the first draw";
+    tty_type(t, OOM_MESSAGE "\r");
+    tty_wait(t, pred_answered_or_gone, NULL, "the answer (or the end)");
+    if (t->exited)
+        return "during the turn";
+    const char *stage = vt_has(t->vt, "[error]") ? "after the turn failed" : "after the answer";
+    tty_type(t, "\025\004");
+    tty_wait_exit(t);
+    return stage;
+}
+
+/* How many allocations an unfaulted session makes (turn: with a message). */
+static unsigned long oom_count(const char *report, bool turn)
+{
+    char rep[4200];
+    snprintf(rep, sizeof rep, "MEMCHAT_FAULT_ALLOC_REPORT=%s", report);
+    const char *const env[] = {"MEMCHAT_PROVIDER=offline", rep, NULL};
+    struct tty t;
+    tty_start(&t, TERM_ROWS, TERM_COLS, env);
+    tty_wait_text(&t, TERM_READY);
+    if (turn) {
+        tty_type(&t, OOM_MESSAGE "\r");
+        tty_wait_text(&t, "[offline]");
+    }
+    tty_quit_key(&t);
+    signal_check_terminal(&t, "an unfaulted session");
+    tty_close(&t);
+    int fired;
+    unsigned long n = oom_report(report, &fired);
+    if (n == 0)
+        fail_msg("an unfaulted session left no allocation report");
+    return n;
+}
+
+/* memchat.db (if any) passes PRAGMA integrity_check and an unfaulted
+ * command works on the same data. */
+static void oom_check_data(unsigned long k)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/memchat.db", fx.data);
+    if (access(path, F_OK) == 0) {
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        sqlite3_stmt *st = NULL;
+        const char *ok = NULL;
+        if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            ok = (const char *)sqlite3_column_text(st, 0);
+        if (ok == NULL || strcmp(ok, "ok") != 0)
+            fail_msg("allocation %lu+ failing in the TUI: memchat.db damaged: %s", k,
+                     ok != NULL ? ok : sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    struct run r;
+    RUN(&r, NULL, "memory", "stats");
+    if (r.status != 0)
+        fail_msg("after allocation %lu+ failed in the TUI, memory stats exits %d: %s", k, r.status,
+                 r.err);
+    run_free(&r);
+}
+
+/* The output after the last time memchat left the alternate screen: what
+ * it wrote on the shell's screen (the replayed stderr). */
+static const char *oom_after_screen(const struct tty *t)
+{
+    const char *last = NULL;
+    for (const char *p = memmem(t->out, t->len, "\033[?1049l", 8); p != NULL;
+         p = memmem(p + 8, t->len - (size_t)(p + 8 - t->out), "\033[?1049l", 8))
+        last = p + 8;
+    return last != NULL ? last : t->out + t->len;
+}
+
+/* One session with allocation k and every later one failing: it ends by
+ * itself, with the out-of-memory abort or an error of the contract; the
+ * terminal is restored and the data is sound. Returns whether the fault
+ * struck (a normal exit without it: k lay past this session's end). */
+static bool oom_try(unsigned long k, const char *report)
+{
+    char fault[64], rep[4200];
+    snprintf(fault, sizeof fault, "MEMCHAT_FAULT_ALLOC=%lu+", k);
+    snprintf(rep, sizeof rep, "MEMCHAT_FAULT_ALLOC_REPORT=%s", report);
+    const char *const env[] = {"MEMCHAT_PROVIDER=offline", fault, rep, NULL};
+    struct tty t;
+    tty_start(&t, TERM_ROWS, TERM_COLS, env);
+    const char *stage = oom_session(&t);
+    int st = t.status, fired;
+    oom_report(report, &fired);
+    char what[128], s[128];
+    snprintf(what, sizeof what, "allocation %lu+ failing", k);
+    status_text(st, s, sizeof s);
+    const char *tail = oom_after_screen(&t);
+    size_t tail_len = t.len - (size_t)(tail - t.out);
+    bool struck = true;
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT) {
+        if (memmem(tail, tail_len, "memchat: out of memory", 22) == NULL)
+            tty_failed(&t,
+                       "%s: memchat aborted without saying it ran out of memory (after "
+                       "leaving the screen)",
+                       what);
+    } else if (WIFEXITED(st) && WEXITSTATUS(st) >= 1 && WEXITSTATUS(st) <= 4) {
+        if (memmem(tail, tail_len, "memchat: ", 9) == NULL)
+            tty_failed(&t, "%s: memchat ended with %s without a message", what, s);
+    } else if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && fired == 0) {
+        struck = false;
+    } else {
+        tty_failed(&t, "%s: memchat ended with %s (fault %s)", what, s,
+                   fired == 1 ? "struck" : "not reported");
+    }
+    print_message("# %s: %s %s%s\n", what, s, stage, struck ? "" : " (the fault never struck)");
+    signal_check_terminal(&t, what);
+    tty_close(&t);
+    oom_check_data(k);
+    return struck;
+}
+
+/* Allocation failure while the TUI runs (issue 13): after a first session
+ * that creates the data, an unfaulted session with a turn counts its
+ * allocations (T), one that quits at the first draw counts those up to
+ * about there (D); then sessions with allocation k and every later one
+ * failing, k spread over [D, T), go as far as they can. Each must end by
+ * itself (no hang) with the out-of-memory abort or an error of the
+ * contract, its message on the restored terminal, the terminal as it was
+ * and the data sound. */
+static void test_oom_restores_terminal(void **state)
+{
+    (void)state;
+    char report[4096];
+    snprintf(report, sizeof report, "%s/alloc-report", fx.dir);
+    /* The first session creates the database (thousands of allocations
+     * the later ones do not make): it only warms up. */
+    oom_count(report, false);
+    unsigned long total = oom_count(report, true);
+    unsigned long drawn = oom_count(report, false);
+    print_message("# allocations: %lu to the first draw and quit, %lu with a turn\n", drawn, total);
+    if (total <= drawn + OOM_KS)
+        fail_msg("a turn made %lu allocations, a session without one %lu: no span to fault", total,
+                 drawn);
+    size_t struck = 0;
+    for (unsigned long i = 0; i < OOM_KS; i++)
+        struck += oom_try(drawn + (total - drawn) * i / OOM_KS, report);
+    /* Threads shift the counts a little between sessions, not past the
+     * span's end: most faults must have struck. */
+    if (struck + 1 < OOM_KS)
+        fail_msg("only %zu of %d faults struck: the sessions' counts vary too much", struck,
+                 OOM_KS);
+}
+
 static int term_run(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1526,6 +1720,7 @@ static int term_run(void)
         cmocka_unit_test_setup_teardown(test_signals_restore_terminal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_fault_restores_terminal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_is_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oom_restores_terminal, setup, teardown),
     };
     /* TERM_TEST_ONLY=pattern runs the matching tests alone. */
     const char *only = getenv("TERM_TEST_ONLY");
