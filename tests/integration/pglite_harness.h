@@ -26,8 +26,6 @@
 
 #include <libpq-fe.h>
 
-extern char **environ;
-
 #define PGLITE_GUARD_MS 180000
 
 struct pglite {
@@ -129,28 +127,11 @@ static inline struct pglite *pglite_start_on(int port)
     pglite_paths(script, sizeof script);
     struct pglite *p = calloc(1, sizeof *p);
     assert_non_null(p);
-    int in_p[2], out_p[2];
-    assert_int_equal(pipe2(in_p, O_CLOEXEC), 0);
-    assert_int_equal(pipe2(out_p, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, in_p[0], STDIN_FILENO), 0);
-    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, out_p[1], STDOUT_FILENO), 0);
-    assert_int_equal(posix_spawnattr_init(&at), 0);
-    assert_int_equal(posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP), 0);
-    assert_int_equal(posix_spawnattr_setpgroup(&at, 0), 0);
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", port);
     char sh[] = "/bin/sh";
     char *argv[] = {sh, script, portarg, NULL};
-    int rc = posix_spawn(&p->pid, "/bin/sh", &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(in_p[0]);
-    close(out_p[1]);
-    p->in_fd = in_p[1];
-    p->out_fd = out_p[0];
+    int rc = tu_spawn_piped("/bin/sh", argv, true, &p->pid, &p->in_fd, &p->out_fd);
     if (rc != 0)
         fail_msg("cannot start %s: %s", script, strerror(rc));
     pglite_read_port(p);

@@ -39,8 +39,6 @@
 
 #include "net/redis.h"
 
-extern char **environ;
-
 #define REDIS_GUARD_MS   30000
 #define REDIS_PORT_TRIES 8
 
@@ -144,17 +142,6 @@ static inline void redis_h_reap(struct redis_server *s)
  * come up (the port was taken): everything started is stopped again. */
 static inline bool redis_h_spawn(struct redis_server *s, int port)
 {
-    int in_p[2], out_p[2];
-    assert_int_equal(pipe2(in_p, O_CLOEXEC), 0);
-    assert_int_equal(pipe2(out_p, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, in_p[0], STDIN_FILENO), 0);
-    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, out_p[1], STDOUT_FILENO), 0);
-    assert_int_equal(posix_spawnattr_init(&at), 0);
-    assert_int_equal(posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP), 0);
-    assert_int_equal(posix_spawnattr_setpgroup(&at, 0), 0);
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", port);
     char sh[] = "/bin/sh", dash_c[] = "-c", name[] = "redis-wrapper";
@@ -164,13 +151,7 @@ static inline bool redis_h_spawn(struct redis_server *s, int port)
                     "read _ignored\n"
                     "kill -9 $! 2>/dev/null\n";
     char *argv[] = {sh, dash_c, script, name, portarg, NULL};
-    int rc = posix_spawn(&s->wrapper, "/bin/sh", &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(in_p[0]);
-    close(out_p[1]);
-    s->in_fd = in_p[1];
-    s->out_fd = out_p[0];
+    int rc = tu_spawn_piped("/bin/sh", argv, true, &s->wrapper, &s->in_fd, &s->out_fd);
     if (rc != 0)
         fail_msg("cannot start /bin/sh for redis-server: %s", strerror(rc));
     char line[64];

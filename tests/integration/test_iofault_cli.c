@@ -28,7 +28,7 @@
 #include "cli_harness.h"
 
 #include <sodium.h>
-#include <sqlite3.h>
+#include "../unit/tu_sqlite.h"
 
 #include "client/keys.h"
 #include "store/db.h"
@@ -379,13 +379,7 @@ static void check_data_file(const struct run *r, const char *where)
     if (db == NULL)
         fail_msg("%s: memchat cannot open the data file afterwards: %s", where, err);
     sqlite3 *c = db_handle(db);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(c, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    const char *ok = (const char *)sqlite3_column_text(st, 0);
-    if (ok == NULL || strcmp(ok, "ok") != 0)
-        fail_msg("%s: integrity_check: %s", where, ok != NULL ? ok : "(null)");
-    sqlite3_finalize(st);
+    tu_expect_integrity(c, where);
     long long rows = query_int(c, "SELECT count(*) FROM memories WHERE text = ?", NEW_TEXT);
     long long fts = query_int(
         c, "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH '\"quarterly report\"'",

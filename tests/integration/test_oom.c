@@ -19,7 +19,7 @@
  */
 #include "cli_harness.h"
 
-#include <sqlite3.h>
+#include "../unit/tu_sqlite.h"
 
 #include "../server/mockserver.h"
 
@@ -36,6 +36,7 @@ struct scenario {
     const char *const *check; /* unfaulted, after each faulted run: must exit 0 */
     const char *kept;         /* a text that must be stored when the command succeeded */
     int want;                 /* the exit code without faults */
+    bool removes;             /* the command removes memories (forget, purge) */
     const char *says;         /* where a failure is reported on stdout (doctor), else NULL */
 };
 
@@ -65,66 +66,67 @@ static const struct scenario scenarios[] = {
     {"memory_add", prep_memories, NULL,
      A("memory", "add", "--tenant", "acme", "--meta", "room=kitchen",
        "Kettle descaling is monthly"),
-     A("memory", "stats", "--tenant", "acme"), "Kettle descaling is monthly", 0, NULL},
+     A("memory", "stats", "--tenant", "acme"), "Kettle descaling is monthly", 0, false, NULL},
     {"memory_add_stdin", NULL, "Saffron is kept in the left drawer\n",
      A("memory", "add", "--tenant", "acme"), A("memory", "stats", "--tenant", "acme"),
-     "Saffron is kept in the left drawer", 0, NULL},
+     "Saffron is kept in the left drawer", 0, false, NULL},
     {"memory_search", prep_memories, NULL,
      A("memory", "search", "--tenant", "acme", "--json", "--method", "mmr", "notebook attic"),
-     A("memory", "stats", "--tenant", "acme"), NULL, 0, NULL},
+     A("memory", "stats", "--tenant", "acme"), NULL, 0, false, NULL},
     {"memory_filter", prep_memories, NULL,
      A("memory", "search", "--tenant", "acme", "--filter", "{\"project\":{\"$eq\":\"apollo\"}}",
        "launch"),
-     A("memory", "stats", "--tenant", "acme"), NULL, 0, NULL},
+     A("memory", "stats", "--tenant", "acme"), NULL, 0, false, NULL},
     {"memory_import", prep_memories,
      "{\"text\":\"The red kite flies at noon\"}\n"
      "{\"text\":\"Zeta meets on Fridays\",\"metadata\":{\"team\":\"zeta\"}}\n",
      A("memory", "import", "--tenant", "acme"), A("memory", "stats", "--tenant", "acme"),
-     "Zeta meets on Fridays", 0, NULL},
+     "Zeta meets on Fridays", 0, false, NULL},
     {"memory_export", prep_memories, NULL, A("memory", "export", "--tenant", "acme"),
-     A("memory", "stats", "--tenant", "acme"), NULL, 0, NULL},
+     A("memory", "stats", "--tenant", "acme"), NULL, 0, false, NULL},
     {"memory_forget", prep_memories, NULL,
      A("memory", "forget", "--tenant", "acme", "--filter", "{\"project\":\"apollo\"}"),
-     A("memory", "stats", "--tenant", "acme"), NULL, 0, NULL},
+     A("memory", "stats", "--tenant", "acme"), NULL, 0, true, NULL},
     {"ask_offline", prep_memories, NULL, A("ask", "--tenant", "acme", "--json", "notebook?"),
-     A("costs"), NULL, 0, NULL},
+     A("costs"), NULL, 0, false, NULL},
     {"chat_plain", prep_memories, "hello\n/tenant beta\nwhere is the notebook?\n",
-     A("chat", "--plain", "--tenant", "acme"), A("conversations"), NULL, 0, NULL},
+     A("chat", "--plain", "--tenant", "acme"), A("conversations"), NULL, 0, false, NULL},
     {"ask_openai", NULL, NULL,
      A("ask", "--json", "--provider", "openai", "--model", "mock", "--no-memory", "hi there"),
-     A("costs"), NULL, 0, NULL},
+     A("costs"), NULL, 0, false, NULL},
     {"ask_openai_whole", NULL, NULL,
      A("ask", "--set", "MEMCHAT_STREAM=false", "--provider", "openai", "--model", "mock:json",
        "--no-memory", "{\"a\": [1, 2]}"),
-     A("costs"), NULL, 0, NULL},
+     A("costs"), NULL, 0, false, NULL},
     {"ask_anthropic", prep_memories, NULL,
      A("ask", "--tenant", "acme", "--provider", "anthropic", "--model", "mock", "notebook?"),
-     A("costs"), NULL, 0, NULL},
+     A("costs"), NULL, 0, false, NULL},
     {"ask_ollama", NULL, NULL,
      A("ask", "--provider", "ollama", "--model", "mock:split-utf8", "--no-memory", "hi"),
-     A("costs"), NULL, 0, NULL},
+     A("costs"), NULL, 0, false, NULL},
     {"ask_error", NULL, NULL,
      A("ask", "--provider", "anthropic", "--model", "mock:400", "--no-memory", "hi"), A("costs"),
-     NULL, 3, NULL},
+     NULL, 3, false, NULL},
     {"keys_set", NULL, "sk-oom-sweep-0123456789\n",
      A("keys", "set", "--tenant", "acme", "--provider", "openai"), A("keys", "list"), NULL, 0,
-     NULL},
+     false, NULL},
     {"keys_list",
      (const char *const[]){"keys", "set", "--tenant", "acme", "--provider", "anthropic",
                            "--command", "echo sk-x", NULL},
-     NULL, A("keys", "list", "--json"), A("keys", "list"), NULL, 0, NULL},
+     NULL, A("keys", "list", "--json"), A("keys", "list"), NULL, 0, false, NULL},
     {"costs", prep_memories, NULL, A("costs", "--by", "model", "--json"), A("conversations"), NULL,
-     0, NULL},
-    {"conversations", prep_memories, NULL, A("conversations", "--json"), A("costs"), NULL, 0, NULL},
-    {"rollout", prep_memories, NULL, A("rollout", "enable", "acme"), A("rollout", "status"), NULL,
-     0, NULL},
-    {"rollout_status", prep_memories, NULL, A("rollout", "status", "--json"), A("costs"), NULL, 0,
+     0, false, NULL},
+    {"conversations", prep_memories, NULL, A("conversations", "--json"), A("costs"), NULL, 0, false,
      NULL},
+    {"rollout", prep_memories, NULL, A("rollout", "enable", "acme"), A("rollout", "status"), NULL,
+     0, false, NULL},
+    {"rollout_status", prep_memories, NULL, A("rollout", "status", "--json"), A("costs"), NULL, 0,
+     false, NULL},
     {"purge", prep_memories, NULL, A("purge", "--tenant", "acme", "--yes"),
-     A("memory", "stats", "--tenant", "acme"), NULL, 0, NULL},
-    {"doctor", NULL, NULL, A("doctor"), A("config"), NULL, 0, "checks failed"},
-    {"config", NULL, NULL, A("config"), A("agents"), NULL, 0, NULL},
-    {"agents", NULL, NULL, A("agents", "--json"), A("config"), NULL, 0, NULL},
+     A("memory", "stats", "--tenant", "acme"), NULL, 0, true, NULL},
+    {"doctor", NULL, NULL, A("doctor"), A("config"), NULL, 0, false, "checks failed"},
+    {"config", NULL, NULL, A("config"), A("agents"), NULL, 0, false, NULL},
+    {"agents", NULL, NULL, A("agents", "--json"), A("config"), NULL, 0, false, NULL},
 };
 
 static int group_setup(void **state)
@@ -260,15 +262,13 @@ static void check_db(const struct scenario *sc, unsigned long k, long min, long 
     }
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    char *ok = db_value(db, "PRAGMA integrity_check");
-    if (ok == NULL || strcmp(ok, "ok") != 0)
-        fail_msg("%s, allocation %lu failing: memchat.db damaged: %s", sc->name, k,
-                 ok ? ok : "(no answer)");
-    free(ok);
+    char where[128];
+    snprintf(where, sizeof where, "%s, allocation %lu failing", sc->name, k);
+    tu_expect_integrity(db, where);
     char *n = db_value(db, "SELECT count(*) FROM memories");
     *count = n != NULL ? strtol(n, NULL, 10) : 0;
     free(n);
-    if (*count < min && strcmp(sc->name, "memory_forget") != 0 && strcmp(sc->name, "purge") != 0)
+    if (*count < min && !sc->removes)
         fail_msg("%s, allocation %lu failing: memories lost: %ld before, %ld after", sc->name, k,
                  min, *count);
     if (kept != NULL) {

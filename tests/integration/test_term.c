@@ -49,7 +49,7 @@
 
 #include <locale.h>
 #include <pty.h>
-#include <sqlite3.h>
+#include "../unit/tu_sqlite.h"
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -1601,15 +1601,9 @@ static void oom_check_data(unsigned long k)
     if (access(path, F_OK) == 0) {
         sqlite3 *db = NULL;
         assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-        sqlite3_stmt *st = NULL;
-        const char *ok = NULL;
-        if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            ok = (const char *)sqlite3_column_text(st, 0);
-        if (ok == NULL || strcmp(ok, "ok") != 0)
-            fail_msg("allocation %lu+ failing in the TUI: memchat.db damaged: %s", k,
-                     ok != NULL ? ok : sqlite3_errmsg(db));
-        sqlite3_finalize(st);
+        char where[96];
+        snprintf(where, sizeof where, "allocation %lu+ failing in the TUI", k);
+        tu_expect_integrity(db, where);
         sqlite3_close(db);
     }
     struct run r;

@@ -51,8 +51,6 @@
 
 #include <cJSON.h>
 
-extern char **environ;
-
 /* How long any wait on the server may take before the test fails; generous
  * because ASan and valgrind slow everything down. */
 #define MOCK_GUARD_MS 20000
@@ -94,15 +92,6 @@ static inline struct mock *mock_start_with(const char *bin_env, const char *cons
     assert_non_null(m->log_path);
     snprintf(m->log_path, n, "%s/requests.ndjson", m->dir);
 
-    /* O_CLOEXEC: no other child of the test may hold the server's stdin
-     * open, or closing ours would not stop it. */
-    int in_p[2], out_p[2];
-    assert_int_equal(pipe2(in_p, O_CLOEXEC), 0);
-    assert_int_equal(pipe2(out_p, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t fa;
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, in_p[0], STDIN_FILENO), 0);
-    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, out_p[1], STDOUT_FILENO), 0);
     char *argv[32];
     size_t argc = 0;
     argv[argc++] = strdup(bin);
@@ -113,14 +102,11 @@ static inline struct mock *mock_start_with(const char *bin_env, const char *cons
     argv[argc] = NULL;
     for (size_t i = 0; i < argc; i++)
         assert_non_null(argv[i]);
-    int rc = posix_spawn(&m->pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
+    /* Closing our end of its stdin stops the server (tu_spawn_piped keeps
+     * it from every other child). */
+    int rc = tu_spawn_piped(bin, argv, false, &m->pid, &m->in_fd, &m->out_fd);
     for (size_t i = 0; i < argc; i++)
         free(argv[i]);
-    close(in_p[0]);
-    close(out_p[1]);
-    m->in_fd = in_p[1];
-    m->out_fd = out_p[0];
     if (rc != 0)
         fail_msg("cannot start the mock server %s: %s", bin, strerror(rc));
 

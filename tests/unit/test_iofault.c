@@ -23,7 +23,7 @@
 #include <sys/wait.h>
 
 #include <sodium.h>
-#include <sqlite3.h>
+#include "tu_sqlite.h"
 
 #include "store/db.h"
 #include "store/keystore.h"
@@ -655,13 +655,7 @@ static bool db_check_after(const struct dbfx *d, const char *where)
     if (db == NULL)
         fail_msg("%s: the data file does not open: %s", where, err);
     sqlite3 *c = db_handle(db);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(c, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    const char *ok = (const char *)sqlite3_column_text(st, 0);
-    if (ok == NULL || strcmp(ok, "ok") != 0)
-        fail_msg("%s: integrity_check: %s", where, ok != NULL ? ok : "(null)");
-    sqlite3_finalize(st);
+    tu_expect_integrity(c, where);
     int r1_new = row_is(c, 1, 3), r1_old = row_is(c, 1, 1), r2 = row_is(c, 2, 2);
     db_close(db);
     if (r2 == 1 && r1_new == 1)

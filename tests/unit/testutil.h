@@ -18,11 +18,47 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+extern char **environ;
+
+/* Starts path with argv and the test's environment, its stdin and stdout
+ * piped to the test: *in_fd writes its stdin, *out_fd reads its stdout
+ * (close-on-exec in the test, so no other child holds them and closing
+ * *in_fd is EOF for it). group: in a process group of its own, so a kill
+ * of -pid reaches what it starts. Returns posix_spawn's result; the fds
+ * are set either way. */
+static inline int tu_spawn_piped(const char *path, char *const argv[], bool group, pid_t *pid,
+                                 int *in_fd, int *out_fd)
+{
+    int in_p[2], out_p[2];
+    assert_int_equal(pipe2(in_p, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(out_p, O_CLOEXEC), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, in_p[0], STDIN_FILENO), 0);
+    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, out_p[1], STDOUT_FILENO), 0);
+    assert_int_equal(posix_spawnattr_init(&at), 0);
+    if (group) {
+        assert_int_equal(posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP), 0);
+        assert_int_equal(posix_spawnattr_setpgroup(&at, 0), 0);
+    }
+    int rc = posix_spawn(pid, path, &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(in_p[0]);
+    close(out_p[1]);
+    *in_fd = in_p[1];
+    *out_fd = out_p[0];
+    return rc;
+}
 
 /* A fresh directory under $TMPDIR (or /tmp); caller frees the string and
  * removes the tree with tu_rmtree(). */
