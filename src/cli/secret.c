@@ -268,16 +268,13 @@ static int secret_store_tool_key(struct secret_store *c)
     return MC_EXIT_OK;
 }
 
-/* The exit code of a master key or keystore that cannot be used: a file
- * that could not be read or written (util/fileio's and store/masterkey's
- * "cannot read/write/create PATH: ...") is an I/O error, anything else (a
- * key missing, wrong or damaged) a configuration error. */
-static int secret_open_exit(const char *err)
+/* The exit code of a master key or keystore that cannot be used (rc from
+ * masterkey_load or keystore_open): a file that could not be read or
+ * written is an I/O error, anything else (a key missing, wrong or damaged)
+ * a configuration error. */
+static int secret_open_exit(int rc)
 {
-    if (strstr(err, "cannot read ") != NULL || strstr(err, "cannot write ") != NULL ||
-        strstr(err, "cannot create ") != NULL)
-        return MC_EXIT_RUNTIME;
-    return MC_EXIT_USAGE;
+    return rc == KEYSTORE_ERR_IO ? MC_EXIT_RUNTIME : MC_EXIT_USAGE;
 }
 
 int secret_store_open(struct secret_store *c, bool create, bool *none)
@@ -308,7 +305,7 @@ int secret_store_open(struct secret_store *c, bool create, bool *none)
     secret_free(&pass);
     if (rc < 0) {
         store_msg(c, "%s", err);
-        return secret_open_exit(err);
+        return secret_open_exit(rc);
     }
     if (rc == 1) {
         if (access(c->path, F_OK) == 0) {
@@ -321,9 +318,10 @@ int secret_store_open(struct secret_store *c, bool create, bool *none)
         *none = true;
         return MC_EXIT_OK;
     }
-    if (keystore_open(c->path, c->master, &c->ks, err, sizeof err) != 0) {
+    rc = keystore_open(c->path, c->master, &c->ks, err, sizeof err);
+    if (rc != 0) {
         store_msg(c, "%s (master key from %s)", err, masterkey_source_name(c->src));
-        return secret_open_exit(err);
+        return secret_open_exit(rc);
     }
     return secret_store_tool_key(c);
 }

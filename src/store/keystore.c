@@ -491,7 +491,8 @@ static const char *parse_header(const cJSON *d, struct ks_header *h)
     return NULL;
 }
 
-/* Reads and parses path's header. 0 with *doc; 1 when missing; -1 err. */
+/* Reads and parses path's header. 0 with *doc; 1 when missing; -1 err;
+ * KEYSTORE_ERR_IO when it cannot be read. */
 static int load_doc(const char *path, cJSON **doc, struct ks_header *h, char *err, size_t errlen)
 {
     *doc = NULL;
@@ -504,7 +505,7 @@ static int load_doc(const char *path, cJSON **doc, struct ks_header *h, char *er
         return 1;
     if (rc != 0) {
         snprintf(err, errlen, "keystore %s: %s", path, ferr);
-        return -1;
+        return errno == EFBIG ? -1 : KEYSTORE_ERR_IO; /* too large: damaged, not unreadable */
     }
     const char *why = NULL;
     cJSON *d = NULL;
@@ -713,7 +714,7 @@ int keystore_open(const char *path, const uint8_t master[KEYSTORE_KEY_BYTES], st
     cJSON_Delete(doc);
     if (rc < 0) {
         keystore_free(ks);
-        return -1;
+        return rc;
     }
     *out = ks; /* rc 1: no file, an empty keystore */
     return 0;

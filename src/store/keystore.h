@@ -18,8 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEYSTORE_FILE_NAME     "keystore" /* in the data dir */
-#define KEYSTORE_KEY_BYTES     32
+#define KEYSTORE_FILE_NAME "keystore" /* in the data dir */
+#define KEYSTORE_KEY_BYTES 32
+/* The result of a keystore or master-key function whose file could not be
+ * read or written (an I/O failure, exit 1), told apart from -1: the content
+ * or the key was refused (a configuration matter, exit 2). */
+#define KEYSTORE_ERR_IO        (-2)
 #define KEYSTORE_SALT_BYTES    16
 #define KEYSTORE_MAX_FILE      (1024 * 1024) /* larger files are refused */
 #define KEYSTORE_MAX_SECRET    (64 * 1024)   /* longest secret accepted */
@@ -81,14 +85,16 @@ int keystore_derive_key(const char *pass, size_t len, const struct keystore_kdf 
 int keystore_b64_decode(const char *s, size_t slen, uint8_t *out, size_t cap, size_t *got);
 /* Reads the KDF parameters recorded in path's header, before the key is
  * known. 0 with *kdf filled; 1 when the file records none (a random master
- * key) or does not exist; -1 with err set when the file is damaged. */
+ * key) or does not exist; -1 with err set when the file is damaged,
+ * KEYSTORE_ERR_IO when it cannot be read. */
 int keystore_kdf_params(const char *path, struct keystore_kdf *kdf, char *err, size_t errlen);
 
 /* Opens the keystore at path (copied) with master (copied into locked
  * memory); a missing file is an empty keystore, and a version 1 file (no
  * tool key) is read as one whose records are all master-sealed. Refuses a
  * damaged file or a wrong master key ("the master key does not open this
- * keystore") with -1 and err set, *out NULL. Every master-sealed record is
+ * keystore") with -1 and err set, *out NULL; KEYSTORE_ERR_IO (err set)
+ * when the file cannot be read. Every master-sealed record is
  * verified here; tool-sealed ones when keystore_set_tool_key gives their
  * key. Free with keystore_free. */
 int keystore_open(const char *path, const uint8_t master[KEYSTORE_KEY_BYTES], struct keystore **out,

@@ -104,7 +104,8 @@ static size_t mk_fresh_key(uint8_t out[KEYSTORE_KEY_BYTES], char text[MK_B64_SIZ
 }
 
 /* Reads and checks path. 0 with out filled, 1 when it does not exist, -1
- * with err set (out zeroed). */
+ * with err set (out zeroed) when it is refused, KEYSTORE_ERR_IO when it
+ * cannot be read. */
 static int mk_read_file(const char *path, uint8_t out[KEYSTORE_KEY_BYTES], char *err, size_t errlen)
 {
     int fd = fileio_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0);
@@ -112,13 +113,13 @@ static int mk_read_file(const char *path, uint8_t out[KEYSTORE_KEY_BYTES], char 
         if (errno == ENOENT)
             return 1;
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        return -1;
+        return KEYSTORE_ERR_IO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         snprintf(err, errlen, "cannot read %s: fstat: %s", path, strerror(errno));
         close(fd);
-        return -1;
+        return KEYSTORE_ERR_IO;
     }
     if (!S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "%s is not a regular file; it must hold the master key", path);
@@ -152,7 +153,7 @@ static int mk_read_file(const char *path, uint8_t out[KEYSTORE_KEY_BYTES], char 
             continue;
         if (r < 0) {
             snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-            rc = -1;
+            rc = KEYSTORE_ERR_IO;
             break;
         }
         if (r == 0)
@@ -176,13 +177,16 @@ static int mk_read_file(const char *path, uint8_t out[KEYSTORE_KEY_BYTES], char 
 }
 
 /* Creates path (in dir) with a fresh key unless it exists. 0 created with
- * out filled; 1 when another process created it first; -1 with err set.
- * out is zeroed unless 0. */
+ * out filled; 1 when another process created it first; KEYSTORE_ERR_IO
+ * with err set when a step fails, -1 when dir exists but is not a
+ * directory. out is zeroed unless 0. */
 static int mk_create_exclusive(const char *dir, const char *path, uint8_t out[KEYSTORE_KEY_BYTES],
                                char *err, size_t errlen)
 {
-    if (paths_mkdir_p(dir, 0700, err, errlen) != 0)
-        return -1;
+    if (paths_mkdir_p(dir, 0700, err, errlen) != 0) {
+        struct stat st;
+        return stat(dir, &st) == 0 && !S_ISDIR(st.st_mode) ? -1 : KEYSTORE_ERR_IO;
+    }
     char text[MK_B64_SIZE + 1];
     size_t tlen = mk_fresh_key(out, text);
     char *tmp = xasprintf("%s.tmp.XXXXXX", path);
@@ -212,7 +216,7 @@ static int mk_create_exclusive(const char *dir, const char *path, uint8_t out[KE
     }
     if (step != NULL) {
         snprintf(err, errlen, "cannot create %s: %s: %s", path, step, strerror(errno));
-        rc = -1;
+        rc = KEYSTORE_ERR_IO;
     } else if (rc == 0 && fileio_sync_dir(dir) != 0) {
         /* The key is in place and may already be in use by another
          * process: keep it, but say it may not survive a crash. */
@@ -220,7 +224,7 @@ static int mk_create_exclusive(const char *dir, const char *path, uint8_t out[KE
                  "cannot create %s: fsync directory %s: %s (the new key is in place but may "
                  "not survive a crash)",
                  path, dir, strerror(errno));
-        rc = -1;
+        rc = KEYSTORE_ERR_IO;
     }
     sodium_memzero(text, sizeof text);
     if (rc != 0)
@@ -238,7 +242,7 @@ int masterkey_load(const struct masterkey_in *in, uint8_t out[KEYSTORE_KEY_BYTES
         struct keystore_kdf kdf;
         int rc = keystore_kdf_params(in->keystore_path, &kdf, err, errlen);
         if (rc < 0)
-            return -1;
+            return rc;
         if (rc == 0) {
             if (in->pass == NULL) {
                 snprintf(err, errlen,

@@ -45,7 +45,9 @@ struct masterkey_in {
  * written (0600, synced, published with link() so a concurrent reader
  * never sees a partial file; when another process published one first,
  * that one is read). Missing and !create: 1 with *src MASTERKEY_NONE and
- * out zeroed. 0 with out filled and *src set; on -1 out is zeroed. */
+ * out zeroed. 0 with out filled and *src set; -1 when a key or file is
+ * refused, KEYSTORE_ERR_IO when a file cannot be read or written (err set
+ * and out zeroed on both). */
 int masterkey_load(const struct masterkey_in *in, uint8_t out[KEYSTORE_KEY_BYTES],
                    enum masterkey_source *src, char *err, size_t errlen);
 /* "MEMCHAT_MASTER_KEY", "master.key", "passphrase" or "none" (static). */

@@ -260,6 +260,7 @@ int fileio_read_all(const char *path, size_t max, char **out, size_t *len, char 
     if (S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size > max) {
         snprintf(err, errlen, "cannot read %s: larger than the limit of %zu bytes", path, max);
         close(fd);
+        errno = EFBIG;
         return -1;
     }
     size_t hint = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size : 0;
@@ -270,6 +271,7 @@ int fileio_read_all(const char *path, size_t max, char **out, size_t *len, char 
     close(fd);
     if (rc == -3) {
         snprintf(err, errlen, "cannot read %s: larger than the limit of %zu bytes", path, max);
+        errno = EFBIG;
         return -1;
     }
     if (rc != 0) {

@@ -45,8 +45,8 @@ int fileio_replace_end(const char *path, int fd, char *tmp, int write_errno, cha
                        size_t errlen);
 /* Reads the whole of path into *out (NUL-terminated; free with xfree) and
  * its length into *len (len may be NULL). Fails (-1, message in err naming
- * the path, and the limit when that is the cause) when the file is larger
- * than max bytes, a directory or unreadable. Returns -2 (message set too)
+ * the path, and the limit when that is the cause; errno EFBIG then) when
+ * the file is larger than max bytes, a directory or unreadable. Returns -2 (message set too)
  * when the file does not exist. *out is NULL on every failure. */
 int fileio_read_all(const char *path, size_t max, char **out, size_t *len, char *err,
                     size_t errlen);
