@@ -843,7 +843,14 @@ static char *mm_meta_for(const cJSON *meta, const char *old, size_t chunk, size_
     cJSON_ArrayForEach(c, meta)
     {
         cJSON_DeleteItemFromObjectCaseSensitive(o, c->string);
-        cJSON_AddItemToObject(o, c->string, cJSON_Duplicate(c, true));
+        /* A field dropped for want of memory would be stored as lost
+         * metadata: the out-of-memory policy of small allocations instead. */
+        cJSON *dup = cJSON_Duplicate(c, true);
+        if (dup == NULL || !cJSON_AddItemToObject(o, c->string, dup)) {
+            cJSON_Delete(dup);
+            cJSON_Delete(o);
+            alloc_die("memory metadata");
+        }
     }
     if (chunks > 1) {
         cJSON_DeleteItemFromObjectCaseSensitive(o, "chunk");
