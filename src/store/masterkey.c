@@ -204,7 +204,7 @@ static int mk_create_exclusive(const char *dir, const char *path, uint8_t out[KE
     if (fd >= 0) {
         if (close(fd) != 0 && step == NULL)
             step = "close";
-        if (step == NULL && link(tmp, path) != 0) {
+        if (step == NULL && fileio_link(tmp, path) != 0) {
             if (errno == EEXIST)
                 rc = 1;
             else

@@ -7,7 +7,7 @@
  * publish a file whose blocks are not on disk. Syncing the directory makes
  * the rename itself durable.
  *
- * Every open, write, fsync and rename goes through the I/O fault seam
+ * Every open, write, fsync, rename and link goes through the I/O fault seam
  * (util/iofault.h), which is the libc call itself unless a hardening test
  * armed it; each is retried on EINTR, as a signal handler may interrupt it.
  */
@@ -73,6 +73,14 @@ int fileio_fsync(int fd)
 {
     int rc;
     while ((rc = iofault_fsync(fd)) != 0 && errno == EINTR)
+        continue;
+    return rc;
+}
+
+int fileio_link(const char *from, const char *to)
+{
+    int rc;
+    while ((rc = iofault_link(from, to)) != 0 && errno == EINTR)
         continue;
     return rc;
 }

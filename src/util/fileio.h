@@ -15,6 +15,9 @@
 int fileio_open(const char *path, int flags, mode_t mode);
 /* fsync(2) through the seam, retried on EINTR. */
 int fileio_fsync(int fd);
+/* link(2) through the seam (counted as a rename), retried on EINTR: puts
+ * a finished file in place only if nothing is there (EEXIST). */
+int fileio_link(const char *from, const char *to);
 /* mkostemp(3) with O_CLOEXEC through the seam (counted as an open),
  * retried on EINTR; tmpl ends in XXXXXX, filled in on success. */
 int fileio_mkostemp(char *tmpl);

@@ -160,6 +160,16 @@ int iofault_rename(const char *from, const char *to)
     return rename(from, to);
 }
 
+int iofault_link(const char *from, const char *to)
+{
+    int e = iofault_fail(IOFAULT_RENAME);
+    if (e != 0) {
+        errno = e;
+        return -1;
+    }
+    return link(from, to);
+}
+
 enum iofault_kind iofault_kind_parse(const char *s)
 {
     static const char *const names[] = {"", "eio", "enospc", "eintr", "short"};

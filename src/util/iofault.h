@@ -1,6 +1,6 @@
 /*
- * The I/O fault seam. util/fileio.c makes its open, write, fsync and rename
- * calls through the wrappers below, and the SQLite shim (store/faultvfs.c)
+ * The I/O fault seam. util/fileio.c makes its open, write, fsync, rename
+ * and link calls through the wrappers below, and the SQLite shim (store/faultvfs.c)
  * asks iofault_next() before SQLite's own open, write, fsync, truncate and
  * unlink, so the hardening tests can make the n-th of those operations fail
  * with EIO, ENOSPC or EINTR, or write only part of what was asked, and then
@@ -23,6 +23,8 @@
  *
  * MEMCHAT_FAULT_IO=OP:N:KIND arms the seam for a run of the program:
  *   OP    open | write | fsync | rename | truncate | unlink | any
+ *         (a link(2) that puts a file in place, as master.key's creation
+ *         does, counts as a rename: it plays the same part)
  *   N     the N-th operation of OP from the start (1 = the first); "N+"
  *         fails that one and every later one of OP (eio and enospc only:
  *         a sticky eintr would never let a retry through)
@@ -83,12 +85,14 @@ int iofault_errno(enum iofault_kind kind);
 
 /* The wrappers: the libc call, with the armed fault injected. Same
  * contracts and errno as open(2), mkostemp(3) (counted as an open),
- * write(2), fsync(2), rename(2). None retries EINTR itself. */
+ * write(2), fsync(2), rename(2), link(2) (counted as a rename). None
+ * retries EINTR itself. */
 int iofault_open(const char *path, int flags, mode_t mode);
 int iofault_mkostemp(char *tmpl, int flags);
 ssize_t iofault_write(int fd, const void *p, size_t n);
 int iofault_fsync(int fd);
 int iofault_rename(const char *from, const char *to);
+int iofault_link(const char *from, const char *to);
 
 /* Parses kind name s ("eio", ...); IOFAULT_NONE when unknown. */
 enum iofault_kind iofault_kind_parse(const char *s);

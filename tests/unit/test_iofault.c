@@ -10,6 +10,8 @@
  *     failure names the file and the step;
  *   - the keystore: it opens afterwards and holds the old set of keys or
  *     the new one;
+ *   - the creation of master.key (written aside, linked into place): it is
+ *     absent or whole, the key the load returned whenever it succeeded;
  *   - an SQLite data file opened by db_open through the shim
  *     (store/faultvfs): PRAGMA integrity_check is ok and a transaction is
  *     all there or absent, present whenever every call succeeded.
@@ -27,6 +29,7 @@
 
 #include "store/db.h"
 #include "store/keystore.h"
+#include "store/masterkey.h"
 #include "util/alloc.h"
 #include "util/fileio.h"
 #include "util/iofault.h"
@@ -547,6 +550,67 @@ static void keystore_holds_old_or_new_set_under_every_fault(void **state)
     print_message("keystore: %lu faulted runs over %lu operations\n", runs, total);
 }
 
+/* --- the master key ------------------------------------------------------------- */
+
+/* masterkey_load creating master.key under every fault: afterwards the file
+ * is absent or a whole key, no temporary file is left, a success returned
+ * the key the file holds, and a failure names the file. A file in place
+ * after a failure is allowed only for the last step (the directory's
+ * fsync): the link was done, and the message says so. */
+static void master_key_creation_is_absent_or_whole_under_every_fault(void **state)
+{
+    struct fx *fx = *state;
+    char key_path[4096];
+    snprintf(key_path, sizeof key_path, "%s/master.key", fx->dir);
+    struct masterkey_in in = {.config_dir = fx->dir, .create = true};
+    uint8_t key[KEYSTORE_KEY_BYTES], held[KEYSTORE_KEY_BYTES];
+    enum masterkey_source src;
+    char err[512];
+    unsigned long c0 = iofault_count(IOFAULT_ANY), renames = iofault_count(IOFAULT_RENAME);
+    assert_int_equal(masterkey_load(&in, key, &src, err, sizeof err), 0);
+    unsigned long total = iofault_count(IOFAULT_ANY) - c0;
+    /* The link into place is seen by the seam (counted as a rename). */
+    assert_int_equal(iofault_count(IOFAULT_RENAME) - renames, 1);
+    unsigned long runs = 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        for (unsigned long n = 1; n <= total; n++) {
+            char where[128];
+            snprintf(where, sizeof where, "master.key, %s at op %lu", kind_names[kinds[k]], n);
+            unlink(key_path);
+            iofault_arm(kinds[k] == IOFAULT_SHORT ? IOFAULT_WRITE : IOFAULT_ANY, n, kinds[k],
+                        false);
+            int rc = masterkey_load(&in, key, &src, err, sizeof err);
+            bool fired = iofault_fired();
+            iofault_disarm();
+            if (!fired)
+                continue;
+            runs++;
+            if (temp_files(fx->dir) != 0)
+                fail_msg("%s: a temporary file was left", where);
+            size_t len = 0;
+            char *text = tu_read_file(key_path, &len);
+            bool whole = text != NULL && len == 45 && text[44] == '\n';
+            if (whole) {
+                text[44] = '\0';
+                whole = masterkey_decode(text, "master.key", held, err, sizeof err) == 0;
+            }
+            if (text != NULL && !whole)
+                fail_msg("%s: master.key is in place but not a whole key (%zu bytes)", where, len);
+            free(text);
+            if (rc == 0 && (!whole || memcmp(held, key, sizeof key) != 0))
+                fail_msg("%s: loaded, but master.key does not hold that key", where);
+            if (rc != 0 && strstr(err, key_path) == NULL)
+                fail_msg("%s: the message does not name the file: %s", where, err);
+            if (rc != 0 && whole && strstr(err, "fsync directory") == NULL)
+                fail_msg("%s: failed, yet master.key is in place: %s", where, err);
+            if ((kinds[k] == IOFAULT_EINTR || kinds[k] == IOFAULT_SHORT) && rc != 0)
+                fail_msg("%s: not retried: %s", where, err);
+        }
+    }
+    assert_true(runs >= 3 * total);
+    print_message("master.key: %lu faulted runs over %lu operations\n", runs, total);
+}
+
 /* --- the data file (SQLite through the shim) ------------------------------------- */
 
 static const struct db_migration test_migrations[] = {
@@ -753,6 +817,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(read_and_sync_dir_retry_eintr_and_report_errors, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(master_key_creation_is_absent_or_whole_under_every_fault,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(keystore_holds_old_or_new_set_under_every_fault, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(data_file_holds_old_or_new_under_every_fault, setup,
