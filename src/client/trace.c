@@ -338,7 +338,8 @@ static bool trace_fill(cJSON *trace, const struct trace_turn *t, const char *tra
     return true;
 }
 
-cJSON *trace_build(const struct trace_turn *t, const char *project)
+/* trace_build inside its fallible section. */
+static cJSON *trace_record(const struct trace_turn *t, const char *project)
 {
     if (project == NULL || project[0] == '\0')
         project = TRACE_DEFAULT_PROJECT;
@@ -381,5 +382,15 @@ cJSON *trace_build(const struct trace_turn *t, const char *project)
         cJSON_Delete(record);
         return NULL;
     }
+    return record;
+}
+
+cJSON *trace_build(const struct trace_turn *t, const char *project)
+{
+    /* The record holds the turn's text, whose size is not ours to bound:
+     * want of memory loses this trace, not the turn. */
+    alloc_fallible_begin();
+    cJSON *record = trace_record(t, project);
+    alloc_fallible_end();
     return record;
 }

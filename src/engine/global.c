@@ -116,9 +116,9 @@ static const sqlite3_mem_methods global_sqlite_mem = {
 
 static void global_init_once(void)
 {
-    /* cJSON copes with a NULL from malloc_fn (it reports failure), so it
-     * gets the fallible allocator. */
-    cJSON_Hooks hooks = {.malloc_fn = try_malloc, .free_fn = xfree};
+    /* Building JSON aborts on want of memory unless a fallible section
+     * (parsers of outside text, util/json.h) asks for a NULL instead. */
+    cJSON_Hooks hooks = {.malloc_fn = alloc_json, .free_fn = xfree};
     cJSON_InitHooks(&hooks);
     /* libsodium picks its implementations once (BLAKE2b for cache keys). */
     if (sodium_init() < 0)

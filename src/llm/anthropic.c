@@ -448,7 +448,12 @@ static enum mc_error anthropic_chat(const struct llm_provider *p, const struct l
         hp_result_init(res);
         return MC_ERR_CONFIG;
     }
+    /* The request holds the whole conversation, a size not ours to bound,
+     * and the builder checks every cJSON result: want of memory is this
+     * turn's error, not the end of the program. */
+    alloc_fallible_begin();
     char *body = anthropic_body(hp, req, t);
+    alloc_fallible_end();
     if (body == NULL) {
         hp_result_init(res);
         snprintf(err, errlen, "anthropic: out of memory building the request");

@@ -16,6 +16,7 @@
 
 #include "llm/http_provider.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "net/sse.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/json.h"
 #include "util/redact.h"
 #include "util/utf8.h"
 
@@ -438,11 +440,13 @@ static void hp_json_append(cJSON *arr, cJSON *item, bool *ok)
     }
 }
 
-cJSON *hp_json_parse_object(const char *text, size_t len)
+cJSON *hp_json_parse_object(const char *text, size_t len, bool *ok)
 {
     if (text == NULL)
         return NULL;
-    cJSON *j = cJSON_ParseWithLength(text, len);
+    cJSON *j = json_parse(text, len, NULL, false);
+    if (j == NULL && errno == ENOMEM)
+        *ok = false;
     if (cJSON_IsObject(j))
         return j;
     cJSON_Delete(j);
@@ -452,7 +456,7 @@ cJSON *hp_json_parse_object(const char *text, size_t len)
 cJSON *hp_json_schema(const struct llm_tool_spec *spec, bool *ok)
 {
     const char *text = spec->parameters;
-    cJSON *j = text != NULL ? hp_json_parse_object(text, strlen(text)) : NULL;
+    cJSON *j = text != NULL ? hp_json_parse_object(text, strlen(text), ok) : NULL;
     if (j != NULL)
         return j;
     j = cJSON_CreateObject();
@@ -465,7 +469,7 @@ cJSON *hp_json_schema(const struct llm_tool_spec *spec, bool *ok)
 
 cJSON *hp_json_arguments(const struct llm_tool_call *tc, bool *ok)
 {
-    cJSON *j = hp_json_parse_object(tc->arguments.data, tc->arguments.len);
+    cJSON *j = hp_json_parse_object(tc->arguments.data, tc->arguments.len, ok);
     if (j == NULL)
         j = cJSON_CreateObject();
     if (j == NULL)
@@ -622,9 +626,21 @@ size_t hp_deltas(const struct hp_call *call)
     return call->res->deltas_sent;
 }
 
+/* data parsed by json_parse; NULL after failing the call when memory ran
+ * out, which must not pass for a payload that is not JSON. */
+static cJSON *hp_parse(struct hp_call *call, const char *data, size_t len)
+{
+    cJSON *j = json_parse(data, len, NULL, false);
+    if (j == NULL && errno == ENOMEM)
+        hp_call_fail(call, MC_ERR_OUT_OF_MEMORY, -1, "out of memory reading the answer");
+    return j;
+}
+
 cJSON *hp_parse_payload(struct hp_call *call, const char *data, size_t len)
 {
-    cJSON *j = cJSON_ParseWithLength(data, len);
+    cJSON *j = hp_parse(call, data, len);
+    if (j == NULL && call->failed)
+        return NULL;
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         hp_skip(call);
@@ -646,7 +662,9 @@ int hp_dispatch_object(struct hp_call *call, const char *data, size_t len, bool 
 
 cJSON *hp_parse_whole(struct hp_call *call, const char *data, size_t len)
 {
-    cJSON *j = cJSON_ParseWithLength(data, len);
+    cJSON *j = hp_parse(call, data, len);
+    if (j == NULL && call->failed)
+        return NULL;
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         char q[HP_QUOTE_MAX * 2];
@@ -761,15 +779,20 @@ void hp_tool_set(char **field, const char *s)
     *field = xstrdup(s);
 }
 
-/* Arguments are JSON only once complete (api-notes.md §1.6, rule 5). */
-static void hp_tool_finish(struct hp *hp)
+/* Arguments are JSON only once complete (api-notes.md §1.6, rule 5).
+ * -1 when memory ran out checking them: valid arguments must not pass
+ * for malformed ones. */
+static int hp_tool_finish(struct hp *hp)
 {
     for (size_t i = 0; i < hp->n_calls; i++) {
         struct llm_tool_call *tc = &hp->calls[i];
-        cJSON *j = cJSON_ParseWithLength(buf_cstr(&tc->arguments), tc->arguments.len);
+        cJSON *j = json_parse(buf_cstr(&tc->arguments), tc->arguments.len, NULL, false);
+        if (j == NULL && errno == ENOMEM)
+            return -1;
         tc->arguments_valid = cJSON_IsObject(j);
         cJSON_Delete(j);
     }
+    return 0;
 }
 
 /* --- the transfer --- */
@@ -777,13 +800,16 @@ static void hp_tool_finish(struct hp *hp)
 static int hp_on_sse(void *ud, const struct sse_event *ev)
 {
     struct hp_call *call = ud;
-    return call->spec->on_payload(call, call->spec->st, ev->event, ev->data, ev->data_len);
+    /* A handler that failed the call stops the transfer even when it
+     * returned 0 (a payload it skipped for want of memory). */
+    return call->spec->on_payload(call, call->spec->st, ev->event, ev->data, ev->data_len) != 0 ||
+           call->failed;
 }
 
 static int hp_on_line(void *ud, const char *line, size_t len)
 {
     struct hp_call *call = ud;
-    return call->spec->on_payload(call, call->spec->st, NULL, line, len);
+    return call->spec->on_payload(call, call->spec->st, NULL, line, len) != 0 || call->failed;
 }
 
 static int hp_on_body(void *ud, const char *data, size_t len)
@@ -865,7 +891,7 @@ static enum mc_error hp_http_error(const struct hp_call *call, const struct http
     bool truncated = false; /* the message was read from a body cut short */
     const struct buf *b = &resp->error_body;
     if (b->len > 0) {
-        cJSON *j = cJSON_ParseWithLength(b->data, b->len);
+        cJSON *j = json_parse(b->data, b->len, NULL, false);
         if (!hp_error_message(j, msg, sizeof msg, type, sizeof type)) {
             const char *m = cJSON_IsObject(j) ? hp_json_str(j, "message") : NULL;
             if (m != NULL)
@@ -1032,7 +1058,10 @@ static enum mc_error hp_call_outcome(struct hp_call *call, enum http_result hr,
             return MC_ERR_CANCELLED;
         }
     }
-    hp_tool_finish(hp);
+    if (hp_tool_finish(hp) != 0) {
+        snprintf(err, errlen, "%s: out of memory reading a tool call", prov);
+        return MC_ERR_OUT_OF_MEMORY;
+    }
     res->tool_calls = hp->n_calls;
     return MC_ERR_NONE;
 }

@@ -236,8 +236,9 @@ enum hp_msg_style {
 
 /* The "messages" array of req in the given style. */
 struct cJSON *hp_json_messages(const struct llm_request *req, enum hp_msg_style style, bool *ok);
-/* The text as a JSON object (a new node), or NULL when it is not one. */
-struct cJSON *hp_json_parse_object(const char *text, size_t len);
+/* The text as a JSON object (a new node), or NULL when it is not one or
+ * memory ran out (then *ok becomes false). */
+struct cJSON *hp_json_parse_object(const char *text, size_t len, bool *ok);
 /* A tool's parameter schema (spec->parameters) as a new JSON node; a
  * missing or malformed schema becomes {"type":"object","properties":{}},
  * which every API accepts (the registry checks schemas when it loads

@@ -175,7 +175,10 @@ static enum mc_error ollama_chat(const struct llm_provider *p, const struct llm_
                                  struct llm_result *res, char *err, size_t errlen)
 {
     struct hp *hp = p->impl;
+    /* Fallible, as in anthropic_chat: the body is the whole conversation. */
+    alloc_fallible_begin();
     char *body = ollama_body(hp, req);
+    alloc_fallible_end();
     if (body == NULL) {
         hp_result_init(res);
         snprintf(err, errlen, "ollama: out of memory building the request");

@@ -204,7 +204,10 @@ static enum mc_error openai_chat(const struct llm_provider *p, const struct llm_
                                  struct llm_result *res, char *err, size_t errlen)
 {
     struct hp *hp = p->impl;
+    /* Fallible, as in anthropic_chat: the body is the whole conversation. */
+    alloc_fallible_begin();
     char *body = openai_body(hp, req);
+    alloc_fallible_end();
     if (body == NULL) {
         hp_result_init(res);
         snprintf(err, errlen, "openai: out of memory building the request");

@@ -12,6 +12,7 @@
 
 #include "llm/prices.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 
 #include "util/alloc.h"
 #include "util/fileio.h"
+#include "util/json.h"
 
 #ifndef MC_PKGDATADIR
 #error "MC_PKGDATADIR must name the installed data directory (Makefile.am defines it)"
@@ -415,7 +417,11 @@ static int prices_parse_file(struct prices *p, const struct prices_ctx *c, bool 
     /* With require_null_terminated, cJSON looks for the NUL inside the
      * length it is given; fileio_read_all put one at text[len]. */
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
+    cJSON *root = json_parse(text, len + 1, &end, true);
+    if (root == NULL && errno == ENOMEM) {
+        xfree(text);
+        return prices_fail(c, "out of memory reading the file");
+    }
     if (root == NULL) {
         size_t line, col;
         size_t off = end != NULL && end >= text ? (size_t)(end - text) : 0;

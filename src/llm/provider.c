@@ -25,6 +25,7 @@
 #include "net/http.h"
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/json.h"
 
 /* Where `auto` looks when MEMCHAT_LOCAL_BASE_URL is empty: Ollama's and
  * llama.cpp's default ports. */
@@ -70,7 +71,7 @@ static bool provider_probe(struct llm_provider *p, char **model)
     enum http_result r = http_perform(hp->client, &req, &never, &resp, err, sizeof err);
     bool ok = false;
     if (r == HTTP_OK && resp.status >= 200 && resp.status < 300) {
-        cJSON *j = cJSON_ParseWithLength(buf_cstr(&body), body.len);
+        cJSON *j = json_parse(buf_cstr(&body), body.len, NULL, false);
         const cJSON *data = cJSON_IsObject(j) ? hp_json_arr(j, "data") : NULL;
         if (data != NULL) {
             ok = true;

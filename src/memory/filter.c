@@ -25,6 +25,7 @@
 #include "memory/filter.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/ident.h"
+#include "util/json.h"
 #include "util/uuid.h"
 
 #define FILTER_DEPTH_MAX 32   /* nesting of objects through $and/$or */
@@ -630,7 +632,11 @@ struct mem_filter *filter_parse(const char *json, char *err, size_t errlen)
         return NULL;
     }
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(json, &end, true);
+    cJSON *root = json_parse(json, strlen(json) + 1, &end, true);
+    if (root == NULL && errno == ENOMEM) {
+        perr(&p, "", "out of memory reading the filter");
+        return NULL;
+    }
     if (root == NULL) {
         /* cJSON stops at the bad byte or just after it (inside a string),
          * so the message shows the text on both sides of where it stopped. */

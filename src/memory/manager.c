@@ -33,6 +33,7 @@
 
 #include "memory/manager.h"
 
+#include <errno.h>
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
@@ -55,6 +56,7 @@
 #include "util/msg.h"
 #include "util/clock.h"
 #include "util/ident.h"
+#include "util/json.h"
 #include "util/utf8.h"
 #include "util/uuid.h"
 
@@ -224,7 +226,11 @@ static cJSON *mm_meta_parse(const char *meta, char *err, size_t errlen)
         return NULL;
     }
     const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(meta, n + 1, &end, true);
+    cJSON *j = json_parse(meta, n + 1, &end, true);
+    if (j == NULL && errno == ENOMEM) {
+        msg_set(err, errlen, "out of memory reading the metadata");
+        return NULL;
+    }
     if (j == NULL) {
         size_t at = end != NULL && end >= meta ? (size_t)(end - meta) : 0;
         msg_set(err, errlen, "metadata is not valid JSON (syntax error at byte %zu)", at);
@@ -238,8 +244,8 @@ static cJSON *mm_meta_parse(const char *meta, char *err, size_t errlen)
     return j;
 }
 
-/* j printed compactly, in a string the caller frees with xfree; "{}" when
- * printing fails. */
+/* j printed compactly, in a string the caller frees with xfree; "{}" for
+ * NULL. (Printing cannot fail: cJSON's allocator aborts, util/alloc.h.) */
 static char *mm_print(const cJSON *j)
 {
     char *p = j != NULL ? cJSON_PrintUnformatted(j) : NULL;
@@ -827,13 +833,13 @@ static cJSON *mm_detail(const char *kind, const char *text, size_t chunk, size_t
 static char *mm_meta_for(const cJSON *meta, const char *old, size_t chunk, size_t chunks,
                          const char *parent)
 {
+    /* Our own stored text: want of memory aborts (util/alloc.h) rather than
+     * pass for damaged metadata whose keys would be dropped. */
     cJSON *o = old != NULL ? cJSON_Parse(old) : NULL;
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
         o = cJSON_CreateObject();
     }
-    if (o == NULL)
-        return xstrdup("{}");
     if (old != NULL) {
         cJSON_DeleteItemFromObjectCaseSensitive(o, "chunk");
         cJSON_DeleteItemFromObjectCaseSensitive(o, "chunks");
@@ -843,14 +849,7 @@ static char *mm_meta_for(const cJSON *meta, const char *old, size_t chunk, size_
     cJSON_ArrayForEach(c, meta)
     {
         cJSON_DeleteItemFromObjectCaseSensitive(o, c->string);
-        /* A field dropped for want of memory would be stored as lost
-         * metadata: the out-of-memory policy of small allocations instead. */
-        cJSON *dup = cJSON_Duplicate(c, true);
-        if (dup == NULL || !cJSON_AddItemToObject(o, c->string, dup)) {
-            cJSON_Delete(dup);
-            cJSON_Delete(o);
-            alloc_die("memory metadata");
-        }
+        cJSON_AddItemToObject(o, c->string, cJSON_Duplicate(c, true));
     }
     if (chunks > 1) {
         cJSON_DeleteItemFromObjectCaseSensitive(o, "chunk");
@@ -2124,7 +2123,11 @@ int memory_parse_import_line(const char *line, struct memory_add *a, struct cJSO
     *vec_len = 0;
     size_t n = strlen(line), bad = 0;
     const char *end = NULL;
-    cJSON *o = cJSON_ParseWithLengthOpts(line, n, &end, false);
+    cJSON *o = json_parse(line, n, &end, false);
+    if (o == NULL && errno == ENOMEM) {
+        msg_set(err, errlen, "out of memory reading the line");
+        return -1;
+    }
     if (o == NULL) {
         size_t at = end != NULL && end >= line ? (size_t)(end - line) : 0;
         msg_set(err, errlen, "not JSON (syntax error at byte %zu)", at);

@@ -37,6 +37,7 @@
 #include "net/retry.h"
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/json.h"
 #include "util/utf8.h"
 
 #define OPIK_BATCH_MAX      1000 /* Opik's @Size(max=1000) on both batch bodies */
@@ -386,7 +387,7 @@ static bool opik_put_line(struct buf *b, const char *s)
  * raw text when it is neither. */
 static void opik_body_message(const char *text, struct buf *b)
 {
-    cJSON *j = cJSON_Parse(text);
+    cJSON *j = json_parse_str(text);
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
     const cJSON *details = cJSON_GetObjectItemCaseSensitive(j, "details");
     const cJSON *errors = cJSON_GetObjectItemCaseSensitive(j, "errors");
@@ -569,7 +570,10 @@ static bool opik_batch_add(struct opik_batch *b, cJSON *item)
  * is freed either way, the referenced items untouched. */
 static char *opik_batch_print(struct opik_batch *b)
 {
+    /* Up to OPIK_BATCH_MAX turns' text: a size not ours to bound. */
+    alloc_fallible_begin();
     char *body = cJSON_PrintUnformatted(b->root);
+    alloc_fallible_end();
     cJSON_Delete(b->root);
     b->root = NULL;
     return body;

@@ -12,6 +12,7 @@
 
 #include "net/rest.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/json.h"
 #include "util/utf8.h"
 
 #define REST_SERVER_MSG_MAX 300 /* bytes of a server's message quoted */
@@ -220,7 +222,7 @@ static const char *rest_json_message(const cJSON *j)
  * raw text when the body is not JSON with one. */
 static void rest_body_message(const char *text, struct buf *b)
 {
-    cJSON *j = cJSON_Parse(text);
+    cJSON *j = json_parse_str(text);
     const char *m = rest_json_message(j);
     rest_put_line(b, m != NULL ? m : text);
     cJSON_Delete(j);
@@ -329,8 +331,13 @@ static enum rest_fail rest_attempt(struct rest *r, const struct http_request *re
         rest_status_message(r, req->method, path, &resp, err, errlen);
         f = rest_status_fail(resp.status);
     } else if (body.len > 0) {
-        *out = cJSON_ParseWithLength(body.data, body.len);
-        if (*out == NULL) {
+        *out = json_parse(body.data, body.len, NULL, false);
+        if (*out == NULL && errno == ENOMEM) {
+            /* As http_perform's own want of memory: not the server's fault. */
+            snprintf(err, errlen, "%s: %s %s: out of memory reading the answer", r->service,
+                     req->method, r->shown);
+            f = REST_UNREACHABLE;
+        } else if (*out == NULL) {
             snprintf(err, errlen, "%s: %s %s%.*s: HTTP %ld with a body that is not JSON",
                      r->service, req->method, r->shown, (int)strcspn(path, "?"), path, resp.status);
             f = REST_BAD_REPLY;

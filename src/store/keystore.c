@@ -52,6 +52,7 @@
 #include "util/alloc.h"
 #include "util/fileio.h"
 #include "util/ident.h"
+#include "util/json.h"
 
 #define KS_MAGIC    "memchat-keystore"
 #define KS_VERSION  2 /* written; 1 is still read */
@@ -509,9 +510,11 @@ static int load_doc(const char *path, cJSON **doc, struct ks_header *h, char *er
     }
     const char *why = NULL;
     cJSON *d = NULL;
+    bool no_memory = false;
     if (strlen(data) != len) {
         why = "contains a NUL byte";
-    } else if ((d = cJSON_ParseWithOpts(data, NULL, 1)) == NULL) {
+    } else if ((d = json_parse(data, len + 1, NULL, true)) == NULL) {
+        no_memory = errno == ENOMEM;
         why = "is not valid JSON (truncated or damaged?)";
     } else {
         const cJSON *magic = cJSON_GetObjectItemCaseSensitive(d, "magic");
@@ -529,6 +532,10 @@ static int load_doc(const char *path, cJSON **doc, struct ks_header *h, char *er
     }
     sodium_memzero(data, len);
     xfree(data);
+    if (no_memory) {
+        snprintf(err, errlen, "keystore %s: out of memory reading it", path);
+        return KEYSTORE_ERR_IO; /* the file may be sound: not "damaged" */
+    }
     if (why != NULL) {
         cJSON_Delete(d);
         snprintf(err, errlen, "keystore %s %s; refusing to use it", path, why);

@@ -42,6 +42,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/fileio.h"
+#include "util/json.h"
 #include "util/ident.h"
 #include "util/paths.h"
 
@@ -276,7 +277,10 @@ struct tracelog *tracelog_open(const char *dir, long long max_bytes, int keep, c
 
 int tracelog_write(struct tracelog *tl, const cJSON *record, char *err, size_t errlen)
 {
+    /* A record holds the turn's text: its size is not ours to bound. */
+    alloc_fallible_begin();
     char *json = cJSON_PrintUnformatted(record);
+    alloc_fallible_end();
     if (json == NULL) {
         snprintf(err, errlen, "cannot write trace log %s: out of memory formatting the record",
                  tl->path);
@@ -409,16 +413,16 @@ static int tracelog_purge_lock(const char *path, int *fd, char *err, size_t errl
     return -1;
 }
 
-/* Whether the n bytes of line (no newline) are exactly one JSON record of
- * the tenant (and user); anything else, a parse failure included, is not
- * ours to remove. */
-static bool tracelog_record_matches(const char *line, size_t n, const char *tenant,
-                                    const char *user)
+/* 1 when the n bytes of line (no newline) are exactly one JSON record of
+ * the tenant (and user), 0 when not (malformed text included: not ours to
+ * remove), -1 with errno ENOMEM when it could not be parsed for want of
+ * memory: a purge must fail then, not keep the line unnoticed. */
+static int tracelog_record_matches(const char *line, size_t n, const char *tenant, const char *user)
 {
     const char *end = NULL;
-    cJSON *r = cJSON_ParseWithLengthOpts(line, n, &end, false);
+    cJSON *r = json_parse(line, n, &end, false);
     if (r == NULL)
-        return false;
+        return errno == ENOMEM ? -1 : 0;
     /* Only trailing whitespace may follow the value. */
     while (end < line + n && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
         end++;
@@ -448,9 +452,10 @@ static int tracelog_purge_line(struct tracelog_sink *s, const struct buf *line, 
     size_t n = line->len;
     if (n > 0 && line->data[n - 1] == '\n')
         n--;
-    if (tracelog_record_matches(line->data, n, tenant, user)) {
-        s->removed++;
-        return 0;
+    int match = tracelog_record_matches(line->data, n, tenant, user);
+    if (match != 0) {
+        s->removed += match > 0;
+        return match > 0 ? 0 : -1;
     }
     if (s->out.len > 0 && s->out.len + line->len > TRACELOG_PURGE_CHUNK) {
         if (fileio_write_all(s->fd, s->out.data, s->out.len) != 0)

@@ -16,6 +16,7 @@
 #include "tools/runner.h"
 
 #include <cJSON.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/json.h"
 #include "util/jsonfile.h"
 #include "util/jsonmin.h"
 #include "util/runcmd.h"
@@ -184,7 +186,11 @@ static int runner_check_args(const struct tool_def *t, const char *args, struct 
         return -1;
     }
     const char *end = NULL;
-    cJSON *v = cJSON_ParseWithLengthOpts(args, n + 1, &end, 1);
+    cJSON *v = json_parse(args, n + 1, &end, true);
+    if (v == NULL && errno == ENOMEM) {
+        runner_fail(res, TOOL_FAILED, "tool %s: out of memory reading its arguments", t->name);
+        return -1;
+    }
     if (v == NULL) {
         size_t off = end != NULL && end >= args ? (size_t)(end - args) : 0;
         jsonfile_line_col(args, off, &line, &col);
@@ -206,7 +212,7 @@ static int runner_check_args(const struct tool_def *t, const char *args, struct 
 }
 
 /* Where the JSON text s[0..n) (NUL at s[n]) stops being one JSON value,
- * for the message; 0 when it is one. */
+ * for the message; 0 when it is one, -2 when memory ran out checking. */
 static int runner_json_problem(const char *s, size_t n, char *why, size_t whylen)
 {
     size_t line, col;
@@ -217,7 +223,9 @@ static int runner_json_problem(const char *s, size_t n, char *why, size_t whylen
         return -1;
     }
     const char *end = NULL;
-    cJSON *v = cJSON_ParseWithLengthOpts(s, n + 1, &end, 1);
+    cJSON *v = json_parse(s, n + 1, &end, true);
+    if (v == NULL && errno == ENOMEM)
+        return -2;
     if (v != NULL) {
         cJSON_Delete(v);
         if (jsonmin_is_json(s, n))
@@ -228,7 +236,9 @@ static int runner_json_problem(const char *s, size_t n, char *why, size_t whylen
     size_t off = end != NULL && end >= s ? (size_t)(end - s) : 0;
     jsonfile_line_col(s, off, &line, &col);
     const char *first_end = NULL;
-    v = cJSON_ParseWithLengthOpts(s, n + 1, &first_end, 0);
+    v = json_parse(s, n + 1, &first_end, false);
+    if (v == NULL && errno == ENOMEM)
+        return -2;
     if (v != NULL) {
         cJSON_Delete(v);
         snprintf(why, whylen, "more than one value (text after the first at line %zu, column %zu)",
@@ -252,7 +262,10 @@ static enum tool_status runner_take_output(const struct tool_def *t, const char 
         return runner_fail(res, TOOL_BAD_OUTPUT, "tool %s printed invalid UTF-8 (at byte %zu)",
                            t->name, bad);
     char why[160];
-    if (runner_json_problem(s, n, why, sizeof why) != 0)
+    int problem = runner_json_problem(s, n, why, sizeof why);
+    if (problem == -2)
+        return runner_fail(res, TOOL_FAILED, "tool %s: out of memory for its answer", t->name);
+    if (problem != 0)
         return runner_fail(res, TOOL_BAD_OUTPUT, "tool %s printed invalid JSON: %s", t->name, why);
     char *min = try_malloc(n);
     if (min == NULL)

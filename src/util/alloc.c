@@ -23,6 +23,10 @@ static atomic_int fail_sticky;
 static atomic_int fail_fired;
 static const char *report_path; /* MEMCHAT_FAULT_ALLOC_REPORT, for the atexit handler */
 static void (*fatal_hook)(void);
+/* Per thread: a section opened on one thread must not make another
+ * thread's cJSON calls fallible behind its back. */
+static _Thread_local unsigned fallible_depth;
+static _Thread_local int fallible_failed;
 
 static int fault_now(void)
 {
@@ -121,6 +125,30 @@ void *try_realloc(void *p, size_t n)
     if (fault_now())
         return NULL;
     return realloc(p, n ? n : 1);
+}
+
+void *alloc_json(size_t n)
+{
+    void *p = try_malloc(n);
+    if (p != NULL)
+        return p;
+    if (fallible_depth == 0)
+        alloc_die("cJSON");
+    fallible_failed = 1;
+    return NULL;
+}
+
+void alloc_fallible_begin(void)
+{
+    if (fallible_depth++ == 0)
+        fallible_failed = 0;
+}
+
+int alloc_fallible_end(void)
+{
+    if (fallible_depth > 0)
+        fallible_depth--;
+    return fallible_failed;
 }
 
 void *xmalloc(size_t n)

@@ -7,8 +7,10 @@
  * use the x* functions, which never return NULL: on failure they run the
  * fatal hook, if one is registered, print a message and abort. The TUI
  * needs no hook: its SIGABRT handler (tui/term.c) restores the terminal
- * before the process ends, and the message is kept until then. Allocations whose size comes from outside (network bodies, files,
- * user input) use the try_* functions and handle NULL as an ordinary error.
+ * before the process ends, and the message is kept until then.
+ * Allocations whose size comes from outside (network bodies, files, user
+ * input) use the try_* functions, or parse inside a fallible section
+ * (util/json.h), and handle NULL as an ordinary error.
  */
 #ifndef MEMCHAT_UTIL_ALLOC_H
 #define MEMCHAT_UTIL_ALLOC_H
@@ -45,6 +47,21 @@ char *xsecure_dup(const char *s, size_t n) MC_MALLOC_LIKE;
 /* Wipes and frees memory from xsecure_malloc/xsecure_dup (or a keystore
  * secret); NULL is a no-op. */
 void xsecure_free(void *p);
+
+/* The allocator cJSON gets (engine/global.c installs it). Building JSON
+ * from our own data is a small internal allocation: outside a fallible
+ * section a failure aborts like xmalloc, so no caller can drop a field or
+ * leak an item it could not attach. Inside one it fails like try_malloc. */
+void *alloc_json(size_t n) MC_MALLOC_LIKE;
+/* Opens a fallible section on the calling thread (sections nest): cJSON
+ * may return NULL for want of memory inside it, so the code inside must
+ * check every cJSON result. For parsers of outside text and the builders
+ * that report out of memory as an error (LLM requests, traces). */
+void alloc_fallible_begin(void);
+/* Closes the innermost section; nonzero when an allocation failed since
+ * the outermost one opened (so a NULL from a parser meant want of memory,
+ * not bad text). */
+int alloc_fallible_end(void);
 
 /* Called once before aborting on out-of-memory (for a front end that must
  * undo something a signal handler cannot); NULL clears it. */

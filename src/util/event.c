@@ -9,11 +9,13 @@
 #include "memchat/event.h"
 
 #include <cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/json.h"
 
 static const char *const event_names[] = {
 #define MC_X_NAME(e, name) [e] = name,
@@ -102,7 +104,11 @@ static bool event_json_is_int(const cJSON *item)
 
 struct mc_event *mc_event_parse(const char *line, char *err, size_t errlen)
 {
-    cJSON *root = cJSON_Parse(line);
+    cJSON *root = json_parse_str(line);
+    if (root == NULL && errno == ENOMEM) {
+        snprintf(err, errlen, "out of memory reading the event");
+        return NULL;
+    }
     if (root == NULL || !cJSON_IsObject(root)) {
         snprintf(err, errlen, "not a JSON object");
         cJSON_Delete(root);

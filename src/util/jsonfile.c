@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "util/fileio.h"
+#include "util/json.h"
 #include "util/utf8.h"
 
 void jsonfile_warnings_init(struct jsonfile_warnings *w, size_t max_lines)
@@ -201,7 +202,11 @@ int jsonfile_load(struct jsonfile_parse *p, size_t max, struct cJSON **root)
     /* With require_null_terminated, cJSON looks for the NUL inside the
      * length it is given; fileio_read_all put one at text[len]. */
     const char *end = NULL;
-    *root = cJSON_ParseWithLengthOpts(text + skip, len - skip + 1, &end, 1);
+    *root = json_parse(text + skip, len - skip + 1, &end, true);
+    if (*root == NULL && errno == ENOMEM) {
+        jsonfile_fail(p, NULL, "out of memory reading the file");
+        goto out;
+    }
     if (*root == NULL) {
         const char *json = text + skip;
         size_t off = end != NULL && end >= json ? (size_t)(end - json) : 0;

@@ -3,12 +3,14 @@
  * seam the hardening sweeps rely on (exactly the n-th allocation fails, or
  * every one from it when sticky), the allocation counter, and the
  * out-of-memory policy (fatal hook first, then a message and SIGABRT),
- * checked in forked children.
+ * checked in forked children, and cJSON's allocator with its fallible
+ * sections.
  */
 #include "testutil.h"
 
 #include "util/alloc.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -158,6 +160,34 @@ static void alloc_count_counts_each_allocation(void **state)
     xfree(b);
 }
 
+/* Inside a fallible section alloc_json fails like try_malloc, and the end
+ * of the section tells whether anything failed; sections nest, and the
+ * outermost one reports a failure made inside an inner one. */
+static void alloc_json_fails_softly_inside_a_section(void **state)
+{
+    (void)state;
+    alloc_fallible_begin();
+    void *p = alloc_json(8);
+    assert_non_null(p);
+    assert_int_equal(alloc_fallible_end(), 0);
+    xfree(p);
+
+    alloc_fallible_begin();
+    alloc_fallible_begin();
+    alloc_fail_after(1, 0);
+    assert_null(alloc_json(8));
+    alloc_fail_after(0, 0);
+    assert_int_equal(alloc_fallible_end(), 1);
+    p = alloc_json(8); /* still inside the outer section */
+    assert_non_null(p);
+    assert_int_equal(alloc_fallible_end(), 1);
+    xfree(p);
+
+    /* A new section starts clean. */
+    alloc_fallible_begin();
+    assert_int_equal(alloc_fallible_end(), 0);
+}
+
 /* The end of a child that ran an out-of-memory path. */
 struct death {
     int signaled, sig;
@@ -228,6 +258,32 @@ static void injected_xmalloc_failure(void)
     xfree(p);
 }
 
+static void injected_json_failure(void)
+{
+    alloc_fail_after(1, 0);
+    void *p = alloc_json(10);
+    xfree(p);
+}
+
+static void *json_alloc_thread(void *arg)
+{
+    (void)arg;
+    alloc_fail_after(1, 0);
+    return alloc_json(10);
+}
+
+/* A section opened on this thread, a failing cJSON allocation on another. */
+static void json_failure_on_another_thread(void)
+{
+    alloc_fallible_begin();
+    pthread_t t;
+    void *p = NULL;
+    if (pthread_create(&t, NULL, json_alloc_thread, NULL) == 0)
+        pthread_join(t, &p);
+    alloc_fallible_end();
+    xfree(p);
+}
+
 /* xreallocarray with nmemb * size past SIZE_MAX does not wrap to a small
  * block: the fatal hook runs, the message names the cause, and the process
  * dies by SIGABRT. */
@@ -253,6 +309,29 @@ static void x_allocation_failure_aborts_after_the_hook(void **state)
     assert_non_null(strstr(d.err, "out of memory (malloc)"));
 }
 
+/* Outside a section a cJSON allocation that fails aborts like xmalloc: no
+ * builder can drop a field or leak an item it could not attach. */
+static void alloc_json_aborts_outside_a_section(void **state)
+{
+    (void)state;
+    struct death d = run_dying(injected_json_failure);
+    assert_true(d.signaled);
+    assert_int_equal(d.sig, SIGABRT);
+    assert_string_equal(d.hook, "hook-ran");
+    assert_non_null(strstr(d.err, "out of memory (cJSON)"));
+}
+
+/* A section belongs to the thread that opened it: another thread's cJSON
+ * allocation still aborts when it fails. */
+static void a_section_covers_only_its_own_thread(void **state)
+{
+    (void)state;
+    struct death d = run_dying(json_failure_on_another_thread);
+    assert_true(d.signaled);
+    assert_int_equal(d.sig, SIGABRT);
+    assert_non_null(strstr(d.err, "out of memory (cJSON)"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +343,9 @@ int main(void)
         cmocka_unit_test(alloc_count_counts_each_allocation),
         cmocka_unit_test(reallocarray_overflow_aborts_after_the_hook),
         cmocka_unit_test(x_allocation_failure_aborts_after_the_hook),
+        cmocka_unit_test(alloc_json_fails_softly_inside_a_section),
+        cmocka_unit_test(alloc_json_aborts_outside_a_section),
+        cmocka_unit_test(a_section_covers_only_its_own_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

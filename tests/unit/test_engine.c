@@ -785,9 +785,12 @@ static void global_init_routes_library_allocations_through_alloc(void **state)
     void *q = sqlite3_malloc(100);
     alloc_fail_after(0, 0);
     assert_null(q);
+    /* cJSON's allocator is alloc_json: fallible only inside a section. */
+    alloc_fallible_begin();
     alloc_fail_after(1, 0);
     assert_null(cJSON_CreateObject());
     alloc_fail_after(0, 0);
+    assert_int_equal(alloc_fallible_end(), 1);
 }
 
 /* --- memory: helpers ----------------------------------------------------------- */
