@@ -150,24 +150,25 @@ int iofault_fsync(int fd)
     return fsync(fd);
 }
 
-int iofault_rename(const char *from, const char *to)
+/* rename and link: both put a file in place, so both count as a rename. */
+static int iofault_place(int (*fn)(const char *, const char *), const char *from, const char *to)
 {
     int e = iofault_fail(IOFAULT_RENAME);
     if (e != 0) {
         errno = e;
         return -1;
     }
-    return rename(from, to);
+    return fn(from, to);
+}
+
+int iofault_rename(const char *from, const char *to)
+{
+    return iofault_place(rename, from, to);
 }
 
 int iofault_link(const char *from, const char *to)
 {
-    int e = iofault_fail(IOFAULT_RENAME);
-    if (e != 0) {
-        errno = e;
-        return -1;
-    }
-    return link(from, to);
+    return iofault_place(link, from, to);
 }
 
 enum iofault_kind iofault_kind_parse(const char *s)

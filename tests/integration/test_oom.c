@@ -15,7 +15,8 @@
  * make check samples k (the first, and MEMCHAT_OOM_SAMPLES more spread
  * over the command's allocations, every other one sticky, the same k on
  * every run unless MEMCHAT_OOM_SEED moves them); MEMCHAT_OOM_SWEEP=1 (make
- * check-long-oom) tries every k. MEMCHAT_OOM_ONLY=name runs one scenario.
+ * check-long-oom) tries every k (MEMCHAT_OOM_STRIDE=N: every N-th).
+ * MEMCHAT_OOM_ONLY=name runs one scenario.
  */
 #include "cli_harness.h"
 
@@ -308,15 +309,18 @@ static void try_fault(const struct scenario *sc, unsigned long k, bool sticky, l
     run_free(&c);
 }
 
-/* The k values to try: all of them when sweeping, else the first (the
- * start-up path every command shares) and samples more spread evenly over
- * the rest from a seeded offset. */
+/* The k values to try: all of them when sweeping (every STRIDE-th from 1
+ * with MEMCHAT_OOM_STRIDE, for a sweep that must fit in an afternoon),
+ * else the first (the start-up path every command shares) and samples more
+ * spread evenly over the rest from a seeded offset. */
 static size_t pick_ks(unsigned long total, unsigned long *ks, size_t max)
 {
     const char *sweep = getenv("MEMCHAT_OOM_SWEEP");
     if (sweep != NULL && strcmp(sweep, "1") == 0) {
+        const char *st = getenv("MEMCHAT_OOM_STRIDE");
+        unsigned long stride = st != NULL ? strtoul(st, NULL, 10) : 1;
         size_t n = 0;
-        for (unsigned long k = 1; k <= total && n < max; k++)
+        for (unsigned long k = 1; k <= total && n < max; k += stride ? stride : 1)
             ks[n++] = k;
         return n;
     }

@@ -16,6 +16,7 @@
 #include "testutil.h"
 
 #include <cJSON.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/wait.h>
 
@@ -751,6 +752,82 @@ static void purge_of_a_user_removes_only_that_users_lines(void **state)
     purge_and_compare(*state, "u1");
 }
 
+/* Replaces path's content with text[0..len). */
+static void put_text(const char *path, const char *text, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* A purge with allocation n failing, in a child (an x* allocation aborts):
+ * its wait status. */
+static int purge_failing_at(const struct fixture *f, unsigned long n)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        size_t removed;
+        char err[512];
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDERR_FILENO); /* the abort's message, expected */
+        alloc_fail_after(n, 0);
+        int rc = tracelog_purge(f->dir, "acme", NULL, &removed, err, sizeof err);
+        _exit(rc == 0 ? 0 : strstr(err, f->path) != NULL ? 1 : 2);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* A purge that runs out of memory at any allocation leaves the file as it
+ * was (an error naming it, or the abort) or purged whole (success): never
+ * a success that kept a line it could not parse for want of memory. */
+static void a_purge_out_of_memory_keeps_the_file_or_purges_it_whole(void **state)
+{
+    struct fixture *f = *state;
+    struct tracelog *tl = open_log(f, 1 << 20, 5);
+    for (int seq = 0; seq < 8; seq++)
+        write_trace(tl, seq % 2 ? "acme" : "other", "u1", seq);
+    tracelog_free(tl);
+    size_t old_len, new_len;
+    char *old = must_read(f->path, &old_len);
+    unsigned long before = alloc_count();
+    assert_int_equal(purge_ok(f, "acme", NULL), 4);
+    unsigned long used = alloc_count() - before;
+    char *purged = must_read(f->path, &new_len);
+    int errors = 0;
+    for (unsigned long n = 1; n <= used; n++) {
+        put_text(f->path, old, old_len);
+        int status = purge_failing_at(f, n);
+        size_t len;
+        char *now = must_read(f->path, &len);
+        bool is_old = len == old_len && memcmp(now, old, len) == 0;
+        bool is_new = len == new_len && memcmp(now, purged, len) == 0;
+        free(now);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !is_new)
+            fail_msg("allocation %lu of %lu failing: the purge succeeded, but lines of acme "
+                     "are left",
+                     n, used);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && !is_old)
+            fail_msg("allocation %lu of %lu failing: the purge failed, but the file changed", n,
+                     used);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 2)
+            fail_msg("allocation %lu of %lu failing: the error does not name the file", n, used);
+        if (WIFSIGNALED(status) && (WTERMSIG(status) != SIGABRT || !(is_old || is_new)))
+            fail_msg("allocation %lu of %lu failing: signal %d, file old %d new %d", n, used,
+                     WTERMSIG(status), is_old, is_new);
+        errors += WIFEXITED(status) && WEXITSTATUS(status) == 1;
+    }
+    /* Parsing the lines is a fallible section: some failures are errors. */
+    assert_true(errors > 0);
+    free(old);
+    free(purged);
+}
+
 /* The seqs of the lines of the current file, in order, into seqs (at most
  * max); returns how many. */
 static int current_seqs(const struct fixture *f, int *seqs, int max)
@@ -963,6 +1040,7 @@ int main(void)
         T(no_memory_gives_an_error_and_writes_nothing),
         T(purge_removes_a_tenants_lines_from_every_file_and_keeps_the_rest),
         T(purge_of_a_user_removes_only_that_users_lines),
+        T(a_purge_out_of_memory_keeps_the_file_or_purges_it_whole),
         T(a_write_after_the_purge_lands_in_the_new_file),
         T(purging_while_another_process_writes_loses_no_line),
         T(a_missing_directory_or_file_purges_nothing),
