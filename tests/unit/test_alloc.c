@@ -284,17 +284,26 @@ static void json_failure_on_another_thread(void)
     xfree(p);
 }
 
+/* Runs fn in a child and expects the out-of-memory end: the fatal hook,
+ * then "out of memory (what)" on stderr, then SIGABRT. */
+static void expect_oom_abort(void (*fn)(void), const char *what)
+{
+    struct death d = run_dying(fn);
+    char msg[64];
+    snprintf(msg, sizeof msg, "out of memory (%s)", what);
+    assert_true(d.signaled);
+    assert_int_equal(d.sig, SIGABRT);
+    assert_string_equal(d.hook, "hook-ran");
+    assert_non_null(strstr(d.err, msg));
+}
+
 /* xreallocarray with nmemb * size past SIZE_MAX does not wrap to a small
  * block: the fatal hook runs, the message names the cause, and the process
  * dies by SIGABRT. */
 static void reallocarray_overflow_aborts_after_the_hook(void **state)
 {
     (void)state;
-    struct death d = run_dying(overflow_reallocarray);
-    assert_true(d.signaled);
-    assert_int_equal(d.sig, SIGABRT);
-    assert_string_equal(d.hook, "hook-ran");
-    assert_non_null(strstr(d.err, "out of memory (size overflow)"));
+    expect_oom_abort(overflow_reallocarray, "size overflow");
 }
 
 /* An x* allocation that fails (here by injection) never returns NULL: it
@@ -302,11 +311,7 @@ static void reallocarray_overflow_aborts_after_the_hook(void **state)
 static void x_allocation_failure_aborts_after_the_hook(void **state)
 {
     (void)state;
-    struct death d = run_dying(injected_xmalloc_failure);
-    assert_true(d.signaled);
-    assert_int_equal(d.sig, SIGABRT);
-    assert_string_equal(d.hook, "hook-ran");
-    assert_non_null(strstr(d.err, "out of memory (malloc)"));
+    expect_oom_abort(injected_xmalloc_failure, "malloc");
 }
 
 /* Outside a section a cJSON allocation that fails aborts like xmalloc: no
@@ -314,11 +319,7 @@ static void x_allocation_failure_aborts_after_the_hook(void **state)
 static void alloc_json_aborts_outside_a_section(void **state)
 {
     (void)state;
-    struct death d = run_dying(injected_json_failure);
-    assert_true(d.signaled);
-    assert_int_equal(d.sig, SIGABRT);
-    assert_string_equal(d.hook, "hook-ran");
-    assert_non_null(strstr(d.err, "out of memory (cJSON)"));
+    expect_oom_abort(injected_json_failure, "cJSON");
 }
 
 /* A section belongs to the thread that opened it: another thread's cJSON
@@ -326,10 +327,7 @@ static void alloc_json_aborts_outside_a_section(void **state)
 static void a_section_covers_only_its_own_thread(void **state)
 {
     (void)state;
-    struct death d = run_dying(json_failure_on_another_thread);
-    assert_true(d.signaled);
-    assert_int_equal(d.sig, SIGABRT);
-    assert_non_null(strstr(d.err, "out of memory (cJSON)"));
+    expect_oom_abort(json_failure_on_another_thread, "cJSON");
 }
 
 int main(void)
