@@ -132,45 +132,31 @@ static int fv_sys_unlink(const char *path)
     return sys_unlink(path); /* EINTR: this is the retry (see above) */
 }
 
-/* Replaces the system call name of vfs with fn, keeping the original in
- * *orig; nothing when vfs does not use that call. */
-static void fv_replace(sqlite3_vfs *vfs, const char *name, sqlite3_syscall_ptr fn,
-                       sqlite3_syscall_ptr *orig)
+/* Replaces the system call name of vfs with fn; the original, or NULL
+ * when vfs does not use that call or refused the swap. */
+static sqlite3_syscall_ptr fv_replace(sqlite3_vfs *vfs, const char *name, sqlite3_syscall_ptr fn)
 {
     sqlite3_syscall_ptr cur = vfs->xGetSystemCall(vfs, name);
-    if (cur == NULL)
-        return;
-    *orig = cur;
-    if (vfs->xSetSystemCall(vfs, name, fn) != SQLITE_OK)
-        *orig = NULL;
+    if (cur == NULL || vfs->xSetSystemCall(vfs, name, fn) != SQLITE_OK)
+        return NULL;
+    return cur;
 }
 
 static void fv_replace_syscalls(sqlite3_vfs *vfs)
 {
     if (vfs->iVersion < 3 || vfs->xSetSystemCall == NULL || vfs->xGetSystemCall == NULL)
         return;
-    sqlite3_syscall_ptr orig = NULL;
-    fv_replace(vfs, "open", (sqlite3_syscall_ptr)fv_sys_open, &orig);
-    sys_open = (fv_open_fn)orig;
-    orig = NULL;
-    fv_replace(vfs, "write", (sqlite3_syscall_ptr)fv_sys_write, &orig);
-    sys_write = (fv_write_fn)orig;
-    orig = NULL;
-    fv_replace(vfs, "unlink", (sqlite3_syscall_ptr)fv_sys_unlink, &orig);
-    sys_unlink = (fv_unlink_fn)orig;
+    sys_open = (fv_open_fn)fv_replace(vfs, "open", (sqlite3_syscall_ptr)fv_sys_open);
+    sys_write = (fv_write_fn)fv_replace(vfs, "write", (sqlite3_syscall_ptr)fv_sys_write);
+    sys_unlink = (fv_unlink_fn)fv_replace(vfs, "unlink", (sqlite3_syscall_ptr)fv_sys_unlink);
     /* The offset arguments are SQLite's 64-bit off_t: matched only when
      * ours is 64 bits too. */
     if (sizeof(off_t) != 8)
         return;
-    orig = NULL;
-    fv_replace(vfs, "pwrite", (sqlite3_syscall_ptr)fv_sys_pwrite, &orig);
-    sys_pwrite = (fv_pwrite_fn)orig;
-    orig = NULL;
-    fv_replace(vfs, "pwrite64", (sqlite3_syscall_ptr)fv_sys_pwrite64, &orig);
-    sys_pwrite64 = (fv_pwrite_fn)orig;
-    orig = NULL;
-    fv_replace(vfs, "ftruncate", (sqlite3_syscall_ptr)fv_sys_ftruncate, &orig);
-    sys_ftruncate = (fv_ftruncate_fn)orig;
+    sys_pwrite = (fv_pwrite_fn)fv_replace(vfs, "pwrite", (sqlite3_syscall_ptr)fv_sys_pwrite);
+    sys_pwrite64 = (fv_pwrite_fn)fv_replace(vfs, "pwrite64", (sqlite3_syscall_ptr)fv_sys_pwrite64);
+    sys_ftruncate =
+        (fv_ftruncate_fn)fv_replace(vfs, "ftruncate", (sqlite3_syscall_ptr)fv_sys_ftruncate);
 }
 
 /* --- the wrapping VFS: xSync asks the seam, the rest is passed on -------- */
