@@ -48,7 +48,7 @@ char *xsecure_dup(const char *s, size_t n) MC_MALLOC_LIKE;
  * secret); NULL is a no-op. */
 void xsecure_free(void *p);
 
-/* The allocator cJSON gets (engine/global.c installs it). Building JSON
+/* The allocator installed for cJSON (by engine/global.c). Building JSON
  * from our own data is a small internal allocation: outside a fallible
  * section a failure aborts like xmalloc, so no caller can drop a field or
  * leak an item it could not attach. Inside one it fails like try_malloc. */

@@ -81,24 +81,6 @@ static size_t count_kind(struct mc_event **evs, size_t n, enum mc_event_kind k)
     return c;
 }
 
-/* How many requests the mock received since the last reset (its log is
- * cumulative and records the reset request itself). */
-static size_t mock_count(void)
-{
-    cJSON *arr = NULL;
-    mock_requests(mock, &arr);
-    size_t n = 0;
-    const cJSON *req;
-    cJSON_ArrayForEach(req, arr)
-    {
-        const cJSON *path = cJSON_GetObjectItemCaseSensitive(req, "path");
-        bool reset = cJSON_IsString(path) && strcmp(path->valuestring, "/_mock/reset") == 0;
-        n = reset ? 0 : n + 1;
-    }
-    cJSON_Delete(arr);
-    return n;
-}
-
 /* Each provider streams the mock's reply through ask. */
 static void each_provider_answers_through_ask(void **state)
 {
@@ -314,7 +296,7 @@ static void the_cache_answers_repeats_per_tenant(void **state)
     assert_string_equal(texts[2], texts[0]);
     for (size_t t = 0; t < 3; t++)
         free(texts[t]);
-    assert_int_equal(mock_count(), 2); /* the hit sent nothing */
+    assert_int_equal(mock_count_since_reset(mock), 2); /* the hit sent nothing */
     free_events(evs, n);
     run_free(&r);
 
@@ -388,7 +370,8 @@ static void rate_limits_refuse_or_wait(void **state)
     run_with(&r, NULL, tiny, ask);
     assert_int_equal(r.status, 4);
     assert_non_null(strstr(r.err, "USER_RATE_LIMIT_TPM=10"));
-    assert_int_equal(mock_count(), 3); /* two chats' admitted turns; the refused sent nothing */
+    assert_int_equal(mock_count_since_reset(mock),
+                     3); /* two chats' admitted turns; the refused sent nothing */
     run_free(&r);
 }
 
@@ -430,7 +413,7 @@ static void budgets_reserve_and_refuse(void **state)
     assert_int_equal(r.status, 4);
     assert_non_null(strstr(r.err, "no price"));
     run_free(&r);
-    assert_int_equal(mock_count(), 1); /* only the first turn reached the server */
+    assert_int_equal(mock_count_since_reset(mock), 1); /* only the first turn reached the server */
 }
 
 /* memchat limits: an override stored by `limits set` is enforced by later
@@ -514,7 +497,7 @@ static void a_passing_500_is_retried_with_a_retry_event(void **state)
     double d = mc_event_num(rt, "delay_ms", -1);
     assert_true(d >= 375 && d <= 500); /* 0.5 s × (1 − 0.25·r) */
     assert_int_equal(count_kind(evs, n, MC_EV_ERROR), 0);
-    assert_int_equal(mock_count(), 2);
+    assert_int_equal(mock_count_since_reset(mock), 2);
     free_events(evs, n);
     run_free(&r);
 }
@@ -558,7 +541,7 @@ static void exhausted_retries_exit_3_with_the_servers_message(void **state)
     assert_non_null(strstr(r.err, "500"));
     assert_non_null(strstr(r.err, "mock internal error"));
     assert_non_null(strstr(r.err, "gave up after 1 retry"));
-    assert_int_equal(mock_count(), 2);
+    assert_int_equal(mock_count_since_reset(mock), 2);
     run_free(&r);
 }
 
@@ -577,7 +560,7 @@ static void auth_errors_are_final_and_never_show_the_key(void **state)
     assert_non_null(strstr(mc_event_str(e, "message", ""), "OPENAI_API_KEY"));
     assert_null(strstr(r.out, KEY_OPENAI));
     assert_null(strstr(r.err, KEY_OPENAI));
-    assert_int_equal(mock_count(), 1);
+    assert_int_equal(mock_count_since_reset(mock), 1);
     free_events(evs, n);
     run_free(&r);
 }
@@ -595,7 +578,7 @@ static void a_broken_stream_after_text_is_not_retried(void **state)
     assert_true(count_kind(evs, n, MC_EV_DELTA) > 0);
     assert_int_equal(count_kind(evs, n, MC_EV_RETRY), 0);
     assert_string_equal(mc_event_str(must_event(evs, n, MC_EV_ERROR), "code", ""), "network");
-    assert_int_equal(mock_count(), 1);
+    assert_int_equal(mock_count_since_reset(mock), 1);
     free_events(evs, n);
     run_free(&r);
 }

@@ -585,23 +585,6 @@ static int cli_setup(void **state)
     return setup(state);
 }
 
-/* Requests the mock received since the last reset. */
-static size_t mock_count(void)
-{
-    cJSON *arr = NULL;
-    mock_requests(mock, &arr);
-    size_t n = 0;
-    const cJSON *req;
-    cJSON_ArrayForEach(req, arr)
-    {
-        const cJSON *path = cJSON_GetObjectItemCaseSensitive(req, "path");
-        bool reset = cJSON_IsString(path) && strcmp(path->valuestring, "/_mock/reset") == 0;
-        n = reset ? 0 : n + 1;
-    }
-    cJSON_Delete(arr);
-    return n;
-}
-
 /* memchat ask --json against provider with model, the stall timeout 1 s
  * and one retry allowed. */
 static void ask(struct run *r, const char *provider, const char *model)
@@ -655,7 +638,7 @@ static void a_fault_after_deltas_exits_3_without_retry(void **state)
         const struct mc_event *e = must_event(evs, n, MC_EV_ERROR);
         assert_string_equal(mc_event_str(e, "code", ""), "network");
         expect_in(mc_event_str(e, "message", ""), cases[i].says, cases[i].model);
-        assert_int_equal(mock_count(), 1);
+        assert_int_equal(mock_count_since_reset(mock), 1);
         free_events(evs, n);
         run_free(&r);
     }
@@ -680,7 +663,7 @@ static void a_fault_before_any_delta_is_retried(void **state)
         abort(); /* fail_msg does not return; the compiler needs telling */
     }
     assert_string_equal(mc_event_str(rt, "error", ""), "transport");
-    assert_int_equal(mock_count(), 2);
+    assert_int_equal(mock_count_since_reset(mock), 2);
     free_events(evs, n);
     run_free(&r);
 
@@ -692,7 +675,7 @@ static void a_fault_before_any_delta_is_retried(void **state)
     const struct mc_event *e = must_event(evs, n, MC_EV_ERROR);
     expect_in(mc_event_str(e, "message", ""), "ollama: ", "reset in the headers");
     expect_in(mc_event_str(e, "message", ""), "1 retry", "reset in the headers");
-    assert_int_equal(mock_count(), 2);
+    assert_int_equal(mock_count_since_reset(mock), 2);
     free_events(evs, n);
     run_free(&r);
 }

@@ -197,6 +197,24 @@ static inline size_t mock_requests(const struct mock *m, cJSON **out_array)
     return (size_t)cJSON_GetArraySize(arr);
 }
 
+/* How many requests the server received since the last POST /_mock/reset
+ * (its log is cumulative and records the reset request itself). */
+static inline size_t mock_count_since_reset(const struct mock *m)
+{
+    cJSON *arr = NULL;
+    mock_requests(m, &arr);
+    size_t n = 0;
+    const cJSON *req;
+    cJSON_ArrayForEach(req, arr)
+    {
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(req, "path");
+        bool reset = cJSON_IsString(path) && strcmp(path->valuestring, "/_mock/reset") == 0;
+        n = reset ? 0 : n + 1;
+    }
+    cJSON_Delete(arr);
+    return n;
+}
+
 /* Sends the raw bytes req (len) to the server on a new connection and
  * returns everything it answers until it closes (caller frees; *out_len gets
  * the length). The request should carry "Connection: close". Fails the test

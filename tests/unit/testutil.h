@@ -104,9 +104,10 @@ static inline void tu_rmtree(const char *path)
  * which the caller frees. */
 static inline char *tu_write_file(const char *dir, const char *name, const char *s)
 {
-    char *path = malloc(strlen(dir) + strlen(name) + 2);
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(n);
     assert_non_null(path);
-    sprintf(path, "%s/%s", dir, name); /* checksrc: allow sprintf (sized above) */
+    snprintf(path, n, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(s, f);
